@@ -1,0 +1,40 @@
+//! `funnelpulse`: the umbrella command — generate data, run stages.
+
+mod config;
+mod generate;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "funnelpulse", version, about = "E-commerce funnel analytics on Apache DataFusion Ballista")]
+#[command(after_help = "Settings come from flags, then FUNNELPULSE_* environment variables, then funnelpulse.toml.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write Kaggle-format event CSVs (and truth.json of planted anomalies).
+    Generate(generate::GenerateArgs),
+    /// Run pipeline stages (01, 02, … or all) embedded or on a Ballista cluster.
+    Run(run::RunArgs),
+}
+
+#[tokio::main]
+async fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let outcome = async {
+        config::load_config_file::<Cli>()?;
+        match Cli::parse().command {
+            Command::Generate(args) => generate::run(args),
+            Command::Run(args) => run::run(args).await,
+        }
+    }
+    .await;
+    if let Err(error) = outcome {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

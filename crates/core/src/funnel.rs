@@ -1,0 +1,90 @@
+//! Funnel measures and rates shared by every gold table, plus the grouping
+//! dimensions (hour window, price band, category root).
+
+use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::logical_expr::{Expr, cast, col, lit, when};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::{coalesce, date_trunc, split_part};
+
+use crate::schema::timestamp_type;
+
+fn is_event(kind: &str) -> Expr {
+    col("event_type").eq(lit(kind.to_string()))
+}
+
+/// `views`, `carts`, `purchases` (remove_from_cart is not counted) and
+/// `revenue` (sum of purchase prices, 0.0 when there are none).
+pub fn funnel_measures() -> Vec<Expr> {
+    let count_of = |kind: &str, name: &str| {
+        count(when(is_event(kind), lit(1i64)).end().unwrap()).alias(name)
+    };
+    vec![
+        count_of("view", "views"),
+        count_of("cart", "carts"),
+        count_of("purchase", "purchases"),
+        coalesce(vec![
+            sum(when(is_event("purchase"), col("price")).end().unwrap()),
+            lit(0.0f64),
+        ])
+        .alias("revenue"),
+    ]
+}
+
+/// `numerator / denominator` as a double, null when the denominator is 0.
+fn rate(numerator: &str, denominator: &str) -> Expr {
+    when(
+        col(denominator).gt(lit(0i64)),
+        cast(col(numerator), DataType::Float64) / cast(col(denominator), DataType::Float64),
+    )
+    .end()
+    .unwrap()
+}
+
+/// Rates computed over the measures, in table order.
+pub fn funnel_rates() -> Vec<Expr> {
+    vec![
+        rate("carts", "views").alias("view_to_cart_rate"),
+        rate("purchases", "carts").alias("cart_to_purchase_rate"),
+        rate("purchases", "views").alias("conversion_rate"),
+    ]
+}
+
+/// Measure and rate column names in table order.
+pub const MEASURE_COLUMNS: [&str; 7] = [
+    "views",
+    "carts",
+    "purchases",
+    "revenue",
+    "view_to_cart_rate",
+    "cart_to_purchase_rate",
+    "conversion_rate",
+];
+
+/// Start of the epoch-aligned 1-hour tumbling window holding `event_time`.
+pub fn hour_window_start() -> Expr {
+    cast(date_trunc(lit("hour"), col("event_time")), timestamp_type())
+}
+
+/// `window_end = window_start + 1 hour` over an existing `window_start` column.
+pub fn hour_window_end() -> Expr {
+    // Add 3,600,000,000 µs on the integer representation: exact and cheap.
+    cast(
+        cast(col("window_start"), DataType::Int64) + lit(3_600_000_000i64),
+        timestamp_type(),
+    )
+}
+
+/// `<10`, `10-30`, `30-60`, `60_plus` (lower bounds inclusive).
+pub fn price_band() -> Expr {
+    let price = || col("price");
+    when(price().lt(lit(10.0)), lit("<10"))
+        .when(price().lt(lit(30.0)), lit("10-30"))
+        .when(price().lt(lit(60.0)), lit("30-60"))
+        .otherwise(lit("60_plus"))
+        .unwrap()
+}
+
+/// The part of `category_code_norm` before the first `.`; null stays null.
+pub fn category_root() -> Expr {
+    split_part(col("category_code_norm"), lit("."), lit(1i64))
+}

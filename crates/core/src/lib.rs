@@ -1,0 +1,14 @@
+//! Shared vocabulary of FunnelPulse: table names and schemas, the raw-event
+//! parsing rules, and the silver/gold rules as DataFusion expressions.
+//!
+//! Everything here is engine-agnostic: it builds `Expr`s and `Schema`s, it
+//! never runs a query. Job crates compose these into logical plans.
+
+pub mod event_time;
+pub mod funnel;
+pub mod plans;
+pub mod schema;
+pub mod silver;
+pub mod tables;
+
+pub use tables::TableSpec;

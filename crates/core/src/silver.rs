@@ -1,0 +1,37 @@
+//! Silver rules: which bronze rows are kept, the normalised columns, and the
+//! de-duplication key.
+
+use datafusion::logical_expr::{Expr, col, lit};
+use datafusion::prelude::{lower, regexp_replace};
+
+/// `price IS NOT NULL AND price > 0 AND event_time IS NOT NULL AND event_type IS NOT NULL`.
+pub fn silver_filter() -> Expr {
+    col("price")
+        .is_not_null()
+        .and(col("price").gt(lit(0.0)))
+        .and(col("event_time").is_not_null())
+        .and(col("event_type").is_not_null())
+}
+
+/// Columns silver adds to bronze, in table order, each with its name.
+pub fn silver_derived_columns() -> Vec<Expr> {
+    vec![
+        lower(col("brand")).alias("brand_norm"),
+        category_code_norm(col("category_code")).alias("category_code_norm"),
+        col("user_session").is_null().alias("dq_missing_session"),
+        col("brand").is_null().alias("dq_missing_brand"),
+        col("category_code").is_null().alias("dq_missing_category"),
+    ]
+}
+
+/// `regexp_replace(lower(code), '[^a-z0-9.]', '_')`, replacing every match like Spark does.
+pub fn category_code_norm(code: Expr) -> Expr {
+    regexp_replace(lower(code), lit("[^a-z0-9.]"), lit("_"), Some(lit("g")))
+}
+
+/// The de-duplication key; nulls in the key compare equal (GROUP BY semantics).
+pub const DEDUP_KEY: [&str; 5] = ["event_time", "user_id", "user_session", "product_id", "event_type"];
+
+/// Columns that may differ inside a duplicate group: the kept row is the one
+/// that appears first in the input (lowest file name, then lowest line number).
+pub const DEDUP_CARRIED: [&str; 4] = ["category_id", "category_code", "brand", "price"];

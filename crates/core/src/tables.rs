@@ -1,0 +1,33 @@
+//! The lake's tables: names (as in the reference semantics) and partition columns.
+
+use datafusion::arrow::datatypes::DataType;
+
+/// A table of the lake: `<lake>/tables/<name>/<partition_col>=<value>/*.parquet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSpec {
+    pub name: &'static str,
+    /// Hive partition column; always a date (`YYYY-MM-DD`).
+    pub partition_col: &'static str,
+}
+
+impl TableSpec {
+    /// The partition column's real type; it is written as text and cast back on read.
+    pub fn partition_type(&self) -> DataType {
+        DataType::Date32
+    }
+}
+
+pub const BRONZE_EVENTS: TableSpec = TableSpec { name: "bronze_events", partition_col: "event_date" };
+/// Raw rows that had a problem (file, line, reason, raw text), by event date when it could be read.
+pub const BRONZE_REJECTS: TableSpec = TableSpec { name: "bronze_rejects", partition_col: "event_date" };
+pub const SILVER_EVENTS: TableSpec = TableSpec { name: "silver_events", partition_col: "event_date" };
+pub const GOLD_FUNNEL_HOURLY_BRAND: TableSpec =
+    TableSpec { name: "gold_funnel_hourly_brand", partition_col: "window_date" };
+pub const GOLD_FUNNEL_DAILY_BRAND: TableSpec = TableSpec { name: "gold_funnel_daily_brand", partition_col: "date" };
+pub const GOLD_FUNNEL_DAILY_CATEGORY: TableSpec =
+    TableSpec { name: "gold_funnel_daily_category", partition_col: "date" };
+pub const GOLD_FUNNEL_HOURLY_PRICE_BAND: TableSpec =
+    TableSpec { name: "gold_funnel_hourly_price_band", partition_col: "window_date" };
+
+/// Hive's name for a null partition value; DuckDB, Spark and our reader map it back to null.
+pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";

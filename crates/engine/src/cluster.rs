@@ -1,0 +1,49 @@
+//! The pieces every Ballista process of FunnelPulse shares: the session
+//! config with our codecs, and a runtime whose object-store registry serves
+//! local paths and `gs://`.
+
+use std::sync::Arc;
+
+use ballista::prelude::SessionConfigExt;
+use datafusion::error::Result;
+use datafusion::execution::SessionState;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::prelude::SessionConfig;
+use funnelpulse_lake::LakeStores;
+use funnelpulse_rawcsv::codec::{FunnelPulseLogicalCodec, FunnelPulsePhysicalCodec};
+
+/// Ballista session config with the FunnelPulse codecs registered.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new_with_ballista()
+        .with_ballista_logical_extension_codec(Arc::new(FunnelPulseLogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(FunnelPulsePhysicalCodec::default()))
+}
+
+/// Runtime whose object stores resolve `file://` and `gs://` URLs.
+pub fn runtime_env(_config: &SessionConfig) -> Result<Arc<RuntimeEnv>> {
+    Ok(Arc::new(RuntimeEnvBuilder::new().with_object_store_registry(LakeStores::new()).build()?))
+}
+
+/// Session state built from a config (used by the scheduler for each job).
+pub fn session_state(config: SessionConfig) -> Result<SessionState> {
+    let runtime = runtime_env(&config)?;
+    // As Ballista's default session builder, with our runtime.
+    Ok(SessionStateBuilder::new()
+        .with_default_features()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
+        .with_scalar_functions(ballista_core::extension::ballista_scalar_functions())
+        .with_aggregate_functions(ballista_core::extension::ballista_aggregate_functions())
+        .with_window_functions(ballista_core::extension::ballista_window_functions())
+        .build())
+}
+
+pub fn logical_codec() -> Arc<FunnelPulseLogicalCodec> {
+    Arc::new(FunnelPulseLogicalCodec::default())
+}
+
+pub fn physical_codec() -> Arc<FunnelPulsePhysicalCodec> {
+    Arc::new(FunnelPulsePhysicalCodec::default())
+}

@@ -1,0 +1,75 @@
+//! The client side: one `Engine` per command, embedded or remote.
+
+use std::fmt;
+
+use anyhow::Context;
+use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use datafusion::prelude::SessionContext;
+
+use crate::cluster;
+
+/// Where plans run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineMode {
+    /// Ballista standalone: scheduler and executor inside this process.
+    Embedded { parallelism: usize },
+    /// A remote scheduler, `df://host:port`.
+    Remote { scheduler: String },
+}
+
+impl fmt::Display for EngineMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineMode::Embedded { parallelism } => write!(f, "embedded Ballista ({parallelism} task slots)"),
+            EngineMode::Remote { scheduler } => write!(f, "Ballista scheduler {scheduler}"),
+        }
+    }
+}
+
+impl EngineMode {
+    /// `--scheduler` given → remote; otherwise embedded with one slot per core.
+    pub fn from_scheduler(scheduler: Option<&str>) -> anyhow::Result<Self> {
+        match scheduler {
+            Some(url) => {
+                let parsed = url::Url::parse(url)
+                    .with_context(|| format!("scheduler: {url:?} is not a URL like df://HOST:50050"))?;
+                anyhow::ensure!(
+                    parsed.scheme() == "df" && parsed.host_str().is_some(),
+                    "scheduler: {url:?} must look like df://HOST:PORT"
+                );
+                Ok(Self::Remote { scheduler: url.to_string() })
+            }
+            None => Ok(Self::Embedded {
+                parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+            }),
+        }
+    }
+}
+
+/// A connected Ballista session.
+pub struct Engine {
+    pub ctx: SessionContext,
+    pub mode: EngineMode,
+}
+
+impl Engine {
+    pub async fn connect(mode: EngineMode) -> anyhow::Result<Self> {
+        let partitions = match &mode {
+            EngineMode::Embedded { parallelism } => *parallelism,
+            EngineMode::Remote { .. } => 8,
+        };
+        let config = cluster::session_config()
+            .with_target_partitions(partitions)
+            .with_ballista_standalone_parallelism(partitions);
+        let state = cluster::session_state(config)?;
+        let ctx = match &mode {
+            EngineMode::Embedded { .. } => SessionContext::standalone_with_state(state)
+                .await
+                .context("starting the embedded Ballista scheduler and executor")?,
+            EngineMode::Remote { scheduler } => SessionContext::remote_with_state(scheduler, state)
+                .await
+                .with_context(|| format!("connecting to the Ballista scheduler at {scheduler}"))?,
+        };
+        Ok(Self { ctx, mode })
+    }
+}

@@ -1,0 +1,92 @@
+//! A stage's run against the lake: write tables to staging, check them,
+//! commit them together, or throw them away.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use datafusion::arrow::array::{Array, Int64Array};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::{Expr, cast};
+use datafusion::prelude::{DataFrame, SessionContext};
+use funnelpulse_core::TableSpec;
+use funnelpulse_lake::{CommitSummary, Lake, new_run_id};
+
+use crate::tables::{read_table, write_partitioned};
+
+pub struct StagedRun {
+    lake: Lake,
+    pub run_id: String,
+    written: Vec<TableSpec>,
+}
+
+impl StagedRun {
+    /// Completes any interrupted commit, then starts a new run.
+    pub async fn begin(lake: &Lake) -> anyhow::Result<Self> {
+        for run in lake.recover().await? {
+            eprintln!("note: completed the interrupted commit of run {run}");
+        }
+        Ok(Self { lake: lake.clone(), run_id: new_run_id(), written: Vec::new() })
+    }
+
+    /// Writes `df` as the new version of `table` (staged, not yet visible).
+    pub async fn write(&mut self, df: DataFrame, table: TableSpec) -> anyhow::Result<std::time::Duration> {
+        let started = Instant::now();
+        let url = self.lake.staging_url(&self.run_id, &table);
+        let file_schema = write_partitioned(df, &table, &url)
+            .await
+            .with_context(|| format!("writing {}", table.name))?;
+        if !self.has_files(table).await? {
+            self.lake.stage_empty_table(&self.run_id, &table, file_schema).await?;
+        }
+        self.written.push(table);
+        Ok(started.elapsed())
+    }
+
+    /// Reads the staged version of a table written by this run.
+    pub async fn read(&self, ctx: &SessionContext, table: TableSpec) -> anyhow::Result<DataFrame> {
+        read_table(ctx, &table, &self.lake.staging_url(&self.run_id, &table)).await
+    }
+
+    /// Whether this run staged any file for `table` (an empty result stages none).
+    pub async fn has_files(&self, table: TableSpec) -> anyhow::Result<bool> {
+        use futures::TryStreamExt;
+        let prefix = self.lake.path_of(&Lake::staging_rel(&self.run_id, &table));
+        Ok(self.lake.store().list(Some(&prefix)).try_next().await?.is_some())
+    }
+
+    /// Makes every written table the current version, all or nothing.
+    pub async fn commit(self) -> anyhow::Result<CommitSummary> {
+        self.lake.commit(&self.run_id, &self.written).await
+    }
+
+    /// Deletes the staged files after a failure; the current tables stay as they were.
+    pub async fn abandon(self) {
+        if let Err(e) = self.lake.discard_staging(&self.run_id).await {
+            eprintln!("warning: could not remove staged files of run {}: {e:#}", self.run_id);
+        }
+    }
+}
+
+/// Runs a one-row aggregate and returns its columns as i64 (null → 0).
+pub async fn one_row_i64(df: DataFrame, exprs: Vec<Expr>) -> anyhow::Result<Vec<i64>> {
+    let n = exprs.len();
+    let named: Vec<Expr> = exprs.into_iter().enumerate().map(|(i, e)| e.alias(format!("c{i}"))).collect();
+    let casted: Vec<Expr> = (0..n).map(|i| cast(datafusion::prelude::col(format!("c{i}")), DataType::Int64)).collect();
+    let batches = df.aggregate(vec![], named)?.select(casted)?.collect().await?;
+    let mut values = vec![0i64; n];
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        for (i, v) in values.iter_mut().enumerate() {
+            let array = batch.column(i).as_any().downcast_ref::<Int64Array>().context("expected an i64 column")?;
+            if array.is_valid(0) {
+                *v = array.value(0);
+            }
+        }
+    }
+    Ok(values)
+}
+
+/// Fails the stage when a reconciliation invariant does not hold.
+pub fn check(name: &str, holds: bool, detail: impl FnOnce() -> String) -> anyhow::Result<()> {
+    anyhow::ensure!(holds, "invariant failed: {name} ({}); no table was replaced", detail());
+    Ok(())
+}

@@ -1,0 +1,69 @@
+//! Reading and writing lake tables as Parquet through Ballista.
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::logical_expr::{Expr, cast, col, lit, when};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use funnelpulse_core::TableSpec;
+use funnelpulse_core::tables::NULL_PARTITION;
+
+/// The partition value as text (`YYYY-MM-DD`, or Hive's null marker).
+///
+/// DataFusion's writer would write a null date as `1970-01-01`, so the
+/// column is rendered as text first.
+pub fn partition_text(date: Expr) -> Expr {
+    datafusion::prelude::coalesce(vec![cast(date, DataType::Utf8), lit(NULL_PARTITION)])
+}
+
+/// Writes `df` (whose last column is the table's partition column, a date)
+/// as hive-partitioned Parquet under `url`. Returns the schema of the files
+/// (without the partition column), which a commit needs for empty tables.
+pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> anyhow::Result<SchemaRef> {
+    let pcol = table.partition_col;
+    let columns: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| if f.name() == pcol { partition_text(col(pcol)).alias(pcol) } else { col(f.name()) })
+        .collect();
+    let df = df.select(columns)?;
+    let file_schema = {
+        let arrow = df.schema().as_arrow();
+        let keep: Vec<usize> = (0..arrow.fields().len()).filter(|&i| arrow.field(i).name() != pcol).collect();
+        std::sync::Arc::new(arrow.project(&keep)?)
+    };
+    df.write_parquet(url, DataFrameWriteOptions::new().with_partition_by(vec![pcol.to_string()]), None)
+        .await?;
+    Ok(file_schema)
+}
+
+/// Reads a table folder back, with the partition column as a date (nulls restored).
+///
+/// The column is declared `Utf8` and cast: read as a dictionary it breaks
+/// ORDER BY and DISTINCT ON across executors.
+pub async fn read_table(ctx: &SessionContext, table: &TableSpec, url: &str) -> anyhow::Result<DataFrame> {
+    let pcol = table.partition_col;
+    let options = ParquetReadOptions::default().table_partition_cols(vec![(pcol.to_string(), DataType::Utf8)]);
+    let df = ctx.read_parquet(url, options).await?;
+    let columns: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == pcol {
+                when(col(pcol).eq(lit(NULL_PARTITION)), lit(datafusion::scalar::ScalarValue::Date32(None)))
+                    .otherwise(cast(col(pcol), table.partition_type()))
+                    .unwrap()
+                    .alias(pcol)
+            } else {
+                col(f.name())
+            }
+        })
+        .collect();
+    Ok(df.select(columns)?)
+}
+
+/// Number of rows of a plan, counted by the engine.
+pub async fn count_rows(df: DataFrame) -> anyhow::Result<u64> {
+    Ok(df.count().await? as u64)
+}

@@ -1,0 +1,130 @@
+//! Synthetic Kaggle-format event files with the shape of the real
+//! "eCommerce Events History in Cosmetics Shop" data, and planted conversion
+//! anomalies with their ground truth (`truth.json`).
+//!
+//! Deterministic per seed: each day is generated from its own RNG stream
+//! (`seed`, day), so days can be made in parallel and the output never
+//! depends on the number of threads.
+
+mod catalog;
+mod day;
+mod truth;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::{Datelike, NaiveDate};
+
+pub use catalog::Catalog;
+pub use truth::{PlantedAnomaly, Truth};
+
+/// Rows of the real Oct+Nov 2019 data.
+pub const REAL_ROWS: u64 = 8_738_120;
+
+#[derive(Debug, Clone)]
+pub struct GeneratorConfig {
+    pub out: PathBuf,
+    pub rows: u64,
+    pub seed: u64,
+    pub start: NaiveDate,
+    pub days: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct GenerateReport {
+    pub files: Vec<PathBuf>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub anomalies: usize,
+    pub elapsed: Duration,
+}
+
+/// Kaggle's file name for a month: `2019-Oct.csv`.
+pub fn month_file_name(date: NaiveDate) -> String {
+    format!("{}.csv", date.format("%Y-%b"))
+}
+
+pub const HEADER: &str = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n";
+
+pub fn generate(config: &GeneratorConfig) -> anyhow::Result<GenerateReport> {
+    anyhow::ensure!(config.days > 0, "--days must be at least 1");
+    let started = Instant::now();
+    std::fs::create_dir_all(&config.out).with_context(|| format!("creating {}", config.out.display()))?;
+    let catalog = Catalog::new(config.seed);
+    let days: Vec<NaiveDate> = (0..config.days).map(|i| config.start + chrono::Days::new(i as u64)).collect();
+    let quotas = day::daily_quotas(config.rows, &days);
+    let anomalies = truth::plan_anomalies(config.seed, &catalog, &days, config.rows);
+
+    // Days are generated in parallel, in chunks, and written in order.
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(1);
+    let mut writer = MonthWriter::new(&config.out);
+    let mut rows = 0;
+    for chunk in days.iter().zip(&quotas).collect::<Vec<_>>().chunks(threads * 2) {
+        let buffers: Vec<(NaiveDate, Vec<u8>, u64)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|&(&date, &quota)| {
+                    let (catalog, anomalies) = (&catalog, &anomalies);
+                    scope.spawn(move || {
+                        let (text, n) = day::generate_day(config.seed, date, quota, catalog, anomalies);
+                        (date, text, n)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("generator thread")).collect()
+        });
+        for (date, text, n) in buffers {
+            writer.write(date, &text)?;
+            rows += n;
+        }
+    }
+    let (files, bytes) = writer.finish()?;
+    let truth = Truth { seed: config.seed, rows, start: config.start, days: config.days, anomalies };
+    std::fs::write(config.out.join("truth.json"), serde_json::to_vec_pretty(&truth)?)?;
+    Ok(GenerateReport { files, rows, bytes, anomalies: truth.anomalies.len(), elapsed: started.elapsed() })
+}
+
+/// Appends day buffers to the right monthly file, each starting with the header.
+struct MonthWriter {
+    dir: PathBuf,
+    current: Option<(u32, PathBuf, std::io::BufWriter<std::fs::File>)>,
+    files: Vec<PathBuf>,
+    bytes: u64,
+}
+
+impl MonthWriter {
+    fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf(), current: None, files: Vec::new(), bytes: 0 }
+    }
+
+    fn write(&mut self, date: NaiveDate, text: &[u8]) -> anyhow::Result<()> {
+        let month = date.year() as u32 * 12 + date.month();
+        if self.current.as_ref().map(|c| c.0) != Some(month) {
+            self.close()?;
+            let path = self.dir.join(month_file_name(date));
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?);
+            file.write_all(HEADER.as_bytes())?;
+            self.bytes += HEADER.len() as u64;
+            self.current = Some((month, path, file));
+        }
+        let (_, _, file) = self.current.as_mut().expect("opened above");
+        file.write_all(text)?;
+        self.bytes += text.len() as u64;
+        Ok(())
+    }
+
+    fn close(&mut self) -> anyhow::Result<()> {
+        if let Some((_, path, mut file)) = self.current.take() {
+            file.flush()?;
+            self.files.push(path);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<(Vec<PathBuf>, u64)> {
+        self.close()?;
+        Ok((self.files, self.bytes))
+    }
+}

@@ -1,0 +1,97 @@
+//! Lake locations: from user input to URLs, object-store paths and table folders.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use funnelpulse_core::TableSpec;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use url::Url;
+
+/// A local path (made absolute) or a `gs://` URL, as a folder URL ending in `/`.
+pub fn to_url(location: &str) -> anyhow::Result<Url> {
+    let mut url = if location.contains("://") {
+        Url::parse(location).with_context(|| format!("not a valid URL: {location}"))?
+    } else {
+        let path = std::path::absolute(location).with_context(|| format!("bad path {location}"))?;
+        Url::from_directory_path(&path).map_err(|_| anyhow::anyhow!("bad path {}", path.display()))?
+    };
+    if !matches!(url.scheme(), "file" | "gs") {
+        bail!("unsupported location {location}: use a local path or gs://bucket/prefix");
+    }
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    Ok(url)
+}
+
+/// A run id sorts by time: `20261125T101500Z-1a2b3c4d`.
+pub fn new_run_id() -> String {
+    let now = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let random = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    format!("{now}-{random}")
+}
+
+#[derive(Debug, Clone)]
+pub struct Lake {
+    pub(crate) base: Url,
+    pub(crate) store: Arc<dyn ObjectStore>,
+}
+
+impl Lake {
+    pub fn open(location: &str, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Self> {
+        let base = to_url(location)?;
+        if base.scheme() == "file" {
+            let dir = base.to_file_path().map_err(|_| anyhow::anyhow!("bad lake path {base}"))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create lake folder {}", dir.display()))?;
+        }
+        let store = stores.get_store(&base)?;
+        Ok(Self { base, store })
+    }
+
+    pub fn url(&self) -> &Url {
+        &self.base
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// URL of `rel` below the lake root (folders end in `/`).
+    pub fn url_of(&self, rel: &str) -> String {
+        format!("{}{rel}", self.base)
+    }
+
+    /// Object-store path of `rel` below the lake root.
+    pub fn path_of(&self, rel: &str) -> Path {
+        let full = format!("{}{rel}", self.base.path());
+        Path::from_url_path(&full).expect("lake paths are valid")
+    }
+
+    pub fn table_rel(table: &TableSpec) -> String {
+        format!("tables/{}/", table.name)
+    }
+
+    pub fn staging_rel(run_id: &str, table: &TableSpec) -> String {
+        format!("_staging/{run_id}/{}/", table.name)
+    }
+
+    /// Folder URL of a table's current version.
+    pub fn table_url(&self, table: &TableSpec) -> String {
+        self.url_of(&Self::table_rel(table))
+    }
+
+    /// Folder URL where `run_id` writes its new version of `table`.
+    pub fn staging_url(&self, run_id: &str, table: &TableSpec) -> String {
+        self.url_of(&Self::staging_rel(run_id, table))
+    }
+
+    /// Relative path (below the lake root) of an object-store path.
+    pub(crate) fn rel_of(&self, path: &Path) -> String {
+        let root = Path::from_url_path(self.base.path()).expect("lake root is valid");
+        let root = root.as_ref();
+        let full = path.as_ref();
+        full.strip_prefix(root).map(|r| r.trim_start_matches('/')).unwrap_or(full).to_string()
+    }
+}

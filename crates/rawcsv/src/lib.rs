@@ -1,0 +1,21 @@
+//! The raw-events source: Kaggle-format CSV files read line by line, each row
+//! typed by the rules in [`parse`] and tagged with its file, line number and
+//! problems.
+//!
+//! DataFusion's own CSV reader cannot report line numbers or keep rows it
+//! cannot decode, so FunnelPulse ships this source as a custom
+//! [`TableProvider`](datafusion::catalog::TableProvider) and
+//! [`ExecutionPlan`](datafusion::physical_plan::ExecutionPlan). Ballista ships
+//! plans between processes, so [`codec`] teaches client, scheduler and
+//! executor to serialise both.
+
+pub mod codec;
+pub mod discover;
+pub mod exec;
+pub mod parse;
+mod rows;
+pub mod table;
+
+pub use discover::{RawFile, count_data_lines, list_raw_files};
+pub use exec::RawCsvExec;
+pub use table::{RawEventsTable, ScanMode};

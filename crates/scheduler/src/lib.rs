@@ -1,0 +1,53 @@
+//! `funnelpulse-scheduler`: Ballista's scheduler with FunnelPulse's session
+//! (object stores for local paths and gs://, the raw-CSV codecs).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use ballista_scheduler::cluster::BallistaCluster;
+use ballista_scheduler::config::SchedulerConfig;
+use ballista_scheduler::scheduler_process::start_server;
+use funnelpulse_engine::cluster;
+
+#[derive(clap::Parser, Debug, Clone)]
+#[command(about = "Ballista scheduler for FunnelPulse")]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "FUNNELPULSE_SCHEDULER_BIND_HOST", default_value = "0.0.0.0")]
+    pub bind_host: String,
+    /// gRPC (and REST) port.
+    #[arg(long, env = "FUNNELPULSE_SCHEDULER_PORT", default_value_t = 50050)]
+    pub port: u16,
+    /// Host name executors and clients use to reach this scheduler.
+    #[arg(long, env = "FUNNELPULSE_SCHEDULER_EXTERNAL_HOST", default_value = "localhost")]
+    pub external_host: String,
+    /// Seconds without a heartbeat before an executor is considered lost.
+    #[arg(long, default_value_t = 180)]
+    pub executor_timeout_seconds: u64,
+    /// Route query results through the scheduler's port (for clients behind a tunnel).
+    #[arg(long)]
+    pub enable_embedded_flight_proxy: bool,
+}
+
+/// Runs the process until it is stopped.
+pub async fn serve(args: Args) -> anyhow::Result<()> {
+    let config = SchedulerConfig {
+        bind_host: args.bind_host.clone(),
+        bind_port: args.port,
+        external_host: args.external_host,
+        executor_timeout_seconds: args.executor_timeout_seconds,
+        enable_embedded_flight_proxy: args.enable_embedded_flight_proxy,
+        override_config_producer: Some(Arc::new(cluster::session_config)),
+        override_session_builder: Some(Arc::new(cluster::session_state)),
+        override_logical_codec: Some(cluster::logical_codec()),
+        override_physical_codec: Some(cluster::physical_codec()),
+        ..Default::default()
+    };
+    let address: SocketAddr = format!("{}:{}", args.bind_host, args.port)
+        .parse()
+        .with_context(|| format!("bad listen address {}:{}", args.bind_host, args.port))?;
+    let cluster = BallistaCluster::new_from_config(&config).await?;
+    start_server(cluster, address, Arc::new(config)).await?;
+    Ok(())
+}

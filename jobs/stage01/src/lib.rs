@@ -1,0 +1,151 @@
+//! Stage 01: raw CSV → `bronze_events` (+ `bronze_rejects`) → `silver_events`
+//! → `gold_funnel_hourly_brand`, committed together.
+
+mod report;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::logical_expr::{col, lit, when};
+use funnelpulse_core::plans::{self, BadRows};
+use funnelpulse_core::tables::{BRONZE_EVENTS, BRONZE_REJECTS, GOLD_FUNNEL_HOURLY_BRAND, SILVER_EVENTS};
+use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
+use funnelpulse_lake::Lake;
+use funnelpulse_rawcsv::{RawEventsTable, RawFile, ScanMode, count_data_lines, list_raw_files};
+
+pub use report::Stage01Report;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Stage01Args {
+    /// Raw Kaggle CSVs: a folder (all *.csv in it) or one file, local or gs://.
+    #[arg(long, env = "FUNNELPULSE_RAW")]
+    pub raw: Option<String>,
+    /// Rows with a problem: keep (in bronze, as Spark did, and in bronze_rejects),
+    /// quarantine (only in bronze_rejects) or fail (stop at the first).
+    #[arg(long, value_enum, env = "FUNNELPULSE_BAD_ROWS", default_value_t = BadRows::Keep)]
+    pub bad_rows: BadRows,
+}
+
+/// Runs stage 01 and commits its four tables, or leaves the lake as it was.
+pub async fn run(engine: &Engine, lake: &Lake, raw: &str, bad_rows: BadRows) -> anyhow::Result<Stage01Report> {
+    let progress = StageProgress::start("01");
+    progress.step("listing raw files");
+    let files = find_raw_files(engine, raw).await?;
+    progress.step(format!("counting lines of {} raw files", files.len()));
+    let mut report = Stage01Report { raw_files: files.len(), bad_rows, ..Default::default() };
+    for file in &files {
+        let store = engine.ctx.runtime_env().object_store(file.store_url()?)?;
+        let counts = count_data_lines(store.as_ref(), file).await.with_context(|| format!("reading {}", file.url))?;
+        report.data_lines += counts.data_lines;
+        report.blank_lines += counts.blank_lines;
+    }
+
+    let mut staged = StagedRun::begin(lake).await?;
+    let result = build_tables(engine, &mut staged, files, bad_rows, &mut report, &progress).await;
+    match result {
+        Ok(()) => {
+            progress.step("committing");
+            staged.commit().await?;
+            report.elapsed = progress.elapsed();
+            progress.finish();
+            Ok(report)
+        }
+        Err(e) => {
+            staged.abandon().await;
+            Err(e)
+        }
+    }
+}
+
+async fn find_raw_files(engine: &Engine, raw: &str) -> anyhow::Result<Vec<RawFile>> {
+    let url = funnelpulse_lake::to_url(raw)?;
+    // A single file was given: `to_url` made it look like a folder.
+    let url = if raw.ends_with(".csv") { url::Url::parse(url.as_str().trim_end_matches('/'))? } else { url };
+    let store = engine.ctx.runtime_env().object_store_registry.get_store(&url)?;
+    let files = list_raw_files(store.as_ref(), &url).await.with_context(|| format!("listing raw files in {raw}"))?;
+    anyhow::ensure!(!files.is_empty(), "no *.csv files in {raw}");
+    Ok(files)
+}
+
+async fn build_tables(
+    engine: &Engine,
+    staged: &mut StagedRun,
+    files: Vec<RawFile>,
+    bad_rows: BadRows,
+    report: &mut Stage01Report,
+    progress: &StageProgress,
+) -> anyhow::Result<()> {
+    let ctx = &engine.ctx;
+
+    progress.step("finding rows with problems → bronze_rejects");
+    let problems = ctx.read_table(Arc::new(RawEventsTable::new(files.clone(), ScanMode::ProblemsOnly)))?;
+    report.timings.push(("bronze_rejects", staged.write(plans::rejects(problems)?, BRONZE_REJECTS).await?));
+    let rejects = staged.read(ctx, BRONZE_REJECTS).await?;
+    report.problem_rows = one_row_i64(rejects.clone(), vec![count(lit(1))]).await?[0] as u64;
+    if bad_rows == BadRows::Fail && report.problem_rows > 0 {
+        return Err(first_problem(rejects).await?);
+    }
+    progress.line(format!("{} rows with problems", report.problem_rows));
+
+    progress.step("parsing raw CSV → bronze_events");
+    let raw = ctx.read_table(Arc::new(RawEventsTable::new(files, ScanMode::AllRows)))?;
+    report.timings.push(("bronze_events", staged.write(plans::bronze(raw, bad_rows)?, BRONZE_EVENTS).await?));
+    let bronze = staged.read(ctx, BRONZE_EVENTS).await?;
+    report.bronze_rows = one_row_i64(bronze.clone(), vec![count(lit(1))]).await?[0] as u64;
+    let quarantined = if bad_rows == BadRows::Quarantine { report.problem_rows } else { 0 };
+    check("raw data lines = bronze rows + quarantined rows", report.data_lines == report.bronze_rows + quarantined, || {
+        format!("{} lines, {} bronze rows, {quarantined} quarantined", report.data_lines, report.bronze_rows)
+    })?;
+    progress.line(format!("bronze_events: {} rows", report.bronze_rows));
+
+    progress.step("filtering, de-duplicating → silver_events");
+    report.timings.push(("silver_events", staged.write(plans::silver(bronze.clone())?, SILVER_EVENTS).await?));
+    let silver = staged.read(ctx, SILVER_EVENTS).await?;
+    let is = |kind: &str| count(when(col("event_type").eq(lit(kind.to_string())), lit(1)).end().unwrap());
+    let silver_counts = one_row_i64(silver.clone(), vec![count(lit(1)), is("view"), is("cart"), is("purchase")]).await?;
+    report.silver_rows = silver_counts[0] as u64;
+    let eligible = one_row_i64(bronze.filter(funnelpulse_core::silver::silver_filter())?, vec![count(lit(1))]).await?[0];
+    report.duplicates_removed = (eligible - silver_counts[0]) as u64;
+    check("silver rows ≤ bronze rows", report.silver_rows <= report.bronze_rows, || {
+        format!("{} silver, {} bronze", report.silver_rows, report.bronze_rows)
+    })?;
+    check("silver rows ≤ bronze rows passing the filter", eligible >= silver_counts[0], || {
+        format!("{} silver, {eligible} eligible", silver_counts[0])
+    })?;
+    progress.line(format!("silver_events: {} rows ({} duplicates removed)", report.silver_rows, report.duplicates_removed));
+
+    progress.step("aggregating → gold_funnel_hourly_brand");
+    report.timings.push((
+        "gold_funnel_hourly_brand",
+        staged.write(plans::gold_hourly_brand(silver)?, GOLD_FUNNEL_HOURLY_BRAND).await?,
+    ));
+    let gold = staged.read(ctx, GOLD_FUNNEL_HOURLY_BRAND).await?;
+    let gold_sums = one_row_i64(gold, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))]).await?;
+    report.gold_rows = gold_sums[0] as u64;
+    check("gold views/carts/purchases = silver events of each type", gold_sums[1..] == silver_counts[1..], || {
+        format!("gold {:?}, silver {:?}", &gold_sums[1..], &silver_counts[1..])
+    })?;
+    progress.line(format!("gold_funnel_hourly_brand: {} rows", report.gold_rows));
+    Ok(())
+}
+
+/// The error for `--bad-rows fail`: the first problem by file and line.
+async fn first_problem(rejects: datafusion::prelude::DataFrame) -> anyhow::Result<anyhow::Error> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Int64Type;
+    let first = rejects
+        .sort(vec![col("source_file").sort(true, false), col("source_line").sort(true, false)])?
+        .limit(0, Some(1))?
+        .collect()
+        .await?;
+    let batch = first.iter().find(|b| b.num_rows() > 0).context("rejects disappeared")?;
+    let text = |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>().value(0).to_string()).unwrap_or_default();
+    let line = batch.column_by_name("source_line").map(|c| c.as_primitive::<Int64Type>().value(0)).unwrap_or(0);
+    let _ = batch.column(0).len();
+    Ok(anyhow::anyhow!(
+        "bad row in {} line {line}: {} (--bad-rows fail); no table was replaced",
+        text("source_file"),
+        text("reason")
+    ))
+}

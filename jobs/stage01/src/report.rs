@@ -1,0 +1,40 @@
+//! What stage 01 did, with its reconciliation.
+
+use std::fmt;
+use std::time::Duration;
+
+use funnelpulse_core::plans::BadRows;
+
+#[derive(Debug, Default, Clone)]
+pub struct Stage01Report {
+    pub raw_files: usize,
+    pub data_lines: u64,
+    pub blank_lines: u64,
+    pub problem_rows: u64,
+    pub bad_rows: BadRows,
+    pub bronze_rows: u64,
+    pub silver_rows: u64,
+    pub duplicates_removed: u64,
+    pub gold_rows: u64,
+    pub timings: Vec<(&'static str, Duration)>,
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Stage01Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(f, "stage 01 done in {:.1}s ({:.0} raw rows/s)", secs, self.data_lines as f64 / secs)?;
+        writeln!(f, "  reconciliation ({} raw files, --bad-rows {:?}):", self.raw_files, self.bad_rows)?;
+        writeln!(f, "    raw data lines        {:>12}", self.data_lines)?;
+        writeln!(f, "    blank lines skipped   {:>12}", self.blank_lines)?;
+        writeln!(f, "    rows with problems    {:>12}  (bronze_rejects)", self.problem_rows)?;
+        writeln!(f, "    bronze_events         {:>12}", self.bronze_rows)?;
+        writeln!(f, "    silver_events         {:>12}  ({} duplicates removed)", self.silver_rows, self.duplicates_removed)?;
+        writeln!(f, "    gold_funnel_hourly_brand {:>9}", self.gold_rows)?;
+        write!(f, "  time per table:")?;
+        for (table, took) in &self.timings {
+            write!(f, " {table} {:.1}s;", took.as_secs_f64())?;
+        }
+        Ok(())
+    }
+}

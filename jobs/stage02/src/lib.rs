@@ -1,0 +1,88 @@
+//! Stage 02: from `silver_events`, the daily brand, daily category and hourly
+//! price-band funnels, committed together.
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::Context;
+use datafusion::functions_aggregate::expr_fn::{count, sum};
+use datafusion::logical_expr::{col, lit, when};
+use funnelpulse_core::TableSpec;
+use funnelpulse_core::plans;
+use funnelpulse_core::tables::{GOLD_FUNNEL_DAILY_BRAND, GOLD_FUNNEL_DAILY_CATEGORY, GOLD_FUNNEL_HOURLY_PRICE_BAND, SILVER_EVENTS};
+use funnelpulse_engine::tables::read_table;
+use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
+use funnelpulse_lake::Lake;
+
+#[derive(Debug, Default, Clone)]
+pub struct Stage02Report {
+    pub silver_rows: u64,
+    pub tables: Vec<(&'static str, u64, Duration)>,
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Stage02Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        writeln!(f, "stage 02 done in {secs:.1}s ({:.0} silver rows/s)", self.silver_rows as f64 / secs)?;
+        for (name, rows, took) in &self.tables {
+            writeln!(f, "    {name:<30} {rows:>9} rows  ({:.1}s)", took.as_secs_f64())?;
+        }
+        Ok(())
+    }
+}
+
+type Plan = fn(datafusion::prelude::DataFrame) -> datafusion::error::Result<datafusion::prelude::DataFrame>;
+
+const TABLES: [(TableSpec, Plan); 3] = [
+    (GOLD_FUNNEL_DAILY_BRAND, plans::gold_daily_brand),
+    (GOLD_FUNNEL_DAILY_CATEGORY, plans::gold_daily_category),
+    (GOLD_FUNNEL_HOURLY_PRICE_BAND, plans::gold_hourly_price_band),
+];
+
+pub async fn run(engine: &Engine, lake: &Lake) -> anyhow::Result<Stage02Report> {
+    let progress = StageProgress::start("02");
+    let mut staged = StagedRun::begin(lake).await?;
+    let mut report = Stage02Report::default();
+    match build_tables(engine, lake, &mut staged, &mut report, &progress).await {
+        Ok(()) => {
+            progress.step("committing");
+            staged.commit().await?;
+            report.elapsed = progress.elapsed();
+            Ok(report)
+        }
+        Err(e) => {
+            staged.abandon().await;
+            Err(e)
+        }
+    }
+}
+
+async fn build_tables(
+    engine: &Engine,
+    lake: &Lake,
+    staged: &mut StagedRun,
+    report: &mut Stage02Report,
+    progress: &StageProgress,
+) -> anyhow::Result<()> {
+    let ctx = &engine.ctx;
+    let silver = read_table(ctx, &SILVER_EVENTS, &lake.table_url(&SILVER_EVENTS))
+        .await
+        .context("reading silver_events (run stage 01 first)")?;
+    let is = |kind: &str| count(when(col("event_type").eq(lit(kind.to_string())), lit(1)).end().unwrap());
+    let silver_counts = one_row_i64(silver.clone(), vec![count(lit(1)), is("view"), is("cart"), is("purchase")]).await?;
+    report.silver_rows = silver_counts[0] as u64;
+
+    for (table, plan) in TABLES {
+        progress.step(format!("aggregating → {}", table.name));
+        let took = staged.write(plan(silver.clone())?, table).await?;
+        let written = staged.read(ctx, table).await?;
+        let sums = one_row_i64(written, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))]).await?;
+        check(&format!("{} views/carts/purchases = silver events of each type", table.name), sums[1..] == silver_counts[1..], || {
+            format!("{:?} vs silver {:?}", &sums[1..], &silver_counts[1..])
+        })?;
+        progress.line(format!("{}: {} rows", table.name, sums[0]));
+        report.tables.push((table.name, sums[0] as u64, took));
+    }
+    Ok(())
+}
