@@ -22,9 +22,12 @@ enum Command {
     Run(run::RunArgs),
 }
 
+/// Warnings, without Ballista's routine notes about spilling shuffle buffers.
+const QUIET_LOGS: &str = "warn,ballista_core::execution_plans::sort_shuffle=error";
+
 #[tokio::main]
 async fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(QUIET_LOGS)).init();
     let outcome = async {
         config::load_config_file::<Cli>()?;
         match Cli::parse().command {

@@ -22,13 +22,21 @@ pub fn funnel_measures() -> Vec<Expr> {
         count_of("view", "views"),
         count_of("cart", "carts"),
         count_of("purchase", "purchases"),
-        coalesce(vec![
-            sum(when(is_event("purchase"), col("price")).end().unwrap()),
-            lit(0.0f64),
-        ])
-        .alias("revenue"),
+        revenue().alias("revenue"),
     ]
 }
+
+/// Sum of purchase prices, 0.0 when there are none.
+///
+/// Summed as a decimal (exact, 10 fractional digits) so that the result does
+/// not depend on the order in which partitions are added: the embedded and
+/// cluster runs give bit-identical tables.
+fn revenue() -> Expr {
+    let purchase_price = when(is_event("purchase"), cast(col("price"), REVENUE_DECIMAL)).end().unwrap();
+    coalesce(vec![cast(sum(purchase_price), DataType::Float64), lit(0.0f64)])
+}
+
+const REVENUE_DECIMAL: DataType = DataType::Decimal128(38, 10);
 
 /// `numerator / denominator` as a double, null when the denominator is 0.
 fn rate(numerator: &str, denominator: &str) -> Expr {

@@ -39,6 +39,7 @@ impl StagedRun {
             self.lake.stage_empty_table(&self.run_id, &table, file_schema).await?;
         }
         self.written.push(table);
+        funnelpulse_lake::fault::crash_point(&format!("after-staging:{}", table.name));
         Ok(started.elapsed())
     }
 

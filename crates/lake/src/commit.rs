@@ -104,6 +104,7 @@ impl Lake {
                     Err(object_store::Error::NotFound { .. }) if self.exists(&to).await => {}
                     Err(e) => return Err(e).with_context(|| format!("commit {}: moving {from}", journal.run_id)),
                 }
+                crate::fault::crash_point("during-commit");
             }
             for old in &table.deletes {
                 match self.store.delete(&self.path_of(old)).await {

@@ -7,6 +7,7 @@
 //! - `_commits/<run>.json`: the journal of a commit that is being applied.
 
 mod commit;
+pub mod fault;
 mod location;
 mod registry;
 
