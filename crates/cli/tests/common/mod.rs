@@ -1,0 +1,132 @@
+//! Shared helpers of the end-to-end tests: running our binaries, a local
+//! multi-process cluster, reading tables back with plain DataFusion, and an
+//! independent reference implementation of the semantics.
+
+#![allow(dead_code)]
+
+pub mod reference;
+pub mod tables;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const FUNNELPULSE: &str = env!("CARGO_BIN_EXE_funnelpulse");
+pub const SCHEDULER: &str = env!("CARGO_BIN_EXE_funnelpulse-scheduler");
+pub const EXECUTOR: &str = env!("CARGO_BIN_EXE_funnelpulse-executor");
+
+/// Runs `funnelpulse ARGS` in `dir`, with a clean FUNNELPULSE_* environment.
+pub fn funnelpulse(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(FUNNELPULSE);
+    command.current_dir(dir).args(args);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FUNNELPULSE_")) {
+        command.env_remove(key);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("funnelpulse runs")
+}
+
+/// Like [`funnelpulse`], failing the test with the output when it fails.
+pub fn funnelpulse_ok(dir: &Path, args: &[&str]) -> String {
+    let out = funnelpulse(dir, args, &[]);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "funnelpulse {args:?} failed:\n{text}");
+    text
+}
+
+/// Generated raw data (cached per test binary run).
+pub fn generate(dir: &Path, rows: u64, days: u32) -> PathBuf {
+    let raw = dir.join("raw");
+    funnelpulse_ok(dir, &["generate", "--out", raw.to_str().unwrap(), "--rows", &rows.to_string(), "--days", &days.to_string()]);
+    raw
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Our scheduler and executors as separate processes on 127.0.0.1.
+pub struct LocalCluster {
+    pub scheduler_port: u16,
+    processes: Vec<Child>,
+    _work: tempfile::TempDir,
+}
+
+impl LocalCluster {
+    pub fn start(executors: usize) -> Self {
+        let work = tempfile::tempdir().unwrap();
+        let scheduler_port = free_port();
+        let logs = work.path().to_path_buf();
+        let log = move |name: &str| std::fs::File::create(logs.join(format!("{name}.log"))).unwrap();
+        let scheduler = Command::new(SCHEDULER)
+            .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1", "--port", &scheduler_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log("scheduler"))
+            .spawn()
+            .unwrap();
+        let mut cluster = Self { scheduler_port, processes: vec![scheduler], _work: work };
+        wait_for_port(scheduler_port);
+        for i in 0..executors {
+            let dir = cluster._work.path().join(format!("executor{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let executor = Command::new(EXECUTOR)
+                .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
+                .args(["--port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
+                .args(["--scheduler-host", "127.0.0.1", "--scheduler-port", &scheduler_port.to_string()])
+                .args(["--concurrent-tasks", "2", "--work-dir", dir.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(log(&format!("executor{i}")))
+                .spawn()
+                .unwrap();
+            cluster.processes.push(executor);
+        }
+        cluster.wait_for_executors(executors);
+        cluster
+    }
+
+    pub fn url(&self) -> String {
+        format!("df://127.0.0.1:{}", self.scheduler_port)
+    }
+
+    /// Polls the scheduler's REST API until `n` executors are registered.
+    fn wait_for_executors(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let body = http_get(self.scheduler_port, "/api/executors").unwrap_or_default();
+            if body.matches("\"id\"").count() >= n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "executors did not register: {body}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for p in &mut self.processes {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A minimal HTTP/1.1 GET on loopback.
+pub fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
+}

@@ -1,0 +1,99 @@
+//! Reading lake tables back with plain DataFusion (no Ballista, no FunnelPulse code).
+
+use std::fmt;
+use std::path::Path;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    I(i64),
+    F(f64),
+    S(String),
+    B(bool),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => write!(f, "∅"),
+            Value::I(v) => write!(f, "{v}"),
+            Value::F(v) => write!(f, "{v:.6}"),
+            Value::S(v) => write!(f, "{v}"),
+            Value::B(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+pub type Row = Vec<Value>;
+
+/// A sort key that ignores float noise beyond 6 decimals.
+pub fn row_key(row: &Row) -> String {
+    row.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("|")
+}
+
+pub fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
+    rows.sort_by_cached_key(row_key);
+    rows
+}
+
+/// Reads `<lake>/tables/<table>` (hive-partitioned by `partition_col`) and
+/// returns its rows with `columns` in that order.
+pub async fn read_rows(lake: &Path, table: &str, partition_col: &str, columns: &[&str]) -> Vec<Row> {
+    let ctx = SessionContext::new();
+    let dir = lake.join("tables").join(table);
+    let options = ParquetReadOptions::default().table_partition_cols(vec![(partition_col.to_string(), DataType::Utf8)]);
+    let df = ctx.read_parquet(dir.to_str().unwrap(), options).await.unwrap();
+    let batches = df.select_columns(columns).unwrap().collect().await.unwrap();
+    let mut rows = Vec::new();
+    for batch in batches {
+        for i in 0..batch.num_rows() {
+            rows.push(batch.columns().iter().map(|c| value(c.as_ref(), i)).collect());
+        }
+    }
+    rows.into_iter()
+        .map(|mut row: Row| {
+            // Hive's null partition reads back as text.
+            for v in &mut row {
+                if *v == Value::S("__HIVE_DEFAULT_PARTITION__".into()) {
+                    *v = Value::Null;
+                }
+            }
+            row
+        })
+        .collect()
+}
+
+fn value(array: &dyn Array, i: usize) -> Value {
+    if array.is_null(i) {
+        return Value::Null;
+    }
+    match array.data_type() {
+        DataType::Int64 => Value::I(array.as_primitive::<Int64Type>().value(i)),
+        DataType::Float64 => Value::F(array.as_primitive::<Float64Type>().value(i)),
+        DataType::Boolean => Value::B(array.as_boolean().value(i)),
+        DataType::Utf8 => Value::S(array.as_string::<i32>().value(i).to_string()),
+        DataType::Utf8View => Value::S(array.as_string_view().value(i).to_string()),
+        _ => {
+            let text = datafusion::arrow::compute::cast(&array.slice(i, 1), &DataType::Utf8).unwrap();
+            Value::S(text.as_string::<i32>().value(0).to_string())
+        }
+    }
+}
+
+/// Asserts two row sets are equal (floats within 1e-9 relative).
+pub fn assert_same_rows(what: &str, actual: Vec<Row>, expected: Vec<Row>) {
+    let (actual, expected) = (sorted(actual), sorted(expected));
+    assert_eq!(actual.len(), expected.len(), "{what}: row counts differ");
+    for (a, e) in actual.iter().zip(&expected) {
+        let same = a.len() == e.len()
+            && a.iter().zip(e).all(|(x, y)| match (x, y) {
+                (Value::F(x), Value::F(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+                _ => x == y,
+            });
+        assert!(same, "{what}: rows differ\n actual:   {}\n expected: {}", row_key(a), row_key(e));
+    }
+}

@@ -1,0 +1,161 @@
+//! Stages 01+02 end to end: embedded against an independent reference, the
+//! local multi-process cluster against embedded, and re-runs against other readers.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use common::reference::{self, BRONZE_COLUMNS, MEASURES, SILVER_COLUMNS};
+use common::tables::{Row, assert_same_rows, read_rows, sorted};
+use common::{LocalCluster, funnelpulse_ok, generate};
+
+/// Hand-made rows for the rules' edge cases, beside the generated files.
+const TRICKY_CSV: &str = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session
+2019-10-02 23:59:59 UTC,view,100,1487580005134238553,Appliances.Kitchen-Knife Set,RuNail,5.00,1,sA
+2019-10-02 23:59:59 UTC,view,100,1487580005134238553,,runail,3.00,1,sA
+2019-10-02 23:59:59 UTC,view,100,2,,zzz,3.00,1,sA
+2019-10-03 00:00:00 UTC,cart,101,5,,,10.00,2,
+2019-10-03 00:00:00 UTC,cart,101,5,,,10.00,2,
+2019-10-03T00:30:00Z,purchase,102,5,furniture.bathroom.bath,Grattol,30.00,2,sB
+2019-10-03 00:30:00,purchase,103,5,,grattol,60.00,2,sB
+2019-10-03 01:00:00 UTC,view,104,5,,grattol,0.00,3,sC
+2019-10-03 01:00:00 UTC,view,105,5,,grattol,-2.50,3,sC
+2019-10-03 01:00:00 UTC,remove_from_cart,106,5,,grattol,9.99,3,sC
+2019-10-03 01:00:00 UTC,purchase,106,9223372036854775807,,grattol,29.99,3,sC
+";
+
+struct Run {
+    _dir: tempfile::TempDir,
+    raw: PathBuf,
+    lake: PathBuf,
+}
+
+/// One embedded run of `funnelpulse run all`, shared by the tests of this file.
+fn embedded_run() -> &'static Run {
+    static RUN: OnceLock<Run> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = generate(dir.path(), 20_000, 4);
+        std::fs::write(raw.join("tricky.csv"), TRICKY_CSV).unwrap();
+        let lake = dir.path().join("lake");
+        funnelpulse_ok(dir.path(), &["run", "all", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()]);
+        Run { _dir: dir, raw, lake }
+    })
+}
+
+fn with_measures(leading: &[&'static str], partition: &'static str) -> Vec<&'static str> {
+    leading.iter().copied().chain(MEASURES).chain([partition]).collect()
+}
+
+/// (table, partition column, columns in table order)
+fn tables() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    vec![
+        ("bronze_events", "event_date", BRONZE_COLUMNS.to_vec()),
+        ("silver_events", "event_date", SILVER_COLUMNS.to_vec()),
+        ("gold_funnel_hourly_brand", "window_date", with_measures(&["window_start", "window_end", "brand"], "window_date")),
+        ("gold_funnel_daily_brand", "date", with_measures(&["brand"], "date")),
+        ("gold_funnel_daily_category", "date", with_measures(&["category_root"], "date")),
+        ("gold_funnel_hourly_price_band", "window_date", with_measures(&["window_start", "window_end", "price_band"], "window_date")),
+    ]
+}
+
+async fn read_all(lake: &Path) -> Vec<(&'static str, Vec<Row>)> {
+    read_first(lake, 6).await
+}
+
+/// The first `n` tables of [`tables`] (stage 01 makes the first three).
+async fn read_first(lake: &Path, n: usize) -> Vec<(&'static str, Vec<Row>)> {
+    let mut out = Vec::new();
+    for (table, partition, columns) in tables().into_iter().take(n) {
+        out.push((table, read_rows(lake, table, partition, &columns).await));
+    }
+    out
+}
+
+#[tokio::test]
+async fn embedded_tables_equal_an_independent_reference() {
+    let run = embedded_run();
+    let events = reference::read_raw(&run.raw);
+    let silver = reference::silver(&events);
+    let expected = [
+        reference::bronze_rows(&events),
+        reference::silver_rows(&silver),
+        reference::hourly_brand(&silver),
+        reference::daily_brand(&silver),
+        reference::daily_category(&silver),
+        reference::hourly_price_band(&silver),
+    ];
+    for ((table, actual), expected) in read_all(&run.lake).await.into_iter().zip(expected) {
+        assert!(!actual.is_empty(), "{table} is empty");
+        assert_same_rows(table, actual, expected);
+    }
+}
+
+#[tokio::test]
+async fn local_cluster_tables_are_identical_to_embedded() {
+    let run = embedded_run();
+    let cluster = LocalCluster::start(2);
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let out = funnelpulse_ok(
+        dir.path(),
+        &["run", "01", "02", "--raw", run.raw.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--scheduler", &cluster.url()],
+    );
+    assert!(out.contains("Ballista scheduler df://127.0.0.1"), "{out}");
+    for ((table, on_cluster), (_, embedded)) in read_all(&lake).await.into_iter().zip(read_all(&run.lake).await) {
+        assert_eq!(sorted(on_cluster), sorted(embedded), "{table} differs between cluster and embedded");
+    }
+}
+
+/// Data files under a table folder, relative to it.
+fn table_files(lake: &Path, table: &str) -> Vec<String> {
+    let root = lake.join("tables").join(table);
+    let mut files = Vec::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn a_rerun_replaces_the_tables_and_duckdb_sees_exactly_the_current_version() {
+    let run = embedded_run();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let args = ["run", "01", "--raw", run.raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()];
+    funnelpulse_ok(dir.path(), &args);
+    let first = read_first(&lake, 3).await;
+    funnelpulse_ok(dir.path(), &args);
+    for table in ["bronze_events", "bronze_rejects", "silver_events", "gold_funnel_hourly_brand"] {
+        let files = table_files(&lake, table);
+        let runs: std::collections::BTreeSet<_> = files.iter().map(|f| f.split("/part-").nth(1).unwrap_or(f)[..25].to_string()).collect();
+        assert_eq!(runs.len(), 1, "{table} holds files of several runs: {files:?}");
+        assert!(files.iter().all(|f| f.ends_with(".parquet")), "{table} holds non-data files: {files:?}");
+    }
+    for ((table, again), (_, before)) in read_first(&lake, 3).await.into_iter().zip(first) {
+        assert_eq!(sorted(again), sorted(before), "{table} changed on re-run");
+    }
+    // Another engine sees exactly the current rows.
+    let script = format!(
+        "import duckdb\nfor t in ['bronze_events','silver_events','gold_funnel_hourly_brand','bronze_rejects']:\n    print(t, duckdb.sql(\"select count(*) from read_parquet('{}/tables/\" + t + \"/**/*.parquet', hive_partitioning=true)\").fetchall()[0][0])\n",
+        lake.display()
+    );
+    let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3 runs");
+    assert!(out.status.success(), "DuckDB check failed (pip install duckdb): {}", String::from_utf8_lossy(&out.stderr));
+    let counts = String::from_utf8_lossy(&out.stdout).to_string();
+    let bronze = read_rows(&lake, "bronze_events", "event_date", &["event_type"]).await.len();
+    let silver = read_rows(&lake, "silver_events", "event_date", &["event_type"]).await.len();
+    assert!(counts.contains(&format!("bronze_events {bronze}\n")), "{counts}");
+    assert!(counts.contains(&format!("silver_events {silver}\n")), "{counts}");
+    assert!(counts.contains("bronze_rejects 0\n"), "an empty table must be readable: {counts}");
+}
