@@ -53,6 +53,15 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// How many slices a table is written in (one Ballista job each): enough
+    /// to keep every task slot busy while some jobs plan or finish.
+    pub fn slice_count(&self) -> usize {
+        match &self.mode {
+            EngineMode::Embedded { parallelism } => parallelism * 2,
+            EngineMode::Remote { .. } => 16,
+        }
+    }
+
     pub async fn connect(mode: EngineMode) -> anyhow::Result<Self> {
         let partitions = match &mode {
             EngineMode::Embedded { parallelism } => *parallelism,

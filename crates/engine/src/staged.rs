@@ -11,7 +11,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use funnelpulse_core::TableSpec;
 use funnelpulse_lake::{CommitSummary, Lake, new_run_id};
 
-use crate::tables::{read_table, write_partitioned};
+use crate::tables::{read_partitions, read_table, write_partitioned};
 
 pub struct StagedRun {
     lake: Lake,
@@ -30,11 +30,18 @@ impl StagedRun {
 
     /// Writes `df` as the new version of `table` (staged, not yet visible).
     pub async fn write(&mut self, df: DataFrame, table: TableSpec) -> anyhow::Result<std::time::Duration> {
+        self.write_slices(vec![df], table).await
+    }
+
+    /// Writes the new version of `table` from disjoint slices, one Ballista
+    /// job per slice, all running at once. Ballista writes each job's output
+    /// in a single task; slices spread the Parquet encoding over the cluster.
+    pub async fn write_slices(&mut self, slices: Vec<DataFrame>, table: TableSpec) -> anyhow::Result<std::time::Duration> {
         let started = Instant::now();
         let url = self.lake.staging_url(&self.run_id, &table);
-        let file_schema = write_partitioned(df, &table, &url)
-            .await
-            .with_context(|| format!("writing {}", table.name))?;
+        let writes = slices.into_iter().map(|df| write_partitioned(df, &table, &url));
+        let file_schemas = futures::future::try_join_all(writes).await.with_context(|| format!("writing {}", table.name))?;
+        let file_schema = file_schemas.into_iter().next().with_context(|| format!("no slice to write for {}", table.name))?;
         if !self.has_files(table).await? {
             self.lake.stage_empty_table(&self.run_id, &table, file_schema).await?;
         }
@@ -46,6 +53,16 @@ impl StagedRun {
     /// Reads the staged version of a table written by this run.
     pub async fn read(&self, ctx: &SessionContext, table: TableSpec) -> anyhow::Result<DataFrame> {
         read_table(ctx, &table, &self.lake.staging_url(&self.run_id, &table)).await
+    }
+
+    /// Reads the staged partitions `values` of a table written by this run.
+    pub async fn read_partitions(&self, ctx: &SessionContext, table: TableSpec, values: &[String]) -> anyhow::Result<DataFrame> {
+        read_partitions(ctx, &table, &self.lake.staging_url(&self.run_id, &table), Some(values)).await
+    }
+
+    /// Partition values (not null) this run staged for `table`, sorted.
+    pub async fn partitions(&self, table: TableSpec) -> anyhow::Result<Vec<String>> {
+        self.lake.partition_values(&Lake::staging_rel(&self.run_id, &table), table.partition_col).await
     }
 
     /// Whether this run staged any file for `table` (an empty result stages none).

@@ -42,9 +42,24 @@ pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> a
 /// The column is declared `Utf8` and cast: read as a dictionary it breaks
 /// ORDER BY and DISTINCT ON across executors.
 pub async fn read_table(ctx: &SessionContext, table: &TableSpec, url: &str) -> anyhow::Result<DataFrame> {
+    read_partitions(ctx, table, url, None).await
+}
+
+/// Like [`read_table`], limited to the partitions whose values (as written,
+/// `YYYY-MM-DD`) are listed; the other partition folders are not read.
+pub async fn read_partitions(
+    ctx: &SessionContext,
+    table: &TableSpec,
+    url: &str,
+    values: Option<&[String]>,
+) -> anyhow::Result<DataFrame> {
     let pcol = table.partition_col;
     let options = ParquetReadOptions::default().table_partition_cols(vec![(pcol.to_string(), DataType::Utf8)]);
-    let df = ctx.read_parquet(url, options).await?;
+    let mut df = ctx.read_parquet(url, options).await?;
+    if let Some(values) = values {
+        // A filter on the raw partition column prunes folders before any file is opened.
+        df = df.filter(col(pcol).in_list(values.iter().map(|v| lit(v.clone())).collect(), false))?;
+    }
     let columns: Vec<Expr> = df
         .schema()
         .fields()
@@ -61,6 +76,15 @@ pub async fn read_table(ctx: &SessionContext, table: &TableSpec, url: &str) -> a
         })
         .collect();
     Ok(df.select(columns)?)
+}
+
+/// Splits sorted partition values into at most `n` contiguous, non-empty slices.
+pub fn slices(values: &[String], n: usize) -> Vec<Vec<String>> {
+    if values.is_empty() {
+        return Vec::new();
+    }
+    let size = values.len().div_ceil(n.max(1));
+    values.chunks(size).map(|c| c.to_vec()).collect()
 }
 
 /// Number of rows of a plan, counted by the engine.

@@ -8,7 +8,7 @@
 
 mod catalog;
 mod day;
-mod truth;
+pub mod truth;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

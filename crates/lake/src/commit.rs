@@ -57,6 +57,21 @@ impl Lake {
         Ok(files)
     }
 
+    /// Values of `partition_col` (except the null marker) present under `rel`, sorted.
+    pub async fn partition_values(&self, rel: &str, partition_col: &str) -> anyhow::Result<Vec<String>> {
+        let prefix = format!("{partition_col}=");
+        let mut values: Vec<String> = self
+            .list_rel(rel)
+            .await?
+            .iter()
+            .filter_map(|f| f.split('/').find_map(|seg| seg.strip_prefix(&prefix)).map(str::to_string))
+            .filter(|v| v != NULL_PARTITION)
+            .collect();
+        values.sort();
+        values.dedup();
+        Ok(values)
+    }
+
     /// Stages a zero-row Parquet file (in the null partition) when `run_id`
     /// wrote no file for `table`, so that an empty result is still a readable
     /// table with the right columns.

@@ -89,8 +89,12 @@ async fn build_tables(
     progress.line(format!("{} rows with problems", report.problem_rows));
 
     progress.step("parsing raw CSV → bronze_events");
-    let raw = ctx.read_table(Arc::new(RawEventsTable::new(files, ScanMode::AllRows)))?;
-    report.timings.push(("bronze_events", staged.write(plans::bronze(raw, bad_rows)?, BRONZE_EVENTS).await?));
+    // One slice per raw file: each is parsed and written by its own job.
+    let per_file = files
+        .iter()
+        .map(|file| plans::bronze(ctx.read_table(Arc::new(RawEventsTable::new(vec![file.clone()], ScanMode::AllRows)))?, bad_rows))
+        .collect::<datafusion::error::Result<Vec<_>>>()?;
+    report.timings.push(("bronze_events", staged.write_slices(per_file, BRONZE_EVENTS).await?));
     let bronze = staged.read(ctx, BRONZE_EVENTS).await?;
     report.bronze_rows = one_row_i64(bronze.clone(), vec![count(lit(1))]).await?[0] as u64;
     let quarantined = if bad_rows == BadRows::Quarantine { report.problem_rows } else { 0 };
@@ -100,7 +104,12 @@ async fn build_tables(
     progress.line(format!("bronze_events: {} rows", report.bronze_rows));
 
     progress.step("filtering, de-duplicating → silver_events");
-    report.timings.push(("silver_events", staged.write(plans::silver(bronze.clone())?, SILVER_EVENTS).await?));
+    // Slices of whole days: duplicates share event_time, so never span two slices.
+    let mut slices = Vec::new();
+    for days in by_days(staged.partitions(BRONZE_EVENTS).await?, engine) {
+        slices.push(plans::silver(staged.read_partitions(ctx, BRONZE_EVENTS, &days).await?)?);
+    }
+    report.timings.push(("silver_events", staged.write_slices(or_all(slices, plans::silver(bronze.clone())?), SILVER_EVENTS).await?));
     let silver = staged.read(ctx, SILVER_EVENTS).await?;
     let is = |kind: &str| count(when(col("event_type").eq(lit(kind.to_string())), lit(1)).end().unwrap());
     let silver_counts = one_row_i64(silver.clone(), vec![count(lit(1)), is("view"), is("cart"), is("purchase")]).await?;
@@ -116,10 +125,12 @@ async fn build_tables(
     progress.line(format!("silver_events: {} rows ({} duplicates removed)", report.silver_rows, report.duplicates_removed));
 
     progress.step("aggregating → gold_funnel_hourly_brand");
-    report.timings.push((
-        "gold_funnel_hourly_brand",
-        staged.write(plans::gold_hourly_brand(silver)?, GOLD_FUNNEL_HOURLY_BRAND).await?,
-    ));
+    let mut slices = Vec::new();
+    for days in by_days(staged.partitions(SILVER_EVENTS).await?, engine) {
+        slices.push(plans::gold_hourly_brand(staged.read_partitions(ctx, SILVER_EVENTS, &days).await?)?);
+    }
+    let all = plans::gold_hourly_brand(silver)?;
+    report.timings.push(("gold_funnel_hourly_brand", staged.write_slices(or_all(slices, all), GOLD_FUNNEL_HOURLY_BRAND).await?));
     let gold = staged.read(ctx, GOLD_FUNNEL_HOURLY_BRAND).await?;
     let gold_sums = one_row_i64(gold, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))]).await?;
     report.gold_rows = gold_sums[0] as u64;
@@ -128,6 +139,16 @@ async fn build_tables(
     })?;
     progress.line(format!("gold_funnel_hourly_brand: {} rows", report.gold_rows));
     Ok(())
+}
+
+/// Day partitions grouped into the engine's number of slices.
+fn by_days(days: Vec<String>, engine: &Engine) -> Vec<Vec<String>> {
+    funnelpulse_engine::tables::slices(&days, engine.slice_count())
+}
+
+/// The slices, or the whole plan when there are none (an empty table).
+fn or_all(slices: Vec<datafusion::prelude::DataFrame>, all: datafusion::prelude::DataFrame) -> Vec<datafusion::prelude::DataFrame> {
+    if slices.is_empty() { vec![all] } else { slices }
 }
 
 /// The error for `--bad-rows fail`: the first problem by file and line.

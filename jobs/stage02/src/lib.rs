@@ -10,7 +10,7 @@ use datafusion::logical_expr::{col, lit, when};
 use funnelpulse_core::TableSpec;
 use funnelpulse_core::plans;
 use funnelpulse_core::tables::{GOLD_FUNNEL_DAILY_BRAND, GOLD_FUNNEL_DAILY_CATEGORY, GOLD_FUNNEL_HOURLY_PRICE_BAND, SILVER_EVENTS};
-use funnelpulse_engine::tables::read_table;
+use funnelpulse_engine::tables::{read_partitions, read_table};
 use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
 use funnelpulse_lake::Lake;
 
@@ -73,9 +73,20 @@ async fn build_tables(
     let silver_counts = one_row_i64(silver.clone(), vec![count(lit(1)), is("view"), is("cart"), is("purchase")]).await?;
     report.silver_rows = silver_counts[0] as u64;
 
+    // Every table groups by day or by hour: whole-day slices never split a group.
+    let silver_url = lake.table_url(&SILVER_EVENTS);
+    let days = lake.partition_values(&Lake::table_rel(&SILVER_EVENTS), SILVER_EVENTS.partition_col).await?;
+    let day_slices = funnelpulse_engine::tables::slices(&days, engine.slice_count());
     for (table, plan) in TABLES {
         progress.step(format!("aggregating → {}", table.name));
-        let took = staged.write(plan(silver.clone())?, table).await?;
+        let mut slices = Vec::new();
+        for slice in &day_slices {
+            slices.push(plan(read_partitions(ctx, &SILVER_EVENTS, &silver_url, Some(slice)).await?)?);
+        }
+        if slices.is_empty() {
+            slices.push(plan(silver.clone())?);
+        }
+        let took = staged.write_slices(slices, table).await?;
         let written = staged.read(ctx, table).await?;
         let sums = one_row_i64(written, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))]).await?;
         check(&format!("{} views/carts/purchases = silver events of each type", table.name), sums[1..] == silver_counts[1..], || {
