@@ -77,7 +77,7 @@ fn data_has_the_shape_of_the_real_log() {
 #[test]
 fn planted_anomalies_are_recorded_across_brand_sizes() {
     let dir = tempfile::tempdir().unwrap();
-    generate(&GeneratorConfig { days: 30, ..config(dir.path(), 2_000_000 / 4, 3) }).unwrap();
+    generate(&GeneratorConfig { days: 8, ..config(dir.path(), 800_000, 3) }).unwrap();
     let truth: Truth = serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
     assert!(!truth.anomalies.is_empty());
     let brands: HashSet<_> = truth.anomalies.iter().map(|a| a.brand.clone()).collect();
