@@ -63,7 +63,7 @@ impl Catalog {
         let mut weights = Vec::with_capacity(PRODUCT_COUNT);
         for p in 0..PRODUCT_COUNT {
             // Zipf over brands; about 4 in 10 products have no brand.
-            let brand = (rng.random::<f64>() >= 0.40).then(|| zipf_index(&mut rng, BRAND_COUNT, 1.05) as u16);
+            let brand = (rng.random::<f64>() >= 0.40).then(|| zipf_index(&mut rng, BRAND_COUNT, 1.55) as u16);
             let weight = 1.0 / ((p % 9_000) as f64 + 20.0).powf(0.9);
             let price = if rng.random::<f64>() < 0.004 {
                 // A few per mille non-positive prices, as in the real data.
