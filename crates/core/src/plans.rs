@@ -5,8 +5,8 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
-use datafusion::functions_aggregate::expr_fn::first_value;
-use datafusion::logical_expr::{Expr, SortExpr, cast, col};
+use datafusion::functions_aggregate::expr_fn::{count, first_value, max, min};
+use datafusion::logical_expr::{Expr, SortExpr, cast, col, lit};
 use datafusion::prelude::DataFrame;
 
 use crate::funnel::{MEASURE_COLUMNS, category_root, funnel_measures, funnel_rates, hour_window_end, hour_window_start, price_band};
@@ -59,13 +59,60 @@ fn dedup_order() -> Vec<SortExpr> {
 }
 
 /// silver_events: filtered, de-duplicated on the key, normalised.
+///
+/// Exact for every input; see [`silver_when_duplicates_are_identical`] for
+/// the fast plan that is equal to it when no duplicate group has differing rows.
 pub fn silver(bronze: DataFrame) -> Result<DataFrame> {
     let carried = DEDUP_CARRIED.iter().map(|c| first_value(col(*c), dedup_order()).alias(*c)).collect();
     let deduped = bronze.filter(silver_filter())?.aggregate(cols(&DEDUP_KEY), carried)?;
+    with_silver_columns(deduped)
+}
+
+fn with_silver_columns(deduped: DataFrame) -> Result<DataFrame> {
     let mut columns = cols(&RAW_COLUMNS);
     columns.extend(silver_derived_columns());
     columns.push(cast(col("event_time"), DataType::Date32).alias("event_date"));
     deduped.select(columns)
+}
+
+/// Per key: row count, and min, max and non-null count of each carried column.
+fn dedup_groups(bronze: DataFrame) -> Result<DataFrame> {
+    let mut aggregates = vec![count(lit(1)).alias("rows__n")];
+    for c in DEDUP_CARRIED {
+        aggregates.push(min(col(c)).alias(format!("{c}__min")));
+        aggregates.push(max(col(c)).alias(format!("{c}__max")));
+        aggregates.push(count(col(c)).alias(format!("{c}__nn")));
+    }
+    bronze.filter(silver_filter())?.aggregate(cols(&DEDUP_KEY), aggregates)
+}
+
+/// True for a group whose rows agree on every carried column (all null, or
+/// never null with min = max): its kept row is the column minimums.
+fn identical_rows() -> Expr {
+    DEDUP_CARRIED
+        .iter()
+        .map(|c| {
+            let nn = col(format!("{c}__nn"));
+            nn.clone().eq(lit(0i64)).or(nn.eq(col("rows__n")).and(col(format!("{c}__min")).eq(col(format!("{c}__max")))))
+        })
+        .reduce(Expr::and)
+        .expect("carried columns")
+}
+
+/// The duplicate groups whose rows differ in a carried column (count them
+/// to choose between the two silver plans).
+pub fn differing_duplicate_groups(bronze: DataFrame) -> Result<DataFrame> {
+    dedup_groups(bronze)?.filter(!identical_rows())
+}
+
+/// silver_events in one hash aggregation with cheap accumulators, equal to
+/// [`silver`] when [`differing_duplicate_groups`] is empty — the usual case:
+/// real logs' duplicates are identical rows. `first_value … ORDER BY` over
+/// several columns compares values one by one and is several times slower.
+pub fn silver_when_duplicates_are_identical(bronze: DataFrame) -> Result<DataFrame> {
+    let mut columns = cols(&DEDUP_KEY);
+    columns.extend(DEDUP_CARRIED.iter().map(|c| col(format!("{c}__min")).alias(*c)));
+    with_silver_columns(dedup_groups(bronze)?.select(columns)?)
 }
 
 /// Groups by `dims` (already aliased), adds measures and rates, and orders

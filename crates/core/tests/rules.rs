@@ -188,3 +188,29 @@ async fn category_root_is_the_first_segment_and_null_stays_null() {
     let gold = collect(plans::gold_daily_category(plans::silver(bronze(&rows)).unwrap()).unwrap().sort(vec![col("category_root").sort(true, false)]).unwrap()).await;
     assert_eq!(strings(&gold, "category_root"), vec![Some("apparel".into()), Some("furniture".into()), None]);
 }
+
+#[tokio::test]
+async fn the_fast_silver_plan_equals_the_exact_one_when_duplicates_are_identical() {
+    let mut rows = vec![
+        (T, Some("view"), 1, 9, Some("a.b"), Some("Z"), Some(5.0), 7, Some("s")),
+        (T, Some("view"), 1, 9, Some("a.b"), Some("Z"), Some(5.0), 7, Some("s")),
+        (T, Some("cart"), 1, 1, None, None, Some(1.0), 7, None),
+        (T, Some("cart"), 1, 1, None, None, Some(1.0), 7, None),
+        (T, Some("view"), 2, 3, None, Some("y"), Some(2.0), 8, Some("t")),
+    ];
+    let differing = |rows: &[Row]| {
+        let df = plans::differing_duplicate_groups(bronze(rows)).unwrap();
+        async move { df.count().await.unwrap() }
+    };
+    assert_eq!(differing(&rows).await, 0);
+    let order = || vec![col("product_id").sort(true, false), col("event_type").sort(true, false)];
+    let exact = collect(plans::silver(bronze(&rows)).unwrap().sort(order()).unwrap()).await;
+    let fast = collect(plans::silver_when_duplicates_are_identical(bronze(&rows)).unwrap().sort(order()).unwrap()).await;
+    assert_eq!(exact, fast);
+    // A group whose rows differ (price, or a null against a value) is detected.
+    rows.push((T, Some("view"), 2, 3, None, Some("y"), Some(2.5), 8, Some("t")));
+    assert_eq!(differing(&rows).await, 1);
+    rows.pop();
+    rows.push((T, Some("view"), 2, 3, None, None, Some(2.0), 8, Some("t")));
+    assert_eq!(differing(&rows).await, 1);
+}

@@ -107,7 +107,7 @@ async fn build_tables(
     // Slices of whole days: duplicates share event_time, so never span two slices.
     let mut slices = Vec::new();
     for days in by_days(staged.partitions(BRONZE_EVENTS).await?, engine) {
-        slices.push(plans::silver(staged.read_partitions(ctx, BRONZE_EVENTS, &days).await?)?);
+        slices.push(silver_plan(staged.read_partitions(ctx, BRONZE_EVENTS, &days).await?).await?);
     }
     report.timings.push(("silver_events", staged.write_slices(or_all(slices, plans::silver(bronze.clone())?), SILVER_EVENTS).await?));
     let silver = staged.read(ctx, SILVER_EVENTS).await?;
@@ -139,6 +139,13 @@ async fn build_tables(
     })?;
     progress.line(format!("gold_funnel_hourly_brand: {} rows", report.gold_rows));
     Ok(())
+}
+
+/// The fast silver plan when the slice's duplicate groups are all identical
+/// rows, else the exact (slower) one; both give the same table.
+async fn silver_plan(bronze: datafusion::prelude::DataFrame) -> anyhow::Result<datafusion::prelude::DataFrame> {
+    let differing = one_row_i64(plans::differing_duplicate_groups(bronze.clone())?, vec![count(lit(1))]).await?[0];
+    Ok(if differing == 0 { plans::silver_when_duplicates_are_identical(bronze)? } else { plans::silver(bronze)? })
 }
 
 /// Day partitions grouped into the engine's number of slices.
