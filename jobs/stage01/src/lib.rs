@@ -105,11 +105,14 @@ async fn build_tables(
 
     progress.step("filtering, de-duplicating → silver_events");
     // Slices of whole days: duplicates share event_time, so never span two slices.
-    let mut slices = Vec::new();
+    let started = std::time::Instant::now();
+    let mut bronze_slices = Vec::new();
     for days in by_days(staged.partitions(BRONZE_EVENTS).await?, engine) {
-        slices.push(silver_plan(staged.read_partitions(ctx, BRONZE_EVENTS, &days).await?).await?);
+        bronze_slices.push(staged.read_partitions(ctx, BRONZE_EVENTS, &days).await?);
     }
-    report.timings.push(("silver_events", staged.write_slices(or_all(slices, plans::silver(bronze.clone())?), SILVER_EVENTS).await?));
+    let slices = futures::future::try_join_all(bronze_slices.into_iter().map(silver_plan)).await?;
+    staged.write_slices(or_all(slices, plans::silver(bronze.clone())?), SILVER_EVENTS).await?;
+    report.timings.push(("silver_events", started.elapsed()));
     let silver = staged.read(ctx, SILVER_EVENTS).await?;
     let is = |kind: &str| count(when(col("event_type").eq(lit(kind.to_string())), lit(1)).end().unwrap());
     let silver_counts = one_row_i64(silver.clone(), vec![count(lit(1)), is("view"), is("cart"), is("purchase")]).await?;
