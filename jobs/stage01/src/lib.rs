@@ -34,9 +34,12 @@ pub async fn run(engine: &Engine, lake: &Lake, raw: &str, bad_rows: BadRows) -> 
     let files = find_raw_files(engine, raw).await?;
     progress.step(format!("counting lines of {} raw files", files.len()));
     let mut report = Stage01Report { raw_files: files.len(), bad_rows, ..Default::default() };
-    for file in &files {
+    // One byte scan per file, all at once.
+    let counting = files.iter().map(|file| async move {
         let store = engine.ctx.runtime_env().object_store(file.store_url()?)?;
-        let counts = count_data_lines(store.as_ref(), file).await.with_context(|| format!("reading {}", file.url))?;
+        count_data_lines(store.as_ref(), file).await.with_context(|| format!("reading {}", file.url))
+    });
+    for counts in futures::future::try_join_all(counting).await? {
         report.data_lines += counts.data_lines;
         report.blank_lines += counts.blank_lines;
     }
