@@ -37,7 +37,8 @@ pub fn env_var_for_key(key: &str) -> String {
 pub fn load_config_file<C: CommandFactory>() -> anyhow::Result<()> {
     let Some(path) = config_path() else { return Ok(()) };
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading config file {}", path.display()))?;
-    let table: toml::Table = text.parse().with_context(|| format!("config file {} is not valid TOML", path.display()))?;
+    let table: toml::Table =
+        text.parse().with_context(|| format!("config file {} is not valid TOML", path.display()))?;
     let mut known = BTreeSet::new();
     known_env_vars(&C::command(), &mut known);
     for (key, value) in table {

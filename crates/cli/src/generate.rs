@@ -25,7 +25,13 @@ pub struct GenerateArgs {
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    let report = generate(&GeneratorConfig { out: args.out, rows: args.rows, seed: args.seed, start: args.start, days: args.days })?;
+    let report = generate(&GeneratorConfig {
+        out: args.out,
+        rows: args.rows,
+        seed: args.seed,
+        start: args.start,
+        days: args.days,
+    })?;
     println!(
         "generated {} rows ({:.1} MB) in {} files with {} planted anomalies in {:.1}s",
         report.rows,

@@ -10,7 +10,8 @@ use common::{funnelpulse, funnelpulse_ok};
 
 /// 7 data lines (5 with problems), a blank line, no final newline, CRLF on one line.
 fn write_bad_file(raw: &Path) {
-    let mut bytes = b"event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n".to_vec();
+    let mut bytes =
+        b"event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n".to_vec();
     bytes.extend_from_slice(b"2019-10-01 10:00:00 UTC,view,1,2,,b,1.00,3,s\r\n"); // 2: good (CRLF)
     bytes.extend_from_slice(b"2019-10-01 10:00:00 UTC,view,1,2\n"); // 3: 4 fields
     bytes.extend_from_slice(b"yesterday,view,1,2,,b,1.00,3,s\n"); // 4: bad timestamp
@@ -117,7 +118,8 @@ fn missing_raw_files_and_bad_settings_are_named() {
 fn settings_come_from_flags_then_environment_then_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
     write_bad_file(&dir.path().join("raw"));
-    std::fs::write(dir.path().join("funnelpulse.toml"), "raw = 'raw'\nlake = 'lake-from-file'\nbad-rows = 'fail'\n").unwrap();
+    std::fs::write(dir.path().join("funnelpulse.toml"), "raw = 'raw'\nlake = 'lake-from-file'\nbad-rows = 'fail'\n")
+        .unwrap();
     // The file says fail; the environment says quarantine and wins.
     let out = funnelpulse(dir.path(), &["run", "01"], &[("FUNNELPULSE_BAD_ROWS", "quarantine")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

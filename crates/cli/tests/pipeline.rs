@@ -53,10 +53,18 @@ fn tables() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
     vec![
         ("bronze_events", "event_date", BRONZE_COLUMNS.to_vec()),
         ("silver_events", "event_date", SILVER_COLUMNS.to_vec()),
-        ("gold_funnel_hourly_brand", "window_date", with_measures(&["window_start", "window_end", "brand"], "window_date")),
+        (
+            "gold_funnel_hourly_brand",
+            "window_date",
+            with_measures(&["window_start", "window_end", "brand"], "window_date"),
+        ),
         ("gold_funnel_daily_brand", "date", with_measures(&["brand"], "date")),
         ("gold_funnel_daily_category", "date", with_measures(&["category_root"], "date")),
-        ("gold_funnel_hourly_price_band", "window_date", with_measures(&["window_start", "window_end", "price_band"], "window_date")),
+        (
+            "gold_funnel_hourly_price_band",
+            "window_date",
+            with_measures(&["window_start", "window_end", "price_band"], "window_date"),
+        ),
     ]
 }
 
@@ -100,7 +108,17 @@ async fn local_cluster_tables_are_identical_to_embedded() {
     let lake = dir.path().join("lake");
     let out = funnelpulse_ok(
         dir.path(),
-        &["run", "01", "02", "--raw", run.raw.to_str().unwrap(), "--lake", lake.to_str().unwrap(), "--scheduler", &cluster.url()],
+        &[
+            "run",
+            "01",
+            "02",
+            "--raw",
+            run.raw.to_str().unwrap(),
+            "--lake",
+            lake.to_str().unwrap(),
+            "--scheduler",
+            &cluster.url(),
+        ],
     );
     assert!(out.contains("Ballista scheduler df://127.0.0.1"), "{out}");
     for ((table, on_cluster), (_, embedded)) in read_all(&lake).await.into_iter().zip(read_all(&run.lake).await) {
@@ -138,7 +156,8 @@ async fn a_rerun_replaces_the_tables_and_duckdb_sees_exactly_the_current_version
     funnelpulse_ok(dir.path(), &args);
     for table in ["bronze_events", "bronze_rejects", "silver_events", "gold_funnel_hourly_brand"] {
         let files = table_files(&lake, table);
-        let runs: std::collections::BTreeSet<_> = files.iter().map(|f| f.split("/part-").nth(1).unwrap_or(f)[..25].to_string()).collect();
+        let runs: std::collections::BTreeSet<_> =
+            files.iter().map(|f| f.split("/part-").nth(1).unwrap_or(f)[..25].to_string()).collect();
         assert_eq!(runs.len(), 1, "{table} holds files of several runs: {files:?}");
         assert!(files.iter().all(|f| f.ends_with(".parquet")), "{table} holds non-data files: {files:?}");
     }

@@ -10,10 +10,7 @@ use chrono::{DateTime, NaiveDateTime};
 /// Microseconds since the Unix epoch, or `None` when the text is not a timestamp.
 pub fn parse_event_time_micros(text: &str) -> Option<i64> {
     let text = text.trim_end();
-    let naive_part = text
-        .strip_suffix(" UTC")
-        .or_else(|| text.strip_suffix('Z'))
-        .or_else(|| text.strip_suffix(" Z"));
+    let naive_part = text.strip_suffix(" UTC").or_else(|| text.strip_suffix('Z')).or_else(|| text.strip_suffix(" Z"));
     if let Some(naive) = naive_part {
         return parse_naive(naive);
     }
@@ -30,19 +27,14 @@ pub fn parse_event_time_micros(text: &str) -> Option<i64> {
 fn parse_naive(text: &str) -> Option<i64> {
     let bytes = text.as_bytes();
     // Fast path for the exact Kaggle shape `YYYY-MM-DD HH:MM:SS`.
-    if bytes.len() == 19 && (bytes[10] == b' ' || bytes[10] == b'T') {
-        if let Some(micros) = parse_fixed19(bytes) {
-            return Some(micros);
-        }
+    if bytes.len() == 19
+        && (bytes[10] == b' ' || bytes[10] == b'T')
+        && let Some(micros) = parse_fixed19(bytes)
+    {
+        return Some(micros);
     }
-    let format = if bytes.get(10) == Some(&b'T') {
-        "%Y-%m-%dT%H:%M:%S%.f"
-    } else {
-        "%Y-%m-%d %H:%M:%S%.f"
-    };
-    NaiveDateTime::parse_from_str(text, format)
-        .ok()
-        .map(|t| t.and_utc().timestamp_micros())
+    let format = if bytes.get(10) == Some(&b'T') { "%Y-%m-%dT%H:%M:%S%.f" } else { "%Y-%m-%d %H:%M:%S%.f" };
+    NaiveDateTime::parse_from_str(text, format).ok().map(|t| t.and_utc().timestamp_micros())
 }
 
 /// `YYYY-MM-DD?HH:MM:SS` without allocation; validated through chrono.
@@ -75,18 +67,12 @@ mod tests {
     use super::*;
 
     fn micros(s: &str) -> i64 {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-            .unwrap()
-            .and_utc()
-            .timestamp_micros()
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").unwrap().and_utc().timestamp_micros()
     }
 
     #[test]
     fn kaggle_form_with_utc_suffix() {
-        assert_eq!(
-            parse_event_time_micros("2019-10-01 00:00:03 UTC"),
-            Some(micros("2019-10-01 00:00:03"))
-        );
+        assert_eq!(parse_event_time_micros("2019-10-01 00:00:03 UTC"), Some(micros("2019-10-01 00:00:03")));
     }
 
     #[test]
@@ -96,10 +82,7 @@ mod tests {
         assert_eq!(parse_event_time_micros("2019-11-30T23:59:59"), want);
         assert_eq!(parse_event_time_micros("2019-11-30T23:59:59Z"), want);
         assert_eq!(parse_event_time_micros("2019-12-01T01:59:59+02:00"), want);
-        assert_eq!(
-            parse_event_time_micros("2019-11-30T23:59:59.250Z"),
-            Some(micros("2019-11-30 23:59:59.25"))
-        );
+        assert_eq!(parse_event_time_micros("2019-11-30T23:59:59.250Z"), Some(micros("2019-11-30 23:59:59.25")));
     }
 
     #[test]

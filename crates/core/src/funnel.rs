@@ -1,9 +1,9 @@
 //! Funnel measures and rates shared by every gold table, plus the grouping
 //! dimensions (hour window, price band, category root).
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{Expr, cast, col, lit, when};
-use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::{coalesce, date_trunc, split_part};
 
 use crate::schema::timestamp_type;
@@ -15,9 +15,7 @@ fn is_event(kind: &str) -> Expr {
 /// `views`, `carts`, `purchases` (remove_from_cart is not counted) and
 /// `revenue` (sum of purchase prices, 0.0 when there are none).
 pub fn funnel_measures() -> Vec<Expr> {
-    let count_of = |kind: &str, name: &str| {
-        count(when(is_event(kind), lit(1i64)).end().unwrap()).alias(name)
-    };
+    let count_of = |kind: &str, name: &str| count(when(is_event(kind), lit(1i64)).end().unwrap()).alias(name);
     vec![
         count_of("view", "views"),
         count_of("cart", "carts"),
@@ -58,15 +56,8 @@ pub fn funnel_rates() -> Vec<Expr> {
 }
 
 /// Measure and rate column names in table order.
-pub const MEASURE_COLUMNS: [&str; 7] = [
-    "views",
-    "carts",
-    "purchases",
-    "revenue",
-    "view_to_cart_rate",
-    "cart_to_purchase_rate",
-    "conversion_rate",
-];
+pub const MEASURE_COLUMNS: [&str; 7] =
+    ["views", "carts", "purchases", "revenue", "view_to_cart_rate", "cart_to_purchase_rate", "conversion_rate"];
 
 /// Start of the epoch-aligned 1-hour tumbling window holding `event_time`.
 pub fn hour_window_start() -> Expr {
@@ -76,10 +67,7 @@ pub fn hour_window_start() -> Expr {
 /// `window_end = window_start + 1 hour` over an existing `window_start` column.
 pub fn hour_window_end() -> Expr {
     // Add 3,600,000,000 µs on the integer representation: exact and cheap.
-    cast(
-        cast(col("window_start"), DataType::Int64) + lit(3_600_000_000i64),
-        timestamp_type(),
-    )
+    cast(cast(col("window_start"), DataType::Int64) + lit(3_600_000_000i64), timestamp_type())
 }
 
 /// `<10`, `10-30`, `30-60`, `60_plus` (lower bounds inclusive).

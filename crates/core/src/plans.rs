@@ -9,7 +9,9 @@ use datafusion::functions_aggregate::expr_fn::{count, first_value, max, min};
 use datafusion::logical_expr::{Expr, SortExpr, cast, col, lit};
 use datafusion::prelude::DataFrame;
 
-use crate::funnel::{MEASURE_COLUMNS, category_root, funnel_measures, funnel_rates, hour_window_end, hour_window_start, price_band};
+use crate::funnel::{
+    MEASURE_COLUMNS, category_root, funnel_measures, funnel_rates, hour_window_end, hour_window_start, price_band,
+};
 use crate::schema::{PROBLEM, RAW_COLUMNS, RAW_TEXT, SOURCE_FILE, SOURCE_LINE};
 use crate::silver::{DEDUP_CARRIED, DEDUP_KEY, silver_derived_columns, silver_filter};
 
@@ -93,7 +95,9 @@ fn identical_rows() -> Expr {
         .iter()
         .map(|c| {
             let nn = col(format!("{c}__nn"));
-            nn.clone().eq(lit(0i64)).or(nn.eq(col("rows__n")).and(col(format!("{c}__min")).eq(col(format!("{c}__max")))))
+            nn.clone()
+                .eq(lit(0i64))
+                .or(nn.eq(col("rows__n")).and(col(format!("{c}__min")).eq(col(format!("{c}__max")))))
         })
         .reduce(Expr::and)
         .expect("carried columns")

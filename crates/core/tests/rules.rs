@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema};
 use datafusion::prelude::{DataFrame, SessionContext, col};
@@ -72,11 +73,7 @@ fn float(batch: &RecordBatch, name: &str, i: usize) -> Option<f64> {
 
 #[tokio::test]
 async fn silver_keeps_positive_prices_with_time_and_type() {
-    let mut rows = vec![
-        row("view", Some("a"), 0.01),
-        row("view", Some("b"), 0.0),
-        row("view", Some("c"), -1.0),
-    ];
+    let mut rows = vec![row("view", Some("a"), 0.01), row("view", Some("b"), 0.0), row("view", Some("c"), -1.0)];
     rows.push((T, Some("view"), 1, 1, None, Some("d"), None, 7, Some("s1")));
     rows.push((None, Some("view"), 1, 1, None, Some("e"), Some(1.0), 7, Some("s1")));
     rows.push((T, None, 1, 1, None, Some("f"), Some(1.0), 7, Some("s1")));
@@ -90,7 +87,8 @@ async fn silver_normalises_brand_and_category_and_flags_missing_fields() {
         (T, Some("view"), 1, 1, Some("Appliances.Kitchen-Knife Set"), Some("RuNail"), Some(2.0), 7, None),
         (T, Some("cart"), 2, 1, None, None, Some(2.0), 7, Some("s")),
     ];
-    let silver = collect(plans::silver(bronze(&rows)).unwrap().sort(vec![col("product_id").sort(true, false)]).unwrap()).await;
+    let silver =
+        collect(plans::silver(bronze(&rows)).unwrap().sort(vec![col("product_id").sort(true, false)]).unwrap()).await;
     assert_eq!(strings(&silver, "brand_norm"), vec![Some("runail".into()), None]);
     assert_eq!(strings(&silver, "category_code_norm"), vec![Some("appliances.kitchen_knife_set".into()), None]);
     assert_eq!(strings(&silver, "dq_missing_session"), vec![Some("true".into()), Some("false".into())]);
@@ -115,7 +113,10 @@ async fn dedup_keeps_the_lowest_price_row_and_treats_null_sessions_as_equal() {
         (T, Some("view"), 2, 1487580005134238553, None, None, Some(1.0), 7, Some("s")),
     ];
     let silver = collect(
-        plans::silver(bronze(&rows)).unwrap().sort(vec![col("product_id").sort(true, false), col("event_type").sort(true, false)]).unwrap(),
+        plans::silver(bronze(&rows))
+            .unwrap()
+            .sort(vec![col("product_id").sort(true, false), col("event_type").sort(true, false)])
+            .unwrap(),
     )
     .await;
     assert_eq!(silver.num_rows(), 4);
@@ -128,8 +129,18 @@ async fn dedup_keeps_the_lowest_price_row_and_treats_null_sessions_as_equal() {
 #[tokio::test]
 async fn price_bands_have_inclusive_lower_bounds() {
     let prices = [9.99, 10.0, 29.99, 30.0, 59.99, 60.0];
-    let rows: Vec<Row> = prices.iter().enumerate().map(|(i, p)| (T, Some("view"), i as i64, 1, None, None, Some(*p), 7, Some("s"))).collect();
-    let gold = collect(plans::gold_hourly_price_band(plans::silver(bronze(&rows)).unwrap()).unwrap().sort(vec![col("price_band").sort(true, false)]).unwrap()).await;
+    let rows: Vec<Row> = prices
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (T, Some("view"), i as i64, 1, None, None, Some(*p), 7, Some("s")))
+        .collect();
+    let gold = collect(
+        plans::gold_hourly_price_band(plans::silver(bronze(&rows)).unwrap())
+            .unwrap()
+            .sort(vec![col("price_band").sort(true, false)])
+            .unwrap(),
+    )
+    .await;
     let bands: Vec<(String, i64)> = (0..gold.num_rows())
         .map(|i| (strings(&gold, "price_band")[i].clone().unwrap(), int(&gold, "views", i)))
         .collect();
@@ -143,9 +154,21 @@ async fn hour_windows_split_at_hour_and_day_edges() {
         (Some("2019-10-02 00:00:00 UTC"), Some("view"), 1, 1, None, Some("b"), Some(1.0), 7, Some("s")),
         (Some("2019-10-02T00:59:59Z"), Some("view"), 2, 1, None, Some("b"), Some(1.0), 7, Some("s")),
     ];
-    let gold = collect(plans::gold_hourly_brand(plans::silver(bronze(&rows)).unwrap()).unwrap().sort(vec![col("window_start").sort(true, false)]).unwrap()).await;
-    assert_eq!(strings(&gold, "window_start"), vec![Some("2019-10-01T23:00:00".into()), Some("2019-10-02T00:00:00".into())]);
-    assert_eq!(strings(&gold, "window_end"), vec![Some("2019-10-02T00:00:00".into()), Some("2019-10-02T01:00:00".into())]);
+    let gold = collect(
+        plans::gold_hourly_brand(plans::silver(bronze(&rows)).unwrap())
+            .unwrap()
+            .sort(vec![col("window_start").sort(true, false)])
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        strings(&gold, "window_start"),
+        vec![Some("2019-10-01T23:00:00".into()), Some("2019-10-02T00:00:00".into())]
+    );
+    assert_eq!(
+        strings(&gold, "window_end"),
+        vec![Some("2019-10-02T00:00:00".into()), Some("2019-10-02T01:00:00".into())]
+    );
     assert_eq!(strings(&gold, "window_date"), vec![Some("2019-10-01".into()), Some("2019-10-02".into())]);
     assert_eq!((int(&gold, "views", 0), int(&gold, "views", 1)), (1, 2));
 }
@@ -167,9 +190,22 @@ async fn rates_are_null_on_zero_denominators_and_may_exceed_one() {
         // brand c: a view only → revenue 0.0, not null.
         (T, Some("view"), 9, 1, None, Some("c"), Some(1.0), 7, Some("s")),
     ];
-    let gold = collect(plans::gold_daily_brand(plans::silver(bronze(&rows)).unwrap()).unwrap().sort(vec![col("brand").sort(true, false)]).unwrap()).await;
+    let gold = collect(
+        plans::gold_daily_brand(plans::silver(bronze(&rows)).unwrap())
+            .unwrap()
+            .sort(vec![col("brand").sort(true, false)])
+            .unwrap(),
+    )
+    .await;
     assert_eq!(float(&gold, "revenue", 0), Some(4.0));
-    assert_eq!((float(&gold, "view_to_cart_rate", 0), float(&gold, "cart_to_purchase_rate", 0), float(&gold, "conversion_rate", 0)), (None, None, None));
+    assert_eq!(
+        (
+            float(&gold, "view_to_cart_rate", 0),
+            float(&gold, "cart_to_purchase_rate", 0),
+            float(&gold, "conversion_rate", 0)
+        ),
+        (None, None, None)
+    );
     assert_eq!((int(&gold, "views", 1), int(&gold, "carts", 1), int(&gold, "purchases", 1)), (1, 2, 3));
     assert_eq!(float(&gold, "view_to_cart_rate", 1), Some(2.0));
     assert_eq!(float(&gold, "cart_to_purchase_rate", 1), Some(1.5));
@@ -185,7 +221,13 @@ async fn category_root_is_the_first_segment_and_null_stays_null() {
         (T, Some("view"), 2, 1, Some("Apparel"), None, Some(1.0), 7, Some("s")),
         (T, Some("view"), 3, 1, None, None, Some(1.0), 7, Some("s")),
     ];
-    let gold = collect(plans::gold_daily_category(plans::silver(bronze(&rows)).unwrap()).unwrap().sort(vec![col("category_root").sort(true, false)]).unwrap()).await;
+    let gold = collect(
+        plans::gold_daily_category(plans::silver(bronze(&rows)).unwrap())
+            .unwrap()
+            .sort(vec![col("category_root").sort(true, false)])
+            .unwrap(),
+    )
+    .await;
     assert_eq!(strings(&gold, "category_root"), vec![Some("apparel".into()), Some("furniture".into()), None]);
 }
 
@@ -205,7 +247,8 @@ async fn the_fast_silver_plan_equals_the_exact_one_when_duplicates_are_identical
     assert_eq!(differing(&rows).await, 0);
     let order = || vec![col("product_id").sort(true, false), col("event_type").sort(true, false)];
     let exact = collect(plans::silver(bronze(&rows)).unwrap().sort(order()).unwrap()).await;
-    let fast = collect(plans::silver_when_duplicates_are_identical(bronze(&rows)).unwrap().sort(order()).unwrap()).await;
+    let fast =
+        collect(plans::silver_when_duplicates_are_identical(bronze(&rows)).unwrap().sort(order()).unwrap()).await;
     assert_eq!(exact, fast);
     // A group whose rows differ (price, or a null against a value) is detected.
     rows.push((T, Some("view"), 2, 3, None, Some("y"), Some(2.5), 8, Some("t")));

@@ -39,9 +39,9 @@ impl EngineMode {
                 );
                 Ok(Self::Remote { scheduler: url.to_string() })
             }
-            None => Ok(Self::Embedded {
-                parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
-            }),
+            None => {
+                Ok(Self::Embedded { parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) })
+            }
         }
     }
 }

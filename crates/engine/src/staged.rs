@@ -36,12 +36,18 @@ impl StagedRun {
     /// Writes the new version of `table` from disjoint slices, one Ballista
     /// job per slice, all running at once. Ballista writes each job's output
     /// in a single task; slices spread the Parquet encoding over the cluster.
-    pub async fn write_slices(&mut self, slices: Vec<DataFrame>, table: TableSpec) -> anyhow::Result<std::time::Duration> {
+    pub async fn write_slices(
+        &mut self,
+        slices: Vec<DataFrame>,
+        table: TableSpec,
+    ) -> anyhow::Result<std::time::Duration> {
         let started = Instant::now();
         let url = self.lake.staging_url(&self.run_id, &table);
         let writes = slices.into_iter().map(|df| write_partitioned(df, &table, &url));
-        let file_schemas = futures::future::try_join_all(writes).await.with_context(|| format!("writing {}", table.name))?;
-        let file_schema = file_schemas.into_iter().next().with_context(|| format!("no slice to write for {}", table.name))?;
+        let file_schemas =
+            futures::future::try_join_all(writes).await.with_context(|| format!("writing {}", table.name))?;
+        let file_schema =
+            file_schemas.into_iter().next().with_context(|| format!("no slice to write for {}", table.name))?;
         if !self.has_files(table).await? {
             self.lake.stage_empty_table(&self.run_id, &table, file_schema).await?;
         }
@@ -56,7 +62,12 @@ impl StagedRun {
     }
 
     /// Reads the staged partitions `values` of a table written by this run.
-    pub async fn read_partitions(&self, ctx: &SessionContext, table: TableSpec, values: &[String]) -> anyhow::Result<DataFrame> {
+    pub async fn read_partitions(
+        &self,
+        ctx: &SessionContext,
+        table: TableSpec,
+        values: &[String],
+    ) -> anyhow::Result<DataFrame> {
         read_partitions(ctx, &table, &self.lake.staging_url(&self.run_id, &table), Some(values)).await
     }
 

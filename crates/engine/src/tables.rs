@@ -32,8 +32,7 @@ pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> a
         let keep: Vec<usize> = (0..arrow.fields().len()).filter(|&i| arrow.field(i).name() != pcol).collect();
         std::sync::Arc::new(arrow.project(&keep)?)
     };
-    df.write_parquet(url, DataFrameWriteOptions::new().with_partition_by(vec![pcol.to_string()]), None)
-        .await?;
+    df.write_parquet(url, DataFrameWriteOptions::new().with_partition_by(vec![pcol.to_string()]), None).await?;
     Ok(file_schema)
 }
 

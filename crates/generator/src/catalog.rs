@@ -8,9 +8,30 @@ use rand::{Rng, SeedableRng};
 
 /// The biggest brands of the real data, then made-up names.
 const KNOWN_BRANDS: [&str; 24] = [
-    "runail", "irisk", "grattol", "masura", "estel", "ingarden", "jessnail", "kapous", "uno", "bpw.style",
-    "lianail", "freedecor", "cnd", "concept", "italwax", "domix", "strong", "shik", "kinetics", "pnb",
-    "haruyama", "artex", "marathon", "beautix",
+    "runail",
+    "irisk",
+    "grattol",
+    "masura",
+    "estel",
+    "ingarden",
+    "jessnail",
+    "kapous",
+    "uno",
+    "bpw.style",
+    "lianail",
+    "freedecor",
+    "cnd",
+    "concept",
+    "italwax",
+    "domix",
+    "strong",
+    "shik",
+    "kinetics",
+    "pnb",
+    "haruyama",
+    "artex",
+    "marathon",
+    "beautix",
 ];
 pub const BRAND_COUNT: usize = 240;
 const PRODUCT_COUNT: usize = 45_000;
@@ -43,7 +64,8 @@ pub struct Catalog {
 }
 
 fn made_up_brand(i: usize, rng: &mut StdRng) -> String {
-    const SYLLABLES: [&str; 16] = ["ka", "ro", "mi", "ne", "lu", "sa", "ti", "vo", "be", "da", "li", "on", "ar", "el", "is", "us"];
+    const SYLLABLES: [&str; 16] =
+        ["ka", "ro", "mi", "ne", "lu", "sa", "ti", "vo", "be", "da", "li", "on", "ar", "el", "is", "us"];
     let n = rng.random_range(2..4);
     let mut name: String = (0..n).map(|_| SYLLABLES[rng.random_range(0..SYLLABLES.len())]).collect();
     name.push_str(&format!("{}", i % 10));
@@ -52,7 +74,7 @@ fn made_up_brand(i: usize, rng: &mut StdRng) -> String {
 
 impl Catalog {
     pub fn new(seed: u64) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0xCA7A_106);
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x0CA7_A106);
         let brands: Vec<String> = (0..BRAND_COUNT)
             .map(|i| KNOWN_BRANDS.get(i).map(|s| s.to_string()).unwrap_or_else(|| made_up_brand(i, &mut rng)))
             .collect();
@@ -74,7 +96,8 @@ impl Catalog {
             products.push(Product {
                 id: 3_752 + (p as u64) * 131 + rng.random_range(0..131),
                 category_id: category_ids[zipf_index(&mut rng, category_ids.len(), 1.1)],
-                category_code: (rng.random::<f64>() < 0.02).then(|| CATEGORY_CODES[rng.random_range(0..CATEGORY_CODES.len())]),
+                category_code: (rng.random::<f64>() < 0.02)
+                    .then(|| CATEGORY_CODES[rng.random_range(0..CATEGORY_CODES.len())]),
                 brand,
                 price: (price * 100.0f64).round() / 100.0,
             });

@@ -15,8 +15,8 @@ use crate::truth::{AnomalyKind, PlantedAnomaly};
 /// Share of a day's events in each UTC hour: quiet at night, peak in the
 /// (Russian) evening, as in the real data.
 pub const HOUR_WEIGHTS: [f64; 24] = [
-    0.012, 0.008, 0.008, 0.012, 0.020, 0.030, 0.038, 0.044, 0.048, 0.050, 0.052, 0.052, 0.052, 0.054, 0.056,
-    0.060, 0.064, 0.068, 0.070, 0.068, 0.060, 0.048, 0.032, 0.020,
+    0.012, 0.008, 0.008, 0.012, 0.020, 0.030, 0.038, 0.044, 0.048, 0.050, 0.052, 0.052, 0.052, 0.054, 0.056, 0.060,
+    0.064, 0.068, 0.070, 0.068, 0.060, 0.048, 0.032, 0.020,
 ];
 
 /// Event mix: views : carts : purchases ≈ 1 : 0.59 : 0.14, plus remove_from_cart.
@@ -78,11 +78,15 @@ pub fn generate_day(
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ date.num_days_from_ce() as u64);
     let hours = WeightedIndex::new(HOUR_WEIGHTS).expect("weights");
     let kinds = WeightedIndex::new(EVENT_WEIGHTS).expect("weights");
-    let day_start = date.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp();
     let planted: HashMap<(u16, u32), AnomalyKind> = anomalies
         .iter()
         .filter(|a| a.window_start.date() == date)
-        .filter_map(|a| Some(((catalog.brands.iter().position(|b| *b == a.brand)? as u16, a.window_start.time().hour_of_day()), a.kind)))
+        .filter_map(|a| {
+            Some((
+                (catalog.brands.iter().position(|b| *b == a.brand)? as u16, a.window_start.time().hour_of_day()),
+                a.kind,
+            ))
+        })
         .collect();
 
     let mut events: Vec<Event> = Vec::with_capacity(quota as usize + 64);
@@ -119,7 +123,7 @@ pub fn generate_day(
     }
     events.truncate(quota as usize);
     events.sort_by_key(|e| e.second);
-    (format_events(&events, date, day_start, catalog), events.len() as u64)
+    (format_events(&events, date, catalog), events.len() as u64)
 }
 
 trait HourOfDay {
@@ -131,13 +135,14 @@ impl HourOfDay for chrono::NaiveTime {
     }
 }
 
-fn format_events(events: &[Event], date: NaiveDate, _day_start: i64, catalog: &Catalog) -> Vec<u8> {
+fn format_events(events: &[Event], date: NaiveDate, catalog: &Catalog) -> Vec<u8> {
     let day = date.format("%Y-%m-%d").to_string();
     let mut out = Vec::with_capacity(events.len() * 130);
     for e in events {
         let p = &catalog.products[e.product as usize];
         let (h, m, s) = (e.second / 3600, e.second / 60 % 60, e.second % 60);
-        let _ = write!(out, "{day} {h:02}:{m:02}:{s:02} UTC,{},{},{},", EVENT_TYPES[e.kind as usize], p.id, p.category_id);
+        let _ =
+            write!(out, "{day} {h:02}:{m:02}:{s:02} UTC,{},{},{},", EVENT_TYPES[e.kind as usize], p.id, p.category_id);
         out.extend_from_slice(p.category_code.unwrap_or("").as_bytes());
         out.push(b',');
         if let Some(b) = p.brand {

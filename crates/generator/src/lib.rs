@@ -46,7 +46,8 @@ pub fn month_file_name(date: NaiveDate) -> String {
     format!("{}.csv", date.format("%Y-%b"))
 }
 
-pub const HEADER: &str = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n";
+pub const HEADER: &str =
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n";
 
 pub fn generate(config: &GeneratorConfig) -> anyhow::Result<GenerateReport> {
     anyhow::ensure!(config.days > 0, "--days must be at least 1");
@@ -104,7 +105,9 @@ impl MonthWriter {
         if self.current.as_ref().map(|c| c.0) != Some(month) {
             self.close()?;
             let path = self.dir.join(month_file_name(date));
-            let mut file = std::io::BufWriter::new(std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?);
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+            );
             file.write_all(HEADER.as_bytes())?;
             self.bytes += HEADER.len() as u64;
             self.current = Some((month, path, file));

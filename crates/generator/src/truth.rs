@@ -56,7 +56,8 @@ pub fn plan_anomalies(seed: u64, catalog: &Catalog, days: &[NaiveDate], rows: u6
         return Vec::new();
     }
     // Brands that reach enough expected views at the evening peak, biggest first.
-    let mut eligible: Vec<usize> = (0..catalog.brands.len()).filter(|&b| expected(b, 3, 18) >= MIN_EXPECTED_VIEWS).collect();
+    let mut eligible: Vec<usize> =
+        (0..catalog.brands.len()).filter(|&b| expected(b, 3, 18) >= MIN_EXPECTED_VIEWS).collect();
     eligible.sort_by(|a, b| catalog.brand_share[*b].total_cmp(&catalog.brand_share[*a]));
     if eligible.is_empty() {
         return Vec::new();
@@ -80,7 +81,12 @@ pub fn plan_anomalies(seed: u64, catalog: &Catalog, days: &[NaiveDate], rows: u6
             continue;
         }
         let kind = if planted.len() % 3 == 2 { AnomalyKind::Spike } else { AnomalyKind::Drop };
-        planted.push(PlantedAnomaly { brand: catalog.brands[brand].clone(), window_start, kind, expected_views: views.round() });
+        planted.push(PlantedAnomaly {
+            brand: catalog.brands[brand].clone(),
+            window_start,
+            kind,
+            expected_views: views.round(),
+        });
     }
     planted.sort_by(|a, b| (a.window_start, &a.brand).cmp(&(b.window_start, &b.brand)));
     planted

@@ -6,13 +6,22 @@ use chrono::NaiveDate;
 use funnelpulse_generator::{GeneratorConfig, Truth, generate};
 
 fn config(out: &std::path::Path, rows: u64, seed: u64) -> GeneratorConfig {
-    GeneratorConfig { out: out.to_path_buf(), rows, seed, start: NaiveDate::from_ymd_opt(2019, 10, 25).unwrap(), days: 14 }
+    GeneratorConfig {
+        out: out.to_path_buf(),
+        rows,
+        seed,
+        start: NaiveDate::from_ymd_opt(2019, 10, 25).unwrap(),
+        days: 14,
+    }
 }
 
 fn read_all(dir: &std::path::Path) -> Vec<(String, String)> {
     let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
-    files.into_iter().map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&p).unwrap())).collect()
+    files
+        .into_iter()
+        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read_to_string(&p).unwrap()))
+        .collect()
 }
 
 #[test]
@@ -40,7 +49,10 @@ fn data_has_the_shape_of_the_real_log() {
     let mut brands = HashSet::new();
     for (name, text) in read_all(dir.path()).into_iter().filter(|(n, _)| n.ends_with(".csv")) {
         let mut lines = text.lines();
-        assert_eq!(lines.next().unwrap(), "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session");
+        assert_eq!(
+            lines.next().unwrap(),
+            "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+        );
         let mut last_time = String::new();
         for line in lines {
             let f: Vec<&str> = line.split(',').collect();

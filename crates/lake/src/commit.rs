@@ -75,7 +75,12 @@ impl Lake {
     /// Stages a zero-row Parquet file (in the null partition) when `run_id`
     /// wrote no file for `table`, so that an empty result is still a readable
     /// table with the right columns.
-    pub async fn stage_empty_table(&self, run_id: &str, table: &TableSpec, file_schema: SchemaRef) -> anyhow::Result<()> {
+    pub async fn stage_empty_table(
+        &self,
+        run_id: &str,
+        table: &TableSpec,
+        file_schema: SchemaRef,
+    ) -> anyhow::Result<()> {
         let rel = format!("{}{}={NULL_PARTITION}/empty.parquet", Lake::staging_rel(run_id, table), table.partition_col);
         let mut buffer = Vec::new();
         ArrowWriter::try_new(&mut buffer, file_schema, None)?.close()?;
@@ -210,6 +215,9 @@ mod tests {
             final_name("_staging/r1/t/", "tables/t/", "_staging/r1/t/event_date=2019-10-01/x_0.parquet", "r1"),
             "tables/t/event_date=2019-10-01/part-r1-x_0.parquet"
         );
-        assert_eq!(final_name("_staging/r1/t/", "tables/t/", "_staging/r1/t/y.parquet", "r1"), "tables/t/part-r1-y.parquet");
+        assert_eq!(
+            final_name("_staging/r1/t/", "tables/t/", "_staging/r1/t/y.parquet", "r1"),
+            "tables/t/part-r1-y.parquet"
+        );
     }
 }

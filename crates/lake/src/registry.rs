@@ -39,9 +39,8 @@ impl LakeStores {
     fn build(url: &Url) -> Result<Arc<dyn ObjectStore>> {
         match url.scheme() {
             "gs" => {
-                let bucket = url
-                    .host_str()
-                    .ok_or_else(|| DataFusionError::Configuration(format!("no bucket in {url}")))?;
+                let bucket =
+                    url.host_str().ok_or_else(|| DataFusionError::Configuration(format!("no bucket in {url}")))?;
                 let gcs = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).build()?;
                 Ok(Arc::new(gcs))
             }

@@ -13,10 +13,10 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
-use futures::stream::BoxStream;
-use object_store::ObjectStoreExt;
-use futures::{StreamExt, TryStreamExt};
 use funnelpulse_core::schema::raw_reader_schema;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
 
 use crate::discover::RawFile;
 use crate::parse::{is_expected_header, parse_fields, split_fields};
@@ -186,10 +186,7 @@ impl FileReader {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let (text, utf8_problem) = match std::str::from_utf8(line) {
             Ok(text) => (Cow::Borrowed(text), None),
-            Err(e) => (
-                String::from_utf8_lossy(line),
-                Some(format!("invalid UTF-8 at byte {}", e.valid_up_to())),
-            ),
+            Err(e) => (String::from_utf8_lossy(line), Some(format!("invalid UTF-8 at byte {}", e.valid_up_to()))),
         };
         if self.line_no == 1 {
             return self.check_header(&text);

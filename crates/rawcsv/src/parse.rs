@@ -104,8 +104,7 @@ pub fn is_expected_header(line: &str) -> bool {
     let line = line.trim_start_matches('\u{feff}');
     let mut fields = Vec::new();
     split_fields(line, &mut fields);
-    fields.len() == RAW_COLUMNS.len()
-        && fields.iter().zip(RAW_COLUMNS).all(|(f, want)| f.trim() == want)
+    fields.len() == RAW_COLUMNS.len() && fields.iter().zip(RAW_COLUMNS).all(|(f, want)| f.trim() == want)
 }
 
 #[cfg(test)]

@@ -3,13 +3,11 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, Date32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, Date32Builder, Float64Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::error::Result;
 use funnelpulse_core::event_time::micros_to_epoch_days;
-use funnelpulse_core::schema::raw_reader_schema;
 
 use crate::parse::ParsedRow;
 
@@ -79,7 +77,6 @@ impl RowsBuilder {
             None => columns,
         };
         let options = datafusion::arrow::array::RecordBatchOptions::new().with_row_count(Some(rows));
-        debug_assert_eq!(raw_reader_schema().fields().len(), 14);
         Ok(RecordBatch::try_new_with_options(projected.clone(), columns, &options)?)
     }
 }

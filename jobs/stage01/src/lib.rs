@@ -95,15 +95,22 @@ async fn build_tables(
     // One slice per raw file: each is parsed and written by its own job.
     let per_file = files
         .iter()
-        .map(|file| plans::bronze(ctx.read_table(Arc::new(RawEventsTable::new(vec![file.clone()], ScanMode::AllRows)))?, bad_rows))
+        .map(|file| {
+            plans::bronze(
+                ctx.read_table(Arc::new(RawEventsTable::new(vec![file.clone()], ScanMode::AllRows)))?,
+                bad_rows,
+            )
+        })
         .collect::<datafusion::error::Result<Vec<_>>>()?;
     report.timings.push(("bronze_events", staged.write_slices(per_file, BRONZE_EVENTS).await?));
     let bronze = staged.read(ctx, BRONZE_EVENTS).await?;
     report.bronze_rows = one_row_i64(bronze.clone(), vec![count(lit(1))]).await?[0] as u64;
     let quarantined = if bad_rows == BadRows::Quarantine { report.problem_rows } else { 0 };
-    check("raw data lines = bronze rows + quarantined rows", report.data_lines == report.bronze_rows + quarantined, || {
-        format!("{} lines, {} bronze rows, {quarantined} quarantined", report.data_lines, report.bronze_rows)
-    })?;
+    check(
+        "raw data lines = bronze rows + quarantined rows",
+        report.data_lines == report.bronze_rows + quarantined,
+        || format!("{} lines, {} bronze rows, {quarantined} quarantined", report.data_lines, report.bronze_rows),
+    )?;
     progress.line(format!("bronze_events: {} rows", report.bronze_rows));
 
     progress.step("filtering, de-duplicating → silver_events");
@@ -118,9 +125,11 @@ async fn build_tables(
     report.timings.push(("silver_events", started.elapsed()));
     let silver = staged.read(ctx, SILVER_EVENTS).await?;
     let is = |kind: &str| count(when(col("event_type").eq(lit(kind.to_string())), lit(1)).end().unwrap());
-    let silver_counts = one_row_i64(silver.clone(), vec![count(lit(1)), is("view"), is("cart"), is("purchase")]).await?;
+    let silver_counts =
+        one_row_i64(silver.clone(), vec![count(lit(1)), is("view"), is("cart"), is("purchase")]).await?;
     report.silver_rows = silver_counts[0] as u64;
-    let eligible = one_row_i64(bronze.filter(funnelpulse_core::silver::silver_filter())?, vec![count(lit(1))]).await?[0];
+    let eligible =
+        one_row_i64(bronze.filter(funnelpulse_core::silver::silver_filter())?, vec![count(lit(1))]).await?[0];
     report.duplicates_removed = (eligible - silver_counts[0]) as u64;
     check("silver rows ≤ bronze rows", report.silver_rows <= report.bronze_rows, || {
         format!("{} silver, {} bronze", report.silver_rows, report.bronze_rows)
@@ -128,7 +137,8 @@ async fn build_tables(
     check("silver rows ≤ bronze rows passing the filter", eligible >= silver_counts[0], || {
         format!("{} silver, {eligible} eligible", silver_counts[0])
     })?;
-    progress.line(format!("silver_events: {} rows ({} duplicates removed)", report.silver_rows, report.duplicates_removed));
+    progress
+        .line(format!("silver_events: {} rows ({} duplicates removed)", report.silver_rows, report.duplicates_removed));
 
     progress.step("aggregating → gold_funnel_hourly_brand");
     let mut slices = Vec::new();
@@ -136,9 +146,12 @@ async fn build_tables(
         slices.push(plans::gold_hourly_brand(staged.read_partitions(ctx, SILVER_EVENTS, &days).await?)?);
     }
     let all = plans::gold_hourly_brand(silver)?;
-    report.timings.push(("gold_funnel_hourly_brand", staged.write_slices(or_all(slices, all), GOLD_FUNNEL_HOURLY_BRAND).await?));
+    report
+        .timings
+        .push(("gold_funnel_hourly_brand", staged.write_slices(or_all(slices, all), GOLD_FUNNEL_HOURLY_BRAND).await?));
     let gold = staged.read(ctx, GOLD_FUNNEL_HOURLY_BRAND).await?;
-    let gold_sums = one_row_i64(gold, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))]).await?;
+    let gold_sums =
+        one_row_i64(gold, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))]).await?;
     report.gold_rows = gold_sums[0] as u64;
     check("gold views/carts/purchases = silver events of each type", gold_sums[1..] == silver_counts[1..], || {
         format!("gold {:?}, silver {:?}", &gold_sums[1..], &silver_counts[1..])
@@ -160,13 +173,16 @@ fn by_days(days: Vec<String>, engine: &Engine) -> Vec<Vec<String>> {
 }
 
 /// The slices, or the whole plan when there are none (an empty table).
-fn or_all(slices: Vec<datafusion::prelude::DataFrame>, all: datafusion::prelude::DataFrame) -> Vec<datafusion::prelude::DataFrame> {
+fn or_all(
+    slices: Vec<datafusion::prelude::DataFrame>,
+    all: datafusion::prelude::DataFrame,
+) -> Vec<datafusion::prelude::DataFrame> {
     if slices.is_empty() { vec![all] } else { slices }
 }
 
 /// The error for `--bad-rows fail`: the first problem by file and line.
 async fn first_problem(rejects: datafusion::prelude::DataFrame) -> anyhow::Result<anyhow::Error> {
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::Int64Type;
     let first = rejects
         .sort(vec![col("source_file").sort(true, false), col("source_line").sort(true, false)])?
@@ -174,9 +190,9 @@ async fn first_problem(rejects: datafusion::prelude::DataFrame) -> anyhow::Resul
         .collect()
         .await?;
     let batch = first.iter().find(|b| b.num_rows() > 0).context("rejects disappeared")?;
-    let text = |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>().value(0).to_string()).unwrap_or_default();
+    let text =
+        |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>().value(0).to_string()).unwrap_or_default();
     let line = batch.column_by_name("source_line").map(|c| c.as_primitive::<Int64Type>().value(0)).unwrap_or(0);
-    let _ = batch.column(0).len();
     Ok(anyhow::anyhow!(
         "bad row in {} line {line}: {} (--bad-rows fail); no table was replaced",
         text("source_file"),

@@ -29,7 +29,11 @@ impl fmt::Display for Stage01Report {
         writeln!(f, "    blank lines skipped   {:>12}", self.blank_lines)?;
         writeln!(f, "    rows with problems    {:>12}  (bronze_rejects)", self.problem_rows)?;
         writeln!(f, "    bronze_events         {:>12}", self.bronze_rows)?;
-        writeln!(f, "    silver_events         {:>12}  ({} duplicates removed)", self.silver_rows, self.duplicates_removed)?;
+        writeln!(
+            f,
+            "    silver_events         {:>12}  ({} duplicates removed)",
+            self.silver_rows, self.duplicates_removed
+        )?;
         writeln!(f, "    gold_funnel_hourly_brand {:>9}", self.gold_rows)?;
         write!(f, "  time per table:")?;
         for (table, took) in &self.timings {

@@ -9,7 +9,9 @@ use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{col, lit, when};
 use funnelpulse_core::TableSpec;
 use funnelpulse_core::plans;
-use funnelpulse_core::tables::{GOLD_FUNNEL_DAILY_BRAND, GOLD_FUNNEL_DAILY_CATEGORY, GOLD_FUNNEL_HOURLY_PRICE_BAND, SILVER_EVENTS};
+use funnelpulse_core::tables::{
+    GOLD_FUNNEL_DAILY_BRAND, GOLD_FUNNEL_DAILY_CATEGORY, GOLD_FUNNEL_HOURLY_PRICE_BAND, SILVER_EVENTS,
+};
 use funnelpulse_engine::tables::{read_partitions, read_table};
 use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
 use funnelpulse_lake::Lake;
@@ -70,7 +72,8 @@ async fn build_tables(
         .await
         .context("reading silver_events (run stage 01 first)")?;
     let is = |kind: &str| count(when(col("event_type").eq(lit(kind.to_string())), lit(1)).end().unwrap());
-    let silver_counts = one_row_i64(silver.clone(), vec![count(lit(1)), is("view"), is("cart"), is("purchase")]).await?;
+    let silver_counts =
+        one_row_i64(silver.clone(), vec![count(lit(1)), is("view"), is("cart"), is("purchase")]).await?;
     report.silver_rows = silver_counts[0] as u64;
 
     // Every table groups by day or by hour: whole-day slices never split a group.
@@ -88,10 +91,14 @@ async fn build_tables(
         }
         let took = staged.write_slices(slices, table).await?;
         let written = staged.read(ctx, table).await?;
-        let sums = one_row_i64(written, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))]).await?;
-        check(&format!("{} views/carts/purchases = silver events of each type", table.name), sums[1..] == silver_counts[1..], || {
-            format!("{:?} vs silver {:?}", &sums[1..], &silver_counts[1..])
-        })?;
+        let sums =
+            one_row_i64(written, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))])
+                .await?;
+        check(
+            &format!("{} views/carts/purchases = silver events of each type", table.name),
+            sums[1..] == silver_counts[1..],
+            || format!("{:?} vs silver {:?}", &sums[1..], &silver_counts[1..]),
+        )?;
         progress.line(format!("{}: {} rows", table.name, sums[0]));
         report.tables.push((table.name, sums[0] as u64, took));
     }

@@ -4,7 +4,9 @@ use clap::Parser;
 use funnelpulse_engine::CommonArgs;
 
 #[derive(Parser)]
-#[command(about = "Stage 02: silver_events → gold_funnel_daily_brand, gold_funnel_daily_category, gold_funnel_hourly_price_band")]
+#[command(
+    about = "Stage 02: silver_events → gold_funnel_daily_brand, gold_funnel_daily_category, gold_funnel_hourly_price_band"
+)]
 struct Cli {
     #[command(flatten)]
     common: CommonArgs,

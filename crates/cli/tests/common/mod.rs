@@ -39,7 +39,10 @@ pub fn funnelpulse_ok(dir: &Path, args: &[&str]) -> String {
 /// Generated raw data (cached per test binary run).
 pub fn generate(dir: &Path, rows: u64, days: u32) -> PathBuf {
     let raw = dir.join("raw");
-    funnelpulse_ok(dir, &["generate", "--out", raw.to_str().unwrap(), "--rows", &rows.to_string(), "--days", &days.to_string()]);
+    funnelpulse_ok(
+        dir,
+        &["generate", "--out", raw.to_str().unwrap(), "--rows", &rows.to_string(), "--days", &days.to_string()],
+    );
     raw
 }
 

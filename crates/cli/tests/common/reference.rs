@@ -66,8 +66,18 @@ fn f(v: Option<f64>) -> Value {
     v.map(Value::F).unwrap_or(Value::Null)
 }
 
-pub const BRONZE_COLUMNS: [&str; 10] =
-    ["event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session", "event_date"];
+pub const BRONZE_COLUMNS: [&str; 10] = [
+    "event_time",
+    "event_type",
+    "product_id",
+    "category_id",
+    "category_code",
+    "brand",
+    "price",
+    "user_id",
+    "user_session",
+    "event_date",
+];
 
 pub fn bronze_rows(events: &[Event]) -> Vec<Row> {
     events
@@ -118,12 +128,28 @@ fn ordered(p: f64) -> i64 {
 }
 
 pub const SILVER_COLUMNS: [&str; 15] = [
-    "event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price", "user_id", "user_session",
-    "brand_norm", "category_code_norm", "dq_missing_session", "dq_missing_brand", "dq_missing_category", "event_date",
+    "event_time",
+    "event_type",
+    "product_id",
+    "category_id",
+    "category_code",
+    "brand",
+    "price",
+    "user_id",
+    "user_session",
+    "brand_norm",
+    "category_code_norm",
+    "dq_missing_session",
+    "dq_missing_brand",
+    "dq_missing_category",
+    "event_date",
 ];
 
 pub fn code_norm(code: &str) -> String {
-    code.to_lowercase().chars().map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' { c } else { '_' }).collect()
+    code.to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' { c } else { '_' })
+        .collect()
 }
 
 pub fn silver_rows(silver: &[Event]) -> Vec<Row> {
@@ -191,7 +217,8 @@ fn funnel(silver: &[Event], key: impl Fn(&Event) -> Vec<Value>, partition: impl 
         .collect()
 }
 
-pub const MEASURES: [&str; 7] = ["views", "carts", "purchases", "revenue", "view_to_cart_rate", "cart_to_purchase_rate", "conversion_rate"];
+pub const MEASURES: [&str; 7] =
+    ["views", "carts", "purchases", "revenue", "view_to_cart_rate", "cart_to_purchase_rate", "conversion_rate"];
 
 fn hour(e: &Event) -> NaiveDateTime {
     let t = e.time.unwrap();
