@@ -95,3 +95,36 @@ impl Lake {
         full.strip_prefix(root).map(|r| r.trim_start_matches('/')).unwrap_or(full).to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_become_folder_urls() {
+        assert_eq!(to_url("gs://bucket/lake").unwrap().as_str(), "gs://bucket/lake/");
+        let local = to_url("some/lake").unwrap();
+        assert_eq!(local.scheme(), "file");
+        assert!(local.path().ends_with("/some/lake/"));
+        let err = to_url("s3://bucket/lake").unwrap_err().to_string();
+        assert!(err.contains("use a local path or gs://bucket/prefix"), "{err}");
+    }
+
+    #[test]
+    fn paths_below_the_root_round_trip() {
+        let stores = crate::LakeStores::new();
+        let dir = std::env::temp_dir().join(format!("fp-lake-{}", new_run_id()));
+        let lake = Lake::open(dir.to_str().unwrap(), stores.as_ref()).unwrap();
+        let path = lake.path_of("tables/t/event_date=2019-10-01/x.parquet");
+        assert_eq!(lake.rel_of(&path), "tables/t/event_date=2019-10-01/x.parquet");
+        assert!(lake.table_url(&funnelpulse_core::tables::SILVER_EVENTS).ends_with("/tables/silver_events/"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn run_ids_sort_by_time() {
+        let (a, b) = (new_run_id(), new_run_id());
+        assert_eq!(a.len(), 25);
+        assert!(a[..16] <= b[..16]);
+    }
+}
