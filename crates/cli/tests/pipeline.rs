@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::reference::{self, BRONZE_COLUMNS, MEASURES, SILVER_COLUMNS};
+use common::reference::{self, BRONZE_COLUMNS, MEASURES};
 use common::tables::{Row, assert_same_rows, read_rows, sorted};
 use common::{LocalCluster, funnelpulse_ok, generate};
 
@@ -52,7 +52,7 @@ fn with_measures(leading: &[&'static str], partition: &'static str) -> Vec<&'sta
 fn tables() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
     vec![
         ("bronze_events", "event_date", BRONZE_COLUMNS.to_vec()),
-        ("silver_events", "event_date", SILVER_COLUMNS.to_vec()),
+        ("silver_events", "event_date", reference::silver_columns()),
         (
             "gold_funnel_hourly_brand",
             "window_date",

@@ -127,23 +127,12 @@ fn ordered(p: f64) -> i64 {
     (p * 1e6).round() as i64
 }
 
-pub const SILVER_COLUMNS: [&str; 15] = [
-    "event_time",
-    "event_type",
-    "product_id",
-    "category_id",
-    "category_code",
-    "brand",
-    "price",
-    "user_id",
-    "user_session",
-    "brand_norm",
-    "category_code_norm",
-    "dq_missing_session",
-    "dq_missing_brand",
-    "dq_missing_category",
-    "event_date",
-];
+/// Bronze's event columns, silver's additions, then `event_date`.
+pub fn silver_columns() -> Vec<&'static str> {
+    let events = &BRONZE_COLUMNS[..9];
+    let added = ["brand_norm", "category_code_norm", "dq_missing_session", "dq_missing_brand", "dq_missing_category"];
+    events.iter().chain(&added).chain(&["event_date"]).copied().collect()
+}
 
 pub fn code_norm(code: &str) -> String {
     code.to_lowercase()
