@@ -1,6 +1,8 @@
 //! `funnelpulse`: the umbrella command — generate data, run stages.
 
+mod alert;
 mod config;
+mod evaluate;
 mod generate;
 mod run;
 
@@ -20,6 +22,10 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Run pipeline stages (01, 02, … or all) embedded or on a Ballista cluster.
     Run(run::RunArgs),
+    /// Score the anomaly detectors (stage 05's tables) against the generator's truth.json.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Post the anomalies not sent before to a webhook (Slack-compatible JSON).
+    Alert(alert::AlertCommandArgs),
 }
 
 /// Warnings, without Ballista's routine notes about spilling shuffle buffers.
@@ -33,6 +39,8 @@ async fn main() {
         match Cli::parse().command {
             Command::Generate(args) => generate::run(args),
             Command::Run(args) => run::run(args).await,
+            Command::Evaluate(args) => evaluate::run(args).await,
+            Command::Alert(args) => alert::run(args).await,
         }
     }
     .await;

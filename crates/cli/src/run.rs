@@ -16,6 +16,8 @@ pub struct RunArgs {
     pub common: CommonArgs,
     #[command(flatten)]
     pub stage01: funnelpulse_stage01::Stage01Args,
+    #[command(flatten)]
+    pub stage05: funnelpulse_stage05::Stage05Args,
     /// Rows of the sample generated when stage 01 runs without --raw.
     #[arg(long, env = "FUNNELPULSE_SAMPLE_ROWS", default_value_t = 1_000_000)]
     pub sample_rows: u64,
@@ -27,8 +29,8 @@ const STAGES: [(&str, &str, bool); 6] = [
     ("02", "more gold tables", true),
     ("03", "stream input", false),
     ("04", "streaming funnel", false),
-    ("05", "anomaly detection", false),
-    ("06", "summary report", false),
+    ("05", "anomaly detection", true),
+    ("06", "summary report", true),
 ];
 
 /// `all` → every built stage; otherwise each named stage, in pipeline order.
@@ -67,6 +69,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 println!("{report}");
             }
             "02" => println!("{}", funnelpulse_stage02::run(&engine, &lake).await?),
+            "05" => println!("{}", funnelpulse_stage05::run(&engine, &lake, &args.stage05).await?),
+            "06" => print!("{}", funnelpulse_stage06::run(&engine, &lake).await?),
             other => bail!("stage {other} is not available"),
         }
     }

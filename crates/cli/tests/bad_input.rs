@@ -105,8 +105,12 @@ fn missing_raw_files_and_bad_settings_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no *.csv files in raw"), "{out:?}");
     let out = funnelpulse(dir.path(), &["run", "01", "--raw", "raw"], &[("FUNNELPULSE_BAD_ROWS", "sometimes")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bad-rows"), "{out:?}");
-    let out = funnelpulse(dir.path(), &["run", "05"], &[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("stage 05 (anomaly detection) is not available"), "{out:?}");
+    let out = funnelpulse(dir.path(), &["run", "03"], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stage 03 (stream input) is not available"), "{out:?}");
+    let out = funnelpulse(dir.path(), &["run", "05", "--lake", "empty-lake"], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("run stage 01 first"), "{out:?}");
+    let out = funnelpulse(dir.path(), &["run", "05", "--lake", "empty-lake", "--v2-fdr", "2"], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--v2-fdr must be between 0 and 1"), "{out:?}");
     let out = funnelpulse(dir.path(), &["run", "01", "--scheduler", "localhost:50050"], &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("must look like df://HOST:PORT"), "{out:?}");
     std::fs::write(dir.path().join("funnelpulse.toml"), "lake = 'x'\ncolour = 'red'\n").unwrap();

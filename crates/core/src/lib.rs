@@ -4,6 +4,7 @@
 //! Everything here is engine-agnostic: it builds `Expr`s and `Schema`s, it
 //! never runs a query. Job crates compose these into logical plans.
 
+pub mod anomaly;
 pub mod event_time;
 pub mod funnel;
 pub mod plans;

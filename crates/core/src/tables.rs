@@ -31,3 +31,9 @@ pub const GOLD_FUNNEL_HOURLY_PRICE_BAND: TableSpec =
 
 /// Hive's name for a null partition value; DuckDB, Spark and our reader map it back to null.
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
+/// Stage 05, classic z-score detector (the semantics).
+pub const GOLD_ANOMALIES_HOURLY_BRAND: TableSpec =
+    TableSpec { name: "gold_anomalies_hourly_brand", partition_col: "window_date" };
+/// Stage 05, count-aware rate test (FunnelPulse's own, the default for alerts).
+pub const GOLD_ANOMALIES_HOURLY_BRAND_V2: TableSpec =
+    TableSpec { name: "gold_anomalies_hourly_brand_v2", partition_col: "window_date" };

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Catalog;
 use crate::day::{HOUR_WEIGHTS, daily_quotas, view_share};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AnomalyKind {
     /// Purchase rate collapsed to about a tenth.
@@ -38,13 +38,20 @@ pub struct Truth {
     pub anomalies: Vec<PlantedAnomaly>,
 }
 
-/// Fewest expected views of a planted brand-hour: the classic detector only
-/// judges hours with ≥ 50 views, so smaller brands are near its limit.
-const MIN_EXPECTED_VIEWS: f64 = 40.0;
+/// Fewest expected views of a planted brand-hour. Below about 100 views (≈ 14
+/// expected purchases) one hour's collapse cannot be told from chance at a
+/// useful false-alarm rate: 0 purchases where 5.6 are expected happens by
+/// chance in 1 of 270 quiet hours, and there are tens of thousands of them.
+const MIN_EXPECTED_VIEWS: f64 = 100.0;
 
-/// Brand-hours with enough expected views to be judged (≥ 40), spread over
-/// brand sizes (big, medium and small brands in equal numbers), never in the
-/// first three days (so baselines exist), about 2 drops per spike.
+/// Planted anomalies per day of data (60 over the default 61 days): sparse,
+/// like real incidents, so that they do not distort the baselines.
+const ANOMALIES_PER_DAY: f64 = 60.0 / 61.0;
+
+/// Brand-hours with enough expected views to be judged (≥ 100), spread over
+/// the sizes of the brands that have such hours (the biggest, middle and
+/// smallest third in equal numbers), never in the first three days (so
+/// baselines exist), about 2 drops per spike.
 pub fn plan_anomalies(seed: u64, catalog: &Catalog, days: &[NaiveDate], rows: u64) -> Vec<PlantedAnomaly> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0xA0A0_11E5);
     let quotas = daily_quotas(rows, days);
@@ -63,7 +70,7 @@ pub fn plan_anomalies(seed: u64, catalog: &Catalog, days: &[NaiveDate], rows: u6
         return Vec::new();
     }
     let tiers: Vec<&[usize]> = eligible.chunks(eligible.len().div_ceil(3)).collect();
-    let wanted = 60;
+    let wanted = ((days.len() as f64 * ANOMALIES_PER_DAY).round() as usize).max(1);
     let mut planted: Vec<PlantedAnomaly> = Vec::new();
     let mut attempts = 0;
     while planted.len() < wanted && attempts < wanted * 50 {
@@ -80,7 +87,9 @@ pub fn plan_anomalies(seed: u64, catalog: &Catalog, days: &[NaiveDate], rows: u6
         if planted.iter().any(|a| a.brand == catalog.brands[brand] && a.window_start == window_start) {
             continue;
         }
-        let kind = if planted.len() % 3 == 2 { AnomalyKind::Spike } else { AnomalyKind::Drop };
+        // Tiers take turns; every third round is spikes, so each tier gets both kinds.
+        let round = planted.len() / tiers.len();
+        let kind = if round % 3 == 2 { AnomalyKind::Spike } else { AnomalyKind::Drop };
         planted.push(PlantedAnomaly {
             brand: catalog.brands[brand].clone(),
             window_start,

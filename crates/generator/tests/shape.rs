@@ -89,11 +89,18 @@ fn data_has_the_shape_of_the_real_log() {
 #[test]
 fn planted_anomalies_are_recorded_across_brand_sizes() {
     let dir = tempfile::tempdir().unwrap();
-    generate(&GeneratorConfig { days: 8, ..config(dir.path(), 800_000, 3) }).unwrap();
+    // The default data's density (143k rows a day) over 12 days: about one anomaly a day.
+    generate(&GeneratorConfig { days: 12, ..config(dir.path(), 1_720_000, 3) }).unwrap();
     let truth: Truth = serde_json::from_slice(&std::fs::read(dir.path().join("truth.json")).unwrap()).unwrap();
-    assert!(!truth.anomalies.is_empty());
+    assert_eq!(truth.anomalies.len(), 12);
     let brands: HashSet<_> = truth.anomalies.iter().map(|a| a.brand.clone()).collect();
     assert!(brands.len() >= 3, "{brands:?}");
-    assert!(truth.anomalies.iter().all(|a| a.expected_views >= 40.0));
-    assert!(truth.anomalies.iter().any(|a| matches!(a.kind, funnelpulse_generator::truth::AnomalyKind::Spike)));
+    assert!(truth.anomalies.iter().all(|a| a.expected_views >= 100.0));
+    let spiked: HashSet<_> = truth
+        .anomalies
+        .iter()
+        .filter(|a| matches!(a.kind, funnelpulse_generator::truth::AnomalyKind::Spike))
+        .map(|a| a.brand.clone())
+        .collect();
+    assert!(spiked.len() >= 2, "spikes only in {spiked:?}: every size tier gets both kinds");
 }

@@ -4,7 +4,8 @@
 //! Layout under a lake root (local folder or `gs://bucket/prefix`):
 //! - `tables/<table>/<partition_col>=<value>/part-<run>-*.parquet`: the current versions;
 //! - `_staging/<run>/<table>/…`: a run's output while it is written and checked;
-//! - `_commits/<run>.json`: the journal of a commit that is being applied.
+//! - `_commits/<run>.json`: the journal of a commit that is being applied;
+//! - `reports/`: files for people (evaluation scores, the HTML report).
 
 mod commit;
 pub mod fault;

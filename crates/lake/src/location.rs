@@ -87,6 +87,19 @@ impl Lake {
         self.url_of(&Self::staging_rel(run_id, table))
     }
 
+    /// Writes `<lake>/reports/<name>` in one put: readers see the old or the
+    /// new file, never half of one (object stores and our local store write
+    /// a temporary file and rename it).
+    pub async fn put_report(&self, name: &str, bytes: Vec<u8>) -> anyhow::Result<String> {
+        use object_store::ObjectStoreExt;
+        let rel = format!("reports/{name}");
+        self.store
+            .put(&self.path_of(&rel), bytes.into())
+            .await
+            .with_context(|| format!("writing {}", self.url_of(&rel)))?;
+        Ok(self.url_of(&rel))
+    }
+
     /// Relative path (below the lake root) of an object-store path.
     pub(crate) fn rel_of(&self, path: &Path) -> String {
         let root = Path::from_url_path(self.base.path()).expect("lake root is valid");

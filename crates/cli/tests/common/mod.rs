@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod anomalies;
 pub mod reference;
 pub mod tables;
 

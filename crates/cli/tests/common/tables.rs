@@ -86,12 +86,17 @@ fn value(array: &dyn Array, i: usize) -> Value {
 
 /// Asserts two row sets are equal (floats within 1e-9 relative).
 pub fn assert_same_rows(what: &str, actual: Vec<Row>, expected: Vec<Row>) {
+    assert_close_rows(what, actual, expected, 1e-9)
+}
+
+/// Asserts two row sets are equal, floats within `tolerance` (relative, absolute below 1).
+pub fn assert_close_rows(what: &str, actual: Vec<Row>, expected: Vec<Row>, tolerance: f64) {
     let (actual, expected) = (sorted(actual), sorted(expected));
     assert_eq!(actual.len(), expected.len(), "{what}: row counts differ");
     for (a, e) in actual.iter().zip(&expected) {
         let same = a.len() == e.len()
             && a.iter().zip(e).all(|(x, y)| match (x, y) {
-                (Value::F(x), Value::F(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+                (Value::F(x), Value::F(y)) => (x - y).abs() <= tolerance * x.abs().max(y.abs()).max(1.0),
                 _ => x == y,
             });
         assert!(same, "{what}: rows differ\n actual:   {}\n expected: {}", row_key(a), row_key(e));

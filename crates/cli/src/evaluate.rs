@@ -1,0 +1,37 @@
+//! `funnelpulse evaluate`: precision, recall and F1 of each anomaly detector
+//! against the generator's planted anomalies.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use funnelpulse_engine::{CommonArgs, Engine};
+use funnelpulse_lake::Lake;
+use funnelpulse_stage05::evaluate::{evaluate, read_truth};
+
+#[derive(clap::Args, Debug)]
+pub struct EvaluateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// truth.json written by `funnelpulse generate` for the data in the lake.
+    #[arg(long, env = "FUNNELPULSE_TRUTH", default_value = "data/sample-1000000/truth.json")]
+    pub truth: PathBuf,
+    /// Also write the scores as JSON to this file (they always go to <lake>/reports/evaluation.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+pub async fn run(args: EvaluateArgs) -> anyhow::Result<()> {
+    let truth = read_truth(&args.truth)?;
+    let engine = Engine::connect(args.common.engine_mode()?).await?;
+    let lake = Lake::open(&args.common.lake, engine.ctx.runtime_env().object_store_registry.as_ref())?;
+    let evaluation = evaluate(&engine, &lake, &truth).await?;
+    print!("{evaluation}");
+    let json = serde_json::to_vec_pretty(&evaluation)?;
+    let url = lake.put_report("evaluation.json", json.clone()).await?;
+    println!("scores written to {url}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, &json).with_context(|| format!("writing {}", out.display()))?;
+        println!("and to {}", out.display());
+    }
+    Ok(())
+}

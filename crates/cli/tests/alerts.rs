@@ -1,0 +1,175 @@
+//! Alerts: new anomalies posted to a webhook on loopback, each once across
+//! runs, retried on server errors, failing clearly when the endpoint keeps failing.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use common::{funnelpulse, funnelpulse_ok, generate};
+
+/// A webhook receiver on 127.0.0.1 answering each request with the next
+/// status of `statuses` (then 200), keeping the JSON bodies it received.
+struct Receiver {
+    port: u16,
+    bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    requests: Arc<Mutex<usize>>,
+}
+
+impl Receiver {
+    fn start(statuses: Vec<u16>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(0usize));
+        let (b, r) = (bodies.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let n = {
+                    let mut count = r.lock().unwrap();
+                    *count += 1;
+                    *count
+                };
+                let status = statuses.get(n - 1).copied().unwrap_or(200);
+                if status == 200 {
+                    b.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+                }
+                let _ = write!(stream, "HTTP/1.1 {status} X\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            }
+        });
+        Self { port, bodies, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hooks/secret", self.port)
+    }
+
+    fn anomalies(&self) -> Vec<serde_json::Value> {
+        self.bodies.lock().unwrap().iter().flat_map(|b| b["anomalies"].as_array().unwrap().clone()).collect()
+    }
+}
+
+/// A lake with v2 anomalies (permissive options: small data).
+fn lake_with_anomalies(dir: &std::path::Path) -> PathBuf {
+    let raw = generate(dir, 80_000, 6);
+    let lake = dir.join("lake");
+    funnelpulse_ok(
+        dir,
+        &[
+            "run",
+            "01",
+            "05",
+            "--raw",
+            raw.to_str().unwrap(),
+            "--lake",
+            lake.to_str().unwrap(),
+            "--v2-fdr",
+            "0.9",
+            "--v2-min-change",
+            "0.1",
+            "--v2-min-views",
+            "5",
+        ],
+    );
+    lake
+}
+
+fn v2_rows(lake: &std::path::Path) -> usize {
+    let script = format!(
+        "import duckdb\nprint(duckdb.sql(\"select count(*) from read_parquet('{}/tables/gold_anomalies_hourly_brand_v2/**/*.parquet', hive_partitioning=true)\").fetchall()[0][0])",
+        lake.display()
+    );
+    let out = std::process::Command::new("python3").args(["-c", &script]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn alerts_are_sent_once_retried_and_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = lake_with_anomalies(dir.path());
+    let lake_arg = lake.to_str().unwrap();
+    let expected = v2_rows(&lake);
+    assert!(expected > 0, "no anomalies to alert on");
+
+    // The first attempt gets a 503: retried, then delivered.
+    let receiver = Receiver::start(vec![503]);
+    let out = funnelpulse_ok(dir.path(), &["alert", "--lake", lake_arg, "--webhook", &receiver.url()]);
+    assert!(out.contains("retrying"), "{out}");
+    let sent = receiver.anomalies();
+    assert_eq!(sent.len(), expected, "{out}");
+    let first = receiver.bodies.lock().unwrap()[0].clone();
+    assert!(first["text"].as_str().unwrap().starts_with("FunnelPulse: "), "{first}");
+    for field in ["type", "brand", "window_start", "views", "purchases", "baseline", "score"] {
+        assert!(!sent[0][field].is_null(), "{field} missing: {}", sent[0]);
+    }
+
+    // A second run sends nothing new.
+    let out = funnelpulse_ok(dir.path(), &["alert", "--lake", lake_arg, "--webhook", &receiver.url()]);
+    assert!(out.contains(&format!("{expected} sent before, 0 new sent")), "{out}");
+    assert_eq!(receiver.anomalies().len(), expected);
+
+    // A new lake version's anomalies are new; a failing endpoint fails the command after its retries.
+    std::fs::remove_file(lake.join("alerts/gold_anomalies_hourly_brand_v2.sent.json")).unwrap();
+    let broken = Receiver::start(vec![500; 100]);
+    let out =
+        funnelpulse(dir.path(), &["alert", "--lake", lake_arg, "--webhook", &broken.url(), "--retries", "2"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("alert webhook http://127.0.0.1/… failed: HTTP 500"), "{stderr}");
+    assert!(!stderr.contains("secret"), "the webhook's secret path leaked: {stderr}");
+    assert_eq!(*broken.requests.lock().unwrap(), 3, "one attempt and two retries");
+
+    // A client error is not retried.
+    let refused = Receiver::start(vec![404; 100]);
+    let out = funnelpulse(dir.path(), &["alert", "--lake", lake_arg, "--webhook", &refused.url()], &[]);
+    assert!(!out.status.success());
+    assert_eq!(*refused.requests.lock().unwrap(), 1);
+}
+
+#[test]
+fn stage_05_sends_alerts_when_a_webhook_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = generate(dir.path(), 80_000, 6);
+    let lake = dir.path().join("lake");
+    let receiver = Receiver::start(vec![]);
+    let out = funnelpulse_ok(
+        dir.path(),
+        &[
+            "run",
+            "01",
+            "05",
+            "--raw",
+            raw.to_str().unwrap(),
+            "--lake",
+            lake.to_str().unwrap(),
+            "--v2-fdr",
+            "0.9",
+            "--v2-min-change",
+            "0.1",
+            "--v2-min-views",
+            "5",
+            "--alert-webhook",
+            &receiver.url(),
+        ],
+    );
+    assert!(out.contains("alerts: "), "{out}");
+    let expected = v2_rows(&lake);
+    assert!(expected > 0, "no anomalies to alert on");
+    assert_eq!(receiver.anomalies().len(), expected);
+}

@@ -1,0 +1,272 @@
+//! Alerts: new anomalies posted to a webhook (Slack-compatible), each at most
+//! once across runs.
+//!
+//! The anomalies already delivered are remembered in the lake
+//! (`<lake>/alerts/<table>.sent.json`), updated after every delivered message.
+//! A message is retried with exponential backoff on connection errors, 429
+//! and 5xx answers; other answers fail at once with the endpoint's reply.
+//! (If the process dies between the endpoint's OK and the ledger update,
+//! that one message is sent again on the next run.)
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use backon::{ExponentialBuilder, Retryable};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::logical_expr::{Expr, cast, col};
+use funnelpulse_core::TableSpec;
+use funnelpulse_core::tables::{GOLD_ANOMALIES_HOURLY_BRAND, GOLD_ANOMALIES_HOURLY_BRAND_V2};
+use funnelpulse_engine::Engine;
+use funnelpulse_engine::tables::read_table;
+use funnelpulse_lake::Lake;
+use object_store::ObjectStoreExt;
+use serde::Serialize;
+
+/// Which detector's table the alerts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Detector {
+    /// The count-aware rate test (gold_anomalies_hourly_brand_v2).
+    #[default]
+    V2,
+    /// The classic z-score detector (gold_anomalies_hourly_brand).
+    Classic,
+}
+
+impl Detector {
+    fn table(self) -> TableSpec {
+        match self {
+            Detector::V2 => GOLD_ANOMALIES_HOURLY_BRAND_V2,
+            Detector::Classic => GOLD_ANOMALIES_HOURLY_BRAND,
+        }
+    }
+
+    /// (expected/baseline column, score column) of the detector's table.
+    fn evidence_columns(self) -> (&'static str, &'static str) {
+        match self {
+            Detector::V2 => ("expected_purchases", "score"),
+            Detector::Classic => ("conv_mean_brand", "z_brand"),
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AlertArgs {
+    /// Post new anomalies to this webhook (e.g. a Slack incoming webhook).
+    #[arg(long = "alert-webhook", env = "FUNNELPULSE_ALERT_WEBHOOK", value_name = "URL")]
+    pub webhook: Option<String>,
+    /// Which detector's anomalies to alert on.
+    #[arg(long = "alert-detector", env = "FUNNELPULSE_ALERT_DETECTOR", value_enum, default_value_t = Detector::V2)]
+    pub detector: Detector,
+    /// Retries of a failed message before giving up (exponential backoff from 250 ms).
+    #[arg(long = "alert-retries", env = "FUNNELPULSE_ALERT_RETRIES", default_value_t = 4)]
+    pub retries: usize,
+}
+
+/// One anomaly as posted.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub brand: String,
+    pub window_start: String,
+    pub views: i64,
+    pub purchases: i64,
+    /// v2: expected purchases; classic: the brand's mean conversion.
+    pub baseline: f64,
+    /// v2: the score (standard deviations); classic: z_brand.
+    pub score: f64,
+}
+
+impl Alert {
+    fn key(&self) -> String {
+        format!("{}|{}|{}", self.brand, self.window_start, self.kind)
+    }
+
+    fn line(&self, detector: Detector) -> String {
+        let baseline = match detector {
+            Detector::V2 => format!("{:.1} expected", self.baseline),
+            Detector::Classic => format!("brand mean conversion {:.3}", self.baseline),
+        };
+        format!(
+            "• {} *{}* at {} UTC: {} purchases for {} views ({baseline}), score {:.1}",
+            self.kind, self.brand, self.window_start, self.purchases, self.views, self.score
+        )
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct AlertReport {
+    pub anomalies: usize,
+    pub already_sent: usize,
+    pub sent: usize,
+    pub messages: usize,
+}
+
+impl std::fmt::Display for AlertReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "alerts: {} anomalies, {} sent before, {} new sent in {} message(s)",
+            self.anomalies, self.already_sent, self.sent, self.messages
+        )
+    }
+}
+
+/// Anomalies per message: Slack truncates long messages.
+const PER_MESSAGE: usize = 25;
+
+/// Posts the anomalies of the chosen detector that were never delivered.
+pub async fn send_new_alerts(engine: &Engine, lake: &Lake, args: &AlertArgs) -> anyhow::Result<AlertReport> {
+    let Some(webhook) = &args.webhook else { bail!("no webhook configured (--alert-webhook URL)") };
+    let url = reqwest::Url::parse(webhook).with_context(|| format!("--alert-webhook {webhook:?} is not a URL"))?;
+    let table = args.detector.table();
+    let alerts = read_alerts(engine, lake, args.detector).await.with_context(|| format!("reading {}", table.name))?;
+    let ledger = Ledger::path(&table);
+    let mut sent = Ledger::load(lake, &ledger).await?;
+    let new: Vec<&Alert> = alerts.iter().filter(|a| !sent.contains(&a.key())).collect();
+    let mut report =
+        AlertReport { anomalies: alerts.len(), already_sent: alerts.len() - new.len(), ..Default::default() };
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
+    for chunk in new.chunks(PER_MESSAGE) {
+        let message = message(table.name, args.detector, chunk);
+        post_with_retries(&client, &url, &message, args.retries).await?;
+        sent.extend(chunk.iter().map(|a| a.key()));
+        Ledger::save(lake, &ledger, &sent).await?;
+        report.sent += chunk.len();
+        report.messages += 1;
+    }
+    Ok(report)
+}
+
+fn message(table: &str, detector: Detector, alerts: &[&Alert]) -> serde_json::Value {
+    let mut text = format!(
+        "FunnelPulse: {} new conversion anomal{} ({table})",
+        alerts.len(),
+        if alerts.len() == 1 { "y" } else { "ies" }
+    );
+    for a in alerts {
+        text.push('\n');
+        text.push_str(&a.line(detector));
+    }
+    serde_json::json!({ "text": text, "source": "funnelpulse", "table": table, "anomalies": alerts })
+}
+
+async fn post_with_retries(
+    client: &reqwest::Client,
+    url: &reqwest::Url,
+    body: &serde_json::Value,
+    retries: usize,
+) -> anyhow::Result<()> {
+    let attempt = || async {
+        let response = client.post(url.clone()).json(body).send().await.map_err(Delivery::Retry)?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let reply = response.text().await.unwrap_or_default();
+        let failure = format!("HTTP {status}: {}", reply.chars().take(200).collect::<String>());
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            Err(Delivery::RetryStatus(failure))
+        } else {
+            Err(Delivery::Refused(failure))
+        }
+    };
+    let backoff = ExponentialBuilder::default().with_min_delay(Duration::from_millis(250)).with_max_times(retries);
+    attempt
+        .retry(backoff)
+        .when(|e| !matches!(e, Delivery::Refused(_)))
+        .notify(|e, wait| eprintln!("alert webhook failed ({e}); retrying in {wait:?}"))
+        .await
+        .map_err(|e| anyhow::anyhow!("alert webhook {} failed: {e}", redacted(url)))
+}
+
+/// The webhook without its path: Slack puts the secret there.
+fn redacted(url: &reqwest::Url) -> String {
+    format!("{}://{}/…", url.scheme(), url.host_str().unwrap_or("?"))
+}
+
+#[derive(Debug)]
+enum Delivery {
+    Retry(reqwest::Error),
+    RetryStatus(String),
+    Refused(String),
+}
+
+impl std::fmt::Display for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Delivery::Retry(e) => write!(f, "{e}"),
+            Delivery::RetryStatus(s) | Delivery::Refused(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// The delivered anomalies of one table, as a JSON list of keys in the lake.
+struct Ledger;
+
+impl Ledger {
+    fn path(table: &TableSpec) -> String {
+        format!("alerts/{}.sent.json", table.name)
+    }
+
+    async fn load(lake: &Lake, rel: &str) -> anyhow::Result<BTreeSet<String>> {
+        match lake.store().get(&lake.path_of(rel)).await {
+            Ok(found) => {
+                let bytes = found.bytes().await?;
+                serde_json::from_slice(&bytes).with_context(|| format!("{} is not an alert ledger", lake.url_of(rel)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(BTreeSet::new()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", lake.url_of(rel))),
+        }
+    }
+
+    async fn save(lake: &Lake, rel: &str, sent: &BTreeSet<String>) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(sent)?;
+        lake.store()
+            .put(&lake.path_of(rel), bytes.into())
+            .await
+            .with_context(|| format!("writing {}", lake.url_of(rel)))?;
+        Ok(())
+    }
+}
+
+async fn read_alerts(engine: &Engine, lake: &Lake, detector: Detector) -> anyhow::Result<Vec<Alert>> {
+    let table = detector.table();
+    let (baseline, score) = detector.evidence_columns();
+    let columns: Vec<Expr> = vec![
+        col("anomaly_type"),
+        col("brand"),
+        cast(col("window_start"), DataType::Utf8),
+        col("views"),
+        col("purchases"),
+        cast(col(baseline), DataType::Float64),
+        cast(col(score), DataType::Float64),
+    ];
+    let df = read_table(&engine.ctx, &table, &lake.table_url(&table)).await?;
+    let named: Vec<Expr> = columns.into_iter().enumerate().map(|(i, e)| e.alias(format!("c{i}"))).collect();
+    // Oldest first (ISO text sorts like the time), then by brand.
+    let batches =
+        df.select(named)?.sort(vec![col("c2").sort(true, false), col("c1").sort(true, false)])?.collect().await?;
+    let mut alerts = Vec::new();
+    for b in batches {
+        let text = |i: usize| b.column(i).as_string::<i32>().clone();
+        let (kinds, brands, starts) = (text(0), text(1), text(2));
+        let (views, purchases) = (b.column(3).as_primitive::<Int64Type>(), b.column(4).as_primitive::<Int64Type>());
+        let (baselines, scores) =
+            (b.column(5).as_primitive::<Float64Type>(), b.column(6).as_primitive::<Float64Type>());
+        for r in 0..b.num_rows() {
+            alerts.push(Alert {
+                kind: kinds.value(r).to_string(),
+                brand: brands.value(r).to_string(),
+                window_start: starts.value(r).replace('T', " "),
+                views: views.value(r),
+                purchases: purchases.value(r),
+                baseline: if baselines.is_valid(r) { baselines.value(r) } else { f64::NAN },
+                score: scores.value(r),
+            });
+        }
+    }
+    Ok(alerts)
+}

@@ -1,0 +1,190 @@
+//! Stage 05: conversion anomalies per brand-hour, from `gold_funnel_hourly_brand`.
+//!
+//! Writes `gold_anomalies_hourly_brand` (the classic detector of the
+//! semantics) and `gold_anomalies_hourly_brand_v2` (a count-aware rate test),
+//! committed together. [`evaluate`] scores both against planted truth.
+
+pub mod alerts;
+pub mod evaluate;
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::Context;
+use datafusion::functions_aggregate::expr_fn::{count, max, min};
+use datafusion::logical_expr::{Expr, col, lit, when};
+use funnelpulse_core::anomaly::classic::{ClassicThresholds, classic_anomalies};
+use funnelpulse_core::anomaly::rate_test::{RateTestOptions, rate_test_anomalies};
+use funnelpulse_core::tables::{GOLD_ANOMALIES_HOURLY_BRAND, GOLD_ANOMALIES_HOURLY_BRAND_V2, GOLD_FUNNEL_HOURLY_BRAND};
+use funnelpulse_engine::tables::read_table;
+use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
+use funnelpulse_lake::Lake;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Stage05Args {
+    /// Classic detector: brand-hours with at least this many views form the baselines.
+    #[arg(long, env = "FUNNELPULSE_BASELINE_MIN_VIEWS", default_value_t = 20)]
+    pub baseline_min_views: i64,
+    /// Classic detector: brand-hours need at least this many views to be flagged.
+    #[arg(long, env = "FUNNELPULSE_ANOMALY_MIN_VIEWS", default_value_t = 50)]
+    pub anomaly_min_views: i64,
+    /// Classic detector: flag when |z| reaches this.
+    #[arg(long, env = "FUNNELPULSE_Z_THRESHOLD", default_value_t = 2.0)]
+    pub z_threshold: f64,
+    /// v2 detector: brand-hours with fewer views are not tested.
+    #[arg(long, env = "FUNNELPULSE_V2_MIN_VIEWS", default_value_t = 20)]
+    pub v2_min_views: i64,
+    /// v2 detector: weight, in views, of the brand's all-day rate in its hour-of-day baseline.
+    #[arg(long, env = "FUNNELPULSE_V2_PRIOR_VIEWS", default_value_t = 500.0)]
+    pub v2_prior_views: f64,
+    /// v2 detector: false discovery rate (flag when the Benjamini–Hochberg q-value is at most this).
+    #[arg(long, env = "FUNNELPULSE_V2_FDR", default_value_t = 0.05)]
+    pub v2_fdr: f64,
+    /// v2 detector: smallest relative gap between observed and expected purchases to flag (0.25 = 25%).
+    #[arg(long, env = "FUNNELPULSE_V2_MIN_CHANGE", default_value_t = 0.25)]
+    pub v2_min_change: f64,
+    #[command(flatten)]
+    pub alerts: alerts::AlertArgs,
+}
+
+impl Default for Stage05Args {
+    fn default() -> Self {
+        let (c, v) = (ClassicThresholds::default(), RateTestOptions::default());
+        Self {
+            baseline_min_views: c.baseline_min_views,
+            anomaly_min_views: c.anomaly_min_views,
+            z_threshold: c.z_threshold,
+            v2_min_views: v.min_views,
+            v2_prior_views: v.prior_views,
+            v2_fdr: v.fdr,
+            v2_min_change: v.min_change,
+            alerts: alerts::AlertArgs::default(),
+        }
+    }
+}
+
+impl Stage05Args {
+    pub fn classic(&self) -> anyhow::Result<ClassicThresholds> {
+        anyhow::ensure!(self.z_threshold > 0.0, "--z-threshold must be positive, not {}", self.z_threshold);
+        Ok(ClassicThresholds {
+            baseline_min_views: self.baseline_min_views,
+            anomaly_min_views: self.anomaly_min_views,
+            z_threshold: self.z_threshold,
+        })
+    }
+
+    pub fn rate_test(&self) -> anyhow::Result<RateTestOptions> {
+        anyhow::ensure!(
+            self.v2_fdr > 0.0 && self.v2_fdr < 1.0,
+            "--v2-fdr must be between 0 and 1, not {}",
+            self.v2_fdr
+        );
+        anyhow::ensure!(self.v2_prior_views >= 0.0, "--v2-prior-views must not be negative");
+        anyhow::ensure!(self.v2_min_change >= 0.0, "--v2-min-change must not be negative");
+        Ok(RateTestOptions {
+            min_views: self.v2_min_views,
+            prior_views: self.v2_prior_views,
+            fdr: self.v2_fdr,
+            min_change: self.v2_min_change,
+        })
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Stage05Report {
+    pub gold_rows: u64,
+    /// Per table: name, drops, spikes, time.
+    pub tables: Vec<(&'static str, u64, u64, Duration)>,
+    pub elapsed: Duration,
+    /// Set when a webhook is configured.
+    pub alerts: Option<alerts::AlertReport>,
+}
+
+impl fmt::Display for Stage05Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "stage 05 done in {:.1}s ({} brand-hours examined)", self.elapsed.as_secs_f64(), self.gold_rows)?;
+        for (name, drops, spikes, took) in &self.tables {
+            writeln!(f, "    {name:<32} {drops:>6} drops {spikes:>6} spikes  ({:.1}s)", took.as_secs_f64())?;
+        }
+        if let Some(alerts) = &self.alerts {
+            writeln!(f, "    {alerts}")?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(engine: &Engine, lake: &Lake, args: &Stage05Args) -> anyhow::Result<Stage05Report> {
+    let (classic, rate_test) = (args.classic()?, args.rate_test()?);
+    let progress = StageProgress::start("05");
+    let mut staged = StagedRun::begin(lake).await?;
+    let mut report = Stage05Report::default();
+    match build_tables(engine, lake, &mut staged, classic, rate_test, &mut report, &progress).await {
+        Ok(()) => {
+            progress.step("committing");
+            staged.commit().await?;
+            report.elapsed = progress.elapsed();
+            if args.alerts.webhook.is_some() {
+                progress.step("sending alerts");
+                report.alerts = Some(alerts::send_new_alerts(engine, lake, &args.alerts).await?);
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            staged.abandon().await;
+            Err(e)
+        }
+    }
+}
+
+async fn build_tables(
+    engine: &Engine,
+    lake: &Lake,
+    staged: &mut StagedRun,
+    classic: ClassicThresholds,
+    rate_test: RateTestOptions,
+    report: &mut Stage05Report,
+    progress: &StageProgress,
+) -> anyhow::Result<()> {
+    let ctx = &engine.ctx;
+    let gold = read_table(ctx, &GOLD_FUNNEL_HOURLY_BRAND, &lake.table_url(&GOLD_FUNNEL_HOURLY_BRAND))
+        .await
+        .context("reading gold_funnel_hourly_brand (run stage 01 first)")?;
+    report.gold_rows = one_row_i64(gold.clone(), vec![count(lit(1))]).await?[0] as u64;
+
+    progress.step(format!("classic z-scores → {}", GOLD_ANOMALIES_HOURLY_BRAND.name));
+    let took = staged.write(classic_anomalies(gold.clone(), classic)?, GOLD_ANOMALIES_HOURLY_BRAND).await?;
+    let written = staged.read(ctx, GOLD_ANOMALIES_HOURLY_BRAND).await?;
+    let [drops, spikes, fewest_views] = type_counts(written, min(col("views"))).await?;
+    check(
+        "classic anomalies have at least the minimum views",
+        drops + spikes == 0 || fewest_views >= classic.anomaly_min_views,
+        || format!("a flagged row has {fewest_views} views"),
+    )?;
+    progress.line(format!("{}: {drops} drops, {spikes} spikes", GOLD_ANOMALIES_HOURLY_BRAND.name));
+    report.tables.push((GOLD_ANOMALIES_HOURLY_BRAND.name, drops as u64, spikes as u64, took));
+
+    progress.step(format!("rate test → {}", GOLD_ANOMALIES_HOURLY_BRAND_V2.name));
+    let took = staged.write(rate_test_anomalies(gold, rate_test)?, GOLD_ANOMALIES_HOURLY_BRAND_V2).await?;
+    let written = staged.read(ctx, GOLD_ANOMALIES_HOURLY_BRAND_V2).await?;
+    // q-values are stored ×1e9 as integers to check them with the i64 helper.
+    let [drops, spikes, largest_q] = type_counts(
+        written,
+        datafusion::logical_expr::cast(max(col("q_value")) * lit(1e9), datafusion::arrow::datatypes::DataType::Int64),
+    )
+    .await?;
+    check(
+        "v2 anomalies are significant at the chosen false discovery rate",
+        drops + spikes == 0 || largest_q as f64 <= rate_test.fdr * 1e9,
+        || format!("largest q-value {}", largest_q as f64 / 1e9),
+    )?;
+    progress.line(format!("{}: {drops} drops, {spikes} spikes", GOLD_ANOMALIES_HOURLY_BRAND_V2.name));
+    report.tables.push((GOLD_ANOMALIES_HOURLY_BRAND_V2.name, drops as u64, spikes as u64, took));
+    Ok(())
+}
+
+/// Drops, spikes and one more aggregate of an anomalies table.
+async fn type_counts(table: datafusion::prelude::DataFrame, extra: Expr) -> anyhow::Result<[i64; 3]> {
+    let of_type = |kind: &str| count(when(col("anomaly_type").eq(lit(kind.to_string())), lit(1)).end().unwrap());
+    let values = one_row_i64(table, vec![of_type("drop"), of_type("spike"), extra]).await?;
+    Ok([values[0], values[1], values[2]])
+}

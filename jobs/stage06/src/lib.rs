@@ -1,0 +1,43 @@
+//! Stage 06: the summary report.
+//!
+//! Gathers the figures the original printed (semantics §06) with Ballista
+//! queries over the lake, prints them, and writes one self-contained HTML page
+//! with charts (`<lake>/reports/summary.html`) and the same figures as JSON
+//! (`<lake>/reports/summary.json`).
+
+mod charts;
+pub mod format;
+mod html;
+mod query;
+pub mod summary;
+mod terminal;
+
+use funnelpulse_engine::{Engine, StageProgress};
+use funnelpulse_lake::Lake;
+
+pub use summary::Summary;
+
+pub struct Stage06Report {
+    pub summary: Summary,
+    pub html_url: String,
+    pub json_url: String,
+}
+
+impl std::fmt::Display for Stage06Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.summary)?;
+        writeln!(f, "\nreport written to {} (figures: {})", self.html_url, self.json_url)
+    }
+}
+
+pub async fn run(engine: &Engine, lake: &Lake) -> anyhow::Result<Stage06Report> {
+    let progress = StageProgress::start("06");
+    progress.step("gathering figures");
+    let summary = summary::gather(engine, lake).await?;
+    progress.step("drawing the report");
+    let page = html::render(&summary)?;
+    let html_url = lake.put_report("summary.html", page.into_bytes()).await?;
+    let json_url = lake.put_report("summary.json", serde_json::to_vec_pretty(&summary)?).await?;
+    progress.finish();
+    Ok(Stage06Report { summary, html_url, json_url })
+}

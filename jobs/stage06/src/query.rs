@@ -1,0 +1,91 @@
+//! Small result sets of report queries, read into plain values.
+
+use anyhow::Context;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::logical_expr::{Expr, cast};
+use datafusion::prelude::DataFrame;
+
+/// One cell of a report query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Cell {
+    pub fn int(&self) -> i64 {
+        match self {
+            Cell::Int(v) => *v,
+            Cell::Float(v) => *v as i64,
+            _ => 0,
+        }
+    }
+
+    pub fn float(&self) -> f64 {
+        match self {
+            Cell::Float(v) => *v,
+            Cell::Int(v) => *v as f64,
+            _ => 0.0,
+        }
+    }
+
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Cell::Text(v) => Some(v.clone()),
+            Cell::Null => None,
+            Cell::Int(v) => Some(v.to_string()),
+            Cell::Float(v) => Some(v.to_string()),
+        }
+    }
+}
+
+/// The kind a selected column is cast to before it is read.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Int,
+    Float,
+    Text,
+}
+
+/// Runs `df` with `columns` (expression, kind) selected and returns its rows.
+pub async fn rows(df: DataFrame, columns: Vec<(Expr, Kind)>) -> anyhow::Result<Vec<Vec<Cell>>> {
+    let kinds: Vec<Kind> = columns.iter().map(|c| c.1).collect();
+    let selected: Vec<Expr> = columns
+        .into_iter()
+        .enumerate()
+        .map(|(i, (e, kind))| {
+            let to = match kind {
+                Kind::Int => DataType::Int64,
+                Kind::Float => DataType::Float64,
+                Kind::Text => DataType::Utf8,
+            };
+            cast(e, to).alias(format!("c{i}"))
+        })
+        .collect();
+    let batches = df.select(selected)?.collect().await?;
+    let mut out = Vec::new();
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let cells = kinds
+                .iter()
+                .enumerate()
+                .map(|(i, kind)| {
+                    let column = batch.column(i);
+                    if column.is_null(row) {
+                        return Ok(Cell::Null);
+                    }
+                    Ok(match kind {
+                        Kind::Int => Cell::Int(column.as_primitive_opt::<Int64Type>().context("i64")?.value(row)),
+                        Kind::Float => Cell::Float(column.as_primitive_opt::<Float64Type>().context("f64")?.value(row)),
+                        Kind::Text => Cell::Text(column.as_string_opt::<i32>().context("text")?.value(row).to_string()),
+                    })
+                })
+                .collect::<anyhow::Result<Vec<Cell>>>()?;
+            out.push(cells);
+        }
+    }
+    Ok(out)
+}
