@@ -112,6 +112,8 @@ async fn local_cluster_tables_are_identical_to_embedded() {
             "run",
             "01",
             "02",
+            "05",
+            "06",
             "--raw",
             run.raw.to_str().unwrap(),
             "--lake",
@@ -121,6 +123,16 @@ async fn local_cluster_tables_are_identical_to_embedded() {
         ],
     );
     assert!(out.contains("Ballista scheduler df://127.0.0.1"), "{out}");
+    assert!(out.contains("stage 05 done") && out.contains("Top 10 brands by revenue"), "{out}");
+    // The report's figures come from the same tables: identical apart from when and where it ran.
+    let summary = |lake: &Path| {
+        let mut s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(lake.join("reports/summary.json")).unwrap()).unwrap();
+        s["generated_at"] = serde_json::Value::Null;
+        s["lake"] = serde_json::Value::Null;
+        s
+    };
+    assert_eq!(summary(&lake), summary(&run.lake), "the report differs between cluster and embedded");
     for ((table, on_cluster), (_, embedded)) in read_all(&lake).await.into_iter().zip(read_all(&run.lake).await) {
         assert_eq!(sorted(on_cluster), sorted(embedded), "{table} differs between cluster and embedded");
     }

@@ -323,13 +323,23 @@ async fn bronze_quality(s: &mut Summary, bronze: DataFrame) -> anyhow::Result<()
     Ok(())
 }
 
+/// A sum of doubles made in decimal: exact, so the same on every engine
+/// whatever the order of the rows (as the gold tables' revenue is).
+fn exact_sum(x: Expr) -> Expr {
+    use datafusion::arrow::datatypes::DataType;
+    datafusion::logical_expr::cast(
+        sum(datafusion::logical_expr::cast(x, DataType::Decimal128(38, 10))),
+        DataType::Float64,
+    )
+}
+
 /// Views, purchases, revenue per `key` (a gold table's dimension), by revenue
 /// (then name), at most `limit` groups.
 async fn group_totals(gold: DataFrame, key: Expr, limit: Option<usize>) -> anyhow::Result<Vec<GroupTotals>> {
     let grouped = gold
         .aggregate(
             vec![key.alias("name")],
-            vec![sum(col("views")).alias("v"), sum(col("purchases")).alias("p"), sum(col("revenue")).alias("r")],
+            vec![sum(col("views")).alias("v"), sum(col("purchases")).alias("p"), exact_sum(col("revenue")).alias("r")],
         )?
         .sort(vec![col("r").sort(false, false), col("name").sort(true, false)])?
         .limit(0, limit)?;
