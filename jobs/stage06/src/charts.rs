@@ -107,7 +107,11 @@ pub fn horizontal_bars(
 pub fn conversion_over_time(days: &[DayPoint]) -> anyhow::Result<String> {
     let points: Vec<(f64, f64)> =
         days.iter().enumerate().filter_map(|(i, d)| d.conversion_rate.map(|r| (i as f64, 100.0 * r))).collect();
-    let top = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.25;
+    // A y range around the data (a flat line at 14% on a 0–18% axis hides the dips),
+    // with room above it for the legend.
+    let high = points.iter().map(|p| p.1).fold(f64::MIN, f64::max);
+    let low = points.iter().map(|p| p.1).fold(f64::MAX, f64::min);
+    let (bottom, top) = if points.is_empty() { (0.0, 1.0) } else { ((low * 0.8).max(0.0), high * 1.35 + 1e-9) };
     let last = (days.len().max(2) - 1) as f64;
     svg(400, |root| {
         let mut chart = ChartBuilder::on(root)
@@ -115,7 +119,7 @@ pub fn conversion_over_time(days: &[DayPoint]) -> anyhow::Result<String> {
             .margin(14)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(-0.5..last + 0.5, 0.0..top)
+            .build_cartesian_2d(-0.5..last + 0.5, bottom..top)
             .map_err(draw_error)?;
         let date_of = |x: &f64| {
             let i = x.round();
@@ -159,7 +163,7 @@ pub fn conversion_over_time(days: &[DayPoint]) -> anyhow::Result<String> {
             .legend(|(x, y)| TriangleMarker::new((x + 8, y), 6, GREEN.filled()));
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK.mix(0.3))
             .label_font(("sans-serif", 13))
