@@ -88,6 +88,18 @@ impl StagedRun {
         self.lake.commit(&self.run_id, &self.written).await
     }
 
+    /// Commits when the stage's tables were built and checked (`built` is Ok),
+    /// otherwise throws the staged files away and returns the stage's error.
+    pub async fn commit_or_abandon(self, built: anyhow::Result<()>) -> anyhow::Result<CommitSummary> {
+        match built {
+            Ok(()) => self.commit().await,
+            Err(e) => {
+                self.abandon().await;
+                Err(e)
+            }
+        }
+    }
+
     /// Deletes the staged files after a failure; the current tables stay as they were.
     pub async fn abandon(self) {
         if let Err(e) = self.lake.discard_staging(&self.run_id).await {

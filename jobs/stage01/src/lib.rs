@@ -45,20 +45,12 @@ pub async fn run(engine: &Engine, lake: &Lake, raw: &str, bad_rows: BadRows) -> 
     }
 
     let mut staged = StagedRun::begin(lake).await?;
-    let result = build_tables(engine, &mut staged, files, bad_rows, &mut report, &progress).await;
-    match result {
-        Ok(()) => {
-            progress.step("committing");
-            staged.commit().await?;
-            report.elapsed = progress.elapsed();
-            progress.finish();
-            Ok(report)
-        }
-        Err(e) => {
-            staged.abandon().await;
-            Err(e)
-        }
-    }
+    let built = build_tables(engine, &mut staged, files, bad_rows, &mut report, &progress).await;
+    progress.step("committing");
+    staged.commit_or_abandon(built).await?;
+    report.elapsed = progress.elapsed();
+    progress.finish();
+    Ok(report)
 }
 
 async fn find_raw_files(engine: &Engine, raw: &str) -> anyhow::Result<Vec<RawFile>> {

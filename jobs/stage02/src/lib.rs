@@ -46,18 +46,11 @@ pub async fn run(engine: &Engine, lake: &Lake) -> anyhow::Result<Stage02Report> 
     let progress = StageProgress::start("02");
     let mut staged = StagedRun::begin(lake).await?;
     let mut report = Stage02Report::default();
-    match build_tables(engine, lake, &mut staged, &mut report, &progress).await {
-        Ok(()) => {
-            progress.step("committing");
-            staged.commit().await?;
-            report.elapsed = progress.elapsed();
-            Ok(report)
-        }
-        Err(e) => {
-            staged.abandon().await;
-            Err(e)
-        }
-    }
+    let built = build_tables(engine, lake, &mut staged, &mut report, &progress).await;
+    progress.step("committing");
+    staged.commit_or_abandon(built).await?;
+    report.elapsed = progress.elapsed();
+    Ok(report)
 }
 
 async fn build_tables(

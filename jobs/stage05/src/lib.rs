@@ -118,22 +118,16 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage05Args) -> anyhow::Re
     let progress = StageProgress::start("05");
     let mut staged = StagedRun::begin(lake).await?;
     let mut report = Stage05Report::default();
-    match build_tables(engine, lake, &mut staged, classic, rate_test, &mut report, &progress).await {
-        Ok(()) => {
-            progress.step("committing");
-            staged.commit().await?;
-            report.elapsed = progress.elapsed();
-            if args.alerts.webhook.is_some() {
-                progress.step("sending alerts");
-                report.alerts = Some(alerts::send_new_alerts(engine, lake, &args.alerts).await?);
-            }
-            Ok(report)
-        }
-        Err(e) => {
-            staged.abandon().await;
-            Err(e)
-        }
+    let built = build_tables(engine, lake, &mut staged, classic, rate_test, &mut report, &progress).await;
+    progress.step("committing");
+    staged.commit_or_abandon(built).await?;
+    report.elapsed = progress.elapsed();
+    // Alerts go out only for committed tables.
+    if args.alerts.webhook.is_some() {
+        progress.step("sending alerts");
+        report.alerts = Some(alerts::send_new_alerts(engine, lake, &args.alerts).await?);
     }
+    Ok(report)
 }
 
 async fn build_tables(
