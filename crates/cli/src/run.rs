@@ -17,6 +17,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub stage01: funnelpulse_stage01::Stage01Args,
     #[command(flatten)]
+    pub stage03: funnelpulse_stage03::Stage03Args,
+    #[command(flatten)]
     pub stage05: funnelpulse_stage05::Stage05Args,
     /// Rows of the sample generated when stage 01 runs without --raw.
     #[arg(long, env = "FUNNELPULSE_SAMPLE_ROWS", default_value_t = 1_000_000)]
@@ -27,7 +29,7 @@ pub struct RunArgs {
 const STAGES: [(&str, &str, bool); 6] = [
     ("01", "bronze → silver → gold_funnel_hourly_brand", true),
     ("02", "more gold tables", true),
-    ("03", "stream input", false),
+    ("03", "stream input", true),
     ("04", "streaming funnel", false),
     ("05", "anomaly detection", true),
     ("06", "summary report", true),
@@ -69,6 +71,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 println!("{report}");
             }
             "02" => println!("{}", funnelpulse_stage02::run(&engine, &lake).await?),
+            "03" => println!("{}", funnelpulse_stage03::run(&engine, &lake, &args.stage03).await?),
             "05" => println!("{}", funnelpulse_stage05::run(&engine, &lake, &args.stage05).await?),
             "06" => print!("{}", funnelpulse_stage06::run(&engine, &lake).await?),
             other => bail!("stage {other} is not available"),

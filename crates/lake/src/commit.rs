@@ -36,6 +36,9 @@ struct Journal {
 #[derive(Debug, Serialize, Deserialize)]
 struct TableMoves {
     table: String,
+    /// The folder replaced, relative to the lake root (`tables/<table>/` when absent).
+    #[serde(default)]
+    folder: Option<String>,
     /// (staged, final) paths relative to the lake root.
     moves: Vec<(String, String)>,
     /// Files of the previous version, relative to the lake root.
@@ -49,7 +52,8 @@ pub struct CommitSummary {
 }
 
 impl Lake {
-    async fn list_rel(&self, rel: &str) -> anyhow::Result<Vec<String>> {
+    /// Files under `rel` (a folder, relative to the lake root), relative to the root, sorted.
+    pub async fn list_rel(&self, rel: &str) -> anyhow::Result<Vec<String>> {
         let prefix = self.path_of(rel);
         let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
         let mut files: Vec<String> = metas.iter().map(|m| self.rel_of(&m.location)).collect();
@@ -104,14 +108,32 @@ impl Lake {
                 .collect::<Vec<_>>();
             let deletes = self.list_rel(&target).await?;
             summary.tables.push((table.name.to_string(), moves.len()));
-            journal.tables.push(TableMoves { table: table.name.to_string(), moves, deletes });
+            journal.tables.push(TableMoves { table: table.name.to_string(), folder: None, moves, deletes });
         }
+        self.apply_journal(&journal).await?;
+        Ok(summary)
+    }
+
+    /// Replaces every file under the folder `target` (relative to the lake
+    /// root) by the staged files `moves` (staged, final), all or nothing —
+    /// the same journal as table commits. For data sets that are not tables
+    /// (`stream_input/`).
+    pub async fn commit_folder(&self, run_id: &str, target: &str, moves: Vec<(String, String)>) -> anyhow::Result<()> {
+        let deletes = self.list_rel(target).await?;
+        let name = target.trim_end_matches('/').to_string();
+        let moves = TableMoves { table: name, folder: Some(target.to_string()), moves, deletes };
+        self.apply_journal(&Journal { run_id: run_id.to_string(), tables: vec![moves] }).await
+    }
+
+    /// Writes the journal (the commit is decided), applies it, removes it and the run's staging.
+    async fn apply_journal(&self, journal: &Journal) -> anyhow::Result<()> {
+        let run_id = &journal.run_id;
         let journal_path = self.path_of(&format!("_commits/{run_id}.json"));
-        self.store.put(&journal_path, PutPayload::from(serde_json::to_vec_pretty(&journal)?)).await?;
-        self.apply(&journal).await?;
+        self.store.put(&journal_path, PutPayload::from(serde_json::to_vec_pretty(journal)?)).await?;
+        self.apply(journal).await?;
         self.store.delete(&journal_path).await?;
         self.discard_staging(run_id).await?;
-        Ok(summary)
+        Ok(())
     }
 
     async fn apply(&self, journal: &Journal) -> anyhow::Result<()> {
@@ -132,7 +154,8 @@ impl Lake {
                     Err(e) => return Err(e).with_context(|| format!("commit {}: deleting {old}", journal.run_id)),
                 }
             }
-            self.remove_empty_dirs(&Lake::table_rel_by_name(&table.table));
+            let folder = table.folder.clone().unwrap_or_else(|| Lake::table_rel_by_name(&table.table));
+            self.remove_empty_dirs(&folder);
         }
         Ok(())
     }

@@ -1,0 +1,230 @@
+//! Stage 03: the stream input — bronze rows of a date range written as N
+//! Parquet files into `<lake>/stream_input/`, the files a streaming run consumes.
+//!
+//! **Order.** The files split the range's event time into N consecutive,
+//! non-overlapping intervals holding about the same number of rows (cut at
+//! whole minutes), numbered in time order (`part-00000-<run>.parquet`, …), and
+//! each file is sorted by event time: read in name order they replay the
+//! events the way a live feed would have delivered them.
+//!
+//! **Replacement.** The files are written under `_staging/<run>/` and moved
+//! in with the lake's commit journal, replacing the previous files all or
+//! nothing; each file appears by a rename, whole.
+
+pub mod cuts;
+
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::functions_aggregate::expr_fn::count;
+use datafusion::logical_expr::{Expr, cast, col, lit};
+use datafusion::prelude::{DataFrame, date_trunc};
+use datafusion::scalar::ScalarValue;
+use funnelpulse_core::tables::BRONZE_EVENTS;
+use funnelpulse_engine::tables::read_partitions;
+use funnelpulse_engine::{Engine, StageProgress, check, one_row_i64};
+use funnelpulse_lake::{Lake, new_run_id};
+use futures::{StreamExt, TryStreamExt};
+
+/// Where the stream input lives, relative to the lake root.
+pub const STREAM_INPUT: &str = "stream_input/";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Stage03Args {
+    /// First event date (UTC) of the stream input.
+    #[arg(long, env = "FUNNELPULSE_STREAM_FROM", default_value = "2019-10-15")]
+    pub stream_from: NaiveDate,
+    /// Last event date (inclusive).
+    #[arg(long, env = "FUNNELPULSE_STREAM_TO", default_value = "2019-10-31")]
+    pub stream_to: NaiveDate,
+    /// Number of files to write.
+    #[arg(long, env = "FUNNELPULSE_STREAM_FILES", default_value_t = 50)]
+    pub stream_files: usize,
+}
+
+impl Default for Stage03Args {
+    fn default() -> Self {
+        Self {
+            stream_from: NaiveDate::from_ymd_opt(2019, 10, 15).expect("date"),
+            stream_to: NaiveDate::from_ymd_opt(2019, 10, 31).expect("date"),
+            stream_files: 50,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Stage03Report {
+    pub days: usize,
+    pub rows: u64,
+    pub files: usize,
+    pub elapsed: Duration,
+    pub location: String,
+}
+
+impl fmt::Display for Stage03Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "stage 03 done in {:.1}s: {} bronze rows of {} days in {} files, in event-time order, at {}",
+            self.elapsed.as_secs_f64(),
+            self.rows,
+            self.days,
+            self.files,
+            self.location
+        )
+    }
+}
+
+/// Files written at once: each is its own Ballista job.
+const CONCURRENT_FILES: usize = 4;
+
+pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Result<Stage03Report> {
+    anyhow::ensure!(args.stream_from <= args.stream_to, "--stream-from must not be after --stream-to");
+    anyhow::ensure!(args.stream_files >= 1, "--stream-files must be at least 1");
+    let progress = StageProgress::start("03");
+    for run in lake.recover().await? {
+        eprintln!("note: completed the interrupted commit of run {run}");
+    }
+    let run_id = new_run_id();
+    let bronze_rel = Lake::table_rel(&BRONZE_EVENTS);
+    anyhow::ensure!(
+        !lake.list_rel(&bronze_rel).await?.is_empty(),
+        "no bronze_events in {} (run stage 01 first)",
+        lake.url()
+    );
+    let (from, to) = (args.stream_from.to_string(), args.stream_to.to_string());
+    let days: Vec<String> = lake
+        .partition_values(&bronze_rel, BRONZE_EVENTS.partition_col)
+        .await
+        .context("reading bronze_events (run stage 01 first)")?
+        .into_iter()
+        .filter(|d| *d >= from && *d <= to)
+        .collect();
+    let mut report = Stage03Report { days: days.len(), location: lake.url_of(STREAM_INPUT), ..Default::default() };
+    let outcome = write_files(engine, lake, &run_id, &days, args.stream_files, &mut report, &progress).await;
+    let moves = match outcome {
+        Ok(moves) => moves,
+        Err(e) => {
+            let _ = lake.discard_staging(&run_id).await;
+            return Err(e);
+        }
+    };
+    if days.is_empty() {
+        progress.line(format!("no bronze rows between {from} and {to}: stream_input is empty"));
+    }
+    progress.step("committing");
+    lake.commit_folder(&run_id, STREAM_INPUT, moves).await?;
+    report.elapsed = progress.elapsed();
+    progress.finish();
+    Ok(report)
+}
+
+/// Writes the files under staging, checks them, and returns the moves (staged, final).
+async fn write_files(
+    engine: &Engine,
+    lake: &Lake,
+    run_id: &str,
+    days: &[String],
+    files: usize,
+    report: &mut Stage03Report,
+    progress: &StageProgress,
+) -> anyhow::Result<Vec<(String, String)>> {
+    if days.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ctx = &engine.ctx;
+    let bronze_url = lake.table_url(&BRONZE_EVENTS);
+    let bronze = read_partitions(ctx, &BRONZE_EVENTS, &bronze_url, Some(days)).await?;
+    progress.step("counting rows per minute");
+    let minutes = rows_per_minute(bronze.clone()).await?;
+    let intervals = cuts::equal_row_intervals(&minutes, files);
+
+    progress.step(format!("writing {} files", intervals.len()));
+    // Each file is written as the hive partition `part=<k>` of one staged folder:
+    // Ballista 55 writes nothing for an unpartitioned folder output.
+    let staged_root = format!("_staging/{run_id}/stream_input/");
+    let staging = |k: usize| format!("{staged_root}part={k:05}/");
+    let writes = intervals.iter().enumerate().map(|(k, &(start, end))| {
+        let dir = lake.url_of(&staged_root);
+        let bronze_url = bronze_url.clone();
+        async move {
+            let slice_days = cuts::days_of(start, end);
+            let rows = read_partitions(ctx, &BRONZE_EVENTS, &bronze_url, Some(&slice_days)).await?;
+            let slice = in_interval(rows, start, end)?.sort(time_order())?;
+            let options = DataFrameWriteOptions::new().with_partition_by(vec!["part".to_string()]);
+            slice
+                .with_column("part", lit(format!("{k:05}")))?
+                .write_parquet(&dir, options, None)
+                .await
+                .with_context(|| format!("writing stream file {k}"))?;
+            anyhow::Ok(())
+        }
+    });
+    futures::stream::iter(writes).buffer_unordered(CONCURRENT_FILES).try_collect::<Vec<_>>().await?;
+
+    // Every bronze row of the range is in exactly one file.
+    let staged_rows =
+        ctx.read_parquet(&lake.url_of(&format!("_staging/{run_id}/stream_input/")), Default::default()).await?;
+    let written = one_row_i64(staged_rows, vec![count(lit(1))]).await?[0];
+    let expected = minutes.iter().map(|m| m.1).sum::<i64>();
+    check("stream input rows = bronze rows of the range", written == expected, || format!("{written} vs {expected}"))?;
+    report.rows = written as u64;
+
+    let mut moves = Vec::new();
+    for k in 0..intervals.len() {
+        let staged = lake.list_rel(&staging(k)).await?;
+        let parquet: Vec<&String> = staged.iter().filter(|f| f.ends_with(".parquet")).collect();
+        for (j, file) in parquet.iter().enumerate() {
+            let name = if parquet.len() == 1 {
+                format!("part-{k:05}-{run_id}.parquet")
+            } else {
+                format!("part-{k:05}-{j:03}-{run_id}.parquet")
+            };
+            moves.push(((*file).clone(), format!("{STREAM_INPUT}{name}")));
+        }
+    }
+    report.files = moves.len();
+    Ok(moves)
+}
+
+fn micros(v: i64) -> Expr {
+    lit(ScalarValue::TimestampMicrosecond(Some(v), None))
+}
+
+fn in_interval(df: DataFrame, start: i64, end: i64) -> datafusion::error::Result<DataFrame> {
+    df.filter(col("event_time").gt_eq(micros(start)).and(col("event_time").lt(micros(end))))
+}
+
+/// Event time, then the row's other fields: a total, deterministic order.
+fn time_order() -> Vec<datafusion::logical_expr::SortExpr> {
+    ["event_time", "user_id", "user_session", "product_id", "event_type", "price"]
+        .iter()
+        .map(|c| col(*c).sort(true, true))
+        .collect()
+}
+
+/// (minute start in µs, rows), in time order.
+async fn rows_per_minute(bronze: DataFrame) -> anyhow::Result<Vec<(i64, i64)>> {
+    let minute = cast(date_trunc(lit("minute"), col("event_time")), DataType::Int64);
+    let batches = bronze
+        .filter(col("event_time").is_not_null())?
+        .aggregate(vec![minute.alias("minute")], vec![count(lit(1)).alias("rows")])?
+        .sort(vec![col("minute").sort(true, false)])?
+        .collect()
+        .await?;
+    let mut out = Vec::new();
+    for b in batches {
+        let (m, r) = (b.column(0).as_primitive::<Int64Type>(), b.column(1).as_primitive::<Int64Type>());
+        for i in 0..b.num_rows() {
+            if m.is_valid(i) {
+                out.push((m.value(i), r.value(i)));
+            }
+        }
+    }
+    Ok(out)
+}
