@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Batch benchmark: stages 01+02 (release, embedded Ballista) against DuckDB on the same CSVs,
-then stages 05 and 06 and the anomaly detectors' scores.
+then stages 03, 05 and 06 and the anomaly detectors' scores.
 
 Generates the default-size data (8,738,120 rows, once, reused), then runs each
 FunnelPulse stage as its own process and the DuckDB script as another, and
@@ -68,9 +68,9 @@ def main():
     print(f"DuckDB {duckdb.__version__} same tables: wall {secs:.1f}s, peak RSS {rss / 2**20:.0f} MiB")
     print(f"ratio FunnelPulse / DuckDB: {total / secs:.2f}x")
 
-    # Anomaly detection and the report on the same lake (not part of the ratio),
-    # then the detectors' scores against the planted anomalies.
-    for stage in ["05", "06"]:
+    # The stream input, anomaly detection and the report on the same lake (not
+    # part of the ratio), then the detectors' scores against the planted anomalies.
+    for stage in ["03", "05", "06"]:
         secs, rss, out = run_measured([binary, "run", stage, "--lake", str(lake)])
         print(f"\nstage {stage}: wall {secs:.1f}s, peak RSS {rss / 2**20:.0f} MiB")
         if stage == "05":
