@@ -5,22 +5,10 @@ mod common;
 
 use std::path::Path;
 
+use common::reference::BRONZE_COLUMNS as BRONZE;
 use common::tables::{Row, Value, read_rows, sorted};
 use common::{funnelpulse_ok, generate};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-
-const BRONZE: [&str; 10] = [
-    "event_time",
-    "event_type",
-    "product_id",
-    "category_id",
-    "category_code",
-    "brand",
-    "price",
-    "user_id",
-    "user_session",
-    "event_date",
-];
 
 fn stream_files(lake: &Path) -> Vec<std::path::PathBuf> {
     let dir = lake.join("stream_input");
