@@ -13,7 +13,7 @@ pub struct EvaluateArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// truth.json written by `funnelpulse generate` for the data in the lake.
-    #[arg(long, env = "FUNNELPULSE_TRUTH", default_value = "data/sample-1000000/truth.json")]
+    #[arg(long, env = "FUNNELPULSE_TRUTH", default_value = "data/sample-2000000-14d/truth.json")]
     pub truth: PathBuf,
     /// Also write the scores as JSON to this file (they always go to <lake>/reports/evaluation.json).
     #[arg(long)]
@@ -22,6 +22,12 @@ pub struct EvaluateArgs {
 
 pub async fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     let truth = read_truth(&args.truth)?;
+    if truth.anomalies.is_empty() {
+        eprintln!(
+            "note: {} plants no anomaly: the data is too small (anomalies go into brand-hours with ≥ 100 expected views)",
+            args.truth.display()
+        );
+    }
     let engine = Engine::connect(args.common.engine_mode()?).await?;
     let lake = Lake::open(&args.common.lake, engine.ctx.runtime_env().object_store_registry.as_ref())?;
     let evaluation = evaluate(&engine, &lake, &truth).await?;

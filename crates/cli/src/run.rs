@@ -20,8 +20,10 @@ pub struct RunArgs {
     pub stage03: funnelpulse_stage03::Stage03Args,
     #[command(flatten)]
     pub stage05: funnelpulse_stage05::Stage05Args,
-    /// Rows of the sample generated when stage 01 runs without --raw.
-    #[arg(long, env = "FUNNELPULSE_SAMPLE_ROWS", default_value_t = 1_000_000)]
+    /// Rows of the sample generated when stage 01 runs without --raw (over the
+    /// two weeks from 2019-10-15, the real data's density: about one planted
+    /// anomaly a day, and stage 03's default range).
+    #[arg(long, env = "FUNNELPULSE_SAMPLE_ROWS", default_value_t = 2_000_000)]
     pub sample_rows: u64,
 }
 
@@ -80,17 +82,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+const SAMPLE_DAYS: u32 = 14;
+
 /// Without --raw, stage 01 reads a generated sample (made once, then reused).
 fn default_sample(rows: u64) -> anyhow::Result<String> {
-    let dir = PathBuf::from(format!("data/sample-{rows}"));
+    let dir = PathBuf::from(format!("data/sample-{rows}-{SAMPLE_DAYS}d"));
     if !dir.join("truth.json").exists() {
         eprintln!("no --raw given: generating a {rows}-row sample in {}", dir.display());
         funnelpulse_generator::generate(&GeneratorConfig {
             out: dir.clone(),
             rows,
             seed: 42,
-            start: chrono::NaiveDate::from_ymd_opt(2019, 10, 1).expect("valid date"),
-            days: 61,
+            start: chrono::NaiveDate::from_ymd_opt(2019, 10, 15).expect("valid date"),
+            days: SAMPLE_DAYS,
         })?;
     }
     Ok(dir.display().to_string())
