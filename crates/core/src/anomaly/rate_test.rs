@@ -142,7 +142,7 @@ fn scored_hours(gold: DataFrame, o: RateTestOptions) -> Result<DataFrame> {
         .with_column("raw_score", binomial_signed_root(col("purchases"), col("views"), col("expected_rate")))
 }
 
-/// Per brand: how much more its scores spread than a Poisson's (at least 1).
+/// Per brand: how much more its scores spread than the model says (at least 1).
 fn dispersion(scored: DataFrame) -> Result<DataFrame> {
     scored
         .filter(col("expected_purchases").gt_eq(lit(DISPERSION_MIN_EXPECTED)))?
