@@ -65,29 +65,18 @@ impl Receiver {
     }
 }
 
-/// A lake with v2 anomalies (permissive options: small data).
-fn lake_with_anomalies(dir: &std::path::Path) -> PathBuf {
+/// Options that make small data flag v2 anomalies.
+const PERMISSIVE_V2: [&str; 6] = ["--v2-fdr", "0.9", "--v2-min-change", "0.1", "--v2-min-views", "5"];
+
+/// Stages 01 and 05 on small generated data, with `extra` options; returns the lake.
+fn lake_with_anomalies(dir: &std::path::Path, extra: &[&str]) -> (PathBuf, String) {
     let raw = generate(dir, 80_000, 6);
     let lake = dir.join("lake");
-    funnelpulse_ok(
-        dir,
-        &[
-            "run",
-            "01",
-            "05",
-            "--raw",
-            raw.to_str().unwrap(),
-            "--lake",
-            lake.to_str().unwrap(),
-            "--v2-fdr",
-            "0.9",
-            "--v2-min-change",
-            "0.1",
-            "--v2-min-views",
-            "5",
-        ],
-    );
-    lake
+    let mut args = vec!["run", "01", "05", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()];
+    args.extend(PERMISSIVE_V2);
+    args.extend(extra);
+    let out = funnelpulse_ok(dir, &args);
+    (lake, out)
 }
 
 fn v2_rows(lake: &std::path::Path) -> usize {
@@ -102,7 +91,7 @@ fn v2_rows(lake: &std::path::Path) -> usize {
 #[test]
 fn alerts_are_sent_once_retried_and_fail_clearly() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = lake_with_anomalies(dir.path());
+    let (lake, _) = lake_with_anomalies(dir.path(), &[]);
     let lake_arg = lake.to_str().unwrap();
     let expected = v2_rows(&lake);
     assert!(expected > 0, "no anomalies to alert on");
@@ -145,29 +134,8 @@ fn alerts_are_sent_once_retried_and_fail_clearly() {
 #[test]
 fn stage_05_sends_alerts_when_a_webhook_is_configured() {
     let dir = tempfile::tempdir().unwrap();
-    let raw = generate(dir.path(), 80_000, 6);
-    let lake = dir.path().join("lake");
     let receiver = Receiver::start(vec![]);
-    let out = funnelpulse_ok(
-        dir.path(),
-        &[
-            "run",
-            "01",
-            "05",
-            "--raw",
-            raw.to_str().unwrap(),
-            "--lake",
-            lake.to_str().unwrap(),
-            "--v2-fdr",
-            "0.9",
-            "--v2-min-change",
-            "0.1",
-            "--v2-min-views",
-            "5",
-            "--alert-webhook",
-            &receiver.url(),
-        ],
-    );
+    let (lake, out) = lake_with_anomalies(dir.path(), &["--alert-webhook", &receiver.url()]);
     assert!(out.contains("alerts: "), "{out}");
     let expected = v2_rows(&lake);
     assert!(expected > 0, "no anomalies to alert on");

@@ -111,6 +111,10 @@ fn missing_raw_files_and_bad_settings_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("run stage 01 first"), "{out:?}");
     let out = funnelpulse(dir.path(), &["run", "05", "--lake", "empty-lake"], &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("run stage 01 first"), "{out:?}");
+    let out = funnelpulse(dir.path(), &["run", "06", "--lake", "empty-lake"], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no tables in"), "{out:?}");
+    let out = funnelpulse(dir.path(), &["evaluate", "--lake", "empty-lake", "--truth", "nope.json"], &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reading nope.json"), "{out:?}");
     let out = funnelpulse(dir.path(), &["run", "05", "--lake", "empty-lake", "--v2-fdr", "2"], &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--v2-fdr must be between 0 and 1"), "{out:?}");
     let out = funnelpulse(dir.path(), &["run", "01", "--scheduler", "localhost:50050"], &[]);

@@ -176,6 +176,11 @@ pub async fn gather(engine: &Engine, lake: &Lake) -> anyhow::Result<Summary> {
         };
         s.tables.push(count);
     }
+    anyhow::ensure!(
+        s.tables.iter().any(|t| t.rows.is_some()),
+        "no tables in {} to report on (run stage 01 first)",
+        lake.url()
+    );
     if let Some(gold) = tables.read(&GOLD_FUNNEL_HOURLY_BRAND).await? {
         window_range(&mut s, gold).await?;
     }

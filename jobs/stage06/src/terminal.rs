@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::format::{money, name, pct, rate_pct, thousands};
-use crate::summary::{AnomalyRow, Summary};
+use crate::summary::{AnomalyRow, GroupTotals, Summary};
 
 fn heading(f: &mut fmt::Formatter<'_>, title: &str) -> fmt::Result {
     writeln!(f, "\n{title}\n{}", "─".repeat(title.chars().count()))
@@ -26,6 +26,22 @@ fn anomaly_lines(f: &mut fmt::Formatter<'_>, rows: &[AnomalyRow], baseline: &str
             rate_pct(r.conversion_rate),
             r.baseline,
             r.score
+        )?;
+    }
+    Ok(())
+}
+
+/// One line per group: name, revenue, views, purchases.
+fn revenue_lines(f: &mut fmt::Formatter<'_>, what: &str, groups: &[GroupTotals]) -> fmt::Result {
+    writeln!(f, "  {what:<20} {:>14} {:>10} {:>10}", "revenue", "views", "purchases")?;
+    for g in groups {
+        writeln!(
+            f,
+            "  {:<20} {:>14} {:>10} {:>10}",
+            name(&g.name),
+            money(g.revenue),
+            thousands(g.views),
+            thousands(g.purchases)
         )?;
     }
     Ok(())
@@ -64,29 +80,9 @@ impl fmt::Display for Summary {
             pct(fun.view_to_purchase_pct)
         )?;
         heading(f, "Top 10 brands by revenue")?;
-        writeln!(f, "  {:<20} {:>14} {:>10} {:>10}", "brand", "revenue", "views", "purchases")?;
-        for b in &self.top_brands {
-            writeln!(
-                f,
-                "  {:<20} {:>14} {:>10} {:>10}",
-                name(&b.name),
-                money(b.revenue),
-                thousands(b.views),
-                thousands(b.purchases)
-            )?;
-        }
+        revenue_lines(f, "brand", &self.top_brands)?;
         heading(f, "Category roots")?;
-        writeln!(f, "  {:<20} {:>14} {:>10} {:>10}", "category root", "revenue", "views", "purchases")?;
-        for c in &self.categories {
-            writeln!(
-                f,
-                "  {:<20} {:>14} {:>10} {:>10}",
-                name(&c.name),
-                money(c.revenue),
-                thousands(c.views),
-                thousands(c.purchases)
-            )?;
-        }
+        revenue_lines(f, "category root", &self.categories)?;
         heading(f, "Price bands")?;
         writeln!(f, "  {:<10} {:>10} {:>10} {:>14} {:>11}", "band", "views", "purchases", "revenue", "conversion")?;
         for b in &self.price_bands {
