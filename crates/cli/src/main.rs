@@ -5,6 +5,7 @@ mod config;
 mod evaluate;
 mod generate;
 mod run;
+mod stream;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,9 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Post the anomalies not sent before to a webhook (Slack-compatible JSON).
     Alert(alert::AlertCommandArgs),
+    /// Inspect the streaming funnel (stage 04).
+    #[command(subcommand)]
+    Stream(stream::StreamCommand),
 }
 
 /// Warnings, without Ballista's routine notes about spilling shuffle buffers.
@@ -41,6 +45,7 @@ async fn main() {
             Command::Run(args) => run::run(args).await,
             Command::Evaluate(args) => evaluate::run(args).await,
             Command::Alert(args) => alert::run(args).await,
+            Command::Stream(command) => stream::run(command).await,
         }
     }
     .await;

@@ -19,6 +19,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub stage03: funnelpulse_stage03::Stage03Args,
     #[command(flatten)]
+    pub stage04: funnelpulse_stage04::Stage04Args,
+    #[command(flatten)]
     pub stage05: funnelpulse_stage05::Stage05Args,
     /// Rows of the sample generated when stage 01 runs without --raw (over the
     /// two weeks from 2019-10-15, the real data's density: about one planted
@@ -32,7 +34,7 @@ const STAGES: [(&str, &str, bool); 6] = [
     ("01", "bronze → silver → gold_funnel_hourly_brand", true),
     ("02", "more gold tables", true),
     ("03", "stream input", true),
-    ("04", "streaming funnel", false),
+    ("04", "streaming funnel", true),
     ("05", "anomaly detection", true),
     ("06", "summary report", true),
 ];
@@ -62,6 +64,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let engine = Engine::connect(mode).await?;
     eprintln!("running stages {} on {}", stages.join(", "), engine.mode);
     let lake = Lake::open(&args.common.lake, engine.ctx.runtime_env().object_store_registry.as_ref())?;
+    let with_stream_input = stages.contains(&"03");
+    let all = args.stages.iter().any(|s| s == "all");
     for stage in stages {
         match stage {
             "01" => {
@@ -74,12 +78,36 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             "02" => println!("{}", funnelpulse_stage02::run(&engine, &lake).await?),
             "03" => println!("{}", funnelpulse_stage03::run(&engine, &lake, &args.stage03).await?),
+            "04" => {
+                let stage04 = stream_args(&args.stage04, all, with_stream_input);
+                println!("{}", funnelpulse_stage04::run(&engine, &lake, &stage04).await?);
+            }
             "05" => println!("{}", funnelpulse_stage05::run(&engine, &lake, &args.stage05).await?),
             "06" => print!("{}", funnelpulse_stage06::run(&engine, &lake).await?),
             other => bail!("stage {other} is not available"),
         }
     }
     Ok(())
+}
+
+/// Stage 04's options in this command: `all` runs it bounded (available
+/// now, flush at end) so that the pipeline ends by itself; after stage 03
+/// rebuilt the stream input, the stream starts over (its checkpoint named
+/// the old files).
+fn stream_args(
+    given: &funnelpulse_stage04::Stage04Args,
+    all: bool,
+    with_stream_input: bool,
+) -> funnelpulse_stage04::Stage04Args {
+    let mut args = given.clone();
+    if all {
+        args.available_now = true;
+        args.flush_at_end = true;
+    }
+    if with_stream_input {
+        args.reset_stream = true;
+    }
+    args
 }
 
 const SAMPLE_DAYS: u32 = 14;

@@ -104,7 +104,7 @@ async fn stream_input_replays_the_range_in_event_time_order() {
     let cluster = common::LocalCluster::start(2);
     let url = cluster.url();
     let on_cluster = dir.path().join("lake-copy");
-    copy_dir(&lake, &on_cluster);
+    common::copy_dir(&lake, &on_cluster);
     let copy_arg = on_cluster.to_str().unwrap();
     funnelpulse_ok(
         dir.path(),
@@ -133,14 +133,5 @@ fn as_text(v: &Value) -> String {
     match v {
         Value::S(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() { copy_dir(&path, &target) } else { std::fs::copy(&path, &target).map(|_| ()).unwrap() }
     }
 }

@@ -30,11 +30,21 @@ pub fn funnel_measures() -> Vec<Expr> {
 /// not depend on the order in which partitions are added: the embedded and
 /// cluster runs give bit-identical tables.
 fn revenue() -> Expr {
-    let purchase_price = when(is_event("purchase"), cast(col("price"), REVENUE_DECIMAL)).end().unwrap();
-    coalesce(vec![cast(sum(purchase_price), DataType::Float64), lit(0.0f64)])
+    coalesce(vec![cast(sum(purchase_price_exact()), DataType::Float64), lit(0.0f64)])
 }
 
-const REVENUE_DECIMAL: DataType = DataType::Decimal128(38, 10);
+/// The exact type revenue is summed in.
+pub const REVENUE_DECIMAL: DataType = DataType::Decimal128(38, 10);
+
+/// A purchase's price as an exact decimal, null for other events.
+pub fn purchase_price_exact() -> Expr {
+    when(is_event("purchase"), cast(col("price"), REVENUE_DECIMAL)).end().unwrap()
+}
+
+/// Counts of each funnel event, as partial measures that can be added up later.
+pub fn funnel_counts() -> Vec<Expr> {
+    funnel_measures().into_iter().take(3).collect()
+}
 
 /// `numerator / denominator` as a double, null when the denominator is 0.
 fn rate(numerator: &str, denominator: &str) -> Expr {

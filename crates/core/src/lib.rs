@@ -10,6 +10,7 @@ pub mod funnel;
 pub mod plans;
 pub mod schema;
 pub mod silver;
+pub mod stream;
 pub mod tables;
 
 pub use tables::TableSpec;

@@ -37,3 +37,12 @@ pub const GOLD_ANOMALIES_HOURLY_BRAND: TableSpec =
 /// Stage 05, count-aware rate test (FunnelPulse's own, the default for alerts).
 pub const GOLD_ANOMALIES_HOURLY_BRAND_V2: TableSpec =
     TableSpec { name: "gold_anomalies_hourly_brand_v2", partition_col: "window_date" };
+/// Stage 04: closed hour windows of the streaming funnel (append-only).
+pub const GOLD_STREAM_FUNNEL_HOURLY_BRAND: TableSpec =
+    TableSpec { name: "gold_stream_funnel_hourly_brand", partition_col: "window_date" };
+/// Stage 04: silver events that arrived after their window was closed, with the batch that saw them.
+pub const LATE_EVENTS: TableSpec = TableSpec { name: "late_events", partition_col: "event_date" };
+/// Stage 04's checkpoint: the open windows after a batch (not a lake table).
+pub const STREAM_STATE: TableSpec = TableSpec { name: "state", partition_col: "window_date" };
+/// Stage 04's checkpoint: a batch's partial aggregates (not a lake table).
+pub const STREAM_PARTIALS: TableSpec = TableSpec { name: "partials", partition_col: "window_date" };

@@ -45,6 +45,14 @@ struct TableMoves {
     deletes: Vec<String>,
 }
 
+/// A file in the lake: path relative to the root, size, last modification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    pub rel: String,
+    pub size: u64,
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
 /// What a commit did, for the run's report.
 #[derive(Debug, Clone, Default)]
 pub struct CommitSummary {
@@ -59,6 +67,31 @@ impl Lake {
         let mut files: Vec<String> = metas.iter().map(|m| self.rel_of(&m.location)).collect();
         files.sort();
         Ok(files)
+    }
+
+    /// Files under `rel` with their size and last modification, sorted by path.
+    pub async fn list_with_meta(&self, rel: &str) -> anyhow::Result<Vec<FileMeta>> {
+        let prefix = self.path_of(rel);
+        let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
+        let mut files: Vec<FileMeta> = metas
+            .iter()
+            .map(|m| FileMeta { rel: self.rel_of(&m.location), size: m.size, modified: m.last_modified })
+            .collect();
+        files.sort_by(|a, b| a.rel.cmp(&b.rel));
+        Ok(files)
+    }
+
+    /// Moves for committing the files `run_id` staged for `table` into the
+    /// table's folder (names tagged with the run), without touching other files.
+    pub async fn staged_moves(&self, run_id: &str, table: &TableSpec) -> anyhow::Result<Vec<(String, String)>> {
+        let staging = Lake::staging_rel(run_id, table);
+        let target = Lake::table_rel(table);
+        let staged = self.list_rel(&staging).await?;
+        Ok(staged
+            .iter()
+            .filter(|f| f.ends_with(".parquet"))
+            .map(|from| (from.clone(), final_name(&staging, &target, from, run_id)))
+            .collect())
     }
 
     /// Values of `partition_col` (except the null marker) present under `rel`, sorted.
@@ -138,16 +171,7 @@ impl Lake {
 
     async fn apply(&self, journal: &Journal) -> anyhow::Result<()> {
         for table in &journal.tables {
-            for (from, to) in &table.moves {
-                let (from, to) = (self.path_of(from), self.path_of(to));
-                match self.store.rename(&from, &to).await {
-                    Ok(()) => {}
-                    // Already moved by an earlier, interrupted attempt.
-                    Err(object_store::Error::NotFound { .. }) if self.exists(&to).await => {}
-                    Err(e) => return Err(e).with_context(|| format!("commit {}: moving {from}", journal.run_id)),
-                }
-                crate::fault::crash_point("during-commit");
-            }
+            self.move_files(&table.moves).await.with_context(|| format!("commit {}", journal.run_id))?;
             for old in &table.deletes {
                 match self.store.delete(&self.path_of(old)).await {
                     Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -156,6 +180,21 @@ impl Lake {
             }
             let folder = table.folder.clone().unwrap_or_else(|| Lake::table_rel_by_name(&table.table));
             self.remove_empty_dirs(&folder);
+        }
+        Ok(())
+    }
+
+    /// Moves files (relative paths, from → to) within the lake. Idempotent:
+    /// a move already done by an earlier, interrupted attempt is skipped.
+    pub async fn move_files(&self, moves: &[(String, String)]) -> anyhow::Result<()> {
+        for (from, to) in moves {
+            let (from, to) = (self.path_of(from), self.path_of(to));
+            match self.store.rename(&from, &to).await {
+                Ok(()) => {}
+                Err(object_store::Error::NotFound { .. }) if self.exists(&to).await => {}
+                Err(e) => return Err(e).with_context(|| format!("moving {from}")),
+            }
+            crate::fault::crash_point("during-commit");
         }
         Ok(())
     }

@@ -12,6 +12,6 @@ pub mod fault;
 mod location;
 mod registry;
 
-pub use commit::CommitSummary;
+pub use commit::{CommitSummary, FileMeta};
 pub use location::{Lake, new_run_id, to_url};
 pub use registry::LakeStores;

@@ -1,0 +1,292 @@
+//! Stage 04: the streaming funnel equals the batch funnel over the same rows,
+//! survives SIGKILL at any phase with identical output, runs on the local
+//! cluster, and handles late events, damaged and growing files.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::reference::{MEASURES, hourly_brand, read_raw};
+use common::tables::{Row, Value, assert_close_rows, read_rows, sorted};
+use common::{FUNNELPULSE, copy_dir, funnelpulse, funnelpulse_ok, generate};
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+
+const OUTPUT: &str = "gold_stream_funnel_hourly_brand";
+
+fn output_columns() -> Vec<&'static str> {
+    let mut columns = vec!["window_start", "window_end", "brand"];
+    columns.extend(MEASURES);
+    columns.push("window_date");
+    columns
+}
+
+async fn output_rows(lake: &Path) -> Vec<Row> {
+    sorted(read_rows(lake, OUTPUT, "window_date", &output_columns()).await)
+}
+
+/// `funnelpulse run 04` bounded, files taken as soon as they are listed.
+fn stream_args<'a>(lake: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "04", "--lake", lake, "--available-now", "--flush-at-end", "--file-settle", "0s"];
+    args.extend(extra);
+    args
+}
+
+fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(FUNNELPULSE);
+    command.current_dir(dir).args(args);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FUNNELPULSE_")) {
+        command.env_remove(key);
+    }
+    command
+}
+
+/// Runs until the process reaches `point`, then kills it with SIGKILL.
+fn kill_at(dir: &Path, args: &[&str], point: &str) -> String {
+    let mut child = command(dir, args)
+        .env("FUNNELPULSE_PAUSE", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains(&format!("paused at {point}")) {
+            child.kill().unwrap(); // SIGKILL
+            child.wait().unwrap();
+            return seen;
+        }
+    }
+    panic!("the run never reached {point}:\n{seen}");
+}
+
+fn progress_lines(lake: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(lake.join("checkpoints/stream_hourly_brand/progress.jsonl")).unwrap_or_default();
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn the_stream_equals_the_batch_funnel_and_survives_sigkill_at_every_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = generate(dir.path(), 20_000, 3);
+    let base = dir.path().join("base");
+    let base_arg = base.to_str().unwrap();
+    funnelpulse_ok(dir.path(), &["run", "01", "--raw", raw.to_str().unwrap(), "--lake", base_arg]);
+    // Eight files: four batches of two, then the flush (batch 4).
+    let eight = ["--stream-files", "8"];
+    funnelpulse_ok(
+        dir.path(),
+        &[&["run", "03", "--lake", base_arg, "--stream-from", "2019-10-01", "--stream-to", "2019-10-03"][..], &eight]
+            .concat(),
+    );
+
+    // Uninterrupted: equal to the hourly funnel of the silver rules without de-duplication.
+    copy_dir(&base, &dir.path().join("a"));
+    let out = funnelpulse_ok(dir.path(), &stream_args("a", &[]));
+    assert!(out.contains("5 batches, 8 files"), "{out}");
+    let uninterrupted = output_rows(&dir.path().join("a")).await;
+    let silver: Vec<_> = read_raw(&raw)
+        .into_iter()
+        .filter(|e| e.price.is_some_and(|p| p > 0.0) && e.time.is_some() && e.kind.is_some())
+        .collect();
+    assert_close_rows("stream vs batch funnel", uninterrupted.clone(), hourly_brand(&silver), 1e-9);
+    assert!(read_rows(&dir.path().join("a"), "late_events", "event_date", &["event_time"]).await.is_empty());
+
+    // Killed (SIGKILL) at each phase, in different batches, then resumed.
+    copy_dir(&base, &dir.path().join("b"));
+    for point in [
+        "stream:after-offsets:1",
+        "stream:after-write:2",
+        "stream:after-commit-record:2",
+        "stream:after-moves:3",
+        "stream:after-write:4",
+    ] {
+        kill_at(dir.path(), &stream_args("b", &[]), point);
+    }
+    let out = funnelpulse_ok(dir.path(), &stream_args("b", &[]));
+    assert!(out.contains("re-running batch 4"), "{out}");
+    assert_eq!(output_rows(&dir.path().join("b")).await, uninterrupted, "killed and resumed ≠ uninterrupted");
+    let ids: Vec<u64> = progress_lines(&dir.path().join("b")).iter().map(|p| p["batch_id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, vec![0, 1, 2, 3, 4], "each batch is reported once");
+    let status = funnelpulse_ok(dir.path(), &["stream", "status", "--lake", "b"]);
+    assert!(status.contains("5 batches committed: 8 files"), "{status}");
+    assert!(status.contains("0 new files waiting"), "{status}");
+
+    // A re-run finds nothing new and changes nothing.
+    let out = funnelpulse_ok(dir.path(), &stream_args("b", &[]));
+    assert!(out.contains("nothing new"), "{out}");
+    assert_eq!(output_rows(&dir.path().join("b")).await, uninterrupted);
+
+    // The same on the local multi-process cluster.
+    let cluster = common::LocalCluster::start(2);
+    copy_dir(&base, &dir.path().join("c"));
+    let url = cluster.url();
+    funnelpulse_ok(dir.path(), &stream_args("c", &["--scheduler", &url]));
+    assert_eq!(output_rows(&dir.path().join("c")).await, uninterrupted, "cluster ≠ embedded");
+}
+
+fn micros(text: &str) -> i64 {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap().and_utc().timestamp_micros()
+}
+
+/// A stream file with the bronze columns: (time, type, brand, price) per event.
+fn events_parquet(rows: &[(&str, &str, &str, f64)]) -> Vec<u8> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, None), true),
+        Field::new("event_type", DataType::Utf8, true),
+        Field::new("product_id", DataType::Int64, true),
+        Field::new("category_id", DataType::Int64, true),
+        Field::new("category_code", DataType::Utf8, true),
+        Field::new("brand", DataType::Utf8, true),
+        Field::new("price", DataType::Float64, true),
+        Field::new("user_id", DataType::Int64, true),
+        Field::new("user_session", DataType::Utf8, true),
+    ]));
+    let n = rows.len();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMicrosecondArray::from(rows.iter().map(|r| micros(r.0)).collect::<Vec<_>>())),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.1).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(vec![1; n])),
+        Arc::new(Int64Array::from(vec![2; n])),
+        Arc::new(StringArray::from(vec![None::<&str>; n])),
+        Arc::new(StringArray::from(rows.iter().map(|r| r.2).collect::<Vec<_>>())),
+        Arc::new(Float64Array::from(rows.iter().map(|r| r.3).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(vec![3; n])),
+        Arc::new(StringArray::from(vec!["s"; n])),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    bytes
+}
+
+fn s(v: &str) -> Value {
+    Value::S(v.to_string())
+}
+
+#[tokio::test]
+async fn late_events_are_counted_not_added_and_bad_or_growing_files_never_stall_the_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("lake/stream_input");
+    std::fs::create_dir_all(&source).unwrap();
+    let put = |name: &str, bytes: Vec<u8>| std::fs::write(source.join(name), bytes).unwrap();
+    put(
+        "a.parquet",
+        events_parquet(&[
+            ("2019-10-01 10:05:00", "view", "A", 1.0),
+            ("2019-10-01 10:30:00", "view", "A", 1.0),
+            ("2019-10-01 11:10:00", "cart", "A", 2.0),
+            ("2019-10-01 12:40:00", "purchase", "A", 5.0),
+        ]),
+    ); // watermark 10:40
+    put("b.parquet", events_parquet(&[("2019-10-01 13:30:00", "view", "a", 1.0)])); // 11:30: closes 10:00
+    put(
+        "c.parquet",
+        events_parquet(&[
+            ("2019-10-01 10:50:00", "view", "A", 1.0),  // late: its window ended at 11:00
+            ("2019-10-01 11:45:00", "view", "B", 1.0),  // on time
+            ("2019-10-01 11:50:00", "view", "A", -1.0), // not silver
+        ]),
+    );
+    put("d.parquet", b"PAR1 this file was cut short".to_vec());
+    put("_temporary.parquet", b"ignored".to_vec());
+
+    let out = funnelpulse_ok(dir.path(), &stream_args("lake", &["--max-files-per-trigger", "1"]));
+    assert!(out.contains("5 batches, 3 files"), "{out}");
+    assert!(out.contains("1 late rows, 1 files quarantined"), "{out}");
+    let got: Vec<Row> = read_rows(
+        &dir.path().join("lake"),
+        OUTPUT,
+        "window_date",
+        &["window_start", "brand", "views", "carts", "purchases", "revenue"],
+    )
+    .await;
+    let expected = [
+        ("2019-10-01T10:00:00", "a", 2, 0, 0, 0.0),
+        ("2019-10-01T11:00:00", "a", 0, 1, 0, 0.0),
+        ("2019-10-01T11:00:00", "b", 1, 0, 0, 0.0),
+        ("2019-10-01T12:00:00", "a", 0, 0, 1, 5.0),
+        ("2019-10-01T13:00:00", "a", 1, 0, 0, 0.0),
+    ]
+    .iter()
+    .map(|r| vec![s(r.0), s(r.1), Value::I(r.2), Value::I(r.3), Value::I(r.4), Value::F(r.5)])
+    .collect();
+    assert_eq!(sorted(got), sorted(expected));
+    let late =
+        read_rows(&dir.path().join("lake"), "late_events", "event_date", &["event_time", "batch_id", "watermark"]).await;
+    assert_eq!(late, vec![vec![s("2019-10-01T10:50:00"), Value::I(2), s("2019-10-01T11:30:00")]]);
+
+    let progress = progress_lines(&dir.path().join("lake"));
+    assert_eq!(progress[1]["emitted_windows"], 1, "b closes the 10:00 window");
+    assert_eq!(progress[2]["late_rows"], 1);
+    assert_eq!(progress[2]["input_rows"], 3);
+    let quarantined = &progress[3]["quarantined"][0];
+    assert_eq!(quarantined["path"], "d.parquet");
+    assert!(quarantined["reason"].as_str().unwrap().contains("not a readable Parquet file"), "{quarantined}");
+    assert_eq!(progress[4]["flush"], true);
+    let status = funnelpulse_ok(dir.path(), &["stream", "status", "--lake", "lake"]);
+    assert!(status.contains("1 late rows") && status.contains("quarantined d.parquet"), "{status}");
+
+    // Other options than the checkpoint's are refused.
+    let refused = funnelpulse(dir.path(), &stream_args("lake", &["--watermark", "1h"]), &[]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("watermark: checkpoint has 2h, this run asks for 1h"),
+        "{stderr}"
+    );
+
+    // Continuous mode: a file written in place is taken only once it is complete.
+    let mut stream =
+        command(dir.path(), &["run", "04", "--lake", "lake", "--trigger-interval", "200ms", "--file-settle", "1s"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let bytes = events_parquet(&[("2019-10-01 15:00:00", "view", "C", 1.0), ("2019-10-01 15:01:00", "view", "C", 1.0)]);
+    let mut growing = std::fs::File::create(source.join("e.parquet")).unwrap();
+    for chunk in bytes.chunks(bytes.len().div_ceil(6)) {
+        growing.write_all(chunk).unwrap();
+        growing.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(growing);
+    let taken =
+        wait_for(|| progress_lines(&dir.path().join("lake")).into_iter().find(|p| p["files"][0] == "e.parquet"));
+    assert_eq!(taken["input_rows"], 2, "{taken}");
+    assert!(taken["quarantined"].as_array().unwrap().is_empty(), "the growing file was taken too early: {taken}");
+    terminate(&mut stream);
+}
+
+fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// SIGTERM: the stream stops after the batch in progress and exits cleanly.
+fn terminate(child: &mut Child) {
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = std::mem::replace(child, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("stopping after the batch in progress") && text.contains("stage 04 done"), "{text}");
+}

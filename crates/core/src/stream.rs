@@ -1,0 +1,206 @@
+//! The streaming hourly brand funnel (stage 04) as plans over one micro-batch.
+//!
+//! A micro-batch turns its new events into *partial* window aggregates
+//! (counts and an exact revenue), adds them to the open windows kept as state,
+//! and splits the result at the watermark: closed windows become rows of
+//! `gold_stream_funnel_hourly_brand` (exactly the measures and rates of
+//! `gold_funnel_hourly_brand`), open ones the next state. Events whose window
+//! is already closed are late: they are counted and kept, never added.
+//!
+//! Watermarks are microseconds since the epoch (UTC), like `event_time`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::error::Result;
+use datafusion::functions_aggregate::expr_fn::{count, max, sum};
+use datafusion::logical_expr::{Expr, cast, col, lit, when};
+use datafusion::prelude::{DataFrame, coalesce};
+use datafusion::scalar::ScalarValue;
+
+use crate::funnel::{
+    MEASURE_COLUMNS, REVENUE_DECIMAL, funnel_counts, funnel_rates, hour_window_end, hour_window_start,
+    purchase_price_exact,
+};
+use crate::schema::{RAW_COLUMNS, timestamp_type};
+use crate::silver::silver_filter;
+
+/// Length of a window.
+pub const WINDOW_MICROS: i64 = 3_600_000_000;
+
+/// Columns of the state (open windows): keys and partial measures.
+pub const STATE_COLUMNS: [&str; 6] = ["window_start", "brand", "views", "carts", "purchases", "revenue_exact"];
+
+fn window_start_micros() -> Expr {
+    cast(col("window_start"), DataType::Int64)
+}
+
+/// True for rows whose window ended at or before the watermark (late).
+/// Nothing is late before the first watermark.
+pub fn is_late(watermark: Option<i64>) -> Expr {
+    match watermark {
+        Some(w) => (window_start_micros() + lit(WINDOW_MICROS)).lt_eq(lit(w)),
+        None => lit(false),
+    }
+}
+
+/// Partial aggregates of a batch's rows per (window, brand, silver): rows,
+/// views, carts, purchases, exact revenue and the latest event time (µs).
+/// Non-silver rows are kept as their own groups so that the rows of all
+/// groups add up to the batch's input rows (a check of the job).
+pub fn batch_partials(input: DataFrame) -> Result<DataFrame> {
+    let mut measures = vec![count(lit(1i64)).alias("rows")];
+    measures.extend(funnel_counts());
+    measures.push(
+        coalesce(vec![sum(purchase_price_exact()), lit(ScalarValue::Decimal128(Some(0), 38, 10))])
+            .alias("revenue_exact"),
+    );
+    measures.push(max(cast(col("event_time"), DataType::Int64)).alias("max_event_time"));
+    let keys = vec![
+        hour_window_start().alias("window_start"),
+        cast(datafusion::prelude::lower(col("brand")), DataType::Utf8).alias("brand"),
+        coalesce(vec![silver_filter(), lit(false)]).alias("silver"),
+    ];
+    let grouped = input.aggregate(keys, measures)?;
+    let mut columns: Vec<Expr> = PARTIAL_COLUMNS.iter().map(|c| col(*c)).collect();
+    columns.push(cast(col("window_start"), DataType::Date32).alias("window_date"));
+    grouped.select(columns)
+}
+
+/// Columns of a batch's partial aggregates.
+pub const PARTIAL_COLUMNS: [&str; 9] =
+    ["window_start", "brand", "silver", "rows", "views", "carts", "purchases", "revenue_exact", "max_event_time"];
+
+/// Schema of the partials' files (without `window_date`); the state's files
+/// have a subset of these columns, so both are read as one table.
+pub fn partials_file_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("window_start", timestamp_type(), true),
+        Field::new("brand", DataType::Utf8, true),
+        Field::new("silver", DataType::Boolean, true),
+        Field::new("rows", DataType::Int64, true),
+        Field::new("views", DataType::Int64, true),
+        Field::new("carts", DataType::Int64, true),
+        Field::new("purchases", DataType::Int64, true),
+        Field::new("revenue_exact", REVENUE_DECIMAL, true),
+        Field::new("max_event_time", DataType::Int64, true),
+    ]))
+}
+
+/// What the client reads from a batch's partials: all rows, silver rows,
+/// late rows, the latest silver event time, and on-time views, carts, purchases.
+pub fn partials_summary(partials: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
+    let silver = || col("silver").eq(lit(true));
+    let late = is_late(watermark);
+    let of = |condition: Expr, column: &str| sum(when(condition, col(column)).end().expect("valid case"));
+    partials.aggregate(
+        vec![],
+        vec![
+            sum(col("rows")).alias("input_rows"),
+            of(silver(), "rows").alias("silver_rows"),
+            of(silver().and(late.clone()), "rows").alias("late_rows"),
+            max(when(silver(), col("max_event_time")).end()?).alias("max_event_time"),
+            of(silver().and(!late.clone()), "views").alias("views"),
+            of(silver().and(!late.clone()), "carts").alias("carts"),
+            of(silver().and(!late), "purchases").alias("purchases"),
+        ],
+    )
+}
+
+/// Late silver rows: the raw columns, the batch that saw them and the
+/// watermark they missed, with `event_date` last (the partition column).
+pub fn late_rows(input: DataFrame, watermark: Option<i64>, batch_id: u64) -> Result<DataFrame> {
+    let mut columns: Vec<Expr> = RAW_COLUMNS.iter().map(|c| col(*c)).collect();
+    columns.push(lit(batch_id as i64).alias("batch_id"));
+    columns.push(lit(ScalarValue::TimestampMicrosecond(watermark, None)).alias("watermark"));
+    columns.push(cast(col("event_time"), DataType::Date32).alias("event_date"));
+    input
+        .filter(silver_filter())?
+        .with_column("window_start", hour_window_start())?
+        .filter(is_late(watermark))?
+        .select(columns)
+}
+
+/// Open windows after adding a batch: `rows` reads the previous state and
+/// the batch's partials as one table (state rows have no `silver` flag);
+/// non-silver and late groups are left out.
+pub fn merge(rows: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
+    let counted = coalesce(vec![col("silver"), lit(true)]).and(!is_late(watermark));
+    let sums = ["views", "carts", "purchases", "revenue_exact"].iter().map(|c| sum(col(*c)).alias(*c)).collect();
+    let merged = rows.filter(counted)?.aggregate(vec![col("window_start"), col("brand")], sums)?;
+    merged.select(vec![
+        cast(col("window_start"), timestamp_type()).alias("window_start"),
+        cast(col("brand"), DataType::Utf8).alias("brand"),
+        cast(col("views"), DataType::Int64).alias("views"),
+        cast(col("carts"), DataType::Int64).alias("carts"),
+        cast(col("purchases"), DataType::Int64).alias("purchases"),
+        cast(col("revenue_exact"), REVENUE_DECIMAL).alias("revenue_exact"),
+    ])
+}
+
+/// Windows still open after the batch (they end after the new watermark),
+/// with `window_date` last for partitioning.
+pub fn still_open(merged: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
+    let open = merged.filter(!is_late(watermark))?;
+    let mut columns: Vec<Expr> = STATE_COLUMNS.iter().map(|c| col(*c)).collect();
+    columns.push(cast(col("window_start"), DataType::Date32).alias("window_date"));
+    open.select(columns)
+}
+
+/// Windows closed by the watermark (all of them when `watermark` is None:
+/// the flush at the end of a bounded run), as rows of the output table.
+pub fn closed_rows(merged: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
+    let closed = match watermark {
+        Some(w) => merged.filter(is_late(Some(w)))?,
+        None => merged,
+    };
+    let with_measures = closed.select(vec![
+        col("window_start"),
+        hour_window_end().alias("window_end"),
+        col("brand"),
+        col("views"),
+        col("carts"),
+        col("purchases"),
+        cast(col("revenue_exact"), DataType::Float64).alias("revenue"),
+    ])?;
+    let mut columns: Vec<Expr> = vec![col("window_start"), col("window_end"), col("brand")];
+    columns.extend(MEASURE_COLUMNS.iter().take(4).map(|c| col(*c)));
+    columns.extend(funnel_rates());
+    columns.push(cast(col("window_start"), DataType::Date32).alias("window_date"));
+    with_measures.select(columns)
+}
+
+/// `max(event_time) − delay`, never behind the previous watermark.
+pub fn advance_watermark(previous: Option<i64>, max_event_time: Option<i64>, delay_micros: i64) -> Option<i64> {
+    let candidate = max_event_time.map(|t| t - delay_micros);
+    match (previous, candidate) {
+        (Some(p), Some(c)) => Some(p.max(c)),
+        (p, c) => p.or(c),
+    }
+}
+
+/// `micros` rendered as `YYYY-MM-DD HH:MM:SS` (UTC) for people.
+pub fn format_micros(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| micros.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watermark_only_moves_forward() {
+        let hour = WINDOW_MICROS;
+        assert_eq!(advance_watermark(None, None, 2 * hour), None);
+        assert_eq!(advance_watermark(None, Some(10 * hour), 2 * hour), Some(8 * hour));
+        assert_eq!(advance_watermark(Some(9 * hour), Some(10 * hour), 2 * hour), Some(9 * hour));
+        assert_eq!(advance_watermark(Some(9 * hour), None, 2 * hour), Some(9 * hour));
+    }
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(format_micros(1_571_097_600_000_000), "2019-10-15 00:00:00");
+    }
+}

@@ -1,0 +1,364 @@
+//! One micro-batch: Ballista jobs over the batch's files and the previous
+//! open windows, a reconciliation of what they wrote, and the commit.
+//!
+//! 1. *aggregate*: one Ballista job writes the batch's partial aggregates
+//!    per (window, brand, silver) into the checkpoint; read back here, they
+//!    give the counts (input, silver, late, on-time views/carts/purchases)
+//!    and the latest event time, which advances the watermark;
+//! 2. *write*: up to three Ballista jobs, one after the other, write the
+//!    open windows (checkpoint state), the windows the new watermark closes
+//!    (staged in the lake) and the late events (staged);
+//! 3. *check*: the partials hold as many rows as the files' footers;
+//!    views, carts and purchases of the new state plus the closed
+//!    windows must equal those of the old state plus the batch's on-time
+//!    events, and the late rows written must equal the late rows counted —
+//!    a job that lost or doubled rows (e.g. a lost executor) never commits;
+//! 4. *commit*: the commit record (with the moves) is written, then the
+//!    staged files are moved into the tables.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use datafusion::functions_aggregate::expr_fn::{count, max, sum};
+use datafusion::logical_expr::{Expr, cast, col, lit};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use funnelpulse_core::schema::RAW_COLUMNS;
+use funnelpulse_core::stream::{
+    WINDOW_MICROS, advance_watermark, batch_partials, closed_rows, late_rows, merge, partials_file_schema,
+    partials_summary, still_open,
+};
+use funnelpulse_core::tables::{GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_PARTIALS, STREAM_STATE};
+use funnelpulse_engine::tables::write_partitioned;
+use funnelpulse_engine::{Engine, check};
+use funnelpulse_lake::Lake;
+use funnelpulse_lake::fault::pause_point;
+
+use crate::checkpoint::{Checkpoint, Commit, Metadata, Offsets};
+use crate::progress::{BatchProgress, Durations};
+use crate::source::input_schema;
+
+/// Everything a batch touches.
+pub struct BatchContext<'a> {
+    pub engine: &'a Engine,
+    /// Plain DataFusion in this process, for reading back small results.
+    pub local: &'a SessionContext,
+    pub lake: &'a Lake,
+    pub source: &'a Lake,
+    pub checkpoint: &'a Checkpoint,
+    pub metadata: &'a Metadata,
+}
+
+/// The stream's position before a batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Before {
+    pub watermark: Option<i64>,
+    pub state_batch: Option<u64>,
+}
+
+/// Test hook: `FUNNELPULSE_PAUSE=stream:<point>` or `stream:<point>:<batch>`
+/// stops the process there so that a test can SIGKILL it (see `fault`).
+pub(crate) fn pause(point: &str, batch_id: u64) {
+    pause_point(&format!("stream:{point}"));
+    pause_point(&format!("stream:{point}:{batch_id}"));
+}
+
+/// The lake staging run of a batch: `stream-<checkpoint id>-b<batch>`.
+pub fn staging_run(metadata: &Metadata, batch_id: u64) -> String {
+    format!("stream-{}-b{batch_id:06}", metadata.id)
+}
+
+/// What the batch's partials say (read in this process).
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    input_rows: i64,
+    silver_rows: i64,
+    late_rows: i64,
+    max_event_time: Option<i64>,
+    views: i64,
+    carts: i64,
+    purchases: i64,
+}
+
+/// Totals of a folder of window rows (state or closed windows).
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Totals {
+    rows: i64,
+    views: i64,
+    carts: i64,
+    purchases: i64,
+    max_window_start: Option<i64>,
+}
+
+async fn read_input(ctx: &SessionContext, urls: Vec<String>) -> anyhow::Result<DataFrame> {
+    let schema = input_schema();
+    let df = ctx.read_parquet(urls, ParquetReadOptions::default().schema(&schema)).await?;
+    Ok(df.select_columns(&RAW_COLUMNS)?)
+}
+
+/// Previous open windows and a batch's partials, read as one table (a
+/// UNION of the two hangs Ballista 55: a task's metrics do not match its stage).
+async fn read_windows(ctx: &SessionContext, urls: Vec<String>) -> anyhow::Result<DataFrame> {
+    let schema = partials_file_schema();
+    let options = ParquetReadOptions::default()
+        .schema(&schema)
+        .table_partition_cols(vec![(STREAM_PARTIALS.partition_col.to_string(), DataType::Utf8)]);
+    Ok(ctx.read_parquet(urls, options).await?)
+}
+
+/// First row of a one-row result as optional i64s.
+async fn one_row(df: DataFrame) -> anyhow::Result<Vec<Option<i64>>> {
+    let n = df.schema().fields().len();
+    let columns: Vec<Expr> =
+        df.schema().fields().iter().map(|f| cast(col(f.name()), DataType::Int64).alias(f.name())).collect();
+    let batches = df.select(columns)?.collect().await?;
+    let mut values = vec![None; n];
+    if let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) {
+        for (i, v) in values.iter_mut().enumerate() {
+            let array = batch.column(i).as_primitive::<Int64Type>();
+            *v = array.is_valid(0).then(|| array.value(0));
+        }
+    }
+    Ok(values)
+}
+
+async fn summarise_partials(local: &SessionContext, url: &str, watermark: Option<i64>) -> anyhow::Result<Counts> {
+    let schema = partials_file_schema();
+    let partials = local.read_parquet(url, ParquetReadOptions::default().schema(&schema)).await?;
+    let v = one_row(partials_summary(partials, watermark)?).await?;
+    let n = |i: usize| v[i].unwrap_or(0);
+    Ok(Counts {
+        input_rows: n(0),
+        silver_rows: n(1),
+        late_rows: n(2),
+        max_event_time: v[3],
+        views: n(4),
+        carts: n(5),
+        purchases: n(6),
+    })
+}
+
+async fn has_parquet(folder: &Lake, rel: &str) -> anyhow::Result<bool> {
+    Ok(folder.list_rel(rel).await?.iter().any(|f| f.ends_with(".parquet")))
+}
+
+/// Totals of the Parquet files under `rel` of `folder`, read in this process.
+async fn totals(local: &SessionContext, folder: &Lake, rel: &str, windows: bool) -> anyhow::Result<Totals> {
+    if !has_parquet(folder, rel).await? {
+        return Ok(Totals::default());
+    }
+    let df = local.read_parquet(folder.url_of(rel), ParquetReadOptions::default()).await?;
+    if !windows {
+        let rows = one_row(df.aggregate(vec![], vec![count(lit(1i64)).alias("rows")])?).await?;
+        return Ok(Totals { rows: rows[0].unwrap_or(0), ..Default::default() });
+    }
+    let v = one_row(df.aggregate(
+        vec![],
+        vec![
+            count(lit(1i64)).alias("rows"),
+            sum(col("views")).alias("views"),
+            sum(col("carts")).alias("carts"),
+            sum(col("purchases")).alias("purchases"),
+            max(cast(col("window_start"), DataType::Int64)).alias("max_window_start"),
+        ],
+    )?)
+    .await?;
+    let n = |i: usize| v[i].unwrap_or(0);
+    Ok(Totals { rows: n(0), views: n(1), carts: n(2), purchases: n(3), max_window_start: v[4] })
+}
+
+/// Runs a logged batch up to its commit record and applies it. The same
+/// offsets and previous state always give the same rows.
+pub async fn execute(
+    cx: &BatchContext<'_>,
+    offsets: &Offsets,
+    before: Before,
+    plan: Duration,
+) -> anyhow::Result<Commit> {
+    let started = Instant::now();
+    let id = offsets.batch_id;
+    let run = staging_run(cx.metadata, id);
+    // Leftovers of an earlier attempt of this batch.
+    cx.lake.discard_staging(&run).await?;
+    cx.checkpoint.prune_batches(before.state_batch).await?;
+
+    let ctx = &cx.engine.ctx;
+    let mut durations = Durations { plan_ms: plan.as_millis() as u64, ..Default::default() };
+    let old_state_rel = before.state_batch.map(Checkpoint::state_rel);
+    let old_state = match &old_state_rel {
+        Some(rel) => totals(cx.local, &cx.checkpoint.folder, rel, true).await?,
+        None => Totals::default(),
+    };
+
+    // 1. aggregate: the batch's partials, staged in the checkpoint.
+    let t = Instant::now();
+    let urls: Vec<String> = offsets.files.iter().map(|f| cx.source.url_of(&f.path)).collect();
+    let input = if urls.is_empty() { None } else { Some(read_input(ctx, urls).await?) };
+    let partials_rel = Checkpoint::partials_rel(id);
+    let partials_url = cx.checkpoint.folder.url_of(&partials_rel);
+    let mut counts = Counts::default();
+    if let Some(input) = &input {
+        write_partitioned(batch_partials(input.clone())?, &STREAM_PARTIALS, &partials_url)
+            .await
+            .context("aggregate job")?;
+        if has_parquet(&cx.checkpoint.folder, &partials_rel).await? {
+            counts = summarise_partials(cx.local, &partials_url, offsets.watermark).await?;
+        }
+        let file_rows: u64 = offsets.files.iter().map(|f| f.rows).sum();
+        check(
+            &format!("batch {id}: rows aggregated = rows in the files' footers"),
+            counts.input_rows as u64 == file_rows,
+            || format!("{} vs {file_rows}", counts.input_rows),
+        )?;
+    }
+    durations.aggregate_ms = t.elapsed().as_millis() as u64;
+    let watermark = if offsets.flush {
+        // Flushing closes every open window: later events for them are late.
+        let last_end = old_state.max_window_start.map(|s| s + WINDOW_MICROS);
+        advance_watermark(offsets.watermark, last_end, 0)
+    } else {
+        advance_watermark(offsets.watermark, counts.max_event_time, cx.metadata.watermark_micros)
+    };
+
+    // 2. write: open windows, closed windows, late events.
+    let t = Instant::now();
+    let mut window_urls = Vec::new();
+    if let Some(rel) = old_state_rel.as_ref().filter(|_| old_state.rows > 0) {
+        window_urls.push(cx.checkpoint.folder.url_of(rel));
+    }
+    if counts.silver_rows > counts.late_rows {
+        window_urls.push(partials_url.clone());
+    }
+    let adds_windows = !window_urls.is_empty() && (input.is_some() || offsets.flush);
+    let output_url = cx.lake.staging_url(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND);
+    let state_written = adds_windows && !offsets.flush;
+    if adds_windows {
+        let merged = merge(read_windows(ctx, window_urls).await?, offsets.watermark)?;
+        // One job at a time: Ballista 55's scheduler can lose task updates
+        // of different plans submitted at the same moment.
+        if state_written {
+            let open = still_open(merged.clone(), watermark)?;
+            write_partitioned(open, &STREAM_STATE, &cx.checkpoint.state_url(id)).await.context("state job")?;
+        }
+        let closing = if offsets.flush { None } else { watermark };
+        write_partitioned(closed_rows(merged, closing)?, &GOLD_STREAM_FUNNEL_HOURLY_BRAND, &output_url)
+            .await
+            .context("output job")?;
+    }
+    if counts.late_rows > 0 {
+        let input = input.clone().context("late rows without input")?;
+        let late_url = cx.lake.staging_url(&run, &LATE_EVENTS);
+        write_partitioned(late_rows(input, offsets.watermark, id)?, &LATE_EVENTS, &late_url)
+            .await
+            .context("late events job")?;
+    }
+    durations.write_ms = t.elapsed().as_millis() as u64;
+    pause("after-write", id);
+
+    // 3. check
+    let t = Instant::now();
+    let new_state = if state_written {
+        totals(cx.local, &cx.checkpoint.folder, &Checkpoint::state_rel(id), true).await?
+    } else if offsets.flush {
+        Totals::default()
+    } else {
+        old_state
+    };
+    let closed = totals(cx.local, cx.lake, &Lake::staging_rel(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND), true).await?;
+    let late = totals(cx.local, cx.lake, &Lake::staging_rel(&run, &LATE_EVENTS), false).await?;
+    reconcile(&counts, &old_state, &new_state, &closed, late.rows, id)?;
+    durations.check_ms = t.elapsed().as_millis() as u64;
+
+    // 4. commit
+    let t = Instant::now();
+    let mut moves = cx.lake.staged_moves(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND).await?;
+    moves.extend(cx.lake.staged_moves(&run, &LATE_EVENTS).await?);
+    let state_batch = if state_written {
+        (new_state.rows > 0).then_some(id)
+    } else if offsets.flush {
+        None
+    } else {
+        before.state_batch
+    };
+    let mut progress = BatchProgress {
+        batch_id: id,
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        files: offsets.files.iter().map(|f| f.path.clone()).collect(),
+        quarantined: offsets.quarantined.clone(),
+        input_rows: counts.input_rows as u64,
+        silver_rows: counts.silver_rows as u64,
+        late_rows: counts.late_rows as u64,
+        emitted_windows: closed.rows as u64,
+        open_windows: new_state.rows as u64,
+        flush: offsets.flush,
+        ..Default::default()
+    };
+    progress.set_watermark(watermark, counts.max_event_time);
+    let commit = Commit { batch_id: id, watermark, state_batch, moves, progress };
+    cx.checkpoint.write_commit(&commit).await?;
+    pause("after-commit-record", id);
+    finish_commit(cx, &commit).await?;
+    durations.commit_ms = t.elapsed().as_millis() as u64;
+
+    let mut commit = commit;
+    durations.total_ms = (started.elapsed() + plan).as_millis() as u64;
+    let seconds = (durations.total_ms as f64 / 1000.0).max(1e-3);
+    commit.progress.input_rows_per_second = commit.progress.input_rows as f64 / seconds;
+    commit.progress.durations = durations;
+    cx.checkpoint.append_progress(&commit.progress).await?;
+    Ok(commit)
+}
+
+/// Applies a commit record: moves its files into the tables, then removes
+/// what the batch no longer needs. Idempotent (a restart calls it again).
+pub async fn finish_commit(cx: &BatchContext<'_>, commit: &Commit) -> anyhow::Result<()> {
+    cx.lake.move_files(&commit.moves).await.with_context(|| format!("committing batch {}", commit.batch_id))?;
+    pause("after-moves", commit.batch_id);
+    cx.lake.discard_staging(&staging_run(cx.metadata, commit.batch_id)).await?;
+    cx.checkpoint.prune_batches(commit.state_batch).await?;
+    Ok(())
+}
+
+fn reconcile(
+    counts: &Counts,
+    old_state: &Totals,
+    new_state: &Totals,
+    closed: &Totals,
+    late_written: i64,
+    id: u64,
+) -> anyhow::Result<()> {
+    let pairs = [
+        ("views", new_state.views + closed.views, old_state.views + counts.views),
+        ("carts", new_state.carts + closed.carts, old_state.carts + counts.carts),
+        ("purchases", new_state.purchases + closed.purchases, old_state.purchases + counts.purchases),
+    ];
+    for (what, after, before) in pairs {
+        check(
+            &format!("batch {id}: {what} in open + closed windows = previous open windows + on-time events"),
+            after == before,
+            || format!("{after} vs {before}"),
+        )?;
+    }
+    check(&format!("batch {id}: late rows written = late rows counted"), late_written == counts.late_rows, || {
+        format!("{late_written} vs {}", counts.late_rows)
+    })
+}
+
+/// File schemas (without the partition column) of the output tables, for
+/// the empty table a new stream starts with.
+pub fn output_file_schemas(local: &SessionContext) -> anyhow::Result<Vec<(funnelpulse_core::TableSpec, SchemaRef)>> {
+    use datafusion::arrow::record_batch::RecordBatch;
+    let no_windows = local.read_batch(RecordBatch::new_empty(partials_file_schema()))?;
+    let closed = closed_rows(merge(no_windows, None)?, None)?;
+    let late = late_rows(local.read_batch(RecordBatch::new_empty(input_schema()))?, None, 0)?;
+    let without_partition = |df: &DataFrame, pcol: &str| -> anyhow::Result<SchemaRef> {
+        let arrow = df.schema().as_arrow();
+        let keep: Vec<usize> = (0..arrow.fields().len()).filter(|&i| arrow.field(i).name() != pcol).collect();
+        Ok(std::sync::Arc::new(arrow.project(&keep)?))
+    };
+    Ok(vec![
+        (GOLD_STREAM_FUNNEL_HOURLY_BRAND, without_partition(&closed, GOLD_STREAM_FUNNEL_HOURLY_BRAND.partition_col)?),
+        (LATE_EVENTS, without_partition(&late, LATE_EVENTS.partition_col)?),
+    ])
+}

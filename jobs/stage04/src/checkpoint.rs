@@ -1,0 +1,333 @@
+//! The checkpoint: what makes the stream exactly-once.
+//!
+//! Layout under the checkpoint folder (local or `gs://`):
+//! - `metadata.json`: the options the checkpoint was started with; a run with
+//!   other options (source, watermark, aggregation, output) is refused;
+//! - `offsets/<id>.json`: the write-ahead log: a batch's files, the
+//!   watermark it runs with, the files quarantined — written *before* the
+//!   batch runs, so a restart re-runs exactly the same batch;
+//! - `batches/<id>/state/`: open windows after batch `id` (Parquet);
+//! - `commits/<id>.json`: written once the batch's output is staged and
+//!   checked — the commit point. It lists the moves that put the output
+//!   into the tables; a restart re-applies them (moves are idempotent);
+//! - `progress.jsonl`: one line of [`BatchProgress`] per committed batch.
+//!
+//! On start: re-apply the last commit's moves, then re-run the batch whose
+//! offsets have no commit, if any. Outputs of a batch are a function of its
+//! offsets and the previous state only, so the re-run writes the same rows.
+
+use std::collections::HashSet;
+
+use anyhow::Context;
+use funnelpulse_lake::Lake;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::progress::BatchProgress;
+
+/// Format of the checkpoint files; bumped when they change.
+const FORMAT: u32 = 1;
+
+/// The options a checkpoint is bound to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Metadata {
+    pub format: u32,
+    /// Random id: names this checkpoint's staged files in the lake.
+    pub id: String,
+    pub source: String,
+    pub output: String,
+    pub watermark_micros: i64,
+    pub aggregation: String,
+    pub created: String,
+}
+
+impl Metadata {
+    pub fn new(source: &str, output: &str, watermark_micros: i64, aggregation: &str) -> Self {
+        Self {
+            format: FORMAT,
+            id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
+            source: source.to_string(),
+            output: output.to_string(),
+            watermark_micros,
+            aggregation: aggregation.to_string(),
+            created: chrono::Utc::now().to_rfc3339(),
+        }
+    }
+
+    /// The differences that make this checkpoint unusable for `wanted`.
+    pub fn differences(&self, wanted: &Metadata) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut compare = |what: &str, have: String, want: String| {
+            if have != want {
+                out.push(format!("{what}: checkpoint has {have}, this run asks for {want}"));
+            }
+        };
+        compare("format", self.format.to_string(), wanted.format.to_string());
+        compare("source", self.source.clone(), wanted.source.clone());
+        compare("output", self.output.clone(), wanted.output.clone());
+        compare(
+            "watermark",
+            humantime::format_duration(std::time::Duration::from_micros(self.watermark_micros as u64)).to_string(),
+            humantime::format_duration(std::time::Duration::from_micros(wanted.watermark_micros as u64)).to_string(),
+        );
+        compare("aggregation", self.aggregation.clone(), wanted.aggregation.clone());
+        out
+    }
+}
+
+/// A source file as recorded in the log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoggedFile {
+    /// Path relative to the source folder.
+    pub path: String,
+    pub size: u64,
+    /// Rows, from the file's footer: the batch's jobs must account for each.
+    #[serde(default)]
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Quarantined {
+    pub path: String,
+    pub reason: String,
+}
+
+/// `offsets/<id>.json`: what a batch consumes, decided before it runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Offsets {
+    pub batch_id: u64,
+    pub files: Vec<LoggedFile>,
+    pub quarantined: Vec<Quarantined>,
+    /// Watermark in force while the batch runs (µs), none before the first event.
+    pub watermark: Option<i64>,
+    /// The flush at the end of a bounded run: every open window is emitted.
+    pub flush: bool,
+}
+
+/// `commits/<id>.json`: the batch is done once this exists.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Commit {
+    pub batch_id: u64,
+    pub watermark: Option<i64>,
+    /// The batch whose `batches/<id>/state/` holds the open windows (none: no open window).
+    pub state_batch: Option<u64>,
+    /// Staged → final moves into the lake's tables (relative to the lake root).
+    pub moves: Vec<(String, String)>,
+    pub progress: BatchProgress,
+}
+
+/// Where the stream stands after the last commit.
+#[derive(Debug, Clone, Default)]
+pub struct Position {
+    pub next_batch: u64,
+    pub watermark: Option<i64>,
+    pub state_batch: Option<u64>,
+    /// Files taken or quarantined by any batch (relative to the source).
+    pub seen: HashSet<String>,
+    /// A batch logged but not committed: re-run it first.
+    pub pending: Option<Offsets>,
+}
+
+pub struct Checkpoint {
+    pub folder: Lake,
+}
+
+fn id_name(id: u64) -> String {
+    format!("{id:010}")
+}
+
+fn id_of(rel: &str) -> Option<u64> {
+    rel.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()
+}
+
+impl Checkpoint {
+    pub fn new(folder: Lake) -> Self {
+        Self { folder }
+    }
+
+    pub fn url(&self) -> String {
+        self.folder.url().to_string()
+    }
+
+    async fn read_json<T: DeserializeOwned>(&self, rel: &str) -> anyhow::Result<Option<T>> {
+        match self.folder.store().get(&self.folder.path_of(rel)).await {
+            Ok(got) => {
+                let bytes = got.bytes().await?;
+                let value = serde_json::from_slice(&bytes)
+                    .with_context(|| format!("checkpoint file {} is damaged", self.folder.url_of(rel)))?;
+                Ok(Some(value))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.folder.url_of(rel))),
+        }
+    }
+
+    /// One put: readers see the old or the new file, never part of one.
+    async fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(value)?;
+        self.folder
+            .store()
+            .put(&self.folder.path_of(rel), PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("writing {}", self.folder.url_of(rel)))?;
+        Ok(())
+    }
+
+    pub async fn metadata(&self) -> anyhow::Result<Option<Metadata>> {
+        self.read_json("metadata.json").await
+    }
+
+    pub async fn write_metadata(&self, metadata: &Metadata) -> anyhow::Result<()> {
+        self.write_json("metadata.json", metadata).await
+    }
+
+    async fn ids(&self, folder: &str) -> anyhow::Result<Vec<u64>> {
+        let mut ids: Vec<u64> = self.folder.list_rel(folder).await?.iter().filter_map(|r| id_of(r)).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub async fn write_offsets(&self, offsets: &Offsets) -> anyhow::Result<()> {
+        self.write_json(&format!("offsets/{}.json", id_name(offsets.batch_id)), offsets).await
+    }
+
+    pub async fn write_commit(&self, commit: &Commit) -> anyhow::Result<()> {
+        self.write_json(&format!("commits/{}.json", id_name(commit.batch_id)), commit).await
+    }
+
+    pub async fn commit_of(&self, id: u64) -> anyhow::Result<Option<Commit>> {
+        self.read_json(&format!("commits/{}.json", id_name(id))).await
+    }
+
+    pub async fn last_commit(&self) -> anyhow::Result<Option<Commit>> {
+        match self.ids("commits/").await?.last() {
+            Some(&id) => self.commit_of(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the log: the last commit, every file seen, and a pending batch.
+    pub async fn position(&self) -> anyhow::Result<(Position, Option<Commit>)> {
+        let last = self.last_commit().await?;
+        let mut position = Position::default();
+        if let Some(c) = &last {
+            position.next_batch = c.batch_id + 1;
+            position.watermark = c.watermark;
+            position.state_batch = c.state_batch;
+        }
+        for id in self.ids("offsets/").await? {
+            let offsets: Offsets =
+                self.read_json(&format!("offsets/{}.json", id_name(id))).await?.context("offsets vanished")?;
+            position.seen.extend(offsets.files.iter().map(|f| f.path.clone()));
+            position.seen.extend(offsets.quarantined.iter().map(|q| q.path.clone()));
+            if id == position.next_batch {
+                position.pending = Some(offsets);
+            } else {
+                anyhow::ensure!(
+                    id < position.next_batch,
+                    "checkpoint {}: offsets of batch {id} without a commit of batch {} — the log is damaged",
+                    self.url(),
+                    position.next_batch
+                );
+            }
+        }
+        Ok((position, last))
+    }
+
+    /// Folder (relative to the checkpoint) of a batch's open windows.
+    pub fn state_rel(batch: u64) -> String {
+        format!("batches/{}/state/", id_name(batch))
+    }
+
+    pub fn state_url(&self, batch: u64) -> String {
+        self.folder.url_of(&Self::state_rel(batch))
+    }
+
+    /// Folder (relative to the checkpoint) of a batch's partial aggregates.
+    pub fn partials_rel(batch: u64) -> String {
+        format!("batches/{}/partials/", id_name(batch))
+    }
+
+    /// Deletes every `batches/<id>/` except `keep` (partial outputs of a
+    /// failed attempt, states no longer needed).
+    pub async fn prune_batches(&self, keep: Option<u64>) -> anyhow::Result<()> {
+        let keep = keep.map(|k| format!("batches/{}/", id_name(k)));
+        for rel in self.folder.list_rel("batches/").await? {
+            if keep.as_ref().is_some_and(|k| rel.starts_with(k.as_str())) {
+                continue;
+            }
+            match self.folder.store().delete(&self.folder.path_of(&rel)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends a batch's progress to `progress.jsonl` (unless it is there:
+    /// a restart after a commit re-appends the commit's progress).
+    pub async fn append_progress(&self, progress: &BatchProgress) -> anyhow::Result<()> {
+        let mut lines = self.progress_lines().await?;
+        if lines.iter().any(|p| p.batch_id == progress.batch_id) {
+            return Ok(());
+        }
+        lines.push(progress.clone());
+        let mut text = String::new();
+        for line in &lines {
+            text.push_str(&serde_json::to_string(line)?);
+            text.push('\n');
+        }
+        self.folder.store().put(&self.folder.path_of("progress.jsonl"), PutPayload::from(text.into_bytes())).await?;
+        Ok(())
+    }
+
+    pub async fn progress_lines(&self) -> anyhow::Result<Vec<BatchProgress>> {
+        match self.folder.store().get(&self.folder.path_of("progress.jsonl")).await {
+            Ok(got) => {
+                let bytes = got.bytes().await?;
+                let text = String::from_utf8_lossy(&bytes);
+                text.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(|l| serde_json::from_str(l).context("progress.jsonl has a damaged line"))
+                    .collect()
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes everything in the checkpoint (`--reset`).
+    pub async fn clear(&self) -> anyhow::Result<()> {
+        for rel in self.folder.list_rel("").await? {
+            match self.folder.store().delete(&self.folder.path_of(&rel)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_ids_round_trip_through_file_names() {
+        assert_eq!(id_of(&format!("offsets/{}.json", id_name(42))), Some(42));
+        assert_eq!(id_of("offsets/notes.txt"), None);
+    }
+
+    #[test]
+    fn other_options_are_named() {
+        let a = Metadata::new("file:///in/", "file:///lake/", 7_200_000_000, "hourly_brand");
+        let mut b = a.clone();
+        assert!(a.differences(&b).is_empty());
+        b.watermark_micros = 3_600_000_000;
+        b.source = "file:///other/".into();
+        let diff = a.differences(&b).join("; ");
+        assert!(diff.contains("watermark: checkpoint has 2h, this run asks for 1h"), "{diff}");
+        assert!(diff.contains("source"), "{diff}");
+    }
+}

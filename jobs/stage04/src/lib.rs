@@ -1,0 +1,457 @@
+//! Stage 04: the streaming hourly brand funnel — micro-batches over new
+//! files, each a set of Ballista jobs, with an event-time watermark, append
+//! output and exactly-once results across crashes.
+//!
+//! - [`source`]: which files a batch takes (name order, settled, checked);
+//! - [`checkpoint`]: the write-ahead log, state and commits that make a
+//!   killed run resume with identical output;
+//! - [`batch`]: one micro-batch's jobs, reconciliation and commit;
+//! - [`progress`]: per-batch progress and `funnelpulse stream status`.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod progress;
+pub mod source;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use datafusion::execution::object_store::ObjectStoreRegistry;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use funnelpulse_core::tables::{GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, NULL_PARTITION};
+use funnelpulse_engine::{Engine, StageProgress};
+use funnelpulse_lake::Lake;
+use object_store::ObjectStoreExt;
+
+use crate::batch::{BatchContext, Before, execute, finish_commit, output_file_schemas};
+use crate::checkpoint::{Checkpoint, LoggedFile, Metadata, Offsets, Position, Quarantined};
+use crate::progress::{BatchProgress, Status};
+
+/// Default source, relative to the lake root (stage 03's output).
+pub const STREAM_INPUT: &str = "stream_input/";
+/// Default checkpoint, relative to the lake root.
+pub const CHECKPOINT: &str = "checkpoints/stream_hourly_brand/";
+/// What the checkpoint aggregates; a checkpoint of another aggregation is refused.
+const AGGREGATION: &str = "hourly_brand: silver filters, no de-duplication, 1 hour windows";
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 2h, 90s, 500ms)"))
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Stage04Args {
+    /// Folder whose new Parquet files are the stream (local or gs://) [default: <lake>/stream_input/].
+    #[arg(long, env = "FUNNELPULSE_STREAM_SOURCE")]
+    pub stream_source: Option<String>,
+    /// Checkpoint folder [default: <lake>/checkpoints/stream_hourly_brand/].
+    #[arg(long, env = "FUNNELPULSE_CHECKPOINT")]
+    pub checkpoint: Option<String>,
+    /// New files taken by one micro-batch at most.
+    #[arg(long, env = "FUNNELPULSE_MAX_FILES_PER_TRIGGER", default_value_t = 2)]
+    pub max_files_per_trigger: usize,
+    /// Watermark delay: windows close when the latest event time minus this passes their end.
+    #[arg(long, env = "FUNNELPULSE_WATERMARK", default_value = "2h", value_parser = parse_duration)]
+    pub watermark: Duration,
+    /// Process the files present at the start, then stop (bounded run).
+    #[arg(long)]
+    pub available_now: bool,
+    /// At the end of the run, emit every open window (and close them for good).
+    #[arg(long)]
+    pub flush_at_end: bool,
+    /// Continuous mode: how often the source folder is polled when there is nothing new.
+    #[arg(long, env = "FUNNELPULSE_TRIGGER_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub trigger_interval: Duration,
+    /// A file is taken only once it has not been modified for this long.
+    #[arg(long, env = "FUNNELPULSE_FILE_SETTLE", default_value = "2s", value_parser = parse_duration)]
+    pub file_settle: Duration,
+    /// Start over: delete the checkpoint and the stream's output tables first.
+    #[arg(long)]
+    pub reset_stream: bool,
+}
+
+impl Default for Stage04Args {
+    fn default() -> Self {
+        Self {
+            stream_source: None,
+            checkpoint: None,
+            max_files_per_trigger: 2,
+            watermark: Duration::from_secs(7200),
+            available_now: false,
+            flush_at_end: false,
+            trigger_interval: Duration::from_secs(2),
+            file_settle: Duration::from_secs(2),
+            reset_stream: false,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Stage04Report {
+    pub batches: Vec<BatchProgress>,
+    pub elapsed: Duration,
+    pub output: String,
+}
+
+impl fmt::Display for Stage04Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sum = |g: fn(&BatchProgress) -> u64| self.batches.iter().map(g).sum::<u64>();
+        let rows = sum(|b| b.input_rows);
+        let seconds = self.elapsed.as_secs_f64().max(1e-3);
+        let mut totals: Vec<u64> = self.batches.iter().filter(|b| !b.flush).map(|b| b.durations.total_ms).collect();
+        totals.sort();
+        let p50 = totals.get(totals.len().saturating_sub(1) / 2).copied().unwrap_or(0);
+        write!(
+            f,
+            "stage 04 done in {:.1}s: {} batches, {} files, {} rows ({:.0} rows/s), {} windows emitted, {} late rows, \
+             {} files quarantined; batch p50 {} ms; ",
+            seconds,
+            self.batches.len(),
+            sum(|b| b.files.len() as u64),
+            rows,
+            rows as f64 / seconds,
+            sum(|b| b.emitted_windows),
+            sum(|b| b.late_rows),
+            sum(|b| b.quarantined.len() as u64),
+            p50,
+        )?;
+        match self.batches.last() {
+            Some(last) => writeln!(
+                f,
+                "watermark {}, {} windows open; output at {}",
+                last.watermark.as_deref().unwrap_or("none"),
+                last.open_windows,
+                self.output
+            ),
+            None => writeln!(f, "nothing new; output at {}", self.output),
+        }
+    }
+}
+
+/// The folders a stream works with.
+struct Places {
+    source: Lake,
+    checkpoint: Checkpoint,
+}
+
+fn open_places(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Places> {
+    let source = args.stream_source.clone().unwrap_or_else(|| lake.url_of(STREAM_INPUT));
+    let checkpoint = args.checkpoint.clone().unwrap_or_else(|| lake.url_of(CHECKPOINT));
+    Ok(Places {
+        source: Lake::open(&source, stores).with_context(|| format!("stream source {source}"))?,
+        checkpoint: Checkpoint::new(
+            Lake::open(&checkpoint, stores).with_context(|| format!("checkpoint {checkpoint}"))?,
+        ),
+    })
+}
+
+/// Plain DataFusion with our object stores, for the client's small reads.
+fn local_context() -> anyhow::Result<SessionContext> {
+    let config = SessionConfig::new();
+    let runtime = funnelpulse_engine::cluster::runtime_env(&config)?;
+    Ok(SessionContext::new_with_config_rt(config, runtime))
+}
+
+/// Set by SIGINT/SIGTERM: the stream stops after the batch in progress.
+#[derive(Clone, Default)]
+struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    fn install() -> Self {
+        let flag = Self::default();
+        let set = flag.0.clone();
+        tokio::spawn(async move {
+            let terminate = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate => {}
+            }
+            eprintln!("stopping after the batch in progress");
+            set.store(true, Ordering::SeqCst);
+        });
+        flag
+    }
+
+    fn requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps `d`, waking early when a stop is requested.
+    async fn sleep(&self, d: Duration) {
+        let until = Instant::now() + d;
+        while Instant::now() < until && !self.requested() {
+            tokio::time::sleep(Duration::from_millis(100).min(until - Instant::now())).await;
+        }
+    }
+}
+
+pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Result<Stage04Report> {
+    anyhow::ensure!(args.max_files_per_trigger >= 1, "--max-files-per-trigger must be at least 1");
+    let progress = StageProgress::start("04");
+    for run in lake.recover().await? {
+        eprintln!("note: completed the interrupted commit of run {run}");
+    }
+    let stores = engine.ctx.runtime_env().object_store_registry.clone();
+    let places = open_places(lake, args, stores.as_ref())?;
+    let local = local_context()?;
+    if args.reset_stream {
+        reset(lake, &places.checkpoint).await?;
+        progress.line("reset: checkpoint and stream output tables deleted");
+    }
+    let metadata = bind_checkpoint(lake, &places, args, &local).await?;
+    let cx = BatchContext {
+        engine,
+        local: &local,
+        lake,
+        source: &places.source,
+        checkpoint: &places.checkpoint,
+        metadata: &metadata,
+    };
+    let stop = StopFlag::install();
+    let mut report = Stage04Report { output: lake.table_url(&GOLD_STREAM_FUNNEL_HOURLY_BRAND), ..Default::default() };
+    let mut position = resume(&cx, &progress, &mut report).await?;
+
+    // Bounded runs take the files present now; continuous runs poll.
+    let snapshot: Option<HashSet<String>> = if args.available_now {
+        let listing = source::list_new(&places.source, &position.seen, args.file_settle).await?;
+        Some(listing.ready.into_iter().map(|f| f.rel).collect())
+    } else {
+        None
+    };
+    if position.seen.is_empty() && places.source.list_rel("").await?.is_empty() {
+        progress.line(format!("no files in {} yet (run stage 03 first)", places.source.url()));
+    }
+    let mut warned_vanished = false;
+    while !stop.requested() {
+        progress.step(format!("batch {}: listing new files", position.next_batch));
+        let planning = Instant::now();
+        let listing = source::list_new(&places.source, &position.seen, args.file_settle).await?;
+        if listing.vanished > 0 && !warned_vanished {
+            warned_vanished = true;
+            progress.line(format!(
+                "warning: {} files the checkpoint has read are gone from the source (was it rebuilt? \
+                 --reset-stream starts over)",
+                listing.vanished
+            ));
+        }
+        let ready: Vec<_> = match &snapshot {
+            Some(snap) => listing.ready.into_iter().filter(|f| snap.contains(&f.rel)).collect(),
+            None => listing.ready,
+        };
+        if ready.is_empty() {
+            if args.available_now {
+                break;
+            }
+            progress.step(format!("waiting for new files ({} settling)", listing.settling));
+            stop.sleep(args.trigger_interval).await;
+            continue;
+        }
+        let mut offsets = Offsets {
+            batch_id: position.next_batch,
+            files: Vec::new(),
+            quarantined: Vec::new(),
+            watermark: position.watermark,
+            flush: false,
+        };
+        for file in ready.into_iter().take(args.max_files_per_trigger) {
+            match source::check_file(&places.source, &file).await {
+                Ok(rows) => offsets.files.push(LoggedFile { path: file.rel, size: file.size, rows }),
+                Err(reason) => offsets.quarantined.push(Quarantined { path: file.rel, reason }),
+            }
+        }
+        places.checkpoint.write_offsets(&offsets).await?;
+        batch::pause("after-offsets", offsets.batch_id);
+        progress.step(format!("batch {}: {} files", offsets.batch_id, offsets.files.len()));
+        let commit = run_logged(&cx, offsets, &mut position, planning.elapsed()).await?;
+        progress.line(commit.to_string());
+        report.batches.push(commit);
+    }
+    if args.flush_at_end && position.state_batch.is_some() {
+        let offsets = Offsets {
+            batch_id: position.next_batch,
+            files: Vec::new(),
+            quarantined: Vec::new(),
+            watermark: position.watermark,
+            flush: true,
+        };
+        places.checkpoint.write_offsets(&offsets).await?;
+        progress.step("flushing open windows");
+        let commit = run_logged(&cx, offsets, &mut position, Duration::ZERO).await?;
+        progress.line(commit.to_string());
+        report.batches.push(commit);
+    }
+    report.elapsed = progress.elapsed();
+    progress.finish();
+    Ok(report)
+}
+
+/// Runs a logged batch; a file that turns out to be damaged is quarantined
+/// and the batch runs again without it.
+async fn run_logged(
+    cx: &BatchContext<'_>,
+    mut offsets: Offsets,
+    position: &mut Position,
+    plan: Duration,
+) -> anyhow::Result<BatchProgress> {
+    let before = Before { watermark: position.watermark, state_batch: position.state_batch };
+    let commit = match execute(cx, &offsets, before, plan).await {
+        Ok(commit) => commit,
+        Err(error) => {
+            let mut damaged = Vec::new();
+            for file in &offsets.files {
+                if let Err(reason) = source::decode_fully(cx.source, file).await {
+                    damaged.push(Quarantined { path: file.path.clone(), reason });
+                }
+            }
+            if damaged.is_empty() {
+                return Err(error.context(format!(
+                    "batch {} failed; its files are readable, so the next run re-runs it",
+                    offsets.batch_id
+                )));
+            }
+            offsets.files.retain(|f| !damaged.iter().any(|d| d.path == f.path));
+            offsets.quarantined.extend(damaged);
+            cx.checkpoint.write_offsets(&offsets).await?;
+            execute(cx, &offsets, before, plan).await?
+        }
+    };
+    position.seen.extend(offsets.files.iter().map(|f| f.path.clone()));
+    position.seen.extend(offsets.quarantined.iter().map(|q| q.path.clone()));
+    position.next_batch = commit.batch_id + 1;
+    position.watermark = commit.watermark;
+    position.state_batch = commit.state_batch;
+    Ok(commit.progress)
+}
+
+/// Completes the last commit and re-runs a batch that was logged but not committed.
+async fn resume(
+    cx: &BatchContext<'_>,
+    progress: &StageProgress,
+    report: &mut Stage04Report,
+) -> anyhow::Result<Position> {
+    let (mut position, last) = cx.checkpoint.position().await?;
+    if let Some(commit) = &last {
+        finish_commit(cx, commit).await?;
+        cx.checkpoint.append_progress(&commit.progress).await?;
+    }
+    if let Some(pending) = position.pending.take() {
+        progress.line(format!("re-running batch {} (started by a run that did not finish)", pending.batch_id));
+        let commit = run_logged(cx, pending, &mut position, Duration::ZERO).await?;
+        progress.line(commit.to_string());
+        report.batches.push(commit);
+    }
+    Ok(position)
+}
+
+/// Checks that the checkpoint belongs to these options, or starts a new one.
+async fn bind_checkpoint(
+    lake: &Lake,
+    places: &Places,
+    args: &Stage04Args,
+    local: &SessionContext,
+) -> anyhow::Result<Metadata> {
+    let wanted = Metadata::new(
+        places.source.url().as_str(),
+        &lake.table_url(&GOLD_STREAM_FUNNEL_HOURLY_BRAND),
+        args.watermark.as_micros() as i64,
+        AGGREGATION,
+    );
+    if let Some(existing) = places.checkpoint.metadata().await? {
+        let differences = existing.differences(&wanted);
+        if !differences.is_empty() {
+            bail!(
+                "checkpoint {} was started with other options ({}); use another --checkpoint, or --reset-stream to \
+                 start over",
+                places.checkpoint.url(),
+                differences.join("; ")
+            );
+        }
+        return Ok(existing);
+    }
+    for table in [GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS] {
+        let rows = data_files(lake, &Lake::table_rel(&table)).await?;
+        anyhow::ensure!(
+            rows == 0,
+            "{} already holds rows written with another checkpoint; --reset-stream deletes it and starts over",
+            table.name
+        );
+    }
+    places.checkpoint.write_metadata(&wanted).await?;
+    create_empty_tables(lake, &wanted, local).await?;
+    Ok(wanted)
+}
+
+/// Files of a table other than the empty placeholder.
+async fn data_files(lake: &Lake, rel: &str) -> anyhow::Result<usize> {
+    let marker = format!("={NULL_PARTITION}/");
+    Ok(lake.list_rel(rel).await?.iter().filter(|f| f.ends_with(".parquet") && !f.contains(&marker)).count())
+}
+
+/// A new stream's tables exist (empty) before the first window closes.
+async fn create_empty_tables(lake: &Lake, metadata: &Metadata, local: &SessionContext) -> anyhow::Result<()> {
+    let run = format!("stream-{}-init", metadata.id);
+    for (table, schema) in output_file_schemas(local)? {
+        if !lake.list_rel(&Lake::table_rel(&table)).await?.is_empty() {
+            continue;
+        }
+        lake.stage_empty_table(&run, &table, schema).await?;
+        let moves = lake.staged_moves(&run, &table).await?;
+        lake.move_files(&moves).await?;
+    }
+    lake.discard_staging(&run).await
+}
+
+/// `--reset-stream`: the checkpoint, the output tables and staged batches go.
+async fn reset(lake: &Lake, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    if let Some(metadata) = checkpoint.metadata().await? {
+        let prefix = format!("_staging/stream-{}-", metadata.id);
+        for rel in lake.list_rel("_staging/").await? {
+            if rel.starts_with(&prefix) {
+                let _ = lake.store().delete(&lake.path_of(&rel)).await;
+            }
+        }
+    }
+    checkpoint.clear().await?;
+    for table in [GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS] {
+        let files = lake.list_rel(&Lake::table_rel(&table)).await?;
+        for rel in files {
+            match lake.store().delete(&lake.path_of(&rel)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `funnelpulse stream status`: what the checkpoint says, and what waits in the source.
+pub async fn status(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Status> {
+    let places = open_places(lake, args, stores)?;
+    let metadata = places
+        .checkpoint
+        .metadata()
+        .await?
+        .with_context(|| format!("no stream checkpoint at {} (run stage 04 first)", places.checkpoint.url()))?;
+    let (position, _) = places.checkpoint.position().await?;
+    let listing = source::list_new(&places.source, &position.seen, Duration::ZERO).await?;
+    Ok(Status {
+        checkpoint: places.checkpoint.url(),
+        source: metadata.source.clone(),
+        output: metadata.output.clone(),
+        watermark_delay: humantime::format_duration(Duration::from_micros(metadata.watermark_micros as u64))
+            .to_string(),
+        batches: places.checkpoint.progress_lines().await?,
+        waiting_files: listing.ready.len() + listing.settling,
+        pending_batch: position.pending.map(|p| p.batch_id),
+    })
+}

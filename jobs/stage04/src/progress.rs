@@ -1,0 +1,138 @@
+//! Per-batch progress, like Spark's `StreamingQueryProgress`: printed after
+//! each batch and appended to `<checkpoint>/progress.jsonl`; `funnelpulse
+//! stream status` summarises it.
+
+use std::fmt;
+
+use funnelpulse_core::stream::format_micros;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::Quarantined;
+
+/// Milliseconds spent in each phase of a batch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Durations {
+    /// Listing and checking new files, writing the offsets.
+    pub plan_ms: u64,
+    /// The Ballista job that counts the batch and finds its latest event time.
+    pub aggregate_ms: u64,
+    /// The Ballista jobs writing open windows, closed windows and late events.
+    pub write_ms: u64,
+    /// Reconciling the written files with the batch's counts.
+    pub check_ms: u64,
+    /// Commit record and moves into the tables.
+    pub commit_ms: u64,
+    pub total_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BatchProgress {
+    pub batch_id: u64,
+    /// When the batch was committed (UTC, RFC 3339).
+    pub timestamp: String,
+    pub files: Vec<String>,
+    pub quarantined: Vec<Quarantined>,
+    pub input_rows: u64,
+    pub silver_rows: u64,
+    pub late_rows: u64,
+    pub emitted_windows: u64,
+    pub open_windows: u64,
+    /// Watermark after the batch (`YYYY-MM-DD HH:MM:SS`), none before any event.
+    pub watermark: Option<String>,
+    pub max_event_time: Option<String>,
+    pub input_rows_per_second: f64,
+    pub durations: Durations,
+    pub flush: bool,
+}
+
+impl BatchProgress {
+    pub fn set_watermark(&mut self, watermark: Option<i64>, max_event_time: Option<i64>) {
+        self.watermark = watermark.map(format_micros);
+        self.max_event_time = max_event_time.map(format_micros);
+    }
+}
+
+impl fmt::Display for BatchProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.durations;
+        let what = if self.flush { "flush".to_string() } else { format!("{} files", self.files.len()) };
+        write!(
+            f,
+            "batch {}: {what}, {} rows ({:.0} rows/s), late {}, emitted {} windows, open {}, watermark {}; \
+             {} ms (plan {}, aggregate {}, write {}, check {}, commit {})",
+            self.batch_id,
+            self.input_rows,
+            self.input_rows_per_second,
+            self.late_rows,
+            self.emitted_windows,
+            self.open_windows,
+            self.watermark.as_deref().unwrap_or("none"),
+            d.total_ms,
+            d.plan_ms,
+            d.aggregate_ms,
+            d.write_ms,
+            d.check_ms,
+            d.commit_ms,
+        )?;
+        for q in &self.quarantined {
+            write!(f, "\n  quarantined {}: {}", q.path, q.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// What `funnelpulse stream status` prints.
+pub struct Status {
+    pub checkpoint: String,
+    pub source: String,
+    pub output: String,
+    pub watermark_delay: String,
+    pub batches: Vec<BatchProgress>,
+    /// Files in the source not taken yet (ready or still settling).
+    pub waiting_files: usize,
+    pub pending_batch: Option<u64>,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "checkpoint {}", self.checkpoint)?;
+        writeln!(f, "  source {}  →  output {}", self.source, self.output)?;
+        writeln!(f, "  watermark delay {}", self.watermark_delay)?;
+        let sum = |g: fn(&BatchProgress) -> u64| self.batches.iter().map(g).sum::<u64>();
+        let quarantined: Vec<&Quarantined> = self.batches.iter().flat_map(|b| &b.quarantined).collect();
+        writeln!(
+            f,
+            "  {} batches committed: {} files, {} input rows, {} late rows, {} windows emitted, {} files quarantined",
+            self.batches.len(),
+            sum(|b| b.files.len() as u64),
+            sum(|b| b.input_rows),
+            sum(|b| b.late_rows),
+            sum(|b| b.emitted_windows),
+            quarantined.len()
+        )?;
+        if let Some(last) = self.batches.last() {
+            writeln!(
+                f,
+                "  last batch {} at {}: watermark {}, {} open windows",
+                last.batch_id,
+                last.timestamp,
+                last.watermark.as_deref().unwrap_or("none"),
+                last.open_windows
+            )?;
+        }
+        if let Some(id) = self.pending_batch {
+            writeln!(f, "  batch {id} was started and not committed: the next run re-runs it first")?;
+        }
+        writeln!(f, "  {} new files waiting in the source", self.waiting_files)?;
+        for q in quarantined {
+            writeln!(f, "  quarantined {}: {}", q.path, q.reason)?;
+        }
+        if !self.batches.is_empty() {
+            writeln!(f, "  recent batches:")?;
+            for b in self.batches.iter().rev().take(5).rev() {
+                writeln!(f, "    {b}")?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,157 @@
+//! The file source: which files of the source folder a batch may take.
+//!
+//! Rules (documented in the README):
+//! - only `*.parquet` files count; names or folders starting with `.` or `_`
+//!   are ignored (temporary files of writers, like Spark does);
+//! - files are taken in **name order** (stage 03 numbers its files in event
+//!   time order; live feeds name files by time), each exactly once — a file
+//!   once taken or quarantined is never read again, even if it changes;
+//! - a file is only taken once it has not been modified for `--file-settle`:
+//!   writers should appear by atomic rename (stage 03 and GCS uploads do);
+//!   a file written in place must be complete before it settles;
+//! - a file whose footer cannot be read or which lacks the event columns is
+//!   quarantined with the reason, and the stream goes on.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use datafusion::parquet::arrow::parquet_to_arrow_schema;
+use datafusion::parquet::file::metadata::ParquetMetaDataReader;
+use funnelpulse_core::schema::event_fields;
+use funnelpulse_lake::{FileMeta, Lake};
+use object_store::ObjectStoreExt;
+
+use crate::checkpoint::LoggedFile;
+
+/// New files of the source, split by readiness.
+pub struct Listing {
+    /// Settled files not seen before, in name order.
+    pub ready: Vec<FileMeta>,
+    /// New files still being modified.
+    pub settling: usize,
+    /// Files the log has seen that are gone from the source.
+    pub vanished: usize,
+}
+
+fn is_data_file(rel: &str) -> bool {
+    rel.ends_with(".parquet") && !rel.split('/').any(|seg| seg.starts_with('.') || seg.starts_with('_'))
+}
+
+pub async fn list_new(source: &Lake, seen: &HashSet<String>, settle: Duration) -> anyhow::Result<Listing> {
+    let now = chrono::Utc::now();
+    let settle = chrono::Duration::from_std(settle)?;
+    let files: Vec<FileMeta> = source.list_with_meta("").await?.into_iter().filter(|f| is_data_file(&f.rel)).collect();
+    let present: HashSet<&str> = files.iter().map(|f| f.rel.as_str()).collect();
+    let vanished = seen.iter().filter(|s| !present.contains(s.as_str())).count();
+    let (ready, settling): (Vec<FileMeta>, Vec<FileMeta>) =
+        files.into_iter().filter(|f| !seen.contains(&f.rel)).partition(|f| now - f.modified >= settle);
+    Ok(Listing { ready, settling: settling.len(), vanished })
+}
+
+/// The columns a batch reads, with the types of bronze; the rest of a file is ignored.
+pub fn input_schema() -> SchemaRef {
+    Arc::new(Schema::new(event_fields()))
+}
+
+/// Columns a file must have for its events to be counted.
+const REQUIRED: [&str; 4] = ["event_time", "event_type", "price", "brand"];
+
+fn acceptable(found: &DataType, wanted: &Field) -> bool {
+    use DataType::*;
+    match wanted.data_type() {
+        Timestamp(..) => matches!(found, Timestamp(..)),
+        Utf8 => {
+            matches!(found, Utf8 | LargeUtf8 | Utf8View) || matches!(found, Dictionary(_, v) if v.as_ref() == &Utf8)
+        }
+        Float64 => found.is_numeric(),
+        Int64 => found.is_integer(),
+        _ => found == wanted.data_type(),
+    }
+}
+
+/// The Arrow schema in a Parquet file's footer (two ranged reads: the
+/// footer's length, then the footer).
+async fn footer_schema(source: &Lake, file: &FileMeta) -> Result<(Schema, u64), String> {
+    let unreadable = |e: String| format!("not a readable Parquet file ({e})");
+    let path = source.path_of(&file.rel);
+    let size = file.size;
+    if size < 12 {
+        return Err(unreadable(format!("{size} bytes")));
+    }
+    let tail = source.store().get_range(&path, size - 8..size).await.map_err(|e| unreadable(e.to_string()))?;
+    if &tail[4..] != b"PAR1" {
+        return Err(unreadable("no Parquet footer: truncated, or still being written".into()));
+    }
+    let length = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as u64;
+    if length + 12 > size {
+        return Err(unreadable(format!("footer of {length} bytes in a file of {size}")));
+    }
+    let footer =
+        source.store().get_range(&path, size - 8 - length..size - 8).await.map_err(|e| unreadable(e.to_string()))?;
+    let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| unreadable(e.to_string()))?;
+    let file_metadata = metadata.file_metadata();
+    let schema = parquet_to_arrow_schema(file_metadata.schema_descr(), file_metadata.key_value_metadata())
+        .map_err(|e| unreadable(e.to_string()))?;
+    Ok((schema, file_metadata.num_rows().max(0) as u64))
+}
+
+/// Reads a file's footer and checks its columns; returns its row count.
+/// `Err` is the quarantine reason.
+pub async fn check_file(source: &Lake, file: &FileMeta) -> Result<u64, String> {
+    let (schema, rows) = footer_schema(source, file).await?;
+    for wanted in event_fields() {
+        match schema.field_with_name(wanted.name()) {
+            Ok(found) if acceptable(found.data_type(), &wanted) => {}
+            Ok(found) => {
+                return Err(format!(
+                    "column {} is {}, expected {}",
+                    wanted.name(),
+                    found.data_type(),
+                    wanted.data_type()
+                ));
+            }
+            Err(_) if REQUIRED.contains(&wanted.name().as_str()) => {
+                return Err(format!("column {} is missing", wanted.name()));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(rows)
+}
+
+/// Decodes a whole file in this process: used only after a batch failed, to
+/// tell a damaged file (quarantined) from a failure elsewhere (the stream stops).
+pub async fn decode_fully(source: &Lake, file: &LoggedFile) -> Result<u64, String> {
+    let bytes = match source.store().get(&source.path_of(&file.path)).await {
+        Ok(got) => got.bytes().await,
+        Err(e) => Err(e),
+    };
+    // Not being able to fetch the file says nothing about its content.
+    let Ok(bytes) = bytes else { return Ok(0) };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .map_err(|e| format!("not a readable Parquet file ({e})"))?
+        .build()
+        .map_err(|e| format!("cannot read ({e})"))?;
+    let mut rows = 0;
+    for batch in reader {
+        rows += batch.map_err(|e| format!("damaged data ({e})"))?.num_rows() as u64;
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_and_foreign_files_are_not_data() {
+        assert!(is_data_file("part-00001.parquet"));
+        assert!(is_data_file("day=1/part-00001.parquet"));
+        assert!(!is_data_file(".part-00001.parquet.tmp"));
+        assert!(!is_data_file("_temporary/part.parquet"));
+        assert!(!is_data_file("notes.txt"));
+    }
+}
