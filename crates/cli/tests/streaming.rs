@@ -102,6 +102,17 @@ async fn the_stream_equals_the_batch_funnel_and_survives_sigkill_at_every_phase(
     assert_close_rows("stream vs batch funnel", uninterrupted.clone(), hourly_brand(&silver), 1e-9);
     assert!(read_rows(&dir.path().join("a"), "late_events", "event_date", &["event_time"]).await.is_empty());
 
+    // De-duplicated within open windows: equal to the batch table (whose silver is de-duplicated);
+    // the generated data has duplicates, so this differs from the classic stream.
+    copy_dir(&base, &dir.path().join("d"));
+    funnelpulse_ok(dir.path(), &stream_args("d", &["--dedup-within-watermark"]));
+    let deduplicated = output_rows(&dir.path().join("d")).await;
+    let batch = sorted(read_rows(&base, "gold_funnel_hourly_brand", "window_date", &output_columns()).await);
+    assert_close_rows("de-duplicated stream vs gold_funnel_hourly_brand", deduplicated.clone(), batch, 1e-12);
+    assert_ne!(deduplicated, uninterrupted, "the data should have duplicates");
+    let refused = funnelpulse(dir.path(), &stream_args("d", &[]), &[]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("aggregation: checkpoint has"), "{refused:?}");
+
     // Killed (SIGKILL) at each phase, in different batches, then resumed.
     copy_dir(&base, &dir.path().join("b"));
     for point in [
@@ -225,7 +236,8 @@ async fn late_events_are_counted_not_added_and_bad_or_growing_files_never_stall_
     .collect();
     assert_eq!(sorted(got), sorted(expected));
     let late =
-        read_rows(&dir.path().join("lake"), "late_events", "event_date", &["event_time", "batch_id", "watermark"]).await;
+        read_rows(&dir.path().join("lake"), "late_events", "event_date", &["event_time", "batch_id", "watermark"])
+            .await;
     assert_eq!(late, vec![vec![s("2019-10-01T10:50:00"), Value::I(2), s("2019-10-01T11:30:00")]]);
 
     let progress = progress_lines(&dir.path().join("lake"));

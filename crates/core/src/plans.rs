@@ -65,9 +65,14 @@ fn dedup_order() -> Vec<SortExpr> {
 /// Exact for every input; see [`silver_when_duplicates_are_identical`] for
 /// the fast plan that is equal to it when no duplicate group has differing rows.
 pub fn silver(bronze: DataFrame) -> Result<DataFrame> {
+    with_silver_columns(dedup(bronze.filter(silver_filter())?)?)
+}
+
+/// One row per de-duplication key, chosen by [`dedup_order`]; the key and
+/// carried columns (the raw columns, in another order).
+pub fn dedup(rows: DataFrame) -> Result<DataFrame> {
     let carried = DEDUP_CARRIED.iter().map(|c| first_value(col(*c), dedup_order()).alias(*c)).collect();
-    let deduped = bronze.filter(silver_filter())?.aggregate(cols(&DEDUP_KEY), carried)?;
-    with_silver_columns(deduped)
+    rows.aggregate(cols(&DEDUP_KEY), carried)
 }
 
 fn with_silver_columns(deduped: DataFrame) -> Result<DataFrame> {

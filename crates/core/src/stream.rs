@@ -138,6 +138,36 @@ pub fn merge(rows: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
     ])
 }
 
+/// With de-duplication: the open windows' silver rows — the previous
+/// state's rows and the batch's on-time rows, read as one table — one per
+/// de-duplication key (the same choice as silver), with `window_start`.
+/// Duplicates share their event time, so they always meet in one open window.
+pub fn dedup_open_rows(rows: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
+    let on_time = rows.filter(silver_filter())?.with_column("window_start", hour_window_start())?;
+    let kept = crate::plans::dedup(on_time.filter(!is_late(watermark))?)?;
+    let mut columns: Vec<Expr> = RAW_COLUMNS.iter().map(|c| col(*c)).collect();
+    columns.push(hour_window_start().alias("window_start"));
+    kept.select(columns)
+}
+
+/// With de-duplication: rows of windows still open (the next state), raw
+/// columns and `window_date` last.
+pub fn still_open_rows(rows: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
+    let mut columns: Vec<Expr> = RAW_COLUMNS.iter().map(|c| col(*c)).collect();
+    columns.push(cast(col("window_start"), DataType::Date32).alias("window_date"));
+    rows.filter(!is_late(watermark))?.select(columns)
+}
+
+/// With de-duplication: the windows the watermark closes (all on a flush),
+/// aggregated exactly like `gold_funnel_hourly_brand`.
+pub fn closed_rows_from_events(rows: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
+    let closed = match watermark {
+        Some(w) => rows.filter(is_late(Some(w)))?,
+        None => rows,
+    };
+    crate::plans::gold_hourly_brand(closed.with_column("brand_norm", datafusion::prelude::lower(col("brand")))?)
+}
+
 /// Windows still open after the batch (they end after the new watermark),
 /// with `window_date` last for partitioning.
 pub fn still_open(merged: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {

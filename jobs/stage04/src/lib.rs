@@ -36,7 +36,13 @@ pub const STREAM_INPUT: &str = "stream_input/";
 /// Default checkpoint, relative to the lake root.
 pub const CHECKPOINT: &str = "checkpoints/stream_hourly_brand/";
 /// What the checkpoint aggregates; a checkpoint of another aggregation is refused.
-const AGGREGATION: &str = "hourly_brand: silver filters, no de-duplication, 1 hour windows";
+fn aggregation(dedup: bool) -> &'static str {
+    if dedup {
+        "hourly_brand: silver filters, de-duplicated within open windows, 1 hour windows"
+    } else {
+        "hourly_brand: silver filters, no de-duplication, 1 hour windows"
+    }
+}
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 2h, 90s, 500ms)"))
@@ -71,6 +77,10 @@ pub struct Stage04Args {
     /// Start over: delete the checkpoint and the stream's output tables first.
     #[arg(long)]
     pub reset_stream: bool,
+    /// De-duplicate events (silver's key and choice of row) while their window is open; the
+    /// classic streaming job does not.
+    #[arg(long, env = "FUNNELPULSE_DEDUP_WITHIN_WATERMARK")]
+    pub dedup_within_watermark: bool,
 }
 
 impl Default for Stage04Args {
@@ -85,6 +95,7 @@ impl Default for Stage04Args {
             trigger_interval: Duration::from_secs(2),
             file_settle: Duration::from_secs(2),
             reset_stream: false,
+            dedup_within_watermark: false,
         }
     }
 }
@@ -216,6 +227,7 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Re
         source: &places.source,
         checkpoint: &places.checkpoint,
         metadata: &metadata,
+        dedup: args.dedup_within_watermark,
     };
     let stop = StopFlag::install();
     let mut report = Stage04Report { output: lake.table_url(&GOLD_STREAM_FUNNEL_HOURLY_BRAND), ..Default::default() };
@@ -364,7 +376,7 @@ async fn bind_checkpoint(
         places.source.url().as_str(),
         &lake.table_url(&GOLD_STREAM_FUNNEL_HOURLY_BRAND),
         args.watermark.as_micros() as i64,
-        AGGREGATION,
+        aggregation(args.dedup_within_watermark),
     );
     if let Some(existing) = places.checkpoint.metadata().await? {
         let differences = existing.differences(&wanted);
