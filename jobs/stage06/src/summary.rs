@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::query::{Cell, Kind, rows};
 
 /// Every table a full pipeline run makes, in pipeline order.
-pub const REPORTED_TABLES: [TableSpec; 9] = [
+pub const REPORTED_TABLES: [TableSpec; 11] = [
     BRONZE_EVENTS,
     BRONZE_REJECTS,
     SILVER_EVENTS,
@@ -25,6 +25,8 @@ pub const REPORTED_TABLES: [TableSpec; 9] = [
     GOLD_FUNNEL_DAILY_BRAND,
     GOLD_FUNNEL_DAILY_CATEGORY,
     GOLD_FUNNEL_HOURLY_PRICE_BAND,
+    GOLD_STREAM_FUNNEL_HOURLY_BRAND,
+    LATE_EVENTS,
     GOLD_ANOMALIES_HOURLY_BRAND,
     GOLD_ANOMALIES_HOURLY_BRAND_V2,
 ];
