@@ -48,7 +48,13 @@ pub fn generate(dir: &Path, rows: u64, days: u32) -> PathBuf {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct free ports (all held open while they are picked).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 /// Our scheduler and executors as separate processes on 127.0.0.1.
@@ -61,7 +67,8 @@ pub struct LocalCluster {
 impl LocalCluster {
     pub fn start(executors: usize) -> Self {
         let work = tempfile::tempdir().unwrap();
-        let scheduler_port = free_port();
+        let ports = free_ports(1 + 2 * executors);
+        let scheduler_port = ports[0];
         let logs = work.path().to_path_buf();
         let log = move |name: &str| std::fs::File::create(logs.join(format!("{name}.log"))).unwrap();
         let scheduler = Command::new(SCHEDULER)
@@ -77,7 +84,7 @@ impl LocalCluster {
             std::fs::create_dir_all(&dir).unwrap();
             let executor = Command::new(EXECUTOR)
                 .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
-                .args(["--port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
+                .args(["--port", &ports[1 + 2 * i].to_string(), "--grpc-port", &ports[2 + 2 * i].to_string()])
                 .args(["--scheduler-host", "127.0.0.1", "--scheduler-port", &scheduler_port.to_string()])
                 .args(["--concurrent-tasks", "2", "--work-dir", dir.to_str().unwrap()])
                 .stdout(Stdio::null())
@@ -102,7 +109,15 @@ impl LocalCluster {
             if body.matches("\"id\"").count() >= n {
                 return;
             }
-            assert!(Instant::now() < deadline, "executors did not register: {body}");
+            if Instant::now() >= deadline {
+                let logs: Vec<String> = std::fs::read_dir(self._work.path())
+                    .unwrap()
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                    .map(|e| format!("{:?}:\n{}", e.file_name(), std::fs::read_to_string(e.path()).unwrap_or_default()))
+                    .collect();
+                panic!("executors did not register: {body}\n{}", logs.join("\n"));
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
