@@ -1,0 +1,76 @@
+#!/usr/bin/env bats
+# The local target for real: our scheduler and two executors as processes on
+# 127.0.0.1, a stage submitted to them, status, and teardown.
+# Needs the binaries: FUNNELPULSE_BIN_DIR (default $CARGO_TARGET_DIR/debug).
+
+setup() {
+    DEPLOY="$BATS_TEST_DIRNAME/.."
+    export FUNNELPULSE_LOCAL_DIR="$BATS_TEST_TMPDIR/local"
+    export FUNNELPULSE_BIN_DIR="${FUNNELPULSE_BIN_DIR:-${CARGO_TARGET_DIR:-$DEPLOY/../target}/debug}"
+    # Five consecutive free ports: the scheduler's and two per executor.
+    FUNNELPULSE_SCHEDULER_PORT="$(python3 - <<'PY'
+import socket
+for base in range(20000, 60000, 17):
+    sockets = []
+    try:
+        for port in range(base, base + 5):
+            s = socket.socket(); s.bind(("127.0.0.1", port)); sockets.append(s)
+        print(base); break
+    except OSError:
+        pass
+    finally:
+        for s in sockets: s.close()
+PY
+)"
+    export FUNNELPULSE_SCHEDULER_PORT
+}
+
+teardown() {
+    "$DEPLOY/down.sh" --target local >/dev/null 2>&1 || true
+}
+
+@test "up, status, submit and down run a real local cluster" {
+    run "$DEPLOY/up.sh" --target local --executors 2
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"cluster up: scheduler df://127.0.0.1:$FUNNELPULSE_SCHEDULER_PORT, 2 executors"* ]]
+
+    run "$DEPLOY/status.sh" --target local
+    [[ "$output" == *"2 executors registered"* ]] || { echo "$output"; false; }
+    [[ "$output" == *"executor2: running"* ]]
+
+    "$FUNNELPULSE_BIN_DIR/funnelpulse" generate --out "$BATS_TEST_TMPDIR/raw" --rows 3000 --days 2 >/dev/null
+    run "$DEPLOY/submit.sh" --target local 01 -- --raw "$BATS_TEST_TMPDIR/raw"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"Ballista scheduler df://127.0.0.1:$FUNNELPULSE_SCHEDULER_PORT"* ]]
+    ls "$FUNNELPULSE_LOCAL_DIR/lake/tables/gold_funnel_hourly_brand" >/dev/null
+
+    run "$DEPLOY/status.sh" --target local
+    [[ "$output" =~ jobs:\ [0-9]+\ completed ]] || { echo "$output"; false; }
+
+    run "$DEPLOY/down.sh" --target local
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"stopped scheduler"* && "$output" == *"stopped executor1"* ]]
+    run "$DEPLOY/status.sh" --target local
+    [[ "$output" == *"not running"* ]]
+    [ -d "$FUNNELPULSE_LOCAL_DIR/lake/tables" ]
+}
+
+@test "--dry-run prints every command and starts nothing" {
+    run "$DEPLOY/up.sh" --target local --executors 2 --run-all --dry-run
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"+ $FUNNELPULSE_BIN_DIR/funnelpulse-scheduler --bind-host 127.0.0.1"* ]]
+    [[ "$(grep -c 'funnelpulse-executor' <<<"$output")" -eq 2 ]]
+    [[ "$output" == *"+ $FUNNELPULSE_BIN_DIR/funnelpulse run all --scheduler df://127.0.0.1:$FUNNELPULSE_SCHEDULER_PORT"* ]]
+    [ ! -e "$FUNNELPULSE_LOCAL_DIR/scheduler.pid" ]
+}
+
+@test "bad settings and a missing cluster are refused clearly" {
+    run "$DEPLOY/up.sh" --target moon
+    [ "$status" -ne 0 ] && [[ "$output" == *"unknown target 'moon'"* ]]
+    run "$DEPLOY/up.sh" --target local --executors none
+    [ "$status" -ne 0 ] && [[ "$output" == *"--executors must be a number"* ]]
+    run "$DEPLOY/submit.sh" --target local 01
+    [ "$status" -ne 0 ] && [[ "$output" == *"no local cluster is running"* ]]
+    run "$DEPLOY/submit.sh" --target local
+    [ "$status" -ne 0 ] && [[ "$output" == *"name the stages"* ]]
+}
