@@ -105,7 +105,9 @@ fn stream_args(
         args.flush_at_end = true;
     }
     if with_stream_input {
+        // Stage 03's files are complete when committed (they appear by rename).
         args.reset_stream = true;
+        args.file_settle = std::time::Duration::ZERO;
     }
     args
 }

@@ -235,7 +235,13 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Re
 
     // Bounded runs take the files present now; continuous runs poll.
     let snapshot: Option<HashSet<String>> = if args.available_now {
-        let listing = source::list_new(&places.source, &position.seen, args.file_settle).await?;
+        let mut listing = source::list_new(&places.source, &position.seen, args.file_settle).await?;
+        if listing.settling > 0 {
+            // Files present at the start but modified just now: give them the settle time once.
+            progress.step(format!("waiting {:?} for {} new files to settle", args.file_settle, listing.settling));
+            stop.sleep(args.file_settle).await;
+            listing = source::list_new(&places.source, &position.seen, args.file_settle).await?;
+        }
         Some(listing.ready.into_iter().map(|f| f.rel).collect())
     } else {
         None
