@@ -105,7 +105,7 @@ fn missing_raw_files_and_bad_settings_are_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no *.csv files in raw"), "{out:?}");
     let out = funnelpulse(dir.path(), &["run", "01", "--raw", "raw"], &[("FUNNELPULSE_BAD_ROWS", "sometimes")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bad-rows"), "{out:?}");
-    let out = funnelpulse(dir.path(), &["run", "04", "--lake", "empty-lake", "--available-now"], &[]);
+    let out = funnelpulse(dir.path(), &["run", "04", "--lake", "stream-lake", "--available-now"], &[]);
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("(run stage 03 first)"), "{out:?}");
     let out = funnelpulse(dir.path(), &["run", "04", "--watermark", "soon"], &[]);
