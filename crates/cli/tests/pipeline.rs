@@ -110,10 +110,7 @@ async fn local_cluster_tables_are_identical_to_embedded() {
         dir.path(),
         &[
             "run",
-            "01",
-            "02",
-            "05",
-            "06",
+            "all",
             "--raw",
             run.raw.to_str().unwrap(),
             "--lake",
