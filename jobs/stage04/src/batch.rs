@@ -5,9 +5,9 @@
 //!    per (window, brand, silver) into the checkpoint; read back here, they
 //!    give the counts (input, silver, late, on-time views/carts/purchases)
 //!    and the latest event time, which advances the watermark;
-//! 2. *write*: up to three Ballista jobs, one after the other, write the
-//!    open windows (checkpoint state), the windows the new watermark closes
-//!    (staged in the lake) and the late events (staged);
+//! 2. *write*: two Ballista jobs at once write the open windows (checkpoint
+//!    state) and the windows the new watermark closes (staged in the lake);
+//!    a third, when there are late events, writes them (staged);
 //! 3. *check*: the partials hold as many rows as the files' footers;
 //!    views, carts and purchases of the new state plus the closed
 //!    windows must equal those of the old state plus the batch's on-time
@@ -246,8 +246,7 @@ pub async fn execute(
     let old_state_url =
         old_state_rel.as_ref().filter(|_| old_state.rows > 0).map(|rel| cx.checkpoint.folder.url_of(rel));
     let closing = if offsets.flush { None } else { watermark };
-    // One job at a time: Ballista 55's scheduler can lose task updates of
-    // different plans submitted at the same moment.
+    let state_url = cx.checkpoint.state_url(id);
     let state_written = if cx.dedup {
         // The open windows' events: the batch's files and the previous state's events, read as one table.
         let mut urls: Vec<String> = offsets.files.iter().map(|f| cx.source.url_of(&f.path)).collect();
@@ -255,13 +254,8 @@ pub async fn execute(
         let writes = input.is_some() || (offsets.flush && !urls.is_empty());
         if writes {
             let rows = dedup_open_rows(read_input(ctx, urls).await?, offsets.watermark)?;
-            if !offsets.flush {
-                let open = still_open_rows(rows.clone(), watermark)?;
-                write_partitioned(open, &STREAM_STATE, &cx.checkpoint.state_url(id)).await.context("state job")?;
-            }
-            write_partitioned(closed_rows_from_events(rows, closing)?, &GOLD_STREAM_FUNNEL_HOURLY_BRAND, &output_url)
-                .await
-                .context("output job")?;
+            let open = (!offsets.flush).then(|| still_open_rows(rows.clone(), watermark)).transpose()?;
+            write_windows(open, closed_rows_from_events(rows, closing)?, &state_url, &output_url).await?;
         }
         writes && !offsets.flush
     } else {
@@ -272,13 +266,8 @@ pub async fn execute(
         let writes = !urls.is_empty() && (input.is_some() || offsets.flush);
         if writes {
             let merged = merge(read_windows(ctx, urls).await?, offsets.watermark)?;
-            if !offsets.flush {
-                let open = still_open(merged.clone(), watermark)?;
-                write_partitioned(open, &STREAM_STATE, &cx.checkpoint.state_url(id)).await.context("state job")?;
-            }
-            write_partitioned(closed_rows(merged, closing)?, &GOLD_STREAM_FUNNEL_HOURLY_BRAND, &output_url)
-                .await
-                .context("output job")?;
+            let open = (!offsets.flush).then(|| still_open(merged.clone(), watermark)).transpose()?;
+            write_windows(open, closed_rows(merged, closing)?, &state_url, &output_url).await?;
         }
         writes && !offsets.flush
     };
@@ -345,6 +334,28 @@ pub async fn execute(
     commit.progress.durations = durations;
     cx.checkpoint.append_progress(&commit.progress).await?;
     Ok(commit)
+}
+
+/// Writes the open windows (the new state) and the closed ones (staged
+/// output) as two Ballista jobs running at once.
+async fn write_windows(
+    open: Option<DataFrame>,
+    closed: DataFrame,
+    state_url: &str,
+    output_url: &str,
+) -> anyhow::Result<()> {
+    let state = async {
+        if let Some(open) = open {
+            write_partitioned(open, &STREAM_STATE, state_url).await.context("state job")?;
+        }
+        anyhow::Ok(())
+    };
+    let output = async {
+        write_partitioned(closed, &GOLD_STREAM_FUNNEL_HOURLY_BRAND, output_url).await.context("output job")?;
+        anyhow::Ok(())
+    };
+    futures::try_join!(state, output)?;
+    Ok(())
 }
 
 /// Applies a commit record: moves its files into the tables, then removes
