@@ -166,35 +166,42 @@ fn local_context() -> anyhow::Result<SessionContext> {
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
-/// Set by SIGINT/SIGTERM: the stream stops after the batch in progress.
-#[derive(Clone, Default)]
-struct StopFlag(Arc<AtomicBool>);
+/// Set by SIGINT/SIGTERM: the stream stops after the batch in progress. A
+/// second signal, or one after the stream ended (the process has taken over
+/// the signals), ends the process at once, as without a handler.
+#[derive(Default)]
+struct StopFlag {
+    stop: Arc<AtomicBool>,
+    active: Arc<AtomicBool>,
+}
 
 impl StopFlag {
     fn install() -> Self {
         let flag = Self::default();
-        let set = flag.0.clone();
+        flag.active.store(true, Ordering::SeqCst);
+        let (stop, active) = (flag.stop.clone(), flag.active.clone());
         tokio::spawn(async move {
-            let terminate = async {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
+            let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+                return;
             };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate => {}
+            loop {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                if !active.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
+                    eprintln!("interrupted");
+                    std::process::exit(130);
+                }
+                eprintln!("stopping after the batch in progress (signal again to abort)");
+                stop.store(true, Ordering::SeqCst);
             }
-            eprintln!("stopping after the batch in progress");
-            set.store(true, Ordering::SeqCst);
         });
         flag
     }
 
     fn requested(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.stop.load(Ordering::SeqCst)
     }
 
     /// Sleeps `d`, waking early when a stop is requested.
@@ -203,6 +210,12 @@ impl StopFlag {
         while Instant::now() < until && !self.requested() {
             tokio::time::sleep(Duration::from_millis(100).min(until - Instant::now())).await;
         }
+    }
+}
+
+impl Drop for StopFlag {
+    fn drop(&mut self) {
+        self.active.store(false, Ordering::SeqCst);
     }
 }
 
