@@ -295,7 +295,13 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Re
             flush: false,
         };
         for file in ready.into_iter().take(args.max_files_per_trigger) {
-            match source::check_file(&places.source, &file).await {
+            let checked = match source::check_file(&places.source, &file).await {
+                Ok(checked) => checked,
+                // Gone since the listing: not taken, nothing to record.
+                Err(e) if matches!(e.downcast_ref(), Some(object_store::Error::NotFound { .. })) => continue,
+                Err(e) => return Err(e.context(format!("reading the footer of {}", places.source.url_of(&file.rel)))),
+            };
+            match checked {
                 Ok(rows) => offsets.files.push(LoggedFile { path: file.rel, size: file.size, rows }),
                 Err(reason) => offsets.quarantined.push(Quarantined { path: file.rel, reason }),
             }

@@ -72,54 +72,61 @@ fn acceptable(found: &DataType, wanted: &Field) -> bool {
     }
 }
 
-/// The Arrow schema in a Parquet file's footer (two ranged reads: the
-/// footer's length, then the footer).
-async fn footer_schema(source: &Lake, file: &FileMeta) -> Result<(Schema, u64), String> {
-    let unreadable = |e: String| format!("not a readable Parquet file ({e})");
+/// The Arrow schema and row count in a Parquet file's footer (two ranged
+/// reads: the footer's length, then the footer). The outer error is a
+/// failure to read (the stream stops, the file is tried again later), the
+/// inner one a file that is not usable Parquet (it is quarantined).
+async fn footer_schema(source: &Lake, file: &FileMeta) -> anyhow::Result<Result<(Schema, u64), String>> {
+    let unreadable = |e: String| Err(format!("not a readable Parquet file ({e})"));
     let path = source.path_of(&file.rel);
     let size = file.size;
     if size < 12 {
-        return Err(unreadable(format!("{size} bytes")));
+        return Ok(unreadable(format!("{size} bytes")));
     }
-    let tail = source.store().get_range(&path, size - 8..size).await.map_err(|e| unreadable(e.to_string()))?;
+    let tail = source.store().get_range(&path, size - 8..size).await?;
     if &tail[4..] != b"PAR1" {
-        return Err(unreadable("no Parquet footer: truncated, or still being written".into()));
+        return Ok(unreadable("no Parquet footer: truncated, or still being written".into()));
     }
     let length = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as u64;
     if length + 12 > size {
-        return Err(unreadable(format!("footer of {length} bytes in a file of {size}")));
+        return Ok(unreadable(format!("footer of {length} bytes in a file of {size}")));
     }
-    let footer =
-        source.store().get_range(&path, size - 8 - length..size - 8).await.map_err(|e| unreadable(e.to_string()))?;
-    let metadata = ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| unreadable(e.to_string()))?;
+    let footer = source.store().get_range(&path, size - 8 - length..size - 8).await?;
+    let metadata = match ParquetMetaDataReader::decode_metadata(&footer) {
+        Ok(metadata) => metadata,
+        Err(e) => return Ok(unreadable(e.to_string())),
+    };
     let file_metadata = metadata.file_metadata();
-    let schema = parquet_to_arrow_schema(file_metadata.schema_descr(), file_metadata.key_value_metadata())
-        .map_err(|e| unreadable(e.to_string()))?;
-    Ok((schema, file_metadata.num_rows().max(0) as u64))
+    Ok(parquet_to_arrow_schema(file_metadata.schema_descr(), file_metadata.key_value_metadata())
+        .map(|schema| (schema, file_metadata.num_rows().max(0) as u64))
+        .map_err(|e| format!("not a readable Parquet file ({e})")))
 }
 
-/// Reads a file's footer and checks its columns; returns its row count.
-/// `Err` is the quarantine reason.
-pub async fn check_file(source: &Lake, file: &FileMeta) -> Result<u64, String> {
-    let (schema, rows) = footer_schema(source, file).await?;
+/// Reads a file's footer and checks its columns; returns its row count, or
+/// (inner `Err`) the reason to quarantine it.
+pub async fn check_file(source: &Lake, file: &FileMeta) -> anyhow::Result<Result<u64, String>> {
+    let (schema, rows) = match footer_schema(source, file).await? {
+        Ok(found) => found,
+        Err(reason) => return Ok(Err(reason)),
+    };
     for wanted in event_fields() {
         match schema.field_with_name(wanted.name()) {
             Ok(found) if acceptable(found.data_type(), &wanted) => {}
             Ok(found) => {
-                return Err(format!(
+                return Ok(Err(format!(
                     "column {} is {}, expected {}",
                     wanted.name(),
                     found.data_type(),
                     wanted.data_type()
-                ));
+                )));
             }
             Err(_) if REQUIRED.contains(&wanted.name().as_str()) => {
-                return Err(format!("column {} is missing", wanted.name()));
+                return Ok(Err(format!("column {} is missing", wanted.name())));
             }
             Err(_) => {}
         }
     }
-    Ok(rows)
+    Ok(Ok(rows))
 }
 
 /// Decodes a whole file in this process: used only after a batch failed, to
