@@ -74,3 +74,14 @@ teardown() {
     run "$DEPLOY/submit.sh" --target local
     [ "$status" -ne 0 ] && [[ "$output" == *"name the stages"* ]]
 }
+
+@test "up --run-all runs every stage on the local cluster and ends with the summary" {
+    "$FUNNELPULSE_BIN_DIR/funnelpulse" generate --out "$BATS_TEST_TMPDIR/raw" --rows 4000 --days 2 >/dev/null
+    run "$DEPLOY/up.sh" --target local --executors 2 --run-all -- --raw "$BATS_TEST_TMPDIR/raw" \
+        --stream-from 2019-10-01 --stream-to 2019-10-02 --stream-files 4
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"running stages 01, 02, 03, 04, 05, 06 on Ballista scheduler df://127.0.0.1:$FUNNELPULSE_SCHEDULER_PORT"* ]]
+    [[ "$output" == *"stage 04 done"*"4 files"* ]] || { echo "$output"; false; }
+    [ -f "$FUNNELPULSE_LOCAL_DIR/lake/reports/summary.html" ]
+    ls "$FUNNELPULSE_LOCAL_DIR/lake/tables/gold_stream_funnel_hourly_brand/window_date=2019-10-01" >/dev/null
+}
