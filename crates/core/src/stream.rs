@@ -6,6 +6,8 @@
 //! `gold_stream_funnel_hourly_brand` (exactly the measures and rates of
 //! `gold_funnel_hourly_brand`), open ones the next state. Events whose window
 //! is already closed are late: they are counted and kept, never added.
+//! With de-duplication the state holds the open windows' events instead of
+//! their sums (`dedup_open_rows`, `still_open_rows`, `closed_rows_from_events`).
 //!
 //! Watermarks are microseconds since the epoch (UTC), like `event_time`.
 
@@ -161,11 +163,16 @@ pub fn still_open_rows(rows: DataFrame, watermark: Option<i64>) -> Result<DataFr
 /// With de-duplication: the windows the watermark closes (all on a flush),
 /// aggregated exactly like `gold_funnel_hourly_brand`.
 pub fn closed_rows_from_events(rows: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
-    let closed = match watermark {
-        Some(w) => rows.filter(is_late(Some(w)))?,
-        None => rows,
-    };
+    let closed = closed_only(rows, watermark)?;
     crate::plans::gold_hourly_brand(closed.with_column("brand_norm", datafusion::prelude::lower(col("brand")))?)
+}
+
+/// Rows of windows the watermark has closed; all rows when it is None (a flush).
+fn closed_only(rows: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
+    match watermark {
+        Some(w) => rows.filter(is_late(Some(w))),
+        None => Ok(rows),
+    }
 }
 
 /// Windows still open after the batch (they end after the new watermark),
@@ -180,11 +187,7 @@ pub fn still_open(merged: DataFrame, watermark: Option<i64>) -> Result<DataFrame
 /// Windows closed by the watermark (all of them when `watermark` is None:
 /// the flush at the end of a bounded run), as rows of the output table.
 pub fn closed_rows(merged: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
-    let closed = match watermark {
-        Some(w) => merged.filter(is_late(Some(w)))?,
-        None => merged,
-    };
-    let with_measures = closed.select(vec![
+    let with_measures = closed_only(merged, watermark)?.select(vec![
         col("window_start"),
         hour_window_end().alias("window_end"),
         col("brand"),
