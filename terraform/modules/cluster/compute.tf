@@ -1,0 +1,169 @@
+# The scheduler VM and the executors' managed instance group. Both run stock
+# Debian 12 and configure themselves at boot from their metadata
+# (deploy/gce/startup.sh): download the release's binary from the lake
+# bucket, write a systemd unit, start it.
+
+locals {
+  scheduler_name = "${var.name_prefix}-scheduler"
+  executor_group = "${var.name_prefix}-executors"
+  release_url    = var.release_version == "" ? "" : "gs://${var.bucket_name}/releases/${var.release_version}"
+
+  # The same attributes on both roles (only funnelpulse-role differs).
+  metadata = {
+    "startup-script"             = var.startup_script
+    "enable-oslogin"             = "TRUE"
+    "block-project-ssh-keys"     = "TRUE"
+    "funnelpulse-release"        = local.release_url
+    "funnelpulse-scheduler-host" = google_compute_address.scheduler.address
+    "funnelpulse-idle-minutes"   = tostring(var.idle_minutes)
+    "funnelpulse-executor-group" = local.executor_group
+    "funnelpulse-zone"           = var.zone
+    "funnelpulse-watchdog"       = var.watchdog_script
+  }
+}
+
+# A new release replaces the scheduler (its in-memory state is lost either
+# way when its binary changes) instead of leaving it on the old binary; the
+# executor group rolls to the new template on its own.
+resource "terraform_data" "release" {
+  input = var.release_version
+}
+
+resource "google_compute_instance" "scheduler" {
+  #checkov:skip=CKV_GCP_38:Customer-supplied keys would have to be supplied again at every start, and the idle watchdog stops this VM by design; the disk holds only the downloaded binary (Google-managed encryption at rest applies).
+  name         = local.scheduler_name
+  zone         = var.zone
+  machine_type = var.scheduler_machine_type
+  tags         = [local.tag_node, local.tag_scheduler]
+  labels       = merge(var.labels, { role = "scheduler" })
+  metadata     = merge(local.metadata, { "funnelpulse-role" = "scheduler" })
+
+  boot_disk {
+    auto_delete = true
+    initialize_params {
+      image  = var.image
+      size   = var.scheduler_disk_gb
+      type   = "pd-balanced"
+      labels = merge(var.labels, { role = "scheduler" })
+    }
+  }
+
+  network_interface {
+    subnetwork = google_compute_subnetwork.subnet.id
+    network_ip = google_compute_address.scheduler.address
+    # No access_config block: no external IP. Reached through IAP only.
+  }
+
+  service_account {
+    email = google_service_account.vm.email
+    # Access is decided by the service account's IAM roles above, not scopes.
+    scopes = ["cloud-platform"]
+  }
+
+  shielded_instance_config {
+    enable_secure_boot          = true
+    enable_vtpm                 = true
+    enable_integrity_monitoring = true
+  }
+
+  # Never Spot: the scheduler holds every job's state in memory.
+  scheduling {
+    provisioning_model  = "STANDARD"
+    automatic_restart   = true
+    on_host_maintenance = "MIGRATE"
+  }
+
+  # The idle watchdog powers this VM off; the next `terraform apply`
+  # (deploy/up.sh) starts it again, and resets the executor group's size.
+  desired_status            = "RUNNING"
+  allow_stopping_for_update = true
+
+  depends_on = [
+    google_storage_bucket_iam_member.lake_objects,
+    google_project_iam_member.watchdog_resize,
+    google_project_iam_member.watchdog_operations,
+  ]
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.release]
+  }
+}
+
+resource "google_compute_instance_template" "executor" {
+  #checkov:skip=CKV_GCP_38:Customer-supplied keys cannot be given to VMs a managed instance group creates on its own (Spot replacements); the disk holds the binary and transient shuffle files (Google-managed encryption at rest applies).
+  name_prefix  = "${var.name_prefix}-executor-"
+  machine_type = var.executor_machine_type
+  tags         = [local.tag_node, local.tag_executor]
+  labels       = merge(var.labels, { role = "executor" })
+  metadata     = merge(local.metadata, { "funnelpulse-role" = "executor" })
+
+  disk {
+    boot         = true
+    auto_delete  = true
+    source_image = var.image
+    disk_size_gb = var.executor_disk_gb
+    disk_type    = "pd-balanced"
+    labels       = merge(var.labels, { role = "executor" })
+  }
+
+  network_interface {
+    subnetwork = google_compute_subnetwork.subnet.id
+    # No access_config block: no external IP.
+  }
+
+  service_account {
+    email  = google_service_account.vm.email
+    scopes = ["cloud-platform"]
+  }
+
+  shielded_instance_config {
+    enable_secure_boot          = true
+    enable_vtpm                 = true
+    enable_integrity_monitoring = true
+  }
+
+  # Spot: DELETE rather than STOP when Google reclaims one. An executor keeps
+  # nothing worth keeping (its shuffle files die with its registration: the
+  # scheduler re-runs the lost tasks), a stopped Spot VM would still bill its
+  # disk, and the group recreates a deleted VM under the same name as soon as
+  # capacity returns, booting clean through startup.sh.
+  scheduling {
+    provisioning_model          = var.executor_spot ? "SPOT" : "STANDARD"
+    preemptible                 = var.executor_spot
+    automatic_restart           = !var.executor_spot
+    on_host_maintenance         = var.executor_spot ? "TERMINATE" : "MIGRATE"
+    instance_termination_action = var.executor_spot ? "DELETE" : null
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+# Zonal, in the scheduler's zone: shuffle traffic between executors stays in
+# one zone (cross-zone traffic is billed), and the watchdog's resize names --zone.
+resource "google_compute_instance_group_manager" "executors" {
+  name               = local.executor_group
+  zone               = var.zone
+  base_instance_name = "${var.name_prefix}-executor"
+  target_size        = var.executor_count
+
+  version {
+    instance_template = google_compute_instance_template.executor.self_link_unique
+  }
+
+  # A new template (new release, machine type) replaces the executors one at
+  # a time; lost tasks are re-run by the scheduler.
+  update_policy {
+    type                  = "PROACTIVE"
+    minimal_action        = "REPLACE"
+    max_surge_fixed       = 1
+    max_unavailable_fixed = 1
+  }
+
+  # The VMs are RUNNING long before their binaries are uploaded (after apply);
+  # deploy/up.sh waits for registered executors instead.
+  wait_for_instances = false
+
+  depends_on = [google_storage_bucket_iam_member.lake_objects]
+}

@@ -1,0 +1,15 @@
+output "scheduler_instance" {
+  value = google_compute_instance.scheduler.name
+}
+
+output "scheduler_internal_ip" {
+  value = google_compute_address.scheduler.address
+}
+
+output "executor_group" {
+  value = google_compute_instance_group_manager.executors.name
+}
+
+output "service_account_email" {
+  value = google_service_account.vm.email
+}

@@ -1,0 +1,81 @@
+variable "project_id" {
+  type = string
+}
+
+variable "region" {
+  type = string
+}
+
+variable "zone" {
+  type = string
+}
+
+variable "name_prefix" {
+  type = string
+}
+
+variable "bucket_name" {
+  description = "The lake bucket: the VMs get object access on it and on nothing else."
+  type        = string
+}
+
+variable "scheduler_machine_type" {
+  type = string
+}
+
+variable "executor_machine_type" {
+  type = string
+}
+
+variable "executor_count" {
+  type = number
+}
+
+variable "executor_spot" {
+  type = bool
+}
+
+variable "idle_minutes" {
+  type = number
+}
+
+variable "release_version" {
+  type = string
+}
+
+variable "labels" {
+  type = map(string)
+}
+
+variable "startup_script" {
+  description = "Text of deploy/gce/startup.sh (metadata startup-script)."
+  type        = string
+}
+
+variable "watchdog_script" {
+  description = "Text of deploy/gce/watchdog.sh (metadata funnelpulse-watchdog)."
+  type        = string
+}
+
+variable "subnet_cidr" {
+  description = "Primary range of the cluster's subnet."
+  type        = string
+  default     = "10.42.0.0/24"
+}
+
+variable "image" {
+  description = "Boot image: stock Debian 12 (has curl and the gcloud CLI, which is all startup.sh needs)."
+  type        = string
+  default     = "debian-cloud/debian-12"
+}
+
+variable "scheduler_disk_gb" {
+  type    = number
+  default = 20
+}
+
+variable "executor_disk_gb" {
+  description = "Executor boot disk, which also holds the shuffle files."
+  type        = number
+  default     = 50
+}
