@@ -1,22 +1,18 @@
 #!/usr/bin/env bash
-# Stops the cluster; the lake stays.
+# Stops the cluster; the lake stays (gce: terraform destroy of module.cluster
+# only, the bucket survives; the IAP tunnel is closed).
 #
-#   deploy/down.sh --target local [--dry-run]
+#   deploy/down.sh [--target gce|local] [--dry-run]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; }
 
 parse_common "$@"
-shopt -s nullglob
-for pid_file in "$LOCAL_DIR"/*.pid; do
-    name="$(basename "$pid_file" .pid)"
-    if pid_alive "$pid_file"; then
-        run kill "$(cat "$pid_file")"
-        for _ in $(seq 1 50); do pid_alive "$pid_file" || break; sleep 0.1; done
-        if pid_alive "$pid_file"; then run kill -9 "$(cat "$pid_file")"; fi
-        echo "stopped $name"
-    fi
-    run rm -f "$pid_file"
+for arg in "${REST[@]+"${REST[@]}"}"; do
+    case "$arg" in
+    --all) die "down.sh never deletes the bucket (Terraform protects it with prevent_destroy); it prints how to delete it by hand after removing the cluster" ;;
+    *) die "unknown argument '$arg'" ;;
+    esac
 done
-echo "local cluster down; the lake stays at $LAKE"
+"${TARGET}_down"

@@ -2,62 +2,28 @@
 # Starts a Ballista cluster (our scheduler and executors) and waits until the
 # executors are registered; with --run-all, runs every stage against it.
 #
+#   deploy/up.sh [--target gce] [--project ID] [--executors 2] [--spot|--no-spot] [--run-all] [--dry-run] [-- funnelpulse run options]
 #   deploy/up.sh --target local [--executors 2] [--lake DIR] [--run-all] [--dry-run] [-- funnelpulse run options]
+#
+# gce: terraform apply (terraform/), upload the binaries, open an IAP tunnel to
+# the scheduler on localhost:50050, wait for the executors, print the $/hour.
+# All settings: deploy/lib.sh; the guide: docs/deploy-gce.md.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
-usage() { sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
 
 RUN_ALL=0
+EXTRA=()
 parse_common "$@"
 set -- "${REST[@]+"${REST[@]}"}"
-EXTRA=()
-for arg in "$@"; do
-    case "$arg" in
+while [[ $# -gt 0 ]]; do
+    case "$1" in
     --run-all) RUN_ALL=1 ;;
-    --) ;;
-    *) EXTRA+=("$arg") ;;
+    --) shift; EXTRA+=("$@"); break ;;
+    *) die "unknown option '$1' (options for funnelpulse run go after --)" ;;
     esac
-done
-
-start() { # name, command…
-    local name="$1"
     shift
-    if pid_alive "$LOCAL_DIR/$name.pid"; then
-        echo "$name already running (pid $(cat "$LOCAL_DIR/$name.pid"))"
-        return
-    fi
-    if [[ "$DRY_RUN" == 1 ]]; then
-        echo "+ $* > $LOCAL_DIR/logs/$name.log 2>&1 &"
-        return
-    fi
-    nohup "$@" >"$LOCAL_DIR/logs/$name.log" 2>&1 &
-    echo $! >"$LOCAL_DIR/$name.pid"
-}
-
-wait_for_executors() {
-    [[ "$DRY_RUN" == 1 ]] && return
-    local deadline=$((SECONDS + 60))
-    until [[ "$(registered_executors)" -ge "$EXECUTORS" ]]; do
-        pid_alive "$LOCAL_DIR/scheduler.pid" || die "the scheduler stopped: see $LOCAL_DIR/logs/scheduler.log"
-        [[ $SECONDS -lt $deadline ]] || die "only $(registered_executors) of $EXECUTORS executors registered after 60 s: see $LOCAL_DIR/logs/"
-        sleep 0.5
-    done
-}
-
-scheduler_bin="$(binary funnelpulse-scheduler)"
-executor_bin="$(binary funnelpulse-executor)"
-run mkdir -p "$LOCAL_DIR/logs"
-start scheduler "$scheduler_bin" --bind-host 127.0.0.1 --external-host 127.0.0.1 --port "$SCHEDULER_PORT"
-for i in $(seq 1 "$EXECUTORS"); do
-    run mkdir -p "$LOCAL_DIR/executor$i"
-    start "executor$i" "$executor_bin" --bind-host 127.0.0.1 --external-host 127.0.0.1 \
-        --port $((SCHEDULER_PORT + 2 * i - 1)) --grpc-port $((SCHEDULER_PORT + 2 * i)) \
-        --scheduler-host 127.0.0.1 --scheduler-port "$SCHEDULER_PORT" --work-dir "$LOCAL_DIR/executor$i"
 done
-wait_for_executors
-echo "cluster up: scheduler $(scheduler_url), $EXECUTORS executors, lake $LAKE (local target: \$0.00/hour)"
-echo "submit stages with: deploy/submit.sh --target local 01 02 …   stop it with: deploy/down.sh --target local"
-if [[ "$RUN_ALL" == 1 ]]; then
-    submit_stages all "${EXTRA[@]+"${EXTRA[@]}"}"
-fi
+
+"${TARGET}_up"

@@ -1,0 +1,518 @@
+#!/usr/bin/env bash
+# The gce target: Terraform (terraform/) makes the VMs and the bucket, the
+# cluster binaries go to gs://<bucket>/releases/<version>/ where the VMs'
+# startup script fetches them, and this machine reaches the scheduler only
+# through an IAP tunnel (`gcloud compute start-iap-tunnel`) on localhost.
+# Sourced by lib.sh; gce_up, gce_status, gce_submit and gce_down are the scripts'.
+#
+# Further settings (environment or settings file):
+#   FUNNELPULSE_WAIT_SECONDS   how long up.sh waits for the executors (default 600)
+#   FUNNELPULSE_POLL_SECONDS   how often it asks the scheduler (default 2)
+#   FUNNELPULSE_PRICES         the price table (default deploy/prices.tsv)
+#   FUNNELPULSE_SAMPLE_ROWS    rows of the default sample for stage 01 (default 2000000, as funnelpulse run)
+
+TF_DIR="$ROOT_DIR/terraform"
+GCE_STATE_DIR="$LOCAL_DIR/gce"
+PRICES="${FUNNELPULSE_PRICES:-$DEPLOY_DIR/prices.tsv}"
+WAIT_SECONDS="${FUNNELPULSE_WAIT_SECONDS:-600}"
+POLL_SECONDS="${FUNNELPULSE_POLL_SECONDS:-2}"
+# The scheduler's port on its VM (gRPC, REST and the embedded Flight proxy).
+REMOTE_PORT=50050
+# glibc of the VMs' image (Debian 12): a binary linked against a newer one does not start there.
+VM_GLIBC_MINOR=36
+
+# Terraform outputs (gce_read_outputs).
+OUT_PROJECT="" OUT_ZONE="" OUT_BUCKET="" OUT_LAKE_URL="" OUT_RAW_URL="" OUT_RELEASE_PREFIX=""
+OUT_SCHEDULER="" OUT_GROUP=""
+
+gce_need_tools() {
+    [[ "$DRY_RUN" == 1 ]] && return 0
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 && continue
+        case "$tool" in
+        gcloud) die "gcloud not found: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install), then run 'gcloud auth login'" ;;
+        terraform) die "terraform not found: install Terraform ≥ 1.5 (https://developer.hashicorp.com/terraform/install)" ;;
+        *) die "$tool not found: install it (e.g. apt-get install $tool, or brew install $tool)" ;;
+        esac
+    done
+}
+
+# PROJECT: the setting, else the project of the Terraform state (if read), else gcloud's.
+gce_resolve_project() {
+    PROJECT="${PROJECT:-$OUT_PROJECT}"
+    [[ -n "$PROJECT" ]] && return 0
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "+ gcloud config get-value project"
+        PROJECT="<project>"
+        return 0
+    fi
+    PROJECT="$(gcloud config get-value project 2>/dev/null | tr -d '[:space:]' || true)"
+    [[ "$PROJECT" != "(unset)" ]] || PROJECT=""
+    [[ -n "$PROJECT" ]] || die "no GCP project: pass --project ID, set FUNNELPULSE_PROJECT (in the environment or deploy/gce.env), or run 'gcloud config set project ID'"
+}
+
+# The -var arguments of terraform apply/destroy (variables of terraform/variables.tf).
+gce_tf_vars() {
+    TF_VARS=(-var "project_id=$PROJECT" -var "region=$REGION" -var "zone=$ZONE" -var "bucket_name=$BUCKET"
+        -var "scheduler_machine_type=$SCHEDULER_MACHINE_TYPE" -var "executor_machine_type=$EXECUTOR_MACHINE_TYPE"
+        -var "executor_count=$EXECUTORS" -var "executor_spot=$SPOT" -var "idle_minutes=$IDLE_MINUTES")
+}
+
+gce_terraform() { run terraform -chdir="$TF_DIR" "$@"; }
+
+# Reads the outputs of terraform/outputs.tf into OUT_*; fails when the state has
+# no cluster. With --dry-run, placeholders stand for them.
+gce_read_outputs() {
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "+ terraform -chdir=$TF_DIR output -json"
+        OUT_PROJECT="${PROJECT:-<project>}" OUT_ZONE="$ZONE" OUT_BUCKET="<bucket>" OUT_LAKE_URL="<lake_url>"
+        OUT_RAW_URL="<raw_url>" OUT_RELEASE_PREFIX="<release_prefix>" OUT_SCHEDULER="<scheduler_instance>"
+        OUT_GROUP="<executor_group>"
+        return 0
+    fi
+    local json key value
+    json="$(terraform -chdir="$TF_DIR" output -json 2>/dev/null)" || return 1
+    while IFS=$'\t' read -r key value; do
+        case "$key" in
+        project_id) OUT_PROJECT="$value" ;;
+        zone) OUT_ZONE="$value" ;;
+        bucket) OUT_BUCKET="$value" ;;
+        lake_url) OUT_LAKE_URL="$value" ;;
+        raw_url) OUT_RAW_URL="$value" ;;
+        release_prefix) OUT_RELEASE_PREFIX="$value" ;;
+        scheduler_instance) OUT_SCHEDULER="$value" ;;
+        executor_group) OUT_GROUP="$value" ;;
+        esac
+    done < <(jq -r 'to_entries[] | select(.value.value | type == "string") | "\(.key)\t\(.value.value)"' <<<"$json")
+    [[ -n "$OUT_SCHEDULER" && -n "$OUT_LAKE_URL" ]]
+}
+
+# The clients write the lake themselves, and so do the executors on the VMs.
+gce_resolve_lake() {
+    LAKE="${LAKE:-$OUT_LAKE_URL}"
+    [[ "$LAKE" == gs://* || "$DRY_RUN" == 1 ]] || die "--lake $LAKE: a GCE cluster needs the lake in GCS (gs://bucket/prefix), where its executors can write"
+}
+
+# ---- binaries ----
+
+# The cluster binaries run on the VMs: Linux x86-64 executables that need no
+# glibc newer than Debian 12's.
+gce_check_cluster_binary() {
+    local path="$1" header newest
+    [[ -f "$path" ]] || die "$path not found: build the cluster binaries with 'cargo build --release -p funnelpulse' on Linux x86-64 (or set FUNNELPULSE_CLUSTER_BIN_DIR to where they are)"
+    # ELF magic, 64-bit, little-endian; e_machine (bytes 18-19) 0x3e = x86-64.
+    header="$(od -An -tx1 -N20 "$path" | tr -d ' \n')"
+    [[ "${header:0:12}" == 7f454c460201 && "${header:36:4}" == 3e00 ]] ||
+        die "$path is not a Linux x86-64 executable, and the VMs run Debian 12 on x86-64: build it there (e.g. in a debian:bookworm container) and set FUNNELPULSE_CLUSTER_BIN_DIR to its folder"
+    newest="$(grep -ao 'GLIBC_2\.[0-9]*' "$path" | cut -d. -f2 | sort -n | tail -1 || true)"
+    [[ -z "$newest" || "$newest" -le "$VM_GLIBC_MINOR" ]] ||
+        die "$path needs glibc 2.$newest, newer than the VMs' (Debian 12: 2.$VM_GLIBC_MINOR): build it on Debian 12 or older (e.g. in a debian:bookworm container)"
+}
+
+sha256() {
+    if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1
+}
+
+# VERSION: first 12 hex digits of the sha256 over both binaries (scheduler, then
+# executor), so a new build goes to a new folder and the VMs never mix versions.
+gce_check_binaries() {
+    SCHEDULER_BIN="$CLUSTER_BIN_DIR/funnelpulse-scheduler"
+    EXECUTOR_BIN="$CLUSTER_BIN_DIR/funnelpulse-executor"
+    if [[ "$DRY_RUN" == 1 && ! -f "$SCHEDULER_BIN" ]]; then
+        VERSION="<version>"
+        return 0
+    fi
+    gce_check_cluster_binary "$SCHEDULER_BIN"
+    gce_check_cluster_binary "$EXECUTOR_BIN"
+    VERSION="$(cat "$SCHEDULER_BIN" "$EXECUTOR_BIN" | sha256 | cut -c1-12)"
+}
+
+# Uploads the binaries unless this version is there already.
+gce_upload_release() {
+    local dest="$OUT_RELEASE_PREFIX/$VERSION" listed=""
+    if [[ "$DRY_RUN" != 1 ]]; then
+        listed="$(gcloud storage ls "$dest/" 2>/dev/null || true)"
+    fi
+    if [[ "$listed" == *"/funnelpulse-scheduler"* && "$listed" == *"/funnelpulse-executor"* ]]; then
+        echo "release $VERSION is in $dest/ already"
+        return 0
+    fi
+    run gcloud storage cp "$SCHEDULER_BIN" "$EXECUTOR_BIN" "$dest/" ||
+        die "uploading the binaries to $dest/ failed (see above); the VMs wait 20 minutes for them: re-run deploy/up.sh"
+}
+
+# ---- the IAP tunnel ----
+
+# The tunnel's pid, if it runs (and is a tunnel: a pid file may outlive its process).
+gce_tunnel_pid() {
+    local pid_file="$GCE_STATE_DIR/tunnel.pid" pid
+    pid_alive "$pid_file" || return 1
+    pid="$(cat "$pid_file")"
+    ps -p "$pid" -o args= 2>/dev/null | grep -q start-iap-tunnel || return 1
+    echo "$pid"
+}
+
+gce_tunnel_command() {
+    TUNNEL_CMD=(gcloud compute start-iap-tunnel "$OUT_SCHEDULER" "$REMOTE_PORT" "--local-host-port=localhost:$TUNNEL_PORT"
+        --zone "$OUT_ZONE" --project "$OUT_PROJECT")
+}
+
+port_in_use() { (exec 3<>"/dev/tcp/localhost/$1") 2>/dev/null; }
+
+# Starts the tunnel in the background, or keeps the one running (on its port).
+gce_start_tunnel() {
+    local pid port
+    if pid="$(gce_tunnel_pid)"; then
+        port="$(cat "$GCE_STATE_DIR/tunnel.port" 2>/dev/null || echo "$TUNNEL_PORT")"
+        [[ "$port" == "$TUNNEL_PORT" ]] || echo "the IAP tunnel runs on localhost:$port already; using it, not $TUNNEL_PORT"
+        TUNNEL_PORT="$port"
+        API_BASE="http://localhost:$TUNNEL_PORT"
+        return 0
+    fi
+    if [[ "$DRY_RUN" != 1 ]] && port_in_use "$TUNNEL_PORT"; then
+        die "localhost:$TUNNEL_PORT is taken by another program (a local cluster?): stop it, or pick another port with --tunnel-port"
+    fi
+    gce_tunnel_command
+    run mkdir -p "$GCE_STATE_DIR"
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "+ ${TUNNEL_CMD[*]} > $GCE_STATE_DIR/tunnel.log 2>&1 &"
+        return 0
+    fi
+    nohup "${TUNNEL_CMD[@]}" >"$GCE_STATE_DIR/tunnel.log" 2>&1 </dev/null &
+    echo $! >"$GCE_STATE_DIR/tunnel.pid"
+    echo "$TUNNEL_PORT" >"$GCE_STATE_DIR/tunnel.port"
+    echo "IAP tunnel: localhost:$TUNNEL_PORT → $OUT_SCHEDULER:$REMOTE_PORT (pid $!, log $GCE_STATE_DIR/tunnel.log)"
+}
+
+gce_stop_tunnel() {
+    local pid
+    if pid="$(gce_tunnel_pid)"; then
+        run kill "$pid"
+        echo "stopped the IAP tunnel (pid $pid)"
+    fi
+    run rm -f "$GCE_STATE_DIR/tunnel.pid" "$GCE_STATE_DIR/tunnel.port"
+}
+
+gce_tunnel_log_tail() { tail -n "$1" "$GCE_STATE_DIR/tunnel.log" 2>/dev/null || true; }
+
+# Waits until the scheduler answers through the tunnel with at least $1
+# executors registered, for at most WAIT_SECONDS. A tunnel that exits is
+# started again, three times at most (it exits on a bad zone, name or permission).
+gce_wait_for_executors() {
+    local want="$1" deadline=$((SECONDS + WAIT_SECONDS)) count said="" saying restarts=0
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "+ curl -fsS $API_BASE/api/executors  # until $want executors are registered, at most $WAIT_SECONDS s"
+        return 0
+    fi
+    while true; do
+        count="$(api executors 2>/dev/null | jq 'length' 2>/dev/null || true)"
+        if [[ -n "$count" && "$count" -ge "$want" ]]; then
+            echo "$count executors registered"
+            return 0
+        fi
+        if ! gce_tunnel_pid >/dev/null; then
+            restarts=$((restarts + 1))
+            [[ $restarts -le 3 ]] || die "the IAP tunnel keeps exiting; its log ($GCE_STATE_DIR/tunnel.log) ends with:
+$(gce_tunnel_log_tail 5)
+Check that your account may use IAP tunnels (roles/iap.tunnelResourceAccessor) and the names above."
+            echo "the IAP tunnel exited ($(gce_tunnel_log_tail 1)); starting it again"
+            gce_start_tunnel
+        fi
+        [[ $SECONDS -lt $deadline ]] || gce_wait_timeout "$want" "$count"
+        if [[ -z "$count" ]]; then
+            saying="waiting for the scheduler to answer on localhost:$TUNNEL_PORT (the VMs boot and fetch the binaries)…"
+        else
+            saying="waiting: $count of $want executors registered…"
+        fi
+        [[ "$saying" == "$said" ]] || echo "$saying"
+        said="$saying"
+        sleep "$POLL_SECONDS"
+    done
+}
+
+gce_wait_timeout() { # wanted, registered (empty: the scheduler did not answer)
+    local where="--zone $OUT_ZONE --project $OUT_PROJECT"
+    if [[ -z "$2" ]]; then
+        die "the scheduler did not answer through the IAP tunnel (localhost:$TUNNEL_PORT) within $WAIT_SECONDS s. Check:
+  the tunnel's log: $GCE_STATE_DIR/tunnel.log
+  the scheduler VM's boot log: gcloud compute instances get-serial-port-output $OUT_SCHEDULER $where | grep funnelpulse
+  the binaries: gcloud storage ls $OUT_RELEASE_PREFIX/
+The cluster keeps running (and costing): deploy/down.sh removes it."
+    fi
+    die "only $2 of $1 executors registered within $WAIT_SECONDS s. Check:
+  the executor VMs: gcloud compute instance-groups managed list-instances $OUT_GROUP $where
+  one's boot log: gcloud compute instances get-serial-port-output INSTANCE $where | grep funnelpulse
+  spot capacity may be short in $OUT_ZONE: try --no-spot or another --zone.
+The cluster keeps running (and costing): deploy/down.sh removes it."
+}
+
+# ---- cost ----
+
+# USD/hour of a machine type from the price table: column 2 on-demand, 3 spot;
+# nothing when the table does not know it.
+gce_price() {
+    [[ -f "$PRICES" ]] || return 0
+    awk -F'\t' -v type="$1" -v col="$2" '$1 == type && $col ~ /^[0-9]+(\.[0-9]+)?$/ { print $col; exit }' "$PRICES"
+}
+
+# The estimate of a cluster shape: scheduler (on-demand) + N executors.
+gce_cost_line() { # scheduler type, executor type, executors, spot
+    local model=on-demand column=2 scheduler_price executor_price total
+    if [[ "$4" == true ]]; then model=spot column=3; fi
+    scheduler_price="$(gce_price "$1" 2)"
+    executor_price="$(gce_price "$2" "$column")"
+    if [[ -z "$scheduler_price" ]]; then
+        echo "estimated cost: unknown (no on-demand price for $1 in $PRICES)"
+    elif [[ -z "$executor_price" ]]; then
+        echo "estimated cost: unknown (no $model price for $2 in $PRICES)"
+    else
+        total="$(awk -v s="$scheduler_price" -v e="$executor_price" -v n="$3" 'BEGIN { printf "%.3f", s + n * e }')"
+        echo "estimated cost: \$$total/hour = scheduler $1 on-demand \$$scheduler_price + $3 × $2 $model \$$executor_price (VMs only: disks, network and storage extra; prices from $PRICES)"
+    fi
+}
+
+# ---- raw data for stage 01 ----
+
+# Runs of stage 01 need --raw in GCS: a local --raw (file or folder), or the
+# default sample (generated here once, as funnelpulse run would), is uploaded
+# under raw_url first. Sets RUN_ARGS: the options given, with --raw rewritten.
+gce_prepare_raw() { # options for funnelpulse run…
+    local raw="${FUNNELPULSE_RAW:-}" arg take=0
+    RUN_ARGS=()
+    for arg in "$@"; do
+        if [[ $take == 1 ]]; then
+            raw="$arg"
+            take=0
+            continue
+        fi
+        case "$arg" in
+        --raw) take=1 ;;
+        --raw=*) raw="${arg#--raw=}" ;;
+        *) RUN_ARGS+=("$arg") ;;
+        esac
+    done
+    [[ -n "$raw" ]] || gce_default_sample
+    RAW="${raw:-$RAW}"
+    [[ "$RAW" == gs://* ]] || gce_upload_raw
+    RUN_ARGS+=(--raw "$RAW")
+}
+
+# RAW: the sample funnelpulse run makes without --raw (same rows, days and seed,
+# same folder: data/ under the current one), generated unless it exists.
+gce_default_sample() {
+    local rows="${FUNNELPULSE_SAMPLE_ROWS:-2000000}" funnelpulse
+    RAW="$PWD/data/sample-$rows-14d"
+    [[ -f "$RAW/truth.json" ]] && return 0
+    funnelpulse="$(binary funnelpulse)"
+    echo "no --raw given: generating the default sample ($rows rows, 14 days from 2019-10-15) in $RAW"
+    run "$funnelpulse" generate --out "$RAW" --rows "$rows" --start 2019-10-15 --days 14 || die "generating the sample failed (see above)"
+}
+
+# Mirrors the local RAW to raw_url/<its name> (rsync: a second run uploads only
+# what changed) and points RAW there.
+gce_upload_raw() {
+    local name
+    [[ -e "$RAW" || "$DRY_RUN" == 1 ]] || die "--raw $RAW: no such file or folder"
+    name="$(basename "$RAW")"
+    if [[ -f "$RAW" ]]; then
+        run gcloud storage cp "$RAW" "$OUT_RAW_URL/$name" || die "uploading $RAW failed (see above)"
+    else
+        run gcloud storage rsync --recursive --delete-unmatched-destination-objects "$RAW" "$OUT_RAW_URL/$name" ||
+            die "uploading $RAW failed (see above)"
+    fi
+    RAW="$OUT_RAW_URL/$name"
+}
+
+# The funnelpulse client reads and commits the lake in GCS itself: it needs
+# credentials (object_store takes Application Default Credentials).
+gce_check_client_credentials() {
+    [[ -n "${GOOGLE_APPLICATION_CREDENTIALS:-}${GOOGLE_SERVICE_ACCOUNT:-}${GOOGLE_SERVICE_ACCOUNT_PATH:-}${GOOGLE_SERVICE_ACCOUNT_KEY:-}" ]] && return 0
+    [[ -f "$HOME/.config/gcloud/application_default_credentials.json" ]] && return 0
+    echo "warning: no Application Default Credentials found; funnelpulse writes the lake in GCS from this machine: run 'gcloud auth application-default login'" >&2
+}
+
+# Runs stages (leading arguments) with options on the cluster.
+gce_run_stages() { # stages… options…
+    local arg stages=() options=() runs_01=0 funnelpulse
+    for arg in "$@"; do
+        if [[ ${#options[@]} -eq 0 && "$arg" != -* ]]; then
+            stages+=("$arg")
+            case "$arg" in all | 01 | 1) runs_01=1 ;; esac
+        else
+            options+=("$arg")
+        fi
+    done
+    RUN_ARGS=("${options[@]+"${options[@]}"}")
+    if [[ $runs_01 == 1 ]]; then gce_prepare_raw "${options[@]+"${options[@]}"}"; fi
+    gce_check_client_credentials
+    funnelpulse="$(binary funnelpulse)"
+    run "$funnelpulse" run "${stages[@]}" --scheduler "$(scheduler_url)" --lake "$LAKE" "${RUN_ARGS[@]+"${RUN_ARGS[@]}"}"
+}
+
+# ---- what the scripts do ----
+
+# Remembers what up.sh applied, for status.sh.
+gce_save_applied() {
+    [[ "$DRY_RUN" == 1 ]] && return 0
+    mkdir -p "$GCE_STATE_DIR"
+    echo "$IDLE_MINUTES" >"$GCE_STATE_DIR/idle_minutes"
+}
+
+gce_print_access() {
+    gce_tunnel_command
+    echo "cluster up: scheduler $(scheduler_url) (IAP tunnel to $OUT_SCHEDULER:$REMOTE_PORT), $EXECUTORS executors, lake $LAKE"
+    echo "  run stages:      deploy/submit.sh 01 02 …   or: funnelpulse run 01 --scheduler $(scheduler_url) --lake $LAKE"
+    echo "  tunnel by hand:  ${TUNNEL_CMD[*]}"
+    echo "  status, stop:    deploy/status.sh, deploy/down.sh (the bucket gs://$OUT_BUCKET and its lake stay)"
+    if [[ "$IDLE_MINUTES" -gt 0 ]]; then
+        echo "  idle watchdog:   after $IDLE_MINUTES idle minutes the executors scale to 0 and the scheduler stops; deploy/up.sh starts them again"
+    else
+        echo "  idle watchdog:   off (--idle-minutes 0): the cluster costs until deploy/down.sh"
+    fi
+}
+
+# up.sh: RUN_ALL and EXTRA (options for funnelpulse run) come from the script.
+gce_up() {
+    gce_need_tools gcloud terraform curl jq
+    gce_resolve_project
+    gce_check_binaries
+    # Before anything costs money: the client is needed for --run-all.
+    if [[ "$RUN_ALL" == 1 ]]; then binary funnelpulse >/dev/null; fi
+    gce_tf_vars
+    gce_terraform init -input=false || die "terraform init failed (see above): nothing was created"
+    gce_terraform apply -input=false -auto-approve "${TF_VARS[@]}" -var "release_version=$VERSION" ||
+        die "terraform apply failed (see above): no binaries uploaded, no tunnel started. Fix the cause and re-run deploy/up.sh (Terraform goes on from where it stopped), or remove what was made with deploy/down.sh"
+    gce_read_outputs || die "terraform output -json has no cluster outputs (scheduler_instance, lake_url): see terraform/outputs.tf"
+    gce_resolve_lake
+    gce_upload_release
+    gce_save_applied
+    gce_start_tunnel
+    gce_wait_for_executors "$EXECUTORS"
+    gce_print_access
+    gce_cost_line "$SCHEDULER_MACHINE_TYPE" "$EXECUTOR_MACHINE_TYPE" "$EXECUTORS" "$SPOT"
+    if [[ "$RUN_ALL" == 1 ]]; then
+        gce_run_stages all "${EXTRA[@]+"${EXTRA[@]}"}"
+    fi
+}
+
+# The VMs labelled app=funnelpulse, their cost, and the scheduler's view.
+gce_status() {
+    gce_need_tools gcloud terraform curl jq
+    gce_read_outputs || true
+    gce_resolve_project
+    gce_list_vms
+    local pid
+    if ! pid="$(gce_tunnel_pid)"; then
+        [[ -n "$OUT_SCHEDULER" ]] || OUT_SCHEDULER="<scheduler instance>"
+        OUT_ZONE="${OUT_ZONE:-$ZONE}" OUT_PROJECT="$PROJECT"
+        gce_tunnel_command
+        echo "scheduler: no IAP tunnel open, so no executors or jobs shown; deploy/submit.sh opens one, or run: ${TUNNEL_CMD[*]} &"
+        return 0
+    fi
+    TUNNEL_PORT="$(cat "$GCE_STATE_DIR/tunnel.port" 2>/dev/null || echo "$TUNNEL_PORT")"
+    API_BASE="http://localhost:$TUNNEL_PORT"
+    local executors
+    if ! executors="$(api executors 2>/dev/null)"; then
+        echo "scheduler $(scheduler_url) (IAP tunnel pid $pid): not answering (stopped by the idle watchdog, or still booting?)"
+        return 0
+    fi
+    echo "scheduler $(scheduler_url) (IAP tunnel pid $pid): $(jq 'length' <<<"$executors") executors registered$(jq -r 'if length > 0 then ": " + (map("\(.host):\(.port)") | join(", ")) else "" end' <<<"$executors")"
+    echo "jobs: $(jobs_by_status)"
+    gce_idle_line
+}
+
+# Idle time as the scheduler sees it: since the last job ended, or since it
+# started when it has run none (it keeps jobs in memory only). The watchdog on
+# the scheduler VM makes its own decision, with the same rule.
+gce_idle_line() {
+    local jobs state limit now
+    jobs="$(api jobs 2>/dev/null)" || return 0
+    state="$(api state 2>/dev/null || echo '{}')"
+    limit="$(cat "$GCE_STATE_DIR/idle_minutes" 2>/dev/null || echo "$IDLE_MINUTES")"
+    now="$(($(date +%s) * 1000))"
+    jq -rn --argjson jobs "$jobs" --argjson state "$state" --argjson now "$now" --argjson limit "$limit" '
+        ($jobs | map(select(.status == "Queued" or .status == "Running")) | length) as $active
+        | if $active > 0 then "idle: no, \($active) job(s) queued or running"
+          else (if ($jobs | length) > 0 then [$jobs[].end_time] | max else $state.started // 0 end) as $since
+          | if $since == 0 then "idle: unknown (the scheduler reports neither jobs nor its start time)"
+            else "idle: \((($now - $since) / 60000) | floor) min, since the \(if ($jobs | length) > 0 then "last job ended" else "scheduler started" end)"
+            end
+          end
+        + if $limit > 0 then " (the watchdog stops the cluster after \($limit) idle min)" else " (watchdog off)" end'
+}
+
+gce_list_vms() {
+    local rows name zone type state model running=0 total=0 price unknown=""
+    local format="value(name,zone.basename(),machineType.basename(),status,scheduling.provisioningModel)"
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "+ gcloud compute instances list --project $PROJECT --filter=labels.app=funnelpulse --format=$format"
+        return 0
+    fi
+    rows="$(gcloud compute instances list --project "$PROJECT" --filter=labels.app=funnelpulse --format="$format")" ||
+        die "gcloud compute instances list failed (see above)"
+    if [[ -z "$rows" ]]; then
+        echo "VMs in project $PROJECT: none (no cluster: deploy/up.sh makes one)"
+        echo "cost: \$0.000/hour for VMs"
+        return 0
+    fi
+    echo "VMs in project $PROJECT:"
+    printf '  %-32s %-16s %-16s %-11s %s\n' NAME ZONE MACHINE_TYPE STATUS PROVISIONING
+    while IFS=$'\t' read -r name zone type state model; do
+        printf '  %-32s %-16s %-16s %-11s %s\n' "$name" "$zone" "$type" "$state" "${model:-STANDARD}"
+        [[ "$state" == RUNNING ]] || continue
+        running=$((running + 1))
+        if [[ "$model" == SPOT ]]; then price="$(gce_price "$type" 3)"; else price="$(gce_price "$type" 2)"; fi
+        if [[ -z "$price" ]]; then
+            unknown="$type"
+        else
+            total="$(awk -v a="$total" -v b="$price" 'BEGIN { print a + b }')"
+        fi
+    done <<<"$rows"
+    if [[ -n "$unknown" ]]; then
+        echo "cost: unknown (no price for $unknown in $PRICES)"
+    else
+        echo "cost: \$$(awk -v t="$total" 'BEGIN { printf "%.3f", t }')/hour for the $running running VMs (VMs only; prices from $PRICES)"
+    fi
+}
+
+# submit.sh: stages and options in ARGS.
+gce_submit() {
+    gce_need_tools gcloud terraform curl jq
+    gce_read_outputs || die "no cluster in the Terraform state ($TF_DIR): start one with deploy/up.sh"
+    gce_resolve_project
+    gce_resolve_lake
+    if ! gce_tunnel_pid >/dev/null; then
+        gce_check_scheduler_running
+        gce_start_tunnel
+    fi
+    gce_wait_for_executors 1
+    gce_run_stages "${ARGS[@]}"
+}
+
+# A scheduler stopped by the idle watchdog would make the wait time out: say so at once.
+gce_check_scheduler_running() {
+    local state
+    [[ "$DRY_RUN" == 1 ]] && return 0
+    state="$(gcloud compute instances describe "$OUT_SCHEDULER" --zone "$OUT_ZONE" --project "$OUT_PROJECT" --format='value(status)' 2>/dev/null || true)"
+    case "$state" in
+    RUNNING | PROVISIONING | STAGING) ;;
+    "") die "the scheduler VM $OUT_SCHEDULER is not there (cluster down?): start the cluster with deploy/up.sh" ;;
+    *) die "the scheduler VM $OUT_SCHEDULER is $state (the idle watchdog stops an idle cluster): start it again with deploy/up.sh" ;;
+    esac
+}
+
+# down.sh: removes the cluster (module.cluster); the bucket and its lake stay.
+gce_down() {
+    gce_need_tools terraform
+    gce_stop_tunnel
+    if [[ "$DRY_RUN" != 1 ]]; then gce_read_outputs || true; fi
+    gce_resolve_project
+    gce_tf_vars
+    gce_terraform init -input=false || die "terraform init failed (see above): nothing was removed"
+    gce_terraform destroy -target=module.cluster -input=false -auto-approve "${TF_VARS[@]}" ||
+        die "terraform destroy failed (see above): the cluster may still run and cost money; re-run deploy/down.sh, and check with deploy/status.sh"
+    local bucket="${OUT_BUCKET:-${BUCKET:-$PROJECT-funnelpulse-lake}}"
+    echo "cluster removed; the bucket gs://$bucket survives with the lake (gs://$bucket/lake) and the releases: deploy/up.sh makes a new cluster over them"
+    echo "to delete the data too (irreversible): gcloud storage rm --recursive gs://$bucket && terraform -chdir=$TF_DIR state rm module.lake"
+}

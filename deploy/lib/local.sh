@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The local target: our scheduler and executors as processes on 127.0.0.1, with
+# pid files and logs in $LOCAL_DIR. Sourced by lib.sh; one function per script.
+
+# Starts a process in the background with its pid file, unless it runs already.
+local_start() { # name, command…
+    local name="$1"
+    shift
+    if pid_alive "$LOCAL_DIR/$name.pid"; then
+        echo "$name already running (pid $(cat "$LOCAL_DIR/$name.pid"))"
+        return
+    fi
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "+ $* > $LOCAL_DIR/logs/$name.log 2>&1 &"
+        return
+    fi
+    nohup "$@" >"$LOCAL_DIR/logs/$name.log" 2>&1 &
+    echo $! >"$LOCAL_DIR/$name.pid"
+}
+
+local_wait_for_executors() {
+    [[ "$DRY_RUN" == 1 ]] && return
+    local deadline=$((SECONDS + 60))
+    until [[ "$(registered_executors)" -ge "$EXECUTORS" ]]; do
+        pid_alive "$LOCAL_DIR/scheduler.pid" || die "the scheduler stopped: see $LOCAL_DIR/logs/scheduler.log"
+        [[ $SECONDS -lt $deadline ]] || die "only $(registered_executors) of $EXECUTORS executors registered after 60 s: see $LOCAL_DIR/logs/"
+        sleep 0.5
+    done
+}
+
+# up.sh: RUN_ALL and EXTRA (options for funnelpulse run) come from the script.
+local_up() {
+    local scheduler_bin executor_bin i
+    scheduler_bin="$(binary funnelpulse-scheduler)"
+    executor_bin="$(binary funnelpulse-executor)"
+    run mkdir -p "$LOCAL_DIR/logs"
+    local_start scheduler "$scheduler_bin" --bind-host 127.0.0.1 --external-host 127.0.0.1 --port "$SCHEDULER_PORT"
+    for i in $(seq 1 "$EXECUTORS"); do
+        run mkdir -p "$LOCAL_DIR/executor$i"
+        local_start "executor$i" "$executor_bin" --bind-host 127.0.0.1 --external-host 127.0.0.1 \
+            --port $((SCHEDULER_PORT + 2 * i - 1)) --grpc-port $((SCHEDULER_PORT + 2 * i)) \
+            --scheduler-host 127.0.0.1 --scheduler-port "$SCHEDULER_PORT" --work-dir "$LOCAL_DIR/executor$i"
+    done
+    local_wait_for_executors
+    echo "cluster up: scheduler $(scheduler_url), $EXECUTORS executors, lake $LAKE (local target: \$0.00/hour)"
+    echo "submit stages with: deploy/submit.sh --target local 01 02 …   stop it with: deploy/down.sh --target local"
+    if [[ "$RUN_ALL" == 1 ]]; then
+        submit_stages all "${EXTRA[@]+"${EXTRA[@]}"}"
+    fi
+}
+
+local_status() {
+    local pids pid_file name state
+    shopt -s nullglob
+    pids=("$LOCAL_DIR"/*.pid)
+    if [[ ${#pids[@]} -eq 0 ]]; then
+        echo "local cluster: not running"
+        return 0
+    fi
+    for pid_file in "${pids[@]}"; do
+        name="$(basename "$pid_file" .pid)"
+        if pid_alive "$pid_file"; then state="running (pid $(cat "$pid_file"))"; else state="stopped"; fi
+        echo "$name: $state"
+    done
+    echo "scheduler $(scheduler_url): $(registered_executors) executors registered"
+    local jobs
+    jobs="$(jobs_by_status)"
+    if [[ -n "$jobs" ]]; then echo "jobs: $jobs"; fi
+    echo "cost: \$0.00/hour (local target)"
+}
+
+# submit.sh: STAGES (and options after `--`) in ARGS.
+local_submit() {
+    [[ "$DRY_RUN" == 1 ]] || pid_alive "$LOCAL_DIR/scheduler.pid" || die "no local cluster is running: start it with deploy/up.sh --target local"
+    submit_stages "${ARGS[@]}"
+}
+
+local_down() {
+    local pid_file name
+    shopt -s nullglob
+    for pid_file in "$LOCAL_DIR"/*.pid; do
+        name="$(basename "$pid_file" .pid)"
+        if pid_alive "$pid_file"; then
+            run kill "$(cat "$pid_file")"
+            for _ in $(seq 1 50); do pid_alive "$pid_file" || break; sleep 0.1; done
+            if pid_alive "$pid_file"; then run kill -9 "$(cat "$pid_file")"; fi
+            echo "stopped $name"
+        fi
+        run rm -f "$pid_file"
+    done
+    echo "local cluster down; the lake stays at $LAKE"
+}

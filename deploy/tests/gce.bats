@@ -1,0 +1,471 @@
+#!/usr/bin/env bats
+# The gce target with fakes: terraform, gcloud and the funnelpulse CLI from
+# tests/fakes log their arguments to $FAKE_LOG; the fake IAP tunnel is a small
+# scheduler REST API on 127.0.0.1 (fakes/scheduler_api.py), which the scripts
+# query with the real curl. The scripts run with a PATH of the fakes and the
+# few system tools they use, so no real gcloud or terraform can be reached.
+
+setup_file() {
+    # System tools the scripts (and the fakes) use, by themselves on one folder.
+    local sysbin="$BATS_FILE_TMPDIR/sysbin" tool python
+    mkdir -p "$sysbin"
+    for tool in bash env cat sed awk grep mkdir rm seq sleep date od tr cut sort tail head \
+        ps nohup sha256sum dirname basename readlink kill curl jq; do
+        ln -sf "$(command -v "$tool")" "$sysbin/$tool"
+    done
+    # The real interpreter, not a pyenv shim (which needs pyenv on PATH).
+    python="$(python3 -c 'import sys; print(sys.executable)')"
+    ln -sf "$python" "$sysbin/python3"
+}
+
+setup() {
+    DEPLOY="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
+    ROOT="$(dirname "$DEPLOY")"
+    FAKES="$BATS_TEST_DIRNAME/fakes"
+    export FAKE_LOG="$BATS_TEST_TMPDIR/calls.log"
+    export FUNNELPULSE_LOCAL_DIR="$BATS_TEST_TMPDIR/state"
+    export FUNNELPULSE_BIN_DIR="$BATS_TEST_TMPDIR/bin"
+    export FUNNELPULSE_PRICES="$FAKES/prices.tsv"
+    export FUNNELPULSE_POLL_SECONDS=0.1
+    export FUNNELPULSE_WAIT_SECONDS=5
+    export FUNNELPULSE_SAMPLE_ROWS=1000
+    export FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/none.env"
+    : >"$FUNNELPULSE_CONFIG"
+    export HOME="$BATS_TEST_TMPDIR/home"
+    mkdir -p "$HOME" "$FUNNELPULSE_BIN_DIR"
+    # Our fakes first, then the system tools: nothing else.
+    mkdir -p "$BATS_TEST_TMPDIR/fakebin"
+    ln -s "$FAKES/gcloud" "$FAKES/terraform" "$BATS_TEST_TMPDIR/fakebin/"
+    SANDBOX_PATH="$BATS_TEST_TMPDIR/fakebin:$BATS_FILE_TMPDIR/sysbin"
+    ln -s "$FAKES/funnelpulse" "$FUNNELPULSE_BIN_DIR/funnelpulse"
+    fake_elf "$FUNNELPULSE_BIN_DIR/funnelpulse-scheduler" 3e00 28 scheduler
+    fake_elf "$FUNNELPULSE_BIN_DIR/funnelpulse-executor" 3e00 28 executor
+    export FUNNELPULSE_TUNNEL_PORT
+    FUNNELPULSE_TUNNEL_PORT="$(free_port)"
+    # The default sample (data/ under the current folder) goes to the test's folder.
+    cd "$BATS_TEST_TMPDIR"
+}
+
+teardown() {
+    local pid_file
+    for pid_file in "$FUNNELPULSE_LOCAL_DIR/gce/tunnel.pid" "$BATS_TEST_TMPDIR/listener.pid"; do
+        if [[ -f "$pid_file" ]]; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
+    done
+}
+
+# An ELF header: 64-bit little-endian, e_machine ($2, two bytes in hex), and a
+# need for glibc 2.$3.
+fake_elf() {
+    {
+        printf '\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00'
+        printf "\\x${2:0:2}\\x${2:2:2}"
+        printf '%s body GLIBC_2.2.5 GLIBC_2.%s GLIBC_2.17\n' "$4" "$3"
+    } >"$1"
+    chmod +x "$1"
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Runs a deploy script with the sandbox PATH.
+deploy() {
+    local script="$1"
+    shift
+    run env PATH="$SANDBOX_PATH" "$DEPLOY/$script" "$@"
+}
+
+# Line number of the first call matching a fixed string (0 if none).
+line_of() {
+    local n
+    n="$(grep -n -m1 -F -- "$1" "$FAKE_LOG" | cut -d: -f1)"
+    echo "${n:-0}"
+}
+
+calls() { cat "$FAKE_LOG" 2>/dev/null || true; }
+
+expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "calls:"; calls; false; }; }
+
+@test "up --run-all: init, apply, outputs, upload, tunnel, wait, sample upload, run — in that order" {
+    deploy up.sh --project p1 --run-all
+    expect_ok
+    local version
+    version="$(cat "$FUNNELPULSE_BIN_DIR/funnelpulse-scheduler" "$FUNNELPULSE_BIN_DIR/funnelpulse-executor" | sha256sum | cut -c1-12)"
+    local init apply tf_output upload tunnel wait generate raw run_all run_line
+    init="$(line_of "terraform -chdir=$ROOT/terraform init -input=false")"
+    apply="$(line_of "terraform -chdir=$ROOT/terraform apply -input=false -auto-approve")"
+    tf_output="$(line_of "terraform -chdir=$ROOT/terraform output -json")"
+    upload="$(line_of "gcloud storage cp $FUNNELPULSE_BIN_DIR/funnelpulse-scheduler $FUNNELPULSE_BIN_DIR/funnelpulse-executor gs://p1-funnelpulse-lake/releases/$version/")"
+    tunnel="$(line_of "gcloud compute start-iap-tunnel funnelpulse-scheduler 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1")"
+    wait="$(line_of "api GET /api/executors")"
+    generate="$(line_of "funnelpulse generate --out $BATS_TEST_TMPDIR/data/sample-1000-14d --rows 1000 --start 2019-10-15 --days 14")"
+    raw="$(line_of "gcloud storage rsync --recursive --delete-unmatched-destination-objects $BATS_TEST_TMPDIR/data/sample-1000-14d gs://p1-funnelpulse-lake/raw/sample-1000-14d")"
+    run_line="funnelpulse run all --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://p1-funnelpulse-lake/lake --raw gs://p1-funnelpulse-lake/raw/sample-1000-14d"
+    run_all="$(line_of "$run_line")"
+    echo "init $init apply $apply output $tf_output upload $upload tunnel $tunnel wait $wait generate $generate raw $raw run $run_all"
+    [ "$init" -ge 1 ] && [ "$apply" -gt "$init" ] && [ "$tf_output" -gt "$apply" ] && [ "$upload" -gt "$tf_output" ]
+    [ "$tunnel" -gt "$upload" ] && [ "$wait" -gt "$tunnel" ] && [ "$generate" -gt "$wait" ]
+    [ "$raw" -gt "$generate" ] && [ "$run_all" -gt "$raw" ]
+    # The apply carries the version the binaries are uploaded under.
+    grep -q -- "-var release_version=$version" <<<"$(sed -n "${apply}p" "$FAKE_LOG")"
+    [[ "$output" == *"2 executors registered"*"summary: fake report"* ]]
+}
+
+@test "up prints how to reach the cluster, the cost estimate and the watchdog" {
+    deploy up.sh --project p1
+    expect_ok
+    [[ "$output" == *"2 executors registered"* ]]
+    [[ "$output" == *"cluster up: scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT (IAP tunnel to funnelpulse-scheduler:50050), 2 executors, lake gs://p1-funnelpulse-lake/lake"* ]]
+    [[ "$output" == *"tunnel by hand:  gcloud compute start-iap-tunnel funnelpulse-scheduler 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1"* ]]
+    # Fixture prices: 0.1 + 2 × 0.05.
+    [[ "$output" == *"estimated cost: \$0.200/hour = scheduler e2-standard-2 on-demand \$0.1 + 2 × e2-standard-4 spot \$0.05"* ]]
+    [[ "$output" == *"after 60 idle minutes the executors scale to 0"* ]]
+    # Without --run-all nothing runs.
+    ! grep -q '^funnelpulse' "$FAKE_LOG"
+}
+
+@test "flags map to terraform variables and the tunnel" {
+    FAKE_EXECUTORS=3 deploy up.sh --project p2 --region us-central1 --zone us-central1-a --executors 3 \
+        --scheduler-machine-type e2-standard-4 --executor-machine-type n2-standard-8 --no-spot \
+        --idle-minutes 30 --bucket my-lake
+    expect_ok
+    local apply
+    apply="$(grep '^terraform .* apply ' "$FAKE_LOG")"
+    local expected
+    for expected in "-var project_id=p2 " "-var region=us-central1 " "-var zone=us-central1-a " "-var bucket_name=my-lake " \
+        "-var scheduler_machine_type=e2-standard-4 " "-var executor_machine_type=n2-standard-8 " \
+        "-var executor_count=3 " "-var executor_spot=false " "-var idle_minutes=30 "; do
+        [[ "$apply " == *"$expected"* ]] || { echo "missing '$expected' in: $apply"; false; }
+    done
+    grep -q -- "--zone us-central1-a --project p2" <<<"$(grep start-iap-tunnel "$FAKE_LOG")"
+    grep -q "gs://my-lake/releases/" "$FAKE_LOG"
+    [[ "$output" == *"3 executors registered"* ]]
+    # On-demand executors: 0.2 + 3 × 0.5.
+    [[ "$output" == *"estimated cost: \$1.700/hour = scheduler e2-standard-4 on-demand \$0.2 + 3 × n2-standard-8 on-demand \$0.5"* ]]
+}
+
+@test "a flag wins over the environment, which wins over the settings file" {
+    cat >"$FUNNELPULSE_CONFIG" <<'EOF'
+# deploy/gce.env-style settings
+FUNNELPULSE_PROJECT=file-project
+FUNNELPULSE_ZONE="zone-from-file"
+FUNNELPULSE_EXECUTORS=4
+export FUNNELPULSE_SPOT=false
+EOF
+    FUNNELPULSE_ZONE=zone-from-env deploy up.sh --executors 5 --dry-run
+    expect_ok
+    local apply
+    apply="$(grep -F '+ terraform' <<<"$output" | grep ' apply ')"
+    [[ "$apply" == *"-var project_id=file-project "* ]]
+    [[ "$apply" == *"-var zone=zone-from-env "* ]]
+    [[ "$apply" == *"-var executor_count=5 "* ]]
+    [[ "$apply" == *"-var executor_spot=false "* ]]
+
+    echo "PROJECT=x" >"$FUNNELPULSE_CONFIG"
+    deploy up.sh --dry-run
+    [ "$status" -ne 0 ] && [[ "$output" == *"'PROJECT=x' is not a FUNNELPULSE_NAME=value line"* ]]
+    FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/missing.env" deploy up.sh --dry-run
+    [ "$status" -ne 0 ] && [[ "$output" == *"missing.env (FUNNELPULSE_CONFIG) not found"* ]]
+}
+
+@test "the project comes from gcloud config when not set, and its absence is a clear error" {
+    FAKE_GCLOUD_PROJECT=from-gcloud deploy up.sh
+    expect_ok
+    grep -q -- "-var project_id=from-gcloud " "$FAKE_LOG"
+    teardown
+    rm -f "$FAKE_LOG" "$FAKE_LOG.tfvars"
+
+    deploy up.sh
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"no GCP project: pass --project ID, set FUNNELPULSE_PROJECT"*"gcloud config set project ID"* ]]
+    [ "$(calls)" == "gcloud config get-value project" ]
+}
+
+@test "terraform apply fails: nothing is uploaded, no tunnel, no run, a non-zero exit" {
+    FAKE_TERRAFORM_FAIL=apply deploy up.sh --project p1 --run-all
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"Error: fake terraform apply failed"* ]]
+    [[ "$output" == *"error: terraform apply failed (see above): no binaries uploaded, no tunnel started"* ]]
+    [ "$(calls | awk '{ print $1, $3 }')" == "$(printf 'terraform init\nterraform apply')" ]
+    [ ! -e "$FUNNELPULSE_LOCAL_DIR/gce/tunnel.pid" ]
+
+    rm -f "$FAKE_LOG"
+    FAKE_TERRAFORM_FAIL=init deploy up.sh --project p1
+    [ "$status" -ne 0 ] && [[ "$output" == *"terraform init failed"* ]]
+    [ "$(calls | wc -l)" -eq 1 ]
+}
+
+@test "a failed upload stops up before the tunnel" {
+    FAKE_STORAGE_FAIL=1 deploy up.sh --project p1
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"uploading the binaries to gs://p1-funnelpulse-lake/releases/"*"failed"* ]]
+    ! grep -q start-iap-tunnel "$FAKE_LOG"
+}
+
+@test "a release already in the bucket is not uploaded again" {
+    FAKE_STORAGE_LS="$(printf 'gs://b/releases/v/funnelpulse-executor\ngs://b/releases/v/funnelpulse-scheduler')" deploy up.sh --project p1
+    expect_ok
+    [[ "$output" == *"is in gs://p1-funnelpulse-lake/releases/"*"already"* ]]
+    ! grep -q "storage cp" "$FAKE_LOG"
+}
+
+@test "the cluster binaries must exist and be Linux x86-64 for Debian 12; nothing is applied otherwise" {
+    rm "$FUNNELPULSE_BIN_DIR/funnelpulse-executor"
+    deploy up.sh --project p1
+    [ "$status" -ne 0 ] && [[ "$output" == *"funnelpulse-executor not found: build the cluster binaries with 'cargo build --release -p funnelpulse'"* ]]
+
+    fake_elf "$FUNNELPULSE_BIN_DIR/funnelpulse-executor" b700 28 arm
+    deploy up.sh --project p1
+    [ "$status" -ne 0 ] && [[ "$output" == *"funnelpulse-executor is not a Linux x86-64 executable"* ]]
+
+    printf '\xcf\xfa\xed\xfe mach-o' >"$FUNNELPULSE_BIN_DIR/funnelpulse-executor"
+    deploy up.sh --project p1
+    [ "$status" -ne 0 ] && [[ "$output" == *"is not a Linux x86-64 executable"* ]]
+
+    fake_elf "$FUNNELPULSE_BIN_DIR/funnelpulse-executor" 3e00 39 new
+    deploy up.sh --project p1
+    [ "$status" -ne 0 ] && [[ "$output" == *"needs glibc 2.39, newer than the VMs' (Debian 12: 2.36)"* ]]
+
+    # And --run-all needs the client before anything costs money.
+    fake_elf "$FUNNELPULSE_BIN_DIR/funnelpulse-executor" 3e00 36 ok
+    rm "$FUNNELPULSE_BIN_DIR/funnelpulse"
+    deploy up.sh --project p1 --run-all
+    [ "$status" -ne 0 ] && [[ "$output" == *"bin/funnelpulse not found"* ]]
+    ! grep -q '^terraform' "$FAKE_LOG"
+}
+
+@test "missing tools are named" {
+    rm "$BATS_TEST_TMPDIR/fakebin/terraform"
+    deploy up.sh --project p1
+    [ "$status" -ne 0 ] && [[ "$output" == *"terraform not found: install Terraform"* ]]
+    rm "$BATS_TEST_TMPDIR/fakebin/gcloud"
+    deploy status.sh
+    [ "$status" -ne 0 ] && [[ "$output" == *"gcloud not found: install the Google Cloud CLI"* ]]
+}
+
+@test "the wait follows executors registering late, and times out naming what to check" {
+    FAKE_EXECUTORS_DELAY=1 deploy up.sh --project p1
+    expect_ok
+    [[ "$output" == *"waiting: 0 of 2 executors registered…"*"2 executors registered"* ]]
+    [ "$(grep -c 'api GET /api/executors' "$FAKE_LOG")" -ge 3 ]
+    teardown
+
+    FAKE_EXECUTORS=1 FUNNELPULSE_WAIT_SECONDS=1 deploy up.sh --project p1
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"only 1 of 2 executors registered within 1 s"* ]]
+    [[ "$output" == *"gcloud compute instance-groups managed list-instances funnelpulse-executors --zone europe-west1-b --project p1"* ]]
+    [[ "$output" == *"deploy/down.sh removes it"* ]]
+    teardown
+
+    FAKE_API_DOWN=1 FUNNELPULSE_WAIT_SECONDS=1 deploy up.sh --project p1
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"waiting for the scheduler to answer on localhost:$FUNNELPULSE_TUNNEL_PORT"* ]]
+    [[ "$output" == *"the scheduler did not answer through the IAP tunnel (localhost:$FUNNELPULSE_TUNNEL_PORT) within 1 s"* ]]
+    [[ "$output" == *"gcloud compute instances get-serial-port-output funnelpulse-scheduler --zone europe-west1-b --project p1"* ]]
+}
+
+@test "a tunnel that keeps exiting is restarted three times, then reported with its log" {
+    FAKE_TUNNEL_FAIL=1 deploy up.sh --project p1
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"the IAP tunnel exited (ERROR: (gcloud.compute.start-iap-tunnel) fake tunnel failure); starting it again"* ]]
+    [[ "$output" == *"the IAP tunnel keeps exiting"*"fake tunnel failure"*"roles/iap.tunnelResourceAccessor"* ]]
+    [ "$(grep -c start-iap-tunnel "$FAKE_LOG")" -eq 4 ]
+}
+
+@test "a local port taken by another program is refused" {
+    python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(60)' "$FUNNELPULSE_TUNNEL_PORT" &
+    echo $! >"$BATS_TEST_TMPDIR/listener.pid"
+    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$FUNNELPULSE_TUNNEL_PORT") 2>/dev/null && break; sleep 0.1; done
+    deploy up.sh --project p1
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"localhost:$FUNNELPULSE_TUNNEL_PORT is taken by another program"*"--tunnel-port"* ]]
+    ! grep -q start-iap-tunnel "$FAKE_LOG"
+}
+
+@test "status: VMs, their cost, executors, jobs by status, idle time" {
+    export FAKE_JOBS="$BATS_TEST_TMPDIR/jobs.json"
+    echo '[]' >"$FAKE_JOBS"
+    deploy up.sh --project p1 --idle-minutes 45
+    expect_ok
+    local now_ms=$(($(date +%s) * 1000))
+    cat >"$FAKE_JOBS" <<EOF
+[{"job_id": "a", "status": "Completed", "start_time": $((now_ms - 30 * 60000)), "end_time": $((now_ms - 20 * 60000))},
+ {"job_id": "b", "status": "Completed", "start_time": $((now_ms - 20 * 60000)), "end_time": $((now_ms - 12 * 60000 - 5000))},
+ {"job_id": "c", "status": "Failed", "start_time": $((now_ms - 40 * 60000)), "end_time": $((now_ms - 39 * 60000))}]
+EOF
+    export FAKE_INSTANCES="$BATS_TEST_TMPDIR/instances.tsv"
+    printf 'funnelpulse-scheduler\teurope-west1-b\te2-standard-2\tRUNNING\t\nfunnelpulse-executors-ab12\teurope-west1-b\te2-standard-4\tRUNNING\tSPOT\nfunnelpulse-executors-cd34\teurope-west1-b\te2-standard-4\tRUNNING\tSPOT\nfunnelpulse-old\teurope-west1-b\tn2-standard-8\tTERMINATED\tSTANDARD\n' >"$FAKE_INSTANCES"
+    rm "$FAKE_LOG"
+    deploy status.sh
+    expect_ok
+    grep -q -F "gcloud compute instances list --project p1 --filter=labels.app=funnelpulse --format=value(name,zone.basename(),machineType.basename(),status,scheduling.provisioningModel)" "$FAKE_LOG"
+    [[ "$output" == *"VMs in project p1:"* ]]
+    grep -Eq '^  funnelpulse-scheduler +europe-west1-b +e2-standard-2 +RUNNING +STANDARD$' <<<"$output"
+    grep -Eq '^  funnelpulse-old +europe-west1-b +n2-standard-8 +TERMINATED +STANDARD$' <<<"$output"
+    # 0.1 + 2 × 0.05 for the running ones; the terminated VM costs nothing.
+    [[ "$output" == *"cost: \$0.200/hour for the 3 running VMs"* ]]
+    [[ "$output" == *"scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT (IAP tunnel pid "*"): 2 executors registered: 10.10.0.11:50051, 10.10.0.12:50051"* ]]
+    [[ "$output" == *"jobs: 2 completed, 1 failed"* ]]
+    [[ "$output" == *"idle: 12 min, since the last job ended (the watchdog stops the cluster after 45 idle min)"* ]]
+
+    echo '[{"job_id": "d", "status": "Running", "start_time": 1, "end_time": 0}]' >"$FAKE_JOBS"
+    deploy status.sh
+    [[ "$output" == *"jobs: 1 running"* && "$output" == *"idle: no, 1 job(s) queued or running"* ]]
+
+    echo '[]' >"$FAKE_JOBS"
+    deploy status.sh
+    [[ "$output" == *"jobs: none"* && "$output" == *"idle: 0 min, since the scheduler started"* ]]
+}
+
+@test "status without a tunnel says how to open one; an unknown machine type is not priced" {
+    deploy up.sh --project p1
+    expect_ok
+    kill "$(cat "$FUNNELPULSE_LOCAL_DIR/gce/tunnel.pid")"
+    sleep 0.2
+    rm "$FAKE_LOG"
+    export FAKE_INSTANCES="$BATS_TEST_TMPDIR/instances.tsv"
+    printf 'funnelpulse-scheduler\teurope-west1-b\tm9-mystery\tRUNNING\t\n' >"$FAKE_INSTANCES"
+    deploy status.sh
+    expect_ok
+    [[ "$output" == *"cost: unknown (no price for m9-mystery in $FUNNELPULSE_PRICES)"* ]]
+    [[ "$output" == *"no IAP tunnel open"*"deploy/submit.sh opens one, or run: gcloud compute start-iap-tunnel funnelpulse-scheduler 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1 &"* ]]
+    ! grep -q '^api' "$FAKE_LOG"
+    ! grep -q start-iap-tunnel "$FAKE_LOG"
+
+    : >"$FAKE_INSTANCES"
+    deploy status.sh
+    [[ "$output" == *"VMs in project p1: none"* ]]
+}
+
+@test "the cost estimate says unknown for a machine type without a price" {
+    deploy up.sh --project p1 --executor-machine-type m9-mystery --dry-run
+    expect_ok
+    [[ "$output" == *"estimated cost: unknown (no spot price for m9-mystery in $FUNNELPULSE_PRICES)"* ]]
+    deploy up.sh --project p1 --scheduler-machine-type m9-mystery --dry-run
+    [[ "$output" == *"estimated cost: unknown (no on-demand price for m9-mystery in $FUNNELPULSE_PRICES)"* ]]
+}
+
+@test "submit opens the tunnel, reuses it, and uploads a local --raw for stage 01" {
+    deploy submit.sh 02
+    [ "$status" -ne 0 ] && [[ "$output" == *"no cluster in the Terraform state"* ]]
+
+    deploy up.sh --project p1
+    expect_ok
+    teardown # the tunnel stops: submit opens it again
+    rm "$FAKE_LOG"
+    deploy submit.sh 02 03
+    expect_ok
+    grep -q "gcloud compute instances describe funnelpulse-scheduler --zone europe-west1-b --project p1" "$FAKE_LOG"
+    [ "$(grep -c start-iap-tunnel "$FAKE_LOG")" -eq 1 ]
+    grep -q -x "funnelpulse run 02 03 --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://p1-funnelpulse-lake/lake" "$FAKE_LOG"
+    [[ "$output" == *"running stages on Ballista scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT"* ]]
+
+    mkdir -p "$BATS_TEST_TMPDIR/myraw"
+    echo "event_time" >"$BATS_TEST_TMPDIR/myraw/a.csv"
+    deploy submit.sh 01 -- --raw "$BATS_TEST_TMPDIR/myraw" --bad-rows quarantine
+    expect_ok
+    [ "$(grep -c start-iap-tunnel "$FAKE_LOG")" -eq 1 ]
+    grep -q -x "gcloud storage rsync --recursive --delete-unmatched-destination-objects $BATS_TEST_TMPDIR/myraw gs://p1-funnelpulse-lake/raw/myraw" "$FAKE_LOG"
+    grep -q -x "funnelpulse run 01 --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://p1-funnelpulse-lake/lake --bad-rows quarantine --raw gs://p1-funnelpulse-lake/raw/myraw" "$FAKE_LOG"
+    [[ "$output" == *"warning: no Application Default Credentials found"*"gcloud auth application-default login"* ]]
+
+    # A raw folder in GCS is passed as it is; credentials silence the warning.
+    GOOGLE_APPLICATION_CREDENTIALS=/dev/null deploy submit.sh 1 --raw gs://elsewhere/raw
+    expect_ok
+    grep -q -x "funnelpulse run 1 --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://p1-funnelpulse-lake/lake --raw gs://elsewhere/raw" "$FAKE_LOG"
+    [[ "$output" != *"warning"* ]]
+
+    FAKE_FUNNELPULSE_FAIL=1 deploy submit.sh 02
+    [ "$status" -ne 0 ] && [[ "$output" == *"fake stage failure"* ]]
+}
+
+@test "submit to a scheduler the watchdog stopped says to start it again" {
+    deploy up.sh --project p1
+    expect_ok
+    teardown
+    FAKE_SCHEDULER_STATUS=TERMINATED deploy submit.sh 02
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"the scheduler VM funnelpulse-scheduler is TERMINATED (the idle watchdog stops an idle cluster): start it again with deploy/up.sh"* ]]
+    ! grep -q "^funnelpulse run" "$FAKE_LOG"
+    deploy submit.sh 02 --lake /tmp/local-lake
+    [ "$status" -ne 0 ] && [[ "$output" == *"needs the lake in GCS"* ]]
+}
+
+@test "down stops the tunnel and destroys only module.cluster; the bucket survives" {
+    deploy up.sh --project p1 --bucket keep-me
+    expect_ok
+    local tunnel_pid
+    tunnel_pid="$(cat "$FUNNELPULSE_LOCAL_DIR/gce/tunnel.pid")"
+    rm "$FAKE_LOG"
+    deploy down.sh
+    expect_ok
+    [[ "$output" == *"stopped the IAP tunnel (pid $tunnel_pid)"* ]]
+    ! kill -0 "$tunnel_pid" 2>/dev/null
+    [ "$(grep -c ' destroy' "$FAKE_LOG")" -eq 1 ]
+    local destroy
+    destroy="$(grep ' destroy' "$FAKE_LOG")"
+    [[ "$destroy" == "terraform -chdir=$ROOT/terraform destroy -target=module.cluster -input=false -auto-approve -var project_id=p1 "* ]]
+    [[ "$output" == *"cluster removed; the bucket gs://keep-me survives with the lake (gs://keep-me/lake)"* ]]
+    [[ "$output" == *"gcloud storage rm --recursive gs://keep-me"* ]]
+    ! grep -q "storage rm" "$FAKE_LOG"
+
+    deploy down.sh --all
+    [ "$status" -ne 0 ] && [[ "$output" == *"never deletes the bucket"* ]]
+
+    FAKE_TERRAFORM_FAIL=destroy deploy down.sh
+    [ "$status" -ne 0 ] && [[ "$output" == *"terraform destroy failed (see above): the cluster may still run and cost money"* ]]
+}
+
+@test "--dry-run prints every command and runs none" {
+    deploy up.sh --project p1 --run-all --dry-run
+    expect_ok
+    [ ! -e "$FAKE_LOG" ]
+    [ ! -e "$FUNNELPULSE_LOCAL_DIR" ]
+    [ ! -e "$BATS_TEST_TMPDIR/data" ]
+    local tf="+ terraform -chdir=$ROOT/terraform"
+    [[ "$output" == *"$tf init -input=false"* ]]
+    [[ "$output" == *"$tf apply -input=false -auto-approve -var project_id=p1 "*"-var release_version="* ]]
+    [[ "$output" == *"$tf output -json"* ]]
+    [[ "$output" == *"+ gcloud storage cp $FUNNELPULSE_BIN_DIR/funnelpulse-scheduler $FUNNELPULSE_BIN_DIR/funnelpulse-executor <release_prefix>/"* ]]
+    [[ "$output" == *"+ gcloud compute start-iap-tunnel <scheduler_instance> 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1 > "*"tunnel.log 2>&1 &"* ]]
+    [[ "$output" == *"+ curl -fsS http://localhost:$FUNNELPULSE_TUNNEL_PORT/api/executors"* ]]
+    [[ "$output" == *"+ $FUNNELPULSE_BIN_DIR/funnelpulse generate --out $BATS_TEST_TMPDIR/data/sample-1000-14d"* ]]
+    [[ "$output" == *"+ gcloud storage rsync --recursive --delete-unmatched-destination-objects $BATS_TEST_TMPDIR/data/sample-1000-14d <raw_url>/sample-1000-14d"* ]]
+    [[ "$output" == *"+ $FUNNELPULSE_BIN_DIR/funnelpulse run all --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake <lake_url> --raw <raw_url>/sample-1000-14d"* ]]
+
+    # Without a project, the gcloud query is printed too.
+    deploy up.sh --dry-run
+    expect_ok
+    [[ "$output" == *"+ gcloud config get-value project"*"-var project_id=<project> "* ]]
+
+    deploy submit.sh 02 --dry-run
+    expect_ok
+    [[ "$output" == *"+ gcloud compute start-iap-tunnel"*"+ $FUNNELPULSE_BIN_DIR/funnelpulse run 02 --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake <lake_url>"* ]]
+    deploy status.sh --dry-run
+    expect_ok
+    [[ "$output" == *"+ gcloud compute instances list"* ]]
+    deploy down.sh --project p1 --dry-run
+    expect_ok
+    [[ "$output" == *"$tf destroy -target=module.cluster -input=false -auto-approve -var project_id=p1 "* ]]
+    [ ! -e "$FAKE_LOG" ]
+}
+
+@test "the local target still works beside gce (dry run)" {
+    deploy up.sh --target local --executors 2 --dry-run
+    expect_ok
+    [[ "$output" == *"+ $FUNNELPULSE_BIN_DIR/funnelpulse-scheduler --bind-host 127.0.0.1"* ]]
+    deploy up.sh --target local --bogus
+    [ "$status" -ne 0 ] && [[ "$output" == *"unknown option '--bogus' (options for funnelpulse run go after --)"* ]]
+}
+
+@test "deploy/prices.tsv prices the default machine types, on-demand and spot" {
+    local prices="$DEPLOY/prices.tsv"
+    [ -f "$prices" ] || skip "deploy/prices.tsv is not there yet"
+    [ "$(grep -v '^#' "$prices" | head -1)" == "$(printf 'machine_type\ton_demand_usd_per_hour\tspot_usd_per_hour')" ]
+    FUNNELPULSE_PRICES="$prices" deploy up.sh --project p1 --dry-run
+    expect_ok
+    grep -Eq 'estimated cost: \$[0-9]+\.[0-9]{3}/hour = scheduler e2-standard-2 on-demand \$[0-9.]+ \+ 2 × e2-standard-4 spot \$[0-9.]+' <<<"$output"
+    FUNNELPULSE_PRICES="$prices" deploy up.sh --project p1 --no-spot --dry-run
+    grep -Eq 'estimated cost: \$[0-9]+\.[0-9]{3}/hour = scheduler e2-standard-2 on-demand \$[0-9.]+ \+ 2 × e2-standard-4 on-demand' <<<"$output"
+}
