@@ -1,0 +1,196 @@
+#!/usr/bin/env bats
+# deploy/gce/startup.sh against a fake metadata server (127.0.0.1, answers only
+# with Metadata-Flavor: Google), a fake bucket behind a fake gcloud, and a fake
+# systemctl: what it installs, the units it writes, the order of its calls.
+
+load vm-fakes/helpers
+
+STARTUP="$BATS_TEST_DIRNAME/../gce/startup.sh"
+WATCHDOG="$BATS_TEST_DIRNAME/../gce/watchdog.sh"
+RELEASE=gs://proj-funnelpulse-lake/releases/0123456789ab
+
+setup() {
+    setup_fakes
+    start_metadata
+    export FUNNELPULSE_ROOT="$BATS_TEST_TMPDIR/root"
+    export FUNNELPULSE_RETRY_SECONDS=0
+    export FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS=30
+    ROOT="$FUNNELPULSE_ROOT"
+    attr funnelpulse-release "$RELEASE"
+    attr funnelpulse-scheduler-host 10.42.0.2
+    attr funnelpulse-idle-minutes 60
+    attr funnelpulse-executor-group funnelpulse-executors
+    attr funnelpulse-zone europe-west1-b
+    attr funnelpulse-watchdog "$(cat "$WATCHDOG")"
+    gcs_put "$RELEASE/funnelpulse-scheduler" "scheduler binary"
+    gcs_put "$RELEASE/funnelpulse-executor" "executor binary"
+}
+
+teardown() { stop_http; }
+
+as_role() { # role, hostname
+    attr funnelpulse-role "$1"
+    printf '%s' "$2" >"$META/hostname"
+}
+
+@test "scheduler: installs the release's binary, writes its unit with the interface's flags, starts it, installs the watchdog" {
+    as_role scheduler funnelpulse-scheduler.europe-west1-b.c.proj.internal
+    run "$STARTUP"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+
+    [ -x "$ROOT/opt/funnelpulse/bin/funnelpulse-scheduler" ]
+    [ "$(cat "$ROOT/opt/funnelpulse/bin/funnelpulse-scheduler")" = "scheduler binary" ]
+    unit="$ROOT/etc/systemd/system/funnelpulse-scheduler.service"
+    grep -qx "ExecStart=/opt/funnelpulse/bin/funnelpulse-scheduler --bind-host 0.0.0.0 --external-host funnelpulse-scheduler.europe-west1-b.c.proj.internal --port 50050 --executor-timeout-seconds 30 --enable-embedded-flight-proxy" "$unit"
+    grep -qx "Restart=always" "$unit"
+    grep -qx "User=funnelpulse" "$unit"
+    grep -qx "WantedBy=multi-user.target" "$unit"
+
+    # The watchdog is the script from the metadata, byte for byte, run by its own unit.
+    cmp "$WATCHDOG" "$ROOT/opt/funnelpulse/bin/funnelpulse-watchdog"
+    [ -x "$ROOT/opt/funnelpulse/bin/funnelpulse-watchdog" ]
+    wunit="$ROOT/etc/systemd/system/funnelpulse-watchdog.service"
+    grep -qx "ExecStart=/opt/funnelpulse/bin/funnelpulse-watchdog" "$wunit"
+    grep -qx "Environment=FUNNELPULSE_EXECUTOR_GROUP=funnelpulse-executors" "$wunit"
+    grep -qx "Environment=FUNNELPULSE_ZONE=europe-west1-b" "$wunit"
+    grep -qx "Restart=always" "$wunit"
+
+    # Download, then units, then start; the service user is created first.
+    expected="useradd --system --no-create-home --home-dir /var/lib/funnelpulse --shell /usr/sbin/nologin funnelpulse
+gcloud storage cp $RELEASE/funnelpulse-scheduler $ROOT/opt/funnelpulse/bin/funnelpulse-scheduler.download
+systemctl daemon-reload
+systemctl is-active --quiet funnelpulse-scheduler.service
+systemctl enable --now funnelpulse-scheduler.service
+systemctl daemon-reload
+systemctl is-active --quiet funnelpulse-watchdog.service
+systemctl enable --now funnelpulse-watchdog.service"
+    [ "$(calls)" = "$expected" ] || { calls; false; }
+    [[ "$output" == *"idle watchdog on: executors to 0 and power-off after 60 idle minutes"* ]]
+}
+
+@test "executor: scheduler address and own hostname in its flags, a work dir, no watchdog" {
+    as_role executor funnelpulse-executor-x1z2.europe-west1-b.c.proj.internal
+    run "$STARTUP"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+
+    [ "$(cat "$ROOT/opt/funnelpulse/bin/funnelpulse-executor")" = "executor binary" ]
+    unit="$ROOT/etc/systemd/system/funnelpulse-executor.service"
+    grep -qx "ExecStart=/opt/funnelpulse/bin/funnelpulse-executor --scheduler-host 10.42.0.2 --scheduler-port 50050 --external-host funnelpulse-executor-x1z2.europe-west1-b.c.proj.internal --work-dir /var/lib/funnelpulse/work --heartbeat-interval-seconds 5" "$unit"
+    grep -qx "StateDirectory=funnelpulse/work" "$unit"
+    grep -qx "Restart=always" "$unit"
+    [ ! -e "$ROOT/opt/funnelpulse/bin/funnelpulse-scheduler" ]
+    [ ! -e "$ROOT/opt/funnelpulse/bin/funnelpulse-watchdog" ]
+    ! grep -q watchdog "$FAKE_LOG"
+    [ "$(grep -c '^gcloud' "$FAKE_LOG")" -eq 1 ]
+    grep -qx "systemctl enable --now funnelpulse-executor.service" "$FAKE_LOG"
+    # Every metadata request carried the header (the fake answers 403 without it).
+    grep -q "GET /computeMetadata/v1/instance/attributes/funnelpulse-scheduler-host" "$BATS_TEST_TMPDIR/metadata/requests.log"
+}
+
+@test "waits for a release that deploy/up.sh has not uploaded yet" {
+    as_role executor exec-1.internal
+    export FAKE_GCS_MISSING_TRIES=2
+    run "$STARTUP"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"waiting for $RELEASE/funnelpulse-executor (attempt 1; deploy/up.sh uploads it after terraform apply)"* ]]
+    [[ "$output" == *"(attempt 2;"* && "$output" != *"(attempt 3;"* ]]
+    [ "$(grep -c '^gcloud storage cp' "$FAKE_LOG")" -eq 3 ]
+    [ "$(cat "$ROOT/opt/funnelpulse/bin/funnelpulse-executor")" = "executor binary" ]
+    # Nothing was started before the binary was there.
+    [ "$(call_index 'systemctl')" -gt "$(grep -n 'gcloud storage cp' "$FAKE_LOG" | tail -1 | cut -d: -f1)" ]
+}
+
+@test "gives up clearly when the release never appears, and starts nothing" {
+    as_role executor exec-1.internal
+    rm -r "${FAKE_GCS:?}"/*
+    export FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS=1 FUNNELPULSE_RETRY_SECONDS=0.2
+    run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"error: $RELEASE/funnelpulse-executor is still missing after 1s: upload the release (deploy/up.sh does"* ]]
+    [ "$(grep -c '^gcloud storage cp' "$FAKE_LOG")" -ge 2 ]
+    ! grep -q '^systemctl' "$FAKE_LOG"
+    [ ! -e "$ROOT/opt/funnelpulse/bin/funnelpulse-executor" ]
+}
+
+@test "a missing or unknown role stops the script before it downloads or starts anything" {
+    printf 'vm.internal' >"$META/hostname"
+    run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"error: metadata attribute funnelpulse-role is missing: set it to scheduler or executor"* ]]
+
+    attr funnelpulse-role worker
+    run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"error: unknown funnelpulse-role 'worker': expected scheduler or executor"* ]]
+    [ ! -s "$FAKE_LOG" ]
+}
+
+@test "a missing release or scheduler address is refused clearly" {
+    as_role executor exec-1.internal
+    rm "$META/attributes/funnelpulse-release"
+    run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"metadata attribute funnelpulse-release is '', not gs://<bucket>/releases/<version>: apply terraform/ with release_version set"* ]]
+
+    attr funnelpulse-release "$RELEASE"
+    rm "$META/attributes/funnelpulse-scheduler-host"
+    run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"funnelpulse-scheduler-host is missing"* ]]
+    ! grep -q '^systemctl enable' "$FAKE_LOG"
+}
+
+@test "an unreachable metadata server is an error, not an empty role" {
+    stop_http
+    run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"error: metadata server http://$GCE_METADATA_HOST/computeMetadata/v1/instance/hostname answered HTTP 000"* ]]
+    [ ! -s "$FAKE_LOG" ]
+}
+
+@test "at the next boot the same release is not downloaded again; a new release restarts the running service" {
+    as_role executor exec-1.internal
+    run "$STARTUP"
+    [ "$status" -eq 0 ]
+    : >"$FAKE_LOG"
+    export FAKE_USER_EXISTS=1 FAKE_ACTIVE_UNITS=funnelpulse-executor.service
+    run "$STARTUP"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"already installed"* ]]
+    [ "$(calls)" = "systemctl daemon-reload
+systemctl enable --now funnelpulse-executor.service" ] || { calls; false; }
+
+    : >"$FAKE_LOG"
+    new=gs://proj-funnelpulse-lake/releases/ba9876543210
+    gcs_put "$new/funnelpulse-executor" "executor binary v2"
+    attr funnelpulse-release "$new"
+    run "$STARTUP"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ "$(cat "$ROOT/opt/funnelpulse/bin/funnelpulse-executor")" = "executor binary v2" ]
+    [ "$(calls)" = "gcloud storage cp $new/funnelpulse-executor $ROOT/opt/funnelpulse/bin/funnelpulse-executor.download
+systemctl daemon-reload
+systemctl is-active --quiet funnelpulse-executor.service
+systemctl restart funnelpulse-executor.service
+systemctl enable --now funnelpulse-executor.service" ] || { calls; false; }
+}
+
+@test "idle minutes 0: no watchdog, and one installed before is removed" {
+    as_role scheduler sched.internal
+    run "$STARTUP"
+    [ "$status" -eq 0 ]
+    [ -f "$ROOT/etc/systemd/system/funnelpulse-watchdog.service" ]
+
+    : >"$FAKE_LOG"
+    attr funnelpulse-idle-minutes 0
+    run "$STARTUP"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"idle watchdog off (funnelpulse-idle-minutes is 0)"* ]]
+    [ ! -e "$ROOT/etc/systemd/system/funnelpulse-watchdog.service" ]
+    grep -qx "systemctl disable --now funnelpulse-watchdog.service" "$FAKE_LOG"
+    ! grep -q "enable --now funnelpulse-watchdog" "$FAKE_LOG"
+
+    attr funnelpulse-idle-minutes soon
+    run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"funnelpulse-idle-minutes must be a whole number of minutes, not 'soon'"* ]]
+}
