@@ -128,18 +128,11 @@ gce_check_binaries() {
     VERSION="$(cat "$SCHEDULER_BIN" "$EXECUTOR_BIN" | sha256 | cut -c1-12)"
 }
 
-# Uploads the binaries unless this version is there already.
+# Uploads the binaries, every time: the bucket's lifecycle rule deletes old
+# releases by age, and a fresh copy keeps the running one from expiring.
 gce_upload_release() {
-    local dest="$OUT_RELEASE_PREFIX/$VERSION" listed=""
-    if [[ "$DRY_RUN" != 1 ]]; then
-        listed="$(gcloud storage ls "$dest/" 2>/dev/null || true)"
-    fi
-    if [[ "$listed" == *"/funnelpulse-scheduler"* && "$listed" == *"/funnelpulse-executor"* ]]; then
-        echo "release $VERSION is in $dest/ already"
-        return 0
-    fi
-    run gcloud storage cp "$SCHEDULER_BIN" "$EXECUTOR_BIN" "$dest/" ||
-        die "uploading the binaries to $dest/ failed (see above); the VMs wait 20 minutes for them: re-run deploy/up.sh"
+    run gcloud storage cp "$SCHEDULER_BIN" "$EXECUTOR_BIN" "$OUT_RELEASE_PREFIX/$VERSION/" ||
+        die "uploading the binaries to $OUT_RELEASE_PREFIX/$VERSION/ failed (see above); the VMs wait 20 minutes for them: re-run deploy/up.sh"
 }
 
 # ---- the IAP tunnel ----
@@ -343,6 +336,7 @@ gce_run_stages() { # stages… options…
             options+=("$arg")
         fi
     done
+    [[ ${#stages[@]} -gt 0 ]] || die "name the stages to run (01 … 06, or all) before the options"
     RUN_ARGS=("${options[@]+"${options[@]}"}")
     if [[ $runs_01 == 1 ]]; then gce_prepare_raw "${options[@]+"${options[@]}"}"; fi
     gce_check_client_credentials
@@ -424,7 +418,8 @@ gce_status() {
 
 # Idle time as the scheduler sees it: since the last job ended, or since it
 # started when it has run none (it keeps jobs in memory only). The watchdog on
-# the scheduler VM makes its own decision, with the same rule.
+# the scheduler VM keeps its own clock (the last minutely poll that saw a job
+# queued or running), so the two can differ by about a minute.
 gce_idle_line() {
     local jobs state limit now
     jobs="$(api jobs 2>/dev/null)" || return 0
@@ -439,7 +434,7 @@ gce_idle_line() {
             else "idle: \((($now - $since) / 60000) | floor) min, since the \(if ($jobs | length) > 0 then "last job ended" else "scheduler started" end)"
             end
           end
-        + if $limit > 0 then " (the watchdog stops the cluster after \($limit) idle min)" else " (watchdog off)" end'
+        + if $limit > 0 then " (the watchdog on the VM, polling each minute, stops the cluster after \($limit) idle min)" else " (watchdog off)" end'
 }
 
 gce_list_vms() {
@@ -497,7 +492,7 @@ gce_check_scheduler_running() {
     state="$(gcloud compute instances describe "$OUT_SCHEDULER" --zone "$OUT_ZONE" --project "$OUT_PROJECT" --format='value(status)' 2>/dev/null || true)"
     case "$state" in
     RUNNING | PROVISIONING | STAGING) ;;
-    "") die "the scheduler VM $OUT_SCHEDULER is not there (cluster down?): start the cluster with deploy/up.sh" ;;
+    "") die "gcloud compute instances describe $OUT_SCHEDULER failed: the cluster is down (deploy/up.sh makes it), or gcloud cannot reach project $OUT_PROJECT" ;;
     *) die "the scheduler VM $OUT_SCHEDULER is $state (the idle watchdog stops an idle cluster): start it again with deploy/up.sh" ;;
     esac
 }
