@@ -8,6 +8,7 @@ and python-hcl2 that checkov brings):
     python offline_checks.py invariants   # security choices that must not regress
     python offline_checks.py metadata     # the metadata attributes set here are the ones startup.sh reads
     python offline_checks.py skips        # every inline checkov skip gives its reason
+    python offline_checks.py prices       # deploy/prices.tsv prices the default machine types
     python offline_checks.py policy REPORT.json   # the custom policy fails the bad fixture, passes the good one
 
 Each prints what is wrong and exits 1, or exits 0.
@@ -227,6 +228,34 @@ def check_skips():
     return fail(problems)
 
 
+def check_prices():
+    """deploy/prices.tsv: the header the deploy scripts expect, a price for each
+    default machine type, numbers, Spot below on-demand."""
+    lines = (REPO / "deploy" / "prices.tsv").read_text().splitlines()
+    problems = []
+    if not lines or lines[0] != "machine_type\ton_demand_usd_per_hour\tspot_usd_per_hour":
+        problems.append("the first line must be the header machine_type<TAB>on_demand_usd_per_hour<TAB>spot_usd_per_hour")
+    if not any(line.startswith("#") and "europe-west1" in line for line in lines):
+        problems.append("a comment line must name the region of the prices")
+    prices = {}
+    for line in lines[1:]:
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        try:
+            on_demand, spot = float(fields[1]), float(fields[2])
+        except (IndexError, ValueError):
+            problems.append(f"not machine<TAB>price<TAB>price: {line!r}")
+            continue
+        if not 0 < spot < on_demand:
+            problems.append(f"{fields[0]}: Spot {spot} must be above 0 and below on-demand {on_demand}")
+        prices[fields[0]] = on_demand
+    for machine in (VARIABLES["scheduler_machine_type"], VARIABLES["executor_machine_type"], "n1-standard-2"):
+        if machine not in prices:
+            problems.append(f"no price for {machine}")
+    return fail(problems)
+
+
 def check_policy(report_path):
     """The custom policy fails every rule of the bad fixture and passes every rule of the good one."""
     report = json.loads(Path(report_path).read_text())
@@ -252,7 +281,8 @@ def check_policy(report_path):
 
 def main(argv):
     checks = {"fmt": check_fmt, "interface": check_interface, "invariants": check_invariants,
-              "metadata": check_metadata, "skips": check_skips, "policy": check_policy}
+              "metadata": check_metadata, "skips": check_skips, "prices": check_prices,
+              "policy": check_policy}
     if len(argv) < 2 or argv[1] not in checks:
         print(__doc__)
         return 2
