@@ -156,7 +156,7 @@ systemctl poweroff" ] || { calls; false; }
 
 @test "as a service: keeps polling while jobs run" {
     jobs_running
-    FUNNELPULSE_WATCHDOG_NOW=$T0 run timeout 1 "$WATCHDOG"
+    FUNNELPULSE_WATCHDOG_NOW=$T0 run timeout 2 "$WATCHDOG"
     [ "$status" -eq 124 ] # still running when timeout stopped it
     [ "$(grep -c 'busy: 2 job' <<<"$output")" -ge 3 ]
     [ ! -s "$FAKE_LOG" ]

@@ -22,7 +22,7 @@ start_http() { # name, folder, server options…
     mkdir -p "$dir"
     python3 "$FAKES/http_files.py" "$dir" "$port_file" "$@" >/dev/null 2>&1 &
     echo $! >"$BATS_TEST_TMPDIR/$name.pid"
-    for _ in $(seq 100); do
+    for _ in $(seq 200); do
         [[ -s "$port_file" ]] && break
         sleep 0.05
     done
@@ -61,4 +61,8 @@ gcs_put() { # gs url, content
 calls() { cat "$FAKE_LOG"; }
 
 # Line number of the first call matching a pattern (0 if none).
-call_index() { grep -n -m 1 -e "$1" "$FAKE_LOG" | cut -d: -f1 || echo 0; }
+call_index() {
+    local line
+    line="$(grep -n -m 1 -e "$1" "$FAKE_LOG" | cut -d: -f1)"
+    echo "${line:-0}"
+}
