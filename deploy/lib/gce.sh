@@ -167,6 +167,9 @@ gce_start_tunnel() {
         die "localhost:$TUNNEL_PORT is taken by another program (a local cluster?): stop it, or pick another port with --tunnel-port"
     fi
     gce_tunnel_command
+    # Without this flag gcloud exits at once when nothing answers on the VM's
+    # port yet, which is the case while the VMs boot and fetch the binaries.
+    TUNNEL_CMD+=(--iap-tunnel-disable-connection-check)
     run mkdir -p "$GCE_STATE_DIR"
     if [[ "$DRY_RUN" == 1 ]]; then
         echo "+ ${TUNNEL_CMD[*]} > $GCE_STATE_DIR/tunnel.log 2>&1 &"
@@ -199,7 +202,7 @@ gce_wait_for_executors() {
         return 0
     fi
     while true; do
-        count="$(api executors 2>/dev/null | jq 'length' 2>/dev/null || true)"
+        count="$(api executors 2>/dev/null | jq 'if type == "array" then length else empty end' 2>/dev/null || true)"
         if [[ -n "$count" && "$count" -ge "$want" ]]; then
             echo "$count executors registered"
             return 0
@@ -431,7 +434,7 @@ gce_idle_line() {
         | if $active > 0 then "idle: no, \($active) job(s) queued or running"
           else (if ($jobs | length) > 0 then [$jobs[].end_time] | max else $state.started // 0 end) as $since
           | if $since == 0 then "idle: unknown (the scheduler reports neither jobs nor its start time)"
-            else "idle: \((($now - $since) / 60000) | floor) min, since the \(if ($jobs | length) > 0 then "last job ended" else "scheduler started" end)"
+            else "idle: \([0, ($now - $since) / 60000 | floor] | max) min, since the \(if ($jobs | length) > 0 then "last job ended" else "scheduler started" end)"
             end
           end
         + if $limit > 0 then " (the watchdog on the VM, polling each minute, stops the cluster after \($limit) idle min)" else " (watchdog off)" end'

@@ -96,7 +96,7 @@ expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "cal
     apply="$(line_of "terraform -chdir=$ROOT/terraform apply -input=false -auto-approve")"
     tf_output="$(line_of "terraform -chdir=$ROOT/terraform output -json")"
     upload="$(line_of "gcloud storage cp $FUNNELPULSE_BIN_DIR/funnelpulse-scheduler $FUNNELPULSE_BIN_DIR/funnelpulse-executor gs://p1-funnelpulse-lake/releases/$version/")"
-    tunnel="$(line_of "gcloud compute start-iap-tunnel funnelpulse-scheduler 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1")"
+    tunnel="$(line_of "gcloud compute start-iap-tunnel funnelpulse-scheduler 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1 --iap-tunnel-disable-connection-check")"
     wait="$(line_of "api GET /api/executors")"
     generate="$(line_of "funnelpulse generate --out $BATS_TEST_TMPDIR/data/sample-1000-14d --rows 1000 --start 2019-10-15 --days 14")"
     raw="$(line_of "gcloud storage rsync --recursive --delete-unmatched-destination-objects $BATS_TEST_TMPDIR/data/sample-1000-14d gs://p1-funnelpulse-lake/raw/sample-1000-14d")"
@@ -249,12 +249,16 @@ EOF
     [[ "$output" == *"gcloud compute instance-groups managed list-instances funnelpulse-executors --zone europe-west1-b --project p1"* ]]
     [[ "$output" == *"deploy/down.sh removes it"* ]]
     teardown
+    rm "$FAKE_LOG"
 
     FAKE_API_DOWN=1 FUNNELPULSE_WAIT_SECONDS=1 deploy up.sh --project p1
     [ "$status" -ne 0 ]
     [[ "$output" == *"waiting for the scheduler to answer on localhost:$FUNNELPULSE_TUNNEL_PORT"* ]]
     [[ "$output" == *"the scheduler did not answer through the IAP tunnel (localhost:$FUNNELPULSE_TUNNEL_PORT) within 1 s"* ]]
     [[ "$output" == *"gcloud compute instances get-serial-port-output funnelpulse-scheduler --zone europe-west1-b --project p1"* ]]
+    # The tunnel outlived the scheduler's silence (gcloud's connection check is off).
+    [[ "$output" != *"tunnel exited"* ]]
+    [ "$(grep -c start-iap-tunnel "$FAKE_LOG")" -eq 1 ]
 }
 
 @test "a tunnel that keeps exiting is restarted three times, then reported with its log" {
@@ -308,7 +312,7 @@ EOF
 
     echo '[]' >"$FAKE_JOBS"
     deploy status.sh
-    [[ "$output" == *"jobs: none"* && "$output" == *"idle: 0 min, since the scheduler started"* ]]
+    [[ "$output" == *"jobs: none"* && "$output" == *"idle: 0 min, since the scheduler started"* ]] || { echo "$output"; false; }
 }
 
 @test "status without a tunnel says how to open one; an unknown machine type is not priced" {
@@ -421,7 +425,7 @@ EOF
     [[ "$output" == *"$tf apply -input=false -auto-approve -var project_id=p1 "*"-var release_version="* ]]
     [[ "$output" == *"$tf output -json"* ]]
     [[ "$output" == *"+ gcloud storage cp $FUNNELPULSE_BIN_DIR/funnelpulse-scheduler $FUNNELPULSE_BIN_DIR/funnelpulse-executor <release_prefix>/"* ]]
-    [[ "$output" == *"+ gcloud compute start-iap-tunnel <scheduler_instance> 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1 > "*"tunnel.log 2>&1 &"* ]]
+    [[ "$output" == *"+ gcloud compute start-iap-tunnel <scheduler_instance> 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1 --iap-tunnel-disable-connection-check > "*"tunnel.log 2>&1 &"* ]]
     [[ "$output" == *"+ curl -fsS http://localhost:$FUNNELPULSE_TUNNEL_PORT/api/executors"* ]]
     [[ "$output" == *"+ $FUNNELPULSE_BIN_DIR/funnelpulse generate --out $BATS_TEST_TMPDIR/data/sample-1000-14d"* ]]
     [[ "$output" == *"+ gcloud storage rsync --recursive --delete-unmatched-destination-objects $BATS_TEST_TMPDIR/data/sample-1000-14d <raw_url>/sample-1000-14d"* ]]
