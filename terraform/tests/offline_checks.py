@@ -10,6 +10,7 @@ and python-hcl2 that checkov brings):
     python offline_checks.py skips        # every inline checkov skip gives its reason
     python offline_checks.py prices       # deploy/prices.tsv prices the default machine types
     python offline_checks.py policy REPORT.json   # the custom policy fails the bad fixture, passes the good one
+    python offline_checks.py policy-ran REPORT.json  # checkov -d terraform evaluated CKV_FP_1 on every firewall rule
 
 Each prints what is wrong and exits 1, or exits 0.
 """
@@ -279,10 +280,23 @@ def check_policy(report_path):
     return fail(problems)
 
 
+def check_policy_ran(report_path):
+    report = json.loads(Path(report_path).read_text())
+    reports = report if isinstance(report, list) else [report]
+    evaluated = {check["resource"].split(".")[-1]
+                 for item in reports
+                 for outcome in ("passed_checks", "failed_checks")
+                 for check in item.get("results", {}).get(outcome, [])
+                 if check["check_id"] == "CKV_FP_1"}
+    rules = resources(load(TERRAFORM / "modules" / "cluster"), "google_compute_firewall")
+    return fail([f"CKV_FP_1 did not run on firewall {name} (is terraform/.checkov.yaml loading terraform/policies?)"
+                 for name in sorted(set(rules) - evaluated)])
+
+
 def main(argv):
     checks = {"fmt": check_fmt, "interface": check_interface, "invariants": check_invariants,
               "metadata": check_metadata, "skips": check_skips, "prices": check_prices,
-              "policy": check_policy}
+              "policy": check_policy, "policy-ran": check_policy_ran}
     if len(argv) < 2 or argv[1] not in checks:
         print(__doc__)
         return 2
