@@ -9,7 +9,9 @@ internet (0.0.0.0/0 or ::/0) reach one of those ports, whether the rule lists
 the port, a range covering it, or no ports at all (all ports), over TCP or
 all protocols.
 
-Run with: checkov -d terraform --external-checks-dir terraform/policies
+terraform/.checkov.yaml loads it whenever checkov scans terraform/ from the
+repository's root (checkov -d terraform --skip-download --framework terraform);
+elsewhere: --external-checks-dir terraform/policies.
 """
 
 import ipaddress
