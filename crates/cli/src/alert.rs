@@ -20,7 +20,7 @@ pub struct AlertCommandArgs {
 }
 
 pub async fn run(args: AlertCommandArgs) -> anyhow::Result<()> {
-    let engine = Engine::connect(args.common.engine_mode()?).await?;
+    let engine = Engine::connect_with(args.common.engine_mode()?, &args.common.cluster).await?;
     let lake = Lake::open(&args.common.lake, engine.ctx.runtime_env().object_store_registry.as_ref())?;
     let alert = AlertArgs { webhook: Some(args.webhook), detector: args.detector, retries: args.retries };
     println!("{}", send_new_alerts(&engine, &lake, &alert).await?);

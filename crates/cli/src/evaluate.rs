@@ -28,7 +28,7 @@ pub async fn run(args: EvaluateArgs) -> anyhow::Result<()> {
             args.truth.display()
         );
     }
-    let engine = Engine::connect(args.common.engine_mode()?).await?;
+    let engine = Engine::connect_with(args.common.engine_mode()?, &args.common.cluster).await?;
     let lake = Lake::open(&args.common.lake, engine.ctx.runtime_env().object_store_registry.as_ref())?;
     let evaluation = evaluate(&engine, &lake, &truth).await?;
     print!("{evaluation}");

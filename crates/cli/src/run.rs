@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use funnelpulse_engine::{CommonArgs, Engine};
+use funnelpulse_engine::{CommonArgs, StageRunner};
 use funnelpulse_generator::GeneratorConfig;
 use funnelpulse_lake::Lake;
 
@@ -60,32 +60,44 @@ fn resolve_stages(requested: &[String]) -> anyhow::Result<Vec<&'static str>> {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let stages = resolve_stages(&args.stages)?;
-    let mode = args.common.engine_mode()?;
-    let engine = Engine::connect(mode).await?;
-    eprintln!("running stages {} on {}", stages.join(", "), engine.mode);
-    let lake = Lake::open(&args.common.lake, engine.ctx.runtime_env().object_store_registry.as_ref())?;
+    let mut runner = StageRunner::connect(&args.common).await?;
+    eprintln!("running stages {} on {}", stages.join(", "), runner.engine().mode);
+    let registry = runner.engine().ctx.runtime_env().object_store_registry.clone();
+    let lake = Lake::open(&args.common.lake, registry.as_ref())?;
     let with_stream_input = stages.contains(&"03");
     let all = args.stages.iter().any(|s| s == "all");
     for stage in stages {
-        match stage {
+        // Each stage commits all its tables or none, so a failed attempt can be retried.
+        let report = match stage {
             "01" => {
                 let raw = match &args.stage01.raw {
                     Some(raw) => raw.clone(),
                     None => default_sample(args.sample_rows)?,
                 };
-                let report = funnelpulse_stage01::run(&engine, &lake, &raw, args.stage01.bad_rows).await?;
-                println!("{report}");
+                let bad_rows = args.stage01.bad_rows;
+                let run = async |engine: &_| funnelpulse_stage01::run(engine, &lake, &raw, bad_rows).await;
+                format!("{}\n", runner.run(stage, run).await?)
             }
-            "02" => println!("{}", funnelpulse_stage02::run(&engine, &lake).await?),
-            "03" => println!("{}", funnelpulse_stage03::run(&engine, &lake, &args.stage03).await?),
+            "02" => {
+                format!("{}\n", runner.run(stage, async |engine| funnelpulse_stage02::run(engine, &lake).await).await?)
+            }
+            "03" => {
+                let run = async |engine: &_| funnelpulse_stage03::run(engine, &lake, &args.stage03).await;
+                format!("{}\n", runner.run(stage, run).await?)
+            }
             "04" => {
                 let stage04 = stream_args(&args.stage04, all, with_stream_input);
-                println!("{}", funnelpulse_stage04::run(&engine, &lake, &stage04).await?);
+                let run = async |engine: &_| funnelpulse_stage04::run(engine, &lake, &stage04).await;
+                format!("{}\n", runner.run(stage, run).await?)
             }
-            "05" => println!("{}", funnelpulse_stage05::run(&engine, &lake, &args.stage05).await?),
-            "06" => print!("{}", funnelpulse_stage06::run(&engine, &lake).await?),
+            "05" => {
+                let run = async |engine: &_| funnelpulse_stage05::run(engine, &lake, &args.stage05).await;
+                format!("{}\n", runner.run(stage, run).await?)
+            }
+            "06" => runner.run(stage, async |engine| funnelpulse_stage06::run(engine, &lake).await).await?.to_string(),
             other => bail!("stage {other} is not available"),
-        }
+        };
+        print!("{report}");
     }
     Ok(())
 }

@@ -6,8 +6,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::reference::{self, BRONZE_COLUMNS, MEASURES};
-use common::tables::{Row, assert_same_rows, read_rows, sorted};
+use common::reference;
+use common::tables::{Row, assert_same_rows, read_first, read_rows, sorted};
 use common::{LocalCluster, funnelpulse_ok, generate};
 
 /// Hand-made rows for the rules' edge cases, beside the generated files.
@@ -44,41 +44,8 @@ fn embedded_run() -> &'static Run {
     })
 }
 
-fn with_measures(leading: &[&'static str], partition: &'static str) -> Vec<&'static str> {
-    leading.iter().copied().chain(MEASURES).chain([partition]).collect()
-}
-
-/// (table, partition column, columns in table order)
-fn tables() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
-    vec![
-        ("bronze_events", "event_date", BRONZE_COLUMNS.to_vec()),
-        ("silver_events", "event_date", reference::silver_columns()),
-        (
-            "gold_funnel_hourly_brand",
-            "window_date",
-            with_measures(&["window_start", "window_end", "brand"], "window_date"),
-        ),
-        ("gold_funnel_daily_brand", "date", with_measures(&["brand"], "date")),
-        ("gold_funnel_daily_category", "date", with_measures(&["category_root"], "date")),
-        (
-            "gold_funnel_hourly_price_band",
-            "window_date",
-            with_measures(&["window_start", "window_end", "price_band"], "window_date"),
-        ),
-    ]
-}
-
 async fn read_all(lake: &Path) -> Vec<(&'static str, Vec<Row>)> {
     read_first(lake, 6).await
-}
-
-/// The first `n` tables of [`tables`] (stage 01 makes the first three).
-async fn read_first(lake: &Path, n: usize) -> Vec<(&'static str, Vec<Row>)> {
-    let mut out = Vec::new();
-    for (table, partition, columns) in tables().into_iter().take(n) {
-        out.push((table, read_rows(lake, table, partition, &columns).await));
-    }
-    out
 }
 
 #[tokio::test]

@@ -75,6 +75,11 @@ pub fn dedup(rows: DataFrame) -> Result<DataFrame> {
     rows.aggregate(cols(&DEDUP_KEY), carried)
 }
 
+/// The distinct de-duplication keys of `rows` (silver has one row per key).
+pub fn dedup_keys(rows: DataFrame) -> Result<DataFrame> {
+    rows.aggregate(cols(&DEDUP_KEY), vec![])
+}
+
 fn with_silver_columns(deduped: DataFrame) -> Result<DataFrame> {
     let mut columns = cols(&RAW_COLUMNS);
     columns.extend(silver_derived_columns());

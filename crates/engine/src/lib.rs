@@ -4,7 +4,9 @@
 //!   connected to a remote scheduler;
 //! - [`cluster`]: what our scheduler and executor binaries plug into Ballista
 //!   (object stores, codecs);
-//! - [`tables`]: reading and writing lake tables through the session.
+//! - [`tables`]: reading and writing lake tables through the session;
+//! - [`attempts`] and [`watchdog`]: stages that survive lost executors and a
+//!   restarted scheduler (bounded jobs, cancellation, retries).
 
 pub mod cluster;
 pub mod session;
@@ -14,6 +16,9 @@ pub mod tables;
 pub use session::{Engine, EngineMode};
 pub use staged::{StagedRun, check, one_row_i64};
 pub mod args;
+pub mod attempts;
 pub mod progress;
-pub use args::CommonArgs;
+pub mod watchdog;
+pub use args::{ClusterArgs, CommonArgs};
+pub use attempts::{InvariantViolation, StageRunner};
 pub use progress::StageProgress;

@@ -6,7 +6,9 @@ use anyhow::Context;
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
 use datafusion::prelude::SessionContext;
 
+use crate::args::ClusterArgs;
 use crate::cluster;
+use crate::watchdog::{JobWatchdog, SchedulerApi};
 
 /// Where plans run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,8 @@ impl EngineMode {
 pub struct Engine {
     pub ctx: SessionContext,
     pub mode: EngineMode,
+    /// On a remote cluster: cancels this session's jobs that run too long.
+    pub watchdog: Option<JobWatchdog>,
 }
 
 impl Engine {
@@ -62,14 +66,22 @@ impl Engine {
         }
     }
 
+    /// Connects with the default cluster options.
     pub async fn connect(mode: EngineMode) -> anyhow::Result<Self> {
+        Self::connect_with(mode, &ClusterArgs::default()).await
+    }
+
+    pub async fn connect_with(mode: EngineMode, options: &ClusterArgs) -> anyhow::Result<Self> {
         let partitions = match &mode {
             EngineMode::Embedded { parallelism } => *parallelism,
             EngineMode::Remote { .. } => 8,
         };
+        // A name unique to this connection marks our jobs for the watchdog.
+        let job_name = format!("funnelpulse-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let config = cluster::session_config()
             .with_target_partitions(partitions)
-            .with_ballista_standalone_parallelism(partitions);
+            .with_ballista_standalone_parallelism(partitions)
+            .with_ballista_job_name(&job_name);
         let state = cluster::session_state(config)?;
         let ctx = match &mode {
             EngineMode::Embedded { .. } => SessionContext::standalone_with_state(state)
@@ -79,6 +91,12 @@ impl Engine {
                 .await
                 .with_context(|| format!("connecting to the Ballista scheduler at {scheduler}"))?,
         };
-        Ok(Self { ctx, mode })
+        let watchdog = match &mode {
+            EngineMode::Embedded { .. } => None,
+            EngineMode::Remote { scheduler } => {
+                Some(JobWatchdog::start(SchedulerApi::for_scheduler(scheduler)?, job_name, options.job_timeout))
+            }
+        };
+        Ok(Self { ctx, mode, watchdog })
     }
 }

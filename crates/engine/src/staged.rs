@@ -128,6 +128,8 @@ pub async fn one_row_i64(df: DataFrame, exprs: Vec<Expr>) -> anyhow::Result<Vec<
 
 /// Fails the stage when a reconciliation invariant does not hold.
 pub fn check(name: &str, holds: bool, detail: impl FnOnce() -> String) -> anyhow::Result<()> {
-    anyhow::ensure!(holds, "invariant failed: {name} ({}); no table was replaced", detail());
-    Ok(())
+    if holds {
+        return Ok(());
+    }
+    Err(crate::InvariantViolation { name: name.to_string(), detail: detail() }.into())
 }

@@ -31,8 +31,9 @@ pub struct Args {
     /// Folder for shuffle files.
     #[arg(long, env = "FUNNELPULSE_EXECUTOR_WORK_DIR")]
     pub work_dir: Option<String>,
-    /// Seconds between heartbeats to the scheduler.
-    #[arg(long, default_value_t = 15)]
+    /// Seconds between heartbeats to the scheduler (the scheduler declares an
+    /// executor lost after --executor-timeout-seconds without one).
+    #[arg(long, env = "FUNNELPULSE_EXECUTOR_HEARTBEAT_SECONDS", default_value_t = 5)]
     pub heartbeat_interval_seconds: u64,
 }
 

@@ -22,8 +22,10 @@ pub struct Args {
     /// Host name executors and clients use to reach this scheduler.
     #[arg(long, env = "FUNNELPULSE_SCHEDULER_EXTERNAL_HOST", default_value = "localhost")]
     pub external_host: String,
-    /// Seconds without a heartbeat before an executor is considered lost.
-    #[arg(long, default_value_t = 180)]
+    /// Seconds without a heartbeat before an executor is considered lost and
+    /// its tasks are run elsewhere (six heartbeats of our executors' 5 s:
+    /// a spot VM that is reclaimed is noticed within half a minute).
+    #[arg(long, env = "FUNNELPULSE_EXECUTOR_TIMEOUT_SECONDS", default_value_t = 30)]
     pub executor_timeout_seconds: u64,
     /// Route query results through the scheduler's port (for clients behind a tunnel).
     #[arg(long)]

@@ -129,6 +129,12 @@ async fn build_tables(
     check("silver rows ≤ bronze rows passing the filter", eligible >= silver_counts[0], || {
         format!("{} silver, {eligible} eligible", silver_counts[0])
     })?;
+    // Rows written twice (as a cluster that lost an executor can) would pass
+    // the other checks, since gold is aggregated from the staged silver.
+    let silver_keys = one_row_i64(plans::dedup_keys(silver.clone())?, vec![count(lit(1))]).await?[0];
+    check("silver has one row per de-duplication key", silver_keys == silver_counts[0], || {
+        format!("{} rows, {silver_keys} keys", silver_counts[0])
+    })?;
     progress
         .line(format!("silver_events: {} rows ({} duplicates removed)", report.silver_rows, report.duplicates_removed));
 

@@ -17,9 +17,11 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let raw = cli.stage.raw.clone().ok_or_else(|| anyhow::anyhow!("--raw is required (folder of Kaggle CSVs)"))?;
-    let engine = funnelpulse_engine::Engine::connect(cli.common.engine_mode()?).await?;
-    let lake = funnelpulse_lake::Lake::open(&cli.common.lake, engine.ctx.runtime_env().object_store_registry.as_ref())?;
-    let report = funnelpulse_stage01::run(&engine, &lake, &raw, cli.stage.bad_rows).await?;
+    let mut runner = funnelpulse_engine::StageRunner::connect(&cli.common).await?;
+    let lake = runner.open_lake(&cli.common.lake)?;
+    let report = runner
+        .run("01", async |engine| funnelpulse_stage01::run(engine, &lake, &raw, cli.stage.bad_rows).await)
+        .await?;
     println!("{report}");
     Ok(())
 }

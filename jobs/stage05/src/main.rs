@@ -16,9 +16,9 @@ struct Cli {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let engine = funnelpulse_engine::Engine::connect(cli.common.engine_mode()?).await?;
-    let lake = funnelpulse_lake::Lake::open(&cli.common.lake, engine.ctx.runtime_env().object_store_registry.as_ref())?;
-    let report = funnelpulse_stage05::run(&engine, &lake, &cli.stage).await?;
+    let mut runner = funnelpulse_engine::StageRunner::connect(&cli.common).await?;
+    let lake = runner.open_lake(&cli.common.lake)?;
+    let report = runner.run("05", async |engine| funnelpulse_stage05::run(engine, &lake, &cli.stage).await).await?;
     println!("{report}");
     Ok(())
 }

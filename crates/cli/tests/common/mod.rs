@@ -57,11 +57,14 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     listeners.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
-/// Our scheduler and executors as separate processes on 127.0.0.1.
+/// Our scheduler and executors as separate processes on 127.0.0.1, with
+/// fast heartbeats (1 s) and a short executor timeout (10 s) so that the
+/// fault tests see a lost executor declared dead quickly.
 pub struct LocalCluster {
     pub scheduler_port: u16,
-    processes: Vec<Child>,
-    _work: tempfile::TempDir,
+    scheduler: Child,
+    executors: Vec<Child>,
+    work: tempfile::TempDir,
 }
 
 impl LocalCluster {
@@ -69,29 +72,23 @@ impl LocalCluster {
         let work = tempfile::tempdir().unwrap();
         let ports = free_ports(1 + 2 * executors);
         let scheduler_port = ports[0];
-        let logs = work.path().to_path_buf();
-        let log = move |name: &str| std::fs::File::create(logs.join(format!("{name}.log"))).unwrap();
-        let scheduler = Command::new(SCHEDULER)
-            .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1", "--port", &scheduler_port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(log("scheduler"))
-            .spawn()
-            .unwrap();
-        let mut cluster = Self { scheduler_port, processes: vec![scheduler], _work: work };
+        let scheduler = spawn_scheduler(work.path(), scheduler_port, "scheduler");
+        let mut cluster = Self { scheduler_port, scheduler, executors: Vec::new(), work };
         wait_for_port(scheduler_port);
         for i in 0..executors {
-            let dir = cluster._work.path().join(format!("executor{i}"));
+            let dir = cluster.work.path().join(format!("executor{i}"));
             std::fs::create_dir_all(&dir).unwrap();
             let executor = Command::new(EXECUTOR)
                 .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
                 .args(["--port", &ports[1 + 2 * i].to_string(), "--grpc-port", &ports[2 + 2 * i].to_string()])
                 .args(["--scheduler-host", "127.0.0.1", "--scheduler-port", &scheduler_port.to_string()])
-                .args(["--concurrent-tasks", "2", "--work-dir", dir.to_str().unwrap()])
+                .args(["--concurrent-tasks", "2", "--heartbeat-interval-seconds", "1"])
+                .args(["--work-dir", dir.to_str().unwrap()])
                 .stdout(Stdio::null())
-                .stderr(log(&format!("executor{i}")))
+                .stderr(log_file(cluster.work.path(), &format!("executor{i}")))
                 .spawn()
                 .unwrap();
-            cluster.processes.push(executor);
+            cluster.executors.push(executor);
         }
         cluster.wait_for_executors(executors);
         cluster
@@ -101,8 +98,45 @@ impl LocalCluster {
         format!("df://127.0.0.1:{}", self.scheduler_port)
     }
 
+    /// SIGKILLs executor `i`: its shuffle files and running tasks are gone.
+    pub fn kill_executor(&mut self, i: usize) {
+        self.executors[i].kill().unwrap();
+        self.executors[i].wait().unwrap();
+    }
+
+    /// SIGKILLs the scheduler (all its state is in memory) and starts a new
+    /// one on the same port; the executors re-register by heartbeat.
+    pub fn restart_scheduler(&mut self) {
+        self.scheduler.kill().unwrap();
+        self.scheduler.wait().unwrap();
+        self.scheduler = spawn_scheduler(self.work.path(), self.scheduler_port, "scheduler-restarted");
+        wait_for_port(self.scheduler_port);
+    }
+
+    /// Jobs the scheduler lists with status `status` (e.g. "Running").
+    pub fn jobs_with_status(&self, status: &str) -> usize {
+        let body = http_get(self.scheduler_port, "/api/jobs").unwrap_or_default();
+        body.matches(&format!("\"status\":\"{status}\"")).count()
+    }
+
+    /// Every process's log, for a failing test's message.
+    pub fn logs(&self) -> String {
+        let mut logs: Vec<String> = std::fs::read_dir(self.work.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                format!("{:?} (last lines):\n{}", e.file_name(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
+            })
+            .collect();
+        logs.sort();
+        logs.join("\n")
+    }
+
     /// Polls the scheduler's REST API until `n` executors are registered.
-    fn wait_for_executors(&self, n: usize) {
+    pub fn wait_for_executors(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let body = http_get(self.scheduler_port, "/api/executors").unwrap_or_default();
@@ -110,22 +144,30 @@ impl LocalCluster {
                 return;
             }
             if Instant::now() >= deadline {
-                let logs: Vec<String> = std::fs::read_dir(self._work.path())
-                    .unwrap()
-                    .flatten()
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
-                    .map(|e| format!("{:?}:\n{}", e.file_name(), std::fs::read_to_string(e.path()).unwrap_or_default()))
-                    .collect();
-                panic!("executors did not register: {body}\n{}", logs.join("\n"));
+                panic!("executors did not register: {body}\n{}", self.logs());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
     }
 }
 
+fn log_file(dir: &Path, name: &str) -> std::fs::File {
+    std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()
+}
+
+fn spawn_scheduler(dir: &Path, port: u16, log: &str) -> Child {
+    Command::new(SCHEDULER)
+        .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--executor-timeout-seconds", "10"])
+        .stdout(Stdio::null())
+        .stderr(log_file(dir, log))
+        .spawn()
+        .unwrap()
+}
+
 impl Drop for LocalCluster {
     fn drop(&mut self) {
-        for p in &mut self.processes {
+        for p in self.executors.iter_mut().chain([&mut self.scheduler]) {
             let _ = p.kill();
             let _ = p.wait();
         }

@@ -7,6 +7,8 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
+use super::reference::{self, BRONZE_COLUMNS, MEASURES};
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Null,
@@ -101,4 +103,37 @@ pub fn assert_close_rows(what: &str, actual: Vec<Row>, expected: Vec<Row>, toler
             });
         assert!(same, "{what}: rows differ\n actual:   {}\n expected: {}", row_key(a), row_key(e));
     }
+}
+
+pub fn with_measures(leading: &[&'static str], partition: &'static str) -> Vec<&'static str> {
+    leading.iter().copied().chain(MEASURES).chain([partition]).collect()
+}
+
+/// The batch tables of stages 01–02: (table, partition column, columns in table order).
+pub fn batch_tables() -> Vec<(&'static str, &'static str, Vec<&'static str>)> {
+    vec![
+        ("bronze_events", "event_date", BRONZE_COLUMNS.to_vec()),
+        ("silver_events", "event_date", reference::silver_columns()),
+        (
+            "gold_funnel_hourly_brand",
+            "window_date",
+            with_measures(&["window_start", "window_end", "brand"], "window_date"),
+        ),
+        ("gold_funnel_daily_brand", "date", with_measures(&["brand"], "date")),
+        ("gold_funnel_daily_category", "date", with_measures(&["category_root"], "date")),
+        (
+            "gold_funnel_hourly_price_band",
+            "window_date",
+            with_measures(&["window_start", "window_end", "price_band"], "window_date"),
+        ),
+    ]
+}
+
+/// The first `n` tables of [`batch_tables`] (stage 01 makes the first three).
+pub async fn read_first(lake: &Path, n: usize) -> Vec<(&'static str, Vec<Row>)> {
+    let mut out = Vec::new();
+    for (table, partition, columns) in batch_tables().into_iter().take(n) {
+        out.push((table, read_rows(lake, table, partition, &columns).await));
+    }
+    out
 }

@@ -1,0 +1,125 @@
+//! A cluster that loses an executor or its scheduler in the middle of a
+//! stage: the stage ends with the correct tables (cancelling what hangs and
+//! retrying on a fresh connection) or fails clearly with the previous tables
+//! intact — it never commits a wrong table.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use common::tables::{Row, assert_same_rows, read_first};
+use common::{FUNNELPULSE, LocalCluster, funnelpulse_ok, generate};
+
+/// Raw data, and the tables of stages 01–02 run embedded on it.
+struct Fixture {
+    dir: tempfile::TempDir,
+    raw: PathBuf,
+    expected: Vec<(&'static str, Vec<Row>)>,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = generate(dir.path(), 150_000, 6);
+    let lake = dir.path().join("reference-lake");
+    funnelpulse_ok(dir.path(), &["run", "01", "02", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()]);
+    let expected = read_first(&lake, 6).await;
+    Fixture { dir, raw, expected }
+}
+
+/// `funnelpulse run 01 02` against the cluster, output in `<dir>/<name>.log`.
+fn start_stages(fixture: &Fixture, cluster: &LocalCluster, lake: &Path, name: &str) -> (Child, PathBuf) {
+    let log = fixture.dir.path().join(format!("{name}.log"));
+    let child = Command::new(FUNNELPULSE)
+        .current_dir(fixture.dir.path())
+        .args(["run", "01", "02", "--raw", fixture.raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()])
+        .args(["--scheduler", &cluster.url(), "--job-timeout", "30s", "--stage-retries", "2", "--cluster-wait", "60s"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+        .spawn()
+        .unwrap();
+    (child, log)
+}
+
+/// Waits until the stage is well under way: some jobs done, one running.
+fn wait_mid_stage(cluster: &LocalCluster, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cluster.jobs_with_status("Completed") < 3 || cluster.jobs_with_status("Running") == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "the stages ended before the fault was injected");
+        assert!(Instant::now() < deadline, "no job got under way:\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for the stages to end; they must end, whatever happened.
+fn wait_end(child: &mut Child, cluster: &LocalCluster, log: &Path) -> (ExitStatus, String) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the stages hung after the fault:\n{}\n{}", output(log), cluster.logs());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    (status, output(log))
+}
+
+fn output(log: &Path) -> String {
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    format!("{}{}", read(log), read(&log.with_extension("err")))
+}
+
+async fn assert_tables(lake: &Path, expected: &[(&'static str, Vec<Row>)], context: &str) {
+    for ((table, actual), (_, wanted)) in read_first(lake, 6).await.into_iter().zip(expected) {
+        assert_same_rows(&format!("{table} ({context})"), actual, wanted.clone());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_executor_killed_mid_stage_never_leaves_a_wrong_table() {
+    let fixture = fixture().await;
+    let mut cluster = LocalCluster::start(2);
+    // A previous version of the tables, from other data: a failed run must leave it as it was.
+    let lake = fixture.dir.path().join("lake");
+    let older_dir = fixture.dir.path().join("older");
+    std::fs::create_dir_all(&older_dir).unwrap();
+    let older = generate(&older_dir, 3_000, 2);
+    funnelpulse_ok(
+        fixture.dir.path(),
+        &["run", "01", "02", "--raw", older.to_str().unwrap(), "--lake", lake.to_str().unwrap()],
+    );
+    let previous = read_first(&lake, 6).await;
+
+    let (mut child, log) = start_stages(&fixture, &cluster, &lake, "executor-killed");
+    wait_mid_stage(&cluster, &mut child);
+    cluster.kill_executor(0);
+    let (status, output) = wait_end(&mut child, &cluster, &log);
+    if status.success() {
+        assert_tables(&lake, &fixture.expected, "after losing an executor").await;
+    } else {
+        assert!(output.contains("error:"), "no clear error:\n{output}");
+        assert_tables(&lake, &previous, "a failed run must keep the previous version").await;
+    }
+    eprintln!("outcome: {}\n{output}", if status.success() { "completed" } else { "failed clearly" });
+    // With one executor left, the retry should get through.
+    assert!(status.success(), "the stages failed although one executor was left:\n{output}\n{}", cluster.logs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_scheduler_makes_the_stage_resubmit_and_commit_once() {
+    let fixture = fixture().await;
+    let mut cluster = LocalCluster::start(2);
+    let lake = fixture.dir.path().join("lake");
+    let (mut child, log) = start_stages(&fixture, &cluster, &lake, "scheduler-restarted");
+    wait_mid_stage(&cluster, &mut child);
+    cluster.restart_scheduler();
+    let (status, output) = wait_end(&mut child, &cluster, &log);
+    assert!(status.success(), "the stages did not survive the scheduler restart:\n{output}\n{}", cluster.logs());
+    assert!(output.contains("attempt 1 of 3 failed on the cluster"), "the lost scheduler went unnoticed:\n{output}");
+    // Row for row equal: no table is missing rows or holds them twice.
+    assert_tables(&lake, &fixture.expected, "after a scheduler restart").await;
+}
