@@ -30,11 +30,30 @@ async fn fixture() -> Fixture {
 
 /// `funnelpulse run 01 02` against the cluster, output in `<dir>/<name>.log`.
 fn start_stages(fixture: &Fixture, cluster: &LocalCluster, lake: &Path, name: &str) -> (Child, PathBuf) {
+    start_stages_with(fixture, cluster, lake, name, "30s")
+}
+
+fn start_stages_with(
+    fixture: &Fixture,
+    cluster: &LocalCluster,
+    lake: &Path,
+    name: &str,
+    job_timeout: &str,
+) -> (Child, PathBuf) {
     let log = fixture.dir.path().join(format!("{name}.log"));
     let child = Command::new(FUNNELPULSE)
         .current_dir(fixture.dir.path())
         .args(["run", "01", "02", "--raw", fixture.raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()])
-        .args(["--scheduler", &cluster.url(), "--job-timeout", "30s", "--stage-retries", "2", "--cluster-wait", "60s"])
+        .args([
+            "--scheduler",
+            &cluster.url(),
+            "--job-timeout",
+            job_timeout,
+            "--stage-retries",
+            "2",
+            "--cluster-wait",
+            "60s",
+        ])
         .stdout(std::fs::File::create(&log).unwrap())
         .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
         .spawn()
@@ -122,4 +141,45 @@ async fn a_restarted_scheduler_makes_the_stage_resubmit_and_commit_once() {
     assert!(output.contains("attempt 1 of 3 failed on the cluster"), "the lost scheduler went unnoticed:\n{output}");
     // Row for row equal: no table is missing rows or holds them twice.
     assert_tables(&lake, &fixture.expected, "after a scheduler restart").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_executor_that_stops_answering_mid_stage_never_leaves_a_wrong_table() {
+    let fixture = fixture().await;
+    let mut cluster = LocalCluster::start(2);
+    let lake = fixture.dir.path().join("lake");
+    let (mut child, log) = start_stages(&fixture, &cluster, &lake, "executor-frozen");
+    wait_mid_stage(&cluster, &mut child);
+    cluster.freeze_executor(1);
+    let (status, output) = wait_end(&mut child, &cluster, &log);
+    eprintln!("{output}");
+    assert!(status.success(), "the stages failed although one executor was left:\n{output}\n{}", cluster.logs());
+    assert_tables(&lake, &fixture.expected, "after an executor stopped answering").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_job_is_cancelled_by_the_job_timeout_and_the_stage_retried() {
+    let fixture = fixture().await;
+    let mut cluster = LocalCluster::start(2);
+    let lake = fixture.dir.path().join("lake");
+    // No executor answers: the running job cannot end by itself. The job
+    // timeout (5 s) is shorter than the scheduler's executor timeout (10 s).
+    let (mut child, log) = start_stages_with(&fixture, &cluster, &lake, "all-frozen", "5s");
+    wait_mid_stage(&cluster, &mut child);
+    cluster.freeze_executor(0);
+    cluster.freeze_executor(1);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !output(&log).contains("attempt 1 of 3 failed on the cluster") {
+        assert!(child.try_wait().unwrap().is_none(), "the stages ended without a retry:\n{}", output(&log));
+        assert!(Instant::now() < deadline, "no attempt failed:\n{}\n{}", output(&log), cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // One node comes back; the retry waits for it.
+    cluster.thaw_executor(0);
+    let (status, output) = wait_end(&mut child, &cluster, &log);
+    eprintln!("{output}");
+    assert!(status.success(), "the retry did not get through:\n{output}\n{}", cluster.logs());
+    assert!(output.contains("(the job timeout): cancelling it"), "the watchdog cancelled nothing:\n{output}");
+    assert!(output.contains("retrying (attempt 2 of 3)"), "{output}");
+    assert_tables(&lake, &fixture.expected, "after a cancelled job and a retry").await;
 }

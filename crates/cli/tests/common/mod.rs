@@ -104,6 +104,22 @@ impl LocalCluster {
         self.executors[i].wait().unwrap();
     }
 
+    /// SIGSTOPs executor `i`: it keeps its sockets but answers nothing, as a
+    /// VM cut off the network would (SIGKILL on drop still ends it).
+    pub fn freeze_executor(&mut self, i: usize) {
+        self.signal_executor(i, "-STOP");
+    }
+
+    /// SIGCONTs a frozen executor: the cut-off node is back.
+    pub fn thaw_executor(&mut self, i: usize) {
+        self.signal_executor(i, "-CONT");
+    }
+
+    fn signal_executor(&self, i: usize, signal: &str) {
+        let pid = self.executors[i].id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+    }
+
     /// SIGKILLs the scheduler (all its state is in memory) and starts a new
     /// one on the same port; the executors re-register by heartbeat.
     pub fn restart_scheduler(&mut self) {
