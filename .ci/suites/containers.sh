@@ -218,6 +218,13 @@ case_run_all() {
         fail "$(tail -30 <<<"$out")"$'\n'"run all failed on the cluster"
     grep -q 'on Ballista scheduler df://scheduler:50050' <<<"$out" || fail "$out"$'\n'"did not run on the cluster"
     echo "run all on the cluster: $((SECONDS - started)) s, $(api jobs | jq '[.[] | select(.status == "Completed")] | length') jobs completed"
+    # Both executors took part (tasks, and shuffle data between the containers).
+    local executor tasks
+    for executor in executor1 executor2; do
+        tasks="$(compose logs --no-color "$executor" 2>/dev/null | grep -c 'Execute task' || true)"
+        echo "$executor ran $tasks tasks"
+        [[ "$tasks" -gt 0 ]] || fail "$executor ran no task"
+    done
     copy_out /data/raw "$WORK/raw"
     copy_out /data/lake "$WORK/cluster-lake"
 }
@@ -245,14 +252,18 @@ prepare_chaos() {
 # executor2 once a job runs; the outcome is checked against the reference
 # (success) or against the tables committed before (failure).
 chaos() {
-    local fault="$1" name="$PROJECT-chaos-$1" started deadline rc executor network jobs
+    local fault="$1" name="$PROJECT-chaos-$1" started deadline rc executor network jobs lake
     [[ -s "$WORK/stage01-tables" ]] || prepare_chaos
     wait_executors 2 90
-    copy_out /data/lake "$WORK/before-$fault"
+    # Its own lake, holding the tables of the small run: a failed attempt must
+    # leave exactly these, a successful one replace stage 01's.
+    lake="/data/chaos-$fault"
+    compose run --rm -T --no-deps --entrypoint cp cli -a /data/lake "$lake"
+    copy_out "$lake" "$WORK/before-$fault"
     executor="$(container_of executor2)"
     network="$(cluster_network)"
     compose run -d --no-deps --name "$name" -e "FUNNELPULSE_JOB_TIMEOUT=$JOB_TIMEOUT" \
-        -e "FUNNELPULSE_STAGE_RETRIES=$STAGE_RETRIES" cli run 01 --raw /data/raw-large --lake /data/lake >/dev/null
+        -e "FUNNELPULSE_STAGE_RETRIES=$STAGE_RETRIES" cli run 01 --raw /data/raw-large --lake "$lake" >/dev/null
     started=$SECONDS
     deadline=$((SECONDS + 120))
     until jobs="$(shuffling_jobs)" && [[ -n "$jobs" ]]; do
@@ -270,8 +281,8 @@ chaos() {
     rc="$(timeout "$STAGE_BOUND" docker wait "$name" || echo timeout)"
     docker logs "$name" >"$WORK/chaos-$fault.log" 2>&1
     [[ "$rc" != timeout ]] || fail "$(tail -20 "$WORK/chaos-$fault.log")"$'\n'"stage 01 did not end within $STAGE_BOUND s"
-    grep -iE 'retr|cancel|attempt|invariant|error' "$WORK/chaos-$fault.log" | sed 's/^/  cli: /' | tail -8 || true
-    copy_out /data/lake "$WORK/after-$fault"
+    grep -iE 'retr|cancel|attempt|invariant|error' "$WORK/chaos-$fault.log" | sed 's/^/  cli: /' | tail -12 || true
+    copy_out "$lake" "$WORK/after-$fault"
     if [[ "$rc" == 0 ]]; then
         echo "stage 01 succeeded after $((SECONDS - started)) s: its tables must equal the embedded run's, the rest be unchanged"
         python3 "$ROOT/docker/tests/compare-lakes.py" "$WORK/reference-large" "$WORK/after-$fault" --tables "$(cat "$WORK/stage01-tables")"
@@ -284,16 +295,19 @@ chaos() {
     fi
 }
 
-# Brings executor2 back after a chaos case (so the cases are independent):
-# reconnect it and restart it, then wait until the scheduler has dropped the
-# lost executor and lists the two live ones.
-restore_executor2() {
+# Brings the cluster back to two fresh executors after a chaos case, so that
+# the cases are independent: executor2 is reconnected and restarted, and
+# executor1 restarted too — after losing an executor, Ballista 55's scheduler
+# can leave the survivor registered but without free task slots (it then gets
+# no task until it registers anew). Then wait until the scheduler has dropped
+# the old registrations and lists the two new ones.
+restore_executors() {
     local executor network
     docker rm -f "$PROJECT-chaos-kill" "$PROJECT-chaos-disconnect" >/dev/null 2>&1 || true
     executor="$(container_of executor2)"
     network="$(cluster_network)"
     docker network connect --alias executor2 "$network" "$executor" 2>/dev/null || true
-    docker restart "$executor" >/dev/null
+    docker restart "$executor" "$(container_of executor1)" >/dev/null
     wait_executors 2 120 || echo "warning: the cluster did not recover: the next case may fail" >&2
 }
 
@@ -314,9 +328,8 @@ main() {
     check "every stage runs on the compose cluster" case_run_all
     check "every table equals the embedded run's, row for row" case_tables_equal
     check "chaos: an executor killed mid-stage (docker kill)" chaos kill
-    restore_executor2
+    restore_executors
     check "chaos: an executor cut off the network mid-stage (docker network disconnect)" chaos disconnect
-    restore_executor2
     finish
 }
 
