@@ -126,6 +126,27 @@ async fn an_executor_killed_mid_stage_never_leaves_a_wrong_table() {
     eprintln!("outcome: {}\n{output}", if status.success() { "completed" } else { "failed clearly" });
     // With one executor left, the retry should get through.
     assert!(status.success(), "the stages failed although one executor was left:\n{output}\n{}", cluster.logs());
+    // And the survivor still gets tasks: with push scheduling, Ballista 55
+    // can leak its slots with the lost executor's tasks and starve it.
+    let url = cluster.url();
+    let again = common::funnelpulse(
+        fixture.dir.path(),
+        &[
+            "run",
+            "02",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--scheduler",
+            &url,
+            "--job-timeout",
+            "30s",
+            "--stage-retries",
+            "0",
+        ],
+        &[],
+    );
+    let text = format!("{}{}", String::from_utf8_lossy(&again.stdout), String::from_utf8_lossy(&again.stderr));
+    assert!(again.status.success(), "the surviving executor gets no task:\n{text}\n{}", cluster.logs());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -47,3 +47,27 @@ pub fn logical_codec() -> Arc<FunnelPulseLogicalCodec> {
 pub fn physical_codec() -> Arc<FunnelPulsePhysicalCodec> {
     Arc::new(FunnelPulsePhysicalCodec::default())
 }
+
+/// How executors get tasks; our binaries default to `pull`.
+///
+/// With `push`, Ballista 55's scheduler counts every executor's free slots
+/// itself, and after an executor is lost mid-job it can fail to give back the
+/// slots of reset or cancelled tasks: the surviving executor stays registered
+/// but never gets another task, and every retry hangs. With `pull`, each
+/// executor asks for work with its own count of free slots (every 50 ms when
+/// idle), so nothing is lost with the dead executor.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchedulingPolicy {
+    #[default]
+    Pull,
+    Push,
+}
+
+impl From<SchedulingPolicy> for ballista_core::config::TaskSchedulingPolicy {
+    fn from(policy: SchedulingPolicy) -> Self {
+        match policy {
+            SchedulingPolicy::Pull => Self::PullStaged,
+            SchedulingPolicy::Push => Self::PushStaged,
+        }
+    }
+}

@@ -31,6 +31,9 @@ pub struct Args {
     /// Folder for shuffle files.
     #[arg(long, env = "FUNNELPULSE_EXECUTOR_WORK_DIR")]
     pub work_dir: Option<String>,
+    /// How this executor gets tasks: pull or push, as the scheduler's --scheduling-policy.
+    #[arg(long, env = "FUNNELPULSE_SCHEDULING_POLICY", value_enum, default_value_t)]
+    pub scheduling_policy: cluster::SchedulingPolicy,
     /// Seconds between heartbeats to the scheduler (the scheduler declares an
     /// executor lost after --executor-timeout-seconds without one).
     #[arg(long, env = "FUNNELPULSE_EXECUTOR_HEARTBEAT_SECONDS", default_value_t = 5)]
@@ -49,6 +52,7 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
         scheduler_connect_timeout_seconds: 30,
         work_dir: args.work_dir,
         executor_heartbeat_interval_seconds: args.heartbeat_interval_seconds,
+        task_scheduling_policy: args.scheduling_policy.into(),
         override_config_producer: Some(Arc::new(cluster::session_config)),
         override_runtime_producer: Some(Arc::new(cluster::runtime_env)),
         override_logical_codec: Some(cluster::logical_codec()),

@@ -27,6 +27,10 @@ pub struct Args {
     /// a spot VM that is reclaimed is noticed within half a minute).
     #[arg(long, env = "FUNNELPULSE_EXECUTOR_TIMEOUT_SECONDS", default_value_t = 30)]
     pub executor_timeout_seconds: u64,
+    /// How executors get tasks: pull (they ask, with their own free slots) or
+    /// push (the scheduler assigns); executors must use the same.
+    #[arg(long, env = "FUNNELPULSE_SCHEDULING_POLICY", value_enum, default_value_t)]
+    pub scheduling_policy: cluster::SchedulingPolicy,
     /// Route query results through the scheduler's port (for clients behind a tunnel).
     #[arg(long)]
     pub enable_embedded_flight_proxy: bool,
@@ -40,6 +44,7 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
         external_host: args.external_host,
         executor_timeout_seconds: args.executor_timeout_seconds,
         enable_embedded_flight_proxy: args.enable_embedded_flight_proxy,
+        scheduling_policy: args.scheduling_policy.into(),
         override_config_producer: Some(Arc::new(cluster::session_config)),
         override_session_builder: Some(Arc::new(cluster::session_state)),
         override_logical_codec: Some(cluster::logical_codec()),
