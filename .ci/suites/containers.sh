@@ -221,7 +221,7 @@ case_run_all() {
     # Both executors took part (tasks, and shuffle data between the containers).
     local executor tasks
     for executor in executor1 executor2; do
-        tasks="$(compose logs --no-color "$executor" 2>/dev/null | grep -c 'Execute task' || true)"
+        tasks="$(compose logs --no-color "$executor" 2>/dev/null | grep -cE 'Execute task|Received task' || true)"
         echo "$executor ran $tasks tasks"
         [[ "$tasks" -gt 0 ]] || fail "$executor ran no task"
     done
