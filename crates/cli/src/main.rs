@@ -4,6 +4,7 @@ mod alert;
 mod config;
 mod evaluate;
 mod generate;
+mod kafka;
 mod run;
 mod stream;
 
@@ -27,6 +28,9 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Post the anomalies not sent before to a webhook (Slack-compatible JSON).
     Alert(alert::AlertCommandArgs),
+    /// Kafka: replay bronze events into a topic.
+    #[command(subcommand)]
+    Kafka(kafka::KafkaCommand),
     /// Inspect the streaming funnel (stage 04).
     #[command(subcommand)]
     Stream(stream::StreamCommand),
@@ -46,6 +50,7 @@ async fn main() {
             Command::Evaluate(args) => evaluate::run(args).await,
             Command::Alert(args) => alert::run(args).await,
             Command::Stream(command) => stream::run(command).await,
+            Command::Kafka(command) => kafka::run(command).await,
         }
     }
     .await;

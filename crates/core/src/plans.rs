@@ -75,6 +75,15 @@ pub fn dedup(rows: DataFrame) -> Result<DataFrame> {
     rows.aggregate(cols(&DEDUP_KEY), carried)
 }
 
+/// The order events are replayed in (stream files, Kafka): event time, then
+/// enough columns to make it total, so that every replay is the same.
+pub fn replay_order() -> Vec<SortExpr> {
+    ["event_time", "user_id", "user_session", "product_id", "event_type", "price"]
+        .iter()
+        .map(|c| col(*c).sort(true, true))
+        .collect()
+}
+
 /// The distinct de-duplication keys of `rows` (silver has one row per key).
 pub fn dedup_keys(rows: DataFrame) -> Result<DataFrame> {
     rows.aggregate(cols(&DEDUP_KEY), vec![])

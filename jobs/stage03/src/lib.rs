@@ -155,7 +155,7 @@ async fn write_files(
         async move {
             let slice_days = cuts::days_of(start, end);
             let rows = read_partitions(ctx, &BRONZE_EVENTS, &bronze_url, Some(&slice_days)).await?;
-            let slice = in_interval(rows, start, end)?.sort(time_order())?;
+            let slice = in_interval(rows, start, end)?.sort(funnelpulse_core::plans::replay_order())?;
             let options = DataFrameWriteOptions::new().with_partition_by(vec!["part".to_string()]);
             slice
                 .with_column("part", lit(format!("{k:05}")))?
@@ -201,13 +201,6 @@ fn in_interval(df: DataFrame, start: i64, end: i64) -> datafusion::error::Result
 }
 
 /// Event time, then the row's other fields: a total, deterministic order.
-fn time_order() -> Vec<datafusion::logical_expr::SortExpr> {
-    ["event_time", "user_id", "user_session", "product_id", "event_type", "price"]
-        .iter()
-        .map(|c| col(*c).sort(true, true))
-        .collect()
-}
-
 /// (minute start in µs, rows), in time order.
 async fn rows_per_minute(bronze: DataFrame) -> anyhow::Result<Vec<(i64, i64)>> {
     let minute = cast(date_trunc(lit("minute"), col("event_time")), DataType::Int64);

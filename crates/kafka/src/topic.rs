@@ -1,0 +1,79 @@
+//! Client settings and the topic: a broker that cannot be reached, or a topic
+//! that does not exist, is refused before anything is read or produced.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, Producer};
+
+use crate::KafkaArgs;
+
+/// How long a metadata request may take before the broker counts as unreachable.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Settings every client of ours shares.
+pub fn client_config(kafka: &KafkaArgs) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.bootstrap_servers)
+        .set("client.id", "funnelpulse")
+        // Fail fast when nothing answers instead of retrying for minutes.
+        .set("socket.connection.setup.timeout.ms", "10000")
+        .set("log_level", "3");
+    config
+}
+
+/// The topic's partition count; with `create` = (partitions, replication),
+/// a missing topic is created first.
+pub async fn ensure_topic(kafka: &KafkaArgs, create: Option<(i32, i32)>) -> anyhow::Result<usize> {
+    if let Some(partitions) = partitions_of(kafka).await? {
+        return Ok(partitions);
+    }
+    let Some((partitions, replication)) = create else {
+        anyhow::bail!(
+            "topic {:?} does not exist on {}: create it with --create-topic --partitions N",
+            kafka.topic,
+            kafka.bootstrap_servers
+        );
+    };
+    create_topic(kafka, partitions, replication).await?;
+    partitions_of(kafka).await?.with_context(|| format!("topic {:?} was created but is not listed", kafka.topic))
+}
+
+/// Partitions of the topic, or None when the broker does not list it.
+async fn partitions_of(kafka: &KafkaArgs) -> anyhow::Result<Option<usize>> {
+    let config = client_config(kafka);
+    let (servers, topic) = (kafka.bootstrap_servers.clone(), kafka.topic.clone());
+    // librdkafka's metadata call blocks; all topics are asked for, since asking
+    // for one by name may make a broker create it.
+    tokio::task::spawn_blocking(move || {
+        let client: BaseProducer = config.create().context("creating the Kafka client")?;
+        let metadata = client
+            .client()
+            .fetch_metadata(None, METADATA_TIMEOUT)
+            .with_context(|| format!("cannot reach the Kafka broker at {servers}"))?;
+        Ok(metadata.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().len()))
+    })
+    .await?
+}
+
+async fn create_topic(kafka: &KafkaArgs, partitions: i32, replication: i32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(kafka).create().context("creating the Kafka admin client")?;
+    let topic = NewTopic::new(&kafka.topic, partitions, TopicReplication::Fixed(replication));
+    let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+    let results = admin
+        .create_topics([&topic], &options)
+        .await
+        .with_context(|| format!("creating topic {:?} on {}", kafka.topic, kafka.bootstrap_servers))?;
+    for result in results {
+        if let Err((name, code)) = result {
+            anyhow::bail!("creating topic {name:?} on {}: {code}", kafka.bootstrap_servers);
+        }
+    }
+    eprintln!("created topic {:?} with {partitions} partitions", kafka.topic);
+    Ok(())
+}
