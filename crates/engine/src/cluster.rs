@@ -65,19 +65,19 @@ pub fn physical_codec() -> Arc<FunnelPulsePhysicalCodec> {
     Arc::new(FunnelPulsePhysicalCodec::default())
 }
 
-/// How executors get tasks; our binaries default to `pull`.
+/// How executors get tasks: Ballista's `push` (the scheduler assigns tasks
+/// to the free slots it counts) or `pull` (each executor asks for work with
+/// its own count of free slots, every 50 ms when idle).
 ///
-/// With `push`, Ballista 55's scheduler counts every executor's free slots
-/// itself, and after an executor is lost mid-job it can fail to give back the
-/// slots of reset or cancelled tasks: the surviving executor stays registered
-/// but never gets another task, and every retry hangs. With `pull`, each
-/// executor asks for work with its own count of free slots (every 50 ms when
-/// idle), so nothing is lost with the dead executor.
+/// Push is the default: it is Ballista's, and 1.5–3 s faster per small stage
+/// on our compose cluster. Pull is the way out if a scheduler is seen keeping
+/// the slots of a lost executor's tasks and starving the survivors (seen once
+/// after a chaos case on the compose cluster, not again in 12 runs since).
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SchedulingPolicy {
     #[default]
-    Pull,
     Push,
+    Pull,
 }
 
 impl From<SchedulingPolicy> for ballista_core::config::TaskSchedulingPolicy {
