@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::reference::BRONZE_COLUMNS;
 use common::tables::{Row, Value, assert_same_rows, read_rows, sorted};
 use common::{free_port, funnelpulse, funnelpulse_ok, generate};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -91,17 +92,8 @@ impl Drop for Broker {
     }
 }
 
-const COLUMNS: [&str; 9] = [
-    "event_time",
-    "event_type",
-    "product_id",
-    "category_id",
-    "category_code",
-    "brand",
-    "price",
-    "user_id",
-    "user_session",
-];
+/// The nine event columns of a record (bronze's columns without `event_date`).
+const COLUMNS: &[&str] = BRONZE_COLUMNS.split_last().unwrap().1;
 
 /// Stage 01 on generated data: a lake with bronze_events.
 fn lake_with_bronze(dir: &Path) -> PathBuf {
@@ -157,9 +149,7 @@ async fn replay_produces_every_bronze_row_of_the_range_in_event_time_order() {
     let records = broker.read_all("events", 3);
 
     // Exactly the bronze rows of the two days, each once.
-    let mut columns = COLUMNS.to_vec();
-    columns.push("event_date");
-    let expected: Vec<Row> = read_rows(&lake, "bronze_events", "event_date", &columns)
+    let expected: Vec<Row> = read_rows(&lake, "bronze_events", "event_date", &BRONZE_COLUMNS)
         .await
         .into_iter()
         .filter(|r| matches!(&r[9], Value::S(d) if d.as_str() == "2019-10-02" || d.as_str() == "2019-10-03"))
