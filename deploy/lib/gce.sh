@@ -185,6 +185,12 @@ gce_stop_tunnel() {
     local pid
     if pid="$(gce_tunnel_pid)"; then
         run kill "$pid"
+        # Wait for it to go (its port is then free for the next up.sh); force after 5 s.
+        if [[ "$DRY_RUN" != 1 ]]; then
+            local _
+            for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; fi
+        fi
         echo "stopped the IAP tunnel (pid $pid)"
     fi
     run rm -f "$GCE_STATE_DIR/tunnel.pid" "$GCE_STATE_DIR/tunnel.port"

@@ -4,6 +4,7 @@
 # behind a fake gcloud, and a fake systemctl.
 
 load vm-fakes/helpers
+load assert
 
 ACTION="$BATS_TEST_DIRNAME/../dataproc/funnelpulse-executor.sh"
 RELEASE=gs://team-lake/releases/0123456789ab
@@ -53,7 +54,7 @@ systemctl enable --now funnelpulse-executor.service" ] || { calls; false; }
     unit scheduler | grep -qx "ExecStart=/opt/funnelpulse/bin/funnelpulse-scheduler --bind-host 0.0.0.0 --external-host analytics-m.europe-west1-b.c.proj.internal --port 50050 --executor-timeout-seconds 30 --enable-embedded-flight-proxy"
     [ ! -e "$ROOT/etc/systemd/system/funnelpulse-executor.service" ]
     grep -qx "systemctl enable --now funnelpulse-scheduler.service" "$FAKE_LOG"
-    ! grep -q "funnelpulse-executor" "$FAKE_LOG"
+    refute grep -q "funnelpulse-executor" "$FAKE_LOG"
 }
 
 @test "single-node cluster: scheduler and executor on the master" {
@@ -72,7 +73,7 @@ systemctl enable --now funnelpulse-executor.service" ] || { calls; false; }
     node Master analytics-m.c.proj.internal
     run "$ACTION"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
-    ! grep -q "^gcloud\|^systemctl" "$FAKE_LOG"
+    refute grep -q "^gcloud\|^systemctl" "$FAKE_LOG"
 
     node Worker analytics-w-1.c.proj.internal
     run "$ACTION"
@@ -87,7 +88,7 @@ systemctl enable --now funnelpulse-executor.service" ] || { calls; false; }
     run "$ACTION"
     [ "$status" -eq 0 ]
     [[ "$output" == *"nothing of ours runs on this master (the scheduler is analytics-m-0:50050)"* ]]
-    ! grep -q "^gcloud\|^systemctl" "$FAKE_LOG"
+    refute grep -q "^gcloud\|^systemctl" "$FAKE_LOG"
 }
 
 @test "slots and memory share from the metadata; bad values are refused before anything is installed" {
@@ -108,7 +109,7 @@ systemctl enable --now funnelpulse-executor.service" ] || { calls; false; }
     attr funnelpulse-executor-slots 0
     run "$ACTION"
     [[ "$output" == *"funnelpulse-executor-slots must be a number ≥ 1, not '0'"* ]]
-    ! grep -q "^gcloud\|^systemctl" "$FAKE_LOG"
+    refute grep -q "^gcloud\|^systemctl" "$FAKE_LOG"
 }
 
 @test "a one-vCPU worker still gets one slot" {
@@ -140,5 +141,5 @@ systemctl enable --now funnelpulse-executor.service" ] || { calls; false; }
     run "$ACTION"
     [ "$status" -ne 0 ]
     [[ "$output" == *"$RELEASE/funnelpulse-executor is still missing after 1s: upload the release before creating the cluster"* ]]
-    ! grep -q "^systemctl" "$FAKE_LOG"
+    refute grep -q "^systemctl" "$FAKE_LOG"
 }

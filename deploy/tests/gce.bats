@@ -5,6 +5,8 @@
 # query with the real curl. The scripts run with a PATH of the fakes and the
 # few system tools they use, so no real gcloud or terraform can be reached.
 
+load assert
+
 setup_file() {
     # System tools the scripts (and the fakes) use, by themselves on one folder.
     local sysbin="$BATS_FILE_TMPDIR/sysbin" tool python
@@ -43,7 +45,7 @@ setup() {
     export FUNNELPULSE_TUNNEL_PORT
     FUNNELPULSE_TUNNEL_PORT="$(free_port)"
     # The default sample (data/ under the current folder) goes to the test's folder.
-    cd "$BATS_TEST_TMPDIR"
+    cd "$BATS_TEST_TMPDIR" || return
 }
 
 teardown() {
@@ -58,7 +60,7 @@ teardown() {
 fake_elf() {
     {
         printf '\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00'
-        printf "\\x${2:0:2}\\x${2:2:2}"
+        printf '%b' "\\x${2:0:2}\\x${2:2:2}"
         printf '%s body GLIBC_2.2.5 GLIBC_2.%s GLIBC_2.17\n' "$4" "$3"
     } >"$1"
     chmod +x "$1"
@@ -121,7 +123,7 @@ expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "cal
     [[ "$output" == *"estimated cost: \$0.200/hour = scheduler e2-standard-2 on-demand \$0.1 + 2 × e2-standard-4 spot \$0.05"* ]]
     [[ "$output" == *"after 60 idle minutes the executors scale to 0"* ]]
     # Without --run-all nothing runs.
-    ! grep -q '^funnelpulse' "$FAKE_LOG"
+    refute grep -q '^funnelpulse' "$FAKE_LOG"
 }
 
 @test "flags map to terraform variables and the tunnel" {
@@ -199,7 +201,7 @@ EOF
     FAKE_STORAGE_FAIL=1 deploy up.sh --project p1
     [ "$status" -ne 0 ]
     [[ "$output" == *"uploading the binaries to gs://p1-funnelpulse-lake/releases/"*"failed"* ]]
-    ! grep -q start-iap-tunnel "$FAKE_LOG"
+    refute grep -q start-iap-tunnel "$FAKE_LOG"
 }
 
 @test "the cluster binaries must exist and be Linux x86-64 for Debian 12; nothing is applied otherwise" {
@@ -224,7 +226,7 @@ EOF
     rm "$FUNNELPULSE_BIN_DIR/funnelpulse"
     deploy up.sh --project p1 --run-all
     [ "$status" -ne 0 ] && [[ "$output" == *"bin/funnelpulse not found"* ]]
-    ! grep -q '^terraform' "$FAKE_LOG"
+    refute grep -q '^terraform' "$FAKE_LOG"
 }
 
 @test "missing tools are named" {
@@ -277,7 +279,7 @@ s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.s
     deploy up.sh --project p1
     [ "$status" -ne 0 ]
     [[ "$output" == *"localhost:$FUNNELPULSE_TUNNEL_PORT is taken by another program"*"--tunnel-port"* ]]
-    ! grep -q start-iap-tunnel "$FAKE_LOG"
+    refute grep -q start-iap-tunnel "$FAKE_LOG"
 }
 
 @test "status: VMs, their cost, executors, jobs by status, idle time" {
@@ -291,6 +293,8 @@ s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.s
  {"job_id": "b", "status": "Completed", "start_time": $((now_ms - 20 * 60000)), "end_time": $((now_ms - 12 * 60000 - 5000))},
  {"job_id": "c", "status": "Failed", "start_time": $((now_ms - 40 * 60000)), "end_time": $((now_ms - 39 * 60000))}]
 EOF
+    # Each test runs in its own process and sets its own list of VMs.
+    # shellcheck disable=SC2030,SC2031
     export FAKE_INSTANCES="$BATS_TEST_TMPDIR/instances.tsv"
     printf 'funnelpulse-scheduler\teurope-west1-b\te2-standard-2\tRUNNING\t\nfunnelpulse-executors-ab12\teurope-west1-b\te2-standard-4\tRUNNING\tSPOT\nfunnelpulse-executors-cd34\teurope-west1-b\te2-standard-4\tRUNNING\tSPOT\nfunnelpulse-old\teurope-west1-b\tn2-standard-8\tTERMINATED\tSTANDARD\n' >"$FAKE_INSTANCES"
     rm "$FAKE_LOG"
@@ -321,14 +325,16 @@ EOF
     kill "$(cat "$FUNNELPULSE_LOCAL_DIR/gce/tunnel.pid")"
     sleep 0.2
     rm "$FAKE_LOG"
+    # Each test runs in its own process and sets its own list of VMs.
+    # shellcheck disable=SC2030,SC2031
     export FAKE_INSTANCES="$BATS_TEST_TMPDIR/instances.tsv"
     printf 'funnelpulse-scheduler\teurope-west1-b\tm9-mystery\tRUNNING\t\n' >"$FAKE_INSTANCES"
     deploy status.sh
     expect_ok
     [[ "$output" == *"cost: unknown (no price for m9-mystery in $FUNNELPULSE_PRICES)"* ]]
     [[ "$output" == *"no IAP tunnel open"*"deploy/submit.sh opens one, or run: gcloud compute start-iap-tunnel funnelpulse-scheduler 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1 &"* ]]
-    ! grep -q '^api' "$FAKE_LOG"
-    ! grep -q start-iap-tunnel "$FAKE_LOG"
+    refute grep -q '^api' "$FAKE_LOG"
+    refute grep -q start-iap-tunnel "$FAKE_LOG"
 
     : >"$FAKE_INSTANCES"
     deploy status.sh
@@ -384,7 +390,7 @@ EOF
     FAKE_SCHEDULER_STATUS=TERMINATED deploy submit.sh 02
     [ "$status" -ne 0 ]
     [[ "$output" == *"the scheduler VM funnelpulse-scheduler is TERMINATED (the idle watchdog stops an idle cluster): start it again with deploy/up.sh"* ]]
-    ! grep -q "^funnelpulse run" "$FAKE_LOG"
+    refute grep -q "^funnelpulse run" "$FAKE_LOG"
     deploy submit.sh 02 --lake /tmp/local-lake
     [ "$status" -ne 0 ] && [[ "$output" == *"needs the lake in GCS"* ]]
 }
@@ -398,14 +404,14 @@ EOF
     deploy down.sh
     expect_ok
     [[ "$output" == *"stopped the IAP tunnel (pid $tunnel_pid)"* ]]
-    ! kill -0 "$tunnel_pid" 2>/dev/null
+    refute kill -0 "$tunnel_pid" 2>/dev/null
     [ "$(grep -c ' destroy' "$FAKE_LOG")" -eq 1 ]
     local destroy
     destroy="$(grep ' destroy' "$FAKE_LOG")"
     [[ "$destroy" == "terraform -chdir=$ROOT/terraform destroy -target=module.cluster -input=false -auto-approve -var project_id=p1 "* ]]
     [[ "$output" == *"cluster removed; the bucket gs://keep-me survives with the lake (gs://keep-me/lake)"* ]]
     [[ "$output" == *"gcloud storage rm --recursive gs://keep-me"* ]]
-    ! grep -q "storage rm" "$FAKE_LOG"
+    refute grep -q "storage rm" "$FAKE_LOG"
 
     deploy down.sh --all
     [ "$status" -ne 0 ] && [[ "$output" == *"never deletes the bucket"* ]]

@@ -4,6 +4,7 @@
 # systemctl: what it installs, the units it writes, the order of its calls.
 
 load vm-fakes/helpers
+load assert
 
 STARTUP="$BATS_TEST_DIRNAME/../gce/startup.sh"
 WATCHDOG="$BATS_TEST_DIRNAME/../gce/watchdog.sh"
@@ -80,7 +81,7 @@ systemctl enable --now funnelpulse-watchdog.service"
     grep -qx "Restart=always" "$unit"
     [ ! -e "$ROOT/opt/funnelpulse/bin/funnelpulse-scheduler" ]
     [ ! -e "$ROOT/opt/funnelpulse/bin/funnelpulse-watchdog" ]
-    ! grep -q watchdog "$FAKE_LOG"
+    refute grep -q watchdog "$FAKE_LOG"
     [ "$(grep -c '^gcloud' "$FAKE_LOG")" -eq 1 ]
     grep -qx "systemctl enable --now funnelpulse-executor.service" "$FAKE_LOG"
     # Every metadata request carried the header (the fake answers 403 without it).
@@ -108,7 +109,7 @@ systemctl enable --now funnelpulse-watchdog.service"
     [ "$status" -ne 0 ]
     [[ "$output" == *"error: $RELEASE/funnelpulse-executor is still missing after 1s: upload the release (deploy/up.sh does"* ]]
     [ "$(grep -c '^gcloud storage cp' "$FAKE_LOG")" -ge 2 ]
-    ! grep -q '^systemctl' "$FAKE_LOG"
+    refute grep -q '^systemctl' "$FAKE_LOG"
     [ ! -e "$ROOT/opt/funnelpulse/bin/funnelpulse-executor" ]
 }
 
@@ -137,7 +138,7 @@ systemctl enable --now funnelpulse-watchdog.service"
     run "$STARTUP"
     [ "$status" -ne 0 ]
     [[ "$output" == *"funnelpulse-scheduler-host is missing"* ]]
-    ! grep -q '^systemctl enable' "$FAKE_LOG"
+    refute grep -q '^systemctl enable' "$FAKE_LOG"
 }
 
 @test "an unreachable metadata server is an error, not an empty role" {
@@ -187,7 +188,7 @@ systemctl enable --now funnelpulse-executor.service" ] || { calls; false; }
     [[ "$output" == *"idle watchdog off (funnelpulse-idle-minutes is 0)"* ]]
     [ ! -e "$ROOT/etc/systemd/system/funnelpulse-watchdog.service" ]
     grep -qx "systemctl disable --now funnelpulse-watchdog.service" "$FAKE_LOG"
-    ! grep -q "enable --now funnelpulse-watchdog" "$FAKE_LOG"
+    refute grep -q "enable --now funnelpulse-watchdog" "$FAKE_LOG"
 
     attr funnelpulse-idle-minutes soon
     run "$STARTUP"

@@ -5,6 +5,7 @@
 # after a restart, so the state file carries the idle clock between them.
 
 load vm-fakes/helpers
+load assert
 
 WATCHDOG="$BATS_TEST_DIRNAME/../gce/watchdog.sh"
 T0=1767225600 # any epoch second
@@ -13,7 +14,9 @@ setup() {
     setup_fakes
     REST="$BATS_TEST_TMPDIR/rest"
     mkdir -p "$REST/api"
-    export FUNNELPULSE_SCHEDULER_URL="http://127.0.0.1:$(start_http rest "$REST")"
+    local port
+    port="$(start_http rest "$REST")"
+    export FUNNELPULSE_SCHEDULER_URL="http://127.0.0.1:$port"
     export FUNNELPULSE_IDLE_MINUTES=30
     export FUNNELPULSE_EXECUTOR_GROUP=funnelpulse-executors
     export FUNNELPULSE_ZONE=europe-west1-b
@@ -85,7 +88,7 @@ systemctl poweroff" ] || { calls; false; }
     [ "$status" -ne 0 ]
     [[ "$output" == *"error: resizing funnelpulse-executors to 0 failed (gcloud's message above); not powering off the scheduler"* ]]
     [[ "$output" == *"compute.instanceGroupManagers.update"* ]]
-    ! grep -q poweroff "$FAKE_LOG"
+    refute grep -q poweroff "$FAKE_LOG"
 
     export FAKE_RESIZE_EXIT=0
     at_minute 32
