@@ -5,7 +5,7 @@ use funnelpulse_stage04::Stage04Args;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum StreamCommand {
-    /// Batches committed, watermark, open windows, quarantined files, files waiting.
+    /// Batches committed, watermark, open windows, quarantined files, dead letters, input waiting.
     Status(StatusArgs),
 }
 
@@ -20,6 +20,9 @@ pub struct StatusArgs {
     /// Source folder [default: <lake>/stream_input/].
     #[arg(long, env = "FUNNELPULSE_STREAM_SOURCE")]
     pub stream_source: Option<String>,
+    /// A Kafka stream's brokers, HOST:PORT[,HOST:PORT…]: to show the records waiting (lag).
+    #[arg(long, env = "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
 }
 
 pub async fn run(command: StreamCommand) -> anyhow::Result<()> {
@@ -27,8 +30,9 @@ pub async fn run(command: StreamCommand) -> anyhow::Result<()> {
         StreamCommand::Status(args) => {
             let stores = LakeStores::new();
             let lake = Lake::open(&args.lake, stores.as_ref())?;
-            let stage =
+            let mut stage =
                 Stage04Args { checkpoint: args.checkpoint, stream_source: args.stream_source, ..Default::default() };
+            stage.kafka.bootstrap_servers = args.bootstrap_servers;
             print!("{}", funnelpulse_stage04::status(&lake, &stage, stores.as_ref()).await?);
             Ok(())
         }

@@ -4,76 +4,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::reference::{MEASURES, hourly_brand, read_raw};
+use common::reference::{hourly_brand, read_raw};
+use common::stream::{
+    OUTPUT, command, kill_at, output_columns, output_rows, progress_lines, stream_args, terminate, wait_for,
+};
 use common::tables::{Row, Value, assert_close_rows, read_rows, sorted};
-use common::{FUNNELPULSE, copy_dir, funnelpulse, funnelpulse_ok, generate};
+use common::{copy_dir, funnelpulse, funnelpulse_ok, generate};
 use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
-
-const OUTPUT: &str = "gold_stream_funnel_hourly_brand";
-
-fn output_columns() -> Vec<&'static str> {
-    let mut columns = vec!["window_start", "window_end", "brand"];
-    columns.extend(MEASURES);
-    columns.push("window_date");
-    columns
-}
-
-async fn output_rows(lake: &Path) -> Vec<Row> {
-    sorted(read_rows(lake, OUTPUT, "window_date", &output_columns()).await)
-}
-
-/// `funnelpulse run 04` bounded, files taken as soon as they are listed.
-fn stream_args<'a>(lake: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec!["run", "04", "--lake", lake, "--available-now", "--flush-at-end", "--file-settle", "0s"];
-    args.extend(extra);
-    args
-}
-
-fn command(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(FUNNELPULSE);
-    command.current_dir(dir).args(args);
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FUNNELPULSE_")) {
-        command.env_remove(key);
-    }
-    command
-}
-
-/// Runs until the process reaches `point`, then kills it with SIGKILL.
-fn kill_at(dir: &Path, args: &[&str], point: &str) -> String {
-    let mut child = command(dir, args)
-        .env("FUNNELPULSE_PAUSE", point)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut seen = String::new();
-    for line in lines {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.contains(&format!("paused at {point}")) {
-            child.kill().unwrap(); // SIGKILL
-            child.wait().unwrap();
-            return seen;
-        }
-    }
-    panic!("the run never reached {point}:\n{seen}");
-}
-
-fn progress_lines(lake: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(lake.join("checkpoints/stream_hourly_brand/progress.jsonl")).unwrap_or_default();
-    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-}
 
 #[tokio::test]
 async fn the_stream_equals_the_batch_funnel_and_survives_sigkill_at_every_phase() {
@@ -280,25 +225,4 @@ async fn late_events_are_counted_not_added_and_bad_or_growing_files_never_stall_
     assert_eq!(taken["input_rows"], 2, "{taken}");
     assert!(taken["quarantined"].as_array().unwrap().is_empty(), "the growing file was taken too early: {taken}");
     terminate(&mut stream);
-}
-
-fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// SIGTERM: the stream stops after the batch in progress and exits cleanly.
-fn terminate(child: &mut Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    let output = std::mem::replace(child, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{text}");
-    assert!(text.contains("stopping after the batch in progress") && text.contains("stage 04 done"), "{text}");
 }

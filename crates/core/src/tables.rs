@@ -42,6 +42,8 @@ pub const GOLD_STREAM_FUNNEL_HOURLY_BRAND: TableSpec =
     TableSpec { name: "gold_stream_funnel_hourly_brand", partition_col: "window_date" };
 /// Stage 04: silver events that arrived after their window was closed, with the batch that saw them.
 pub const LATE_EVENTS: TableSpec = TableSpec { name: "late_events", partition_col: "event_date" };
+/// Stage 04 with a Kafka source: records that are not events, with their offsets and the reason.
+pub const STREAM_DEAD_LETTERS: TableSpec = TableSpec { name: "stream_dead_letters", partition_col: "received_date" };
 /// Stage 04's checkpoint: the open windows after a batch (not a lake table).
 pub const STREAM_STATE: TableSpec = TableSpec { name: "state", partition_col: "window_date" };
 /// Stage 04's checkpoint: a batch's partial aggregates (not a lake table).

@@ -88,8 +88,8 @@ pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::
     anyhow::ensure!(args.speedup.is_none_or(|s| s > 0.0), "--speedup must be positive");
     let started = Instant::now();
     let create = args.create_topic.then_some((args.partitions, args.replication_factor));
-    let partitions = ensure_topic(&args.kafka, create).await?;
     let days = days_in_range(lake, args.from, args.to).await?;
+    let partitions = ensure_topic(&args.kafka, create).await?;
     let total = count_rows(engine, lake, &days).await?;
 
     let producer: FutureProducer = client_config(&args.kafka)
@@ -156,15 +156,22 @@ fn acknowledged(outcome: Option<DeliveryOutcome>) -> anyhow::Result<u64> {
     }
 }
 
+/// Bronze's days in the range; none is an error naming the days bronze has.
 async fn days_in_range(lake: &Lake, from: NaiveDate, to: NaiveDate) -> anyhow::Result<Vec<String>> {
     let (from, to) = (from.to_string(), to.to_string());
-    Ok(lake
+    let all = lake
         .partition_values(&Lake::table_rel(&BRONZE_EVENTS), BRONZE_EVENTS.partition_col)
         .await
-        .context("reading bronze_events (run stage 01 first)")?
-        .into_iter()
-        .filter(|d| *d >= from && *d <= to)
-        .collect())
+        .context("reading bronze_events (run stage 01 first)")?;
+    let days: Vec<String> = all.iter().filter(|d| **d >= from && **d <= to).cloned().collect();
+    if days.is_empty() {
+        let held = match (all.iter().min(), all.iter().max()) {
+            (Some(first), Some(last)) => format!("it holds {first} … {last}"),
+            _ => "it is empty".to_string(),
+        };
+        anyhow::bail!("bronze_events has no rows from {from} to {to} ({held}): choose the days with --from and --to");
+    }
+    Ok(days)
 }
 
 async fn count_rows(engine: &Engine, lake: &Lake, days: &[String]) -> anyhow::Result<u64> {

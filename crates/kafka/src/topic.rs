@@ -23,6 +23,9 @@ pub fn client_config(kafka: &KafkaArgs) -> ClientConfig {
         // Fail fast when nothing answers instead of retrying for minutes.
         .set("socket.connection.setup.timeout.ms", "10000")
         .set("log_level", "3");
+    for (key, value) in &kafka.options {
+        config.set(key, value);
+    }
     config
 }
 

@@ -7,7 +7,8 @@
 //!    and the latest event time, which advances the watermark;
 //! 2. *write*: two Ballista jobs at once write the open windows (checkpoint
 //!    state) and the windows the new watermark closes (staged in the lake);
-//!    a third, when there are late events, writes them (staged);
+//!    a third, when there are late events, writes them (staged); a fourth,
+//!    when the source turned records away (Kafka), writes the dead letters;
 //! 3. *check*: the partials hold as many rows as the files' footers;
 //!    views, carts and purchases of the new state plus the closed
 //!    windows must equal those of the old state plus the batch's on-time
@@ -29,7 +30,9 @@ use funnelpulse_core::stream::{
     WINDOW_MICROS, advance_watermark, batch_partials, closed_rows, closed_rows_from_events, dedup_open_rows, late_rows,
     merge, partials_file_schema, partials_summary, still_open, still_open_rows,
 };
-use funnelpulse_core::tables::{GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_PARTIALS, STREAM_STATE};
+use funnelpulse_core::tables::{
+    GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS, STREAM_PARTIALS, STREAM_STATE,
+};
 use funnelpulse_engine::tables::write_partitioned;
 use funnelpulse_engine::{Engine, check};
 use funnelpulse_lake::Lake;
@@ -278,6 +281,11 @@ pub async fn execute(
             .await
             .context("late events job")?;
     }
+    if let Some(dead) = &offsets.dead_letters {
+        let letters = ctx.read_parquet(cx.source.url_of(&dead.path), ParquetReadOptions::default()).await?;
+        let url = cx.lake.staging_url(&run, &STREAM_DEAD_LETTERS);
+        write_partitioned(letters, &STREAM_DEAD_LETTERS, &url).await.context("dead letters job")?;
+    }
     durations.write_ms = t.elapsed().as_millis() as u64;
     pause("after-write", id);
 
@@ -294,12 +302,20 @@ pub async fn execute(
         totals(cx.local, cx.lake, &Lake::staging_rel(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND), Shape::Windows).await?;
     let late = totals(cx.local, cx.lake, &Lake::staging_rel(&run, &LATE_EVENTS), Shape::Rows).await?;
     reconcile(&counts, &old_state, &new_state, &closed, late.rows, id, cx.dedup)?;
+    let dead_letters = totals(cx.local, cx.lake, &Lake::staging_rel(&run, &STREAM_DEAD_LETTERS), Shape::Rows).await?;
+    let dead_logged = offsets.dead_letters.as_ref().map_or(0, |f| f.rows);
+    check(
+        &format!("batch {id}: dead letters written = records turned away"),
+        dead_letters.rows as u64 == dead_logged,
+        || format!("{} vs {dead_logged}", dead_letters.rows),
+    )?;
     durations.check_ms = t.elapsed().as_millis() as u64;
 
     // 4. commit
     let t = Instant::now();
     let mut moves = cx.lake.staged_moves(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND).await?;
     moves.extend(cx.lake.staged_moves(&run, &LATE_EVENTS).await?);
+    moves.extend(cx.lake.staged_moves(&run, &STREAM_DEAD_LETTERS).await?);
     let state_batch = if state_written {
         (new_state.rows > 0).then_some(id)
     } else if offsets.flush {
@@ -309,7 +325,7 @@ pub async fn execute(
     };
     let mut progress = BatchProgress {
         batch_id: id,
-        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         files: offsets.files.iter().map(|f| f.path.clone()).collect(),
         quarantined: offsets.quarantined.clone(),
         input_rows: counts.input_rows as u64,
@@ -318,6 +334,8 @@ pub async fn execute(
         emitted_windows: closed.rows as u64,
         open_windows: new_state.rows as u64,
         flush: offsets.flush,
+        kafka_ranges: offsets.kafka.as_ref().map(|k| k.ranges.clone()).unwrap_or_default(),
+        dead_letters: dead_logged,
         ..Default::default()
     };
     progress.set_watermark(watermark, counts.max_event_time);
@@ -365,6 +383,7 @@ pub async fn finish_commit(cx: &BatchContext<'_>, commit: &Commit) -> anyhow::Re
     pause("after-moves", commit.batch_id);
     cx.lake.discard_staging(&staging_run(cx.metadata, commit.batch_id)).await?;
     cx.checkpoint.prune_batches(commit.state_batch).await?;
+    cx.checkpoint.prune_inputs(commit.batch_id).await?;
     Ok(())
 }
 
@@ -399,8 +418,12 @@ fn reconcile(
 }
 
 /// File schemas (without the partition column) of the output tables, for
-/// the empty table a new stream starts with.
-pub fn output_file_schemas(local: &SessionContext) -> anyhow::Result<Vec<(funnelpulse_core::TableSpec, SchemaRef)>> {
+/// the empty table a new stream starts with; `dead_letters`: with the
+/// dead-letter table (sources that turn records away).
+pub fn output_file_schemas(
+    local: &SessionContext,
+    dead_letters: bool,
+) -> anyhow::Result<Vec<(funnelpulse_core::TableSpec, SchemaRef)>> {
     use datafusion::arrow::record_batch::RecordBatch;
     let no_windows = local.read_batch(RecordBatch::new_empty(partials_file_schema()))?;
     let closed = closed_rows(merge(no_windows, None)?, None)?;
@@ -410,8 +433,13 @@ pub fn output_file_schemas(local: &SessionContext) -> anyhow::Result<Vec<(funnel
         let keep: Vec<usize> = (0..arrow.fields().len()).filter(|&i| arrow.field(i).name() != pcol).collect();
         Ok(std::sync::Arc::new(arrow.project(&keep)?))
     };
-    Ok(vec![
+    let mut schemas = vec![
         (GOLD_STREAM_FUNNEL_HOURLY_BRAND, without_partition(&closed, GOLD_STREAM_FUNNEL_HOURLY_BRAND.partition_col)?),
         (LATE_EVENTS, without_partition(&late, LATE_EVENTS.partition_col)?),
-    ])
+    ];
+    if dead_letters {
+        let letters = local.read_batch(RecordBatch::new_empty(funnelpulse_kafka::decode::dead_letter_schema()))?;
+        schemas.push((STREAM_DEAD_LETTERS, without_partition(&letters, STREAM_DEAD_LETTERS.partition_col)?));
+    }
+    Ok(schemas)
 }

@@ -10,19 +10,24 @@
 //! - `commits/<id>.json`: written once the batch's output is staged and
 //!   checked — the commit point. It lists the moves that put the output
 //!   into the tables; a restart re-applies them (moves are idempotent);
-//! - `progress.jsonl`: one line of [`BatchProgress`] per committed batch.
+//! - `progress.jsonl`: one line of [`BatchProgress`] per committed batch;
+//! - `input/<id>.parquet`, `input/<id>.dead_letters.parquet`: a batch's
+//!   records staged by a source that is not a folder of files (Kafka),
+//!   deleted once the batch is committed.
 //!
 //! On start: re-apply the last commit's moves, then re-run the batch whose
 //! offsets have no commit, if any. Outputs of a batch are a function of its
 //! offsets and the previous state only, so the re-run writes the same rows.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use anyhow::Context;
 use funnelpulse_lake::Lake;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use funnelpulse_kafka::source::PartitionRange;
 
 use crate::progress::BatchProgress;
 
@@ -40,6 +45,9 @@ pub struct Metadata {
     pub watermark_micros: i64,
     pub aggregation: String,
     pub created: String,
+    /// Kafka source: the offset each partition started from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kafka_start: BTreeMap<i32, i64>,
 }
 
 impl Metadata {
@@ -52,6 +60,7 @@ impl Metadata {
             watermark_micros,
             aggregation: aggregation.to_string(),
             created: chrono::Utc::now().to_rfc3339(),
+            kafka_start: BTreeMap::new(),
         }
     }
 
@@ -103,6 +112,36 @@ pub struct Offsets {
     pub watermark: Option<i64>,
     /// The flush at the end of a bounded run: every open window is emitted.
     pub flush: bool,
+    /// Records the source turned away (Kafka records that are not events),
+    /// staged for the dead-letter table; path relative to the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<LoggedFile>,
+    /// Kafka source: the offset ranges the batch consumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<KafkaOffsets>,
+}
+
+impl Offsets {
+    /// A batch that consumes nothing yet.
+    pub fn new(batch_id: u64, watermark: Option<i64>) -> Self {
+        Self {
+            batch_id,
+            files: Vec::new(),
+            quarantined: Vec::new(),
+            watermark,
+            flush: false,
+            dead_letters: None,
+            kafka: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct KafkaOffsets {
+    pub topic: String,
+    pub ranges: Vec<PartitionRange>,
+    /// Records read from the ranges: events plus dead letters.
+    pub records: u64,
 }
 
 /// `commits/<id>.json`: the batch is done once this exists.
@@ -127,6 +166,20 @@ pub struct Position {
     pub seen: HashSet<String>,
     /// A batch logged but not committed: re-run it first.
     pub pending: Option<Offsets>,
+    /// Kafka source: the next offset of each partition after every logged batch.
+    pub kafka_next: BTreeMap<i32, i64>,
+}
+
+impl Position {
+    /// Takes a logged batch into account.
+    pub fn consume(&mut self, offsets: &Offsets) {
+        self.seen.extend(offsets.files.iter().map(|f| f.path.clone()));
+        self.seen.extend(offsets.quarantined.iter().map(|q| q.path.clone()));
+        for range in offsets.kafka.iter().flat_map(|k| &k.ranges) {
+            let next = self.kafka_next.entry(range.partition).or_insert(range.end);
+            *next = (*next).max(range.end);
+        }
+    }
 }
 
 pub struct Checkpoint {
@@ -219,8 +272,7 @@ impl Checkpoint {
         for id in self.ids("offsets/").await? {
             let offsets: Offsets =
                 self.read_json(&format!("offsets/{}.json", id_name(id))).await?.context("offsets vanished")?;
-            position.seen.extend(offsets.files.iter().map(|f| f.path.clone()));
-            position.seen.extend(offsets.quarantined.iter().map(|q| q.path.clone()));
+            position.consume(&offsets);
             if id == position.next_batch {
                 position.pending = Some(offsets);
             } else {
@@ -247,6 +299,30 @@ impl Checkpoint {
     /// Folder (relative to the checkpoint) of a batch's partial aggregates.
     pub fn partials_rel(batch: u64) -> String {
         format!("batches/{}/partials/", id_name(batch))
+    }
+
+    /// A batch's staged records (sources that stage, like Kafka).
+    pub fn input_rel(batch: u64) -> String {
+        format!("input/{}.parquet", id_name(batch))
+    }
+
+    /// A batch's staged dead letters.
+    pub fn dead_letters_rel(batch: u64) -> String {
+        format!("input/{}.dead_letters.parquet", id_name(batch))
+    }
+
+    /// Deletes the staged input of batches up to `last` (committed: never read again).
+    pub async fn prune_inputs(&self, last: u64) -> anyhow::Result<()> {
+        for rel in self.folder.list_rel("input/").await? {
+            let id = rel.trim_start_matches("input/").split('.').next().and_then(|n| n.parse::<u64>().ok());
+            if id.is_some_and(|id| id <= last) {
+                match self.folder.store().delete(&self.folder.path_of(&rel)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Deletes every `batches/<id>/` except `keep` (partial outputs of a

@@ -2,7 +2,8 @@
 //! files, each a set of Ballista jobs, with an event-time watermark, append
 //! output and exactly-once results across crashes.
 //!
-//! - [`source`]: which files a batch takes (name order, settled, checked);
+//! - [`source`]: what a batch consumes: new files of a folder (name order,
+//!   settled, checked) or offset ranges of a Kafka topic (staged as Parquet);
 //! - [`checkpoint`]: the write-ahead log, state and commits that make a
 //!   killed run resume with identical output;
 //! - [`batch`]: one micro-batch's jobs, reconciliation and commit;
@@ -13,7 +14,6 @@ pub mod checkpoint;
 pub mod progress;
 pub mod source;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,14 +22,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use funnelpulse_core::tables::{GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, NULL_PARTITION};
+use funnelpulse_core::tables::{GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, NULL_PARTITION, STREAM_DEAD_LETTERS};
 use funnelpulse_engine::{Engine, StageProgress};
 use funnelpulse_lake::Lake;
 use object_store::ObjectStoreExt;
 
 use crate::batch::{BatchContext, Before, execute, finish_commit, output_file_schemas};
-use crate::checkpoint::{Checkpoint, LoggedFile, Metadata, Offsets, Position, Quarantined};
+use crate::checkpoint::{Checkpoint, Metadata, Offsets, Position, Quarantined};
 use crate::progress::{BatchProgress, Status};
+use crate::source::{FileSource, KafkaSource, KafkaSourceArgs, Next, StreamSource};
 
 /// Default source, relative to the lake root (stage 03's output).
 pub const STREAM_INPUT: &str = "stream_input/";
@@ -48,8 +49,23 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 2h, 90s, 500ms)"))
 }
 
+/// Where the events come from.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceKind {
+    /// New Parquet files in a folder (--stream-source; stage 03 writes them).
+    #[default]
+    Files,
+    /// A Kafka topic (--bootstrap-servers, --topic; `funnelpulse kafka replay` fills it).
+    Kafka,
+}
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage04Args {
+    /// Where the stream's events come from.
+    #[arg(long = "source", value_enum, env = "FUNNELPULSE_STREAM_SOURCE_KIND", default_value_t)]
+    pub source: SourceKind,
+    #[command(flatten)]
+    pub kafka: KafkaSourceArgs,
     /// Folder whose new Parquet files are the stream (local or gs://) [default: <lake>/stream_input/].
     #[arg(long, env = "FUNNELPULSE_STREAM_SOURCE")]
     pub stream_source: Option<String>,
@@ -86,6 +102,8 @@ pub struct Stage04Args {
 impl Default for Stage04Args {
     fn default() -> Self {
         Self {
+            source: SourceKind::Files,
+            kafka: KafkaSourceArgs::default(),
             stream_source: None,
             checkpoint: None,
             max_files_per_trigger: 2,
@@ -118,7 +136,7 @@ impl fmt::Display for Stage04Report {
         write!(
             f,
             "stage 04 done in {:.1}s: {} batches, {} files, {} rows ({:.0} rows/s), {} windows emitted, {} late rows, \
-             {} files quarantined; batch p50 {} ms; ",
+             {} files quarantined, {} dead letters; batch p50 {} ms; ",
             seconds,
             self.batches.len(),
             sum(|b| b.files.len() as u64),
@@ -127,6 +145,7 @@ impl fmt::Display for Stage04Report {
             sum(|b| b.emitted_windows),
             sum(|b| b.late_rows),
             sum(|b| b.quarantined.len() as u64),
+            sum(|b| b.dead_letters),
             p50,
         )?;
         match self.batches.last() {
@@ -142,21 +161,50 @@ impl fmt::Display for Stage04Report {
     }
 }
 
-/// The folders a stream works with.
+/// What a stream works with.
 struct Places {
-    source: Lake,
+    /// The folder the batches' file paths are relative to (the source
+    /// folder, or the checkpoint for sources that stage their records).
+    files: Lake,
     checkpoint: Checkpoint,
+    stream: StreamSource,
+    /// The source as the checkpoint's metadata names it.
+    source_name: String,
+}
+
+fn open_checkpoint(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Checkpoint> {
+    let url = args.checkpoint.clone().unwrap_or_else(|| lake.url_of(CHECKPOINT));
+    Ok(Checkpoint::new(Lake::open(&url, stores).with_context(|| format!("checkpoint {url}"))?))
 }
 
 fn open_places(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Places> {
-    let source = args.stream_source.clone().unwrap_or_else(|| lake.url_of(STREAM_INPUT));
-    let checkpoint = args.checkpoint.clone().unwrap_or_else(|| lake.url_of(CHECKPOINT));
-    Ok(Places {
-        source: Lake::open(&source, stores).with_context(|| format!("stream source {source}"))?,
-        checkpoint: Checkpoint::new(
-            Lake::open(&checkpoint, stores).with_context(|| format!("checkpoint {checkpoint}"))?,
-        ),
-    })
+    let checkpoint = open_checkpoint(lake, args, stores)?;
+    match args.source {
+        SourceKind::Files => {
+            let url = args.stream_source.clone().unwrap_or_else(|| lake.url_of(STREAM_INPUT));
+            let folder = Lake::open(&url, stores).with_context(|| format!("stream source {url}"))?;
+            let source = FileSource::new(folder.clone(), args.max_files_per_trigger, args.file_settle);
+            Ok(Places {
+                source_name: folder.url().to_string(),
+                files: folder,
+                checkpoint,
+                stream: StreamSource::Files(source),
+            })
+        }
+        SourceKind::Kafka => {
+            anyhow::ensure!(
+                args.stream_source.is_none(),
+                "--stream-source is a folder for --source files; with --source kafka give --topic"
+            );
+            let source = KafkaSource::new(&args.kafka, &checkpoint)?;
+            Ok(Places {
+                source_name: args.kafka.source_name(),
+                files: checkpoint.folder.clone(),
+                checkpoint,
+                stream: StreamSource::Kafka(Box::new(source)),
+            })
+        }
+    }
 }
 
 /// Plain DataFusion with our object stores, for the client's small reads.
@@ -221,107 +269,61 @@ impl Drop for StopFlag {
 
 pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Result<Stage04Report> {
     anyhow::ensure!(args.max_files_per_trigger >= 1, "--max-files-per-trigger must be at least 1");
+    anyhow::ensure!(args.kafka.max_records_per_trigger >= 1, "--max-records-per-trigger must be at least 1");
     let progress = StageProgress::start("04");
     for run in lake.recover().await? {
         eprintln!("note: completed the interrupted commit of run {run}");
     }
     let stores = engine.ctx.runtime_env().object_store_registry.clone();
-    let places = open_places(lake, args, stores.as_ref())?;
+    let Places { files, checkpoint, mut stream, source_name } = open_places(lake, args, stores.as_ref())?;
     let local = local_context()?;
     if args.reset_stream {
-        reset(lake, &places.checkpoint).await?;
+        reset(lake, &checkpoint).await?;
         progress.line("reset: checkpoint and stream output tables deleted");
     }
-    let metadata = bind_checkpoint(lake, &places, args, &local).await?;
+    let metadata = bind_checkpoint(lake, &checkpoint, &mut stream, &source_name, args, &local).await?;
     let cx = BatchContext {
         engine,
         local: &local,
         lake,
-        source: &places.source,
-        checkpoint: &places.checkpoint,
+        source: &files,
+        checkpoint: &checkpoint,
         metadata: &metadata,
         dedup: args.dedup_within_watermark,
     };
     let stop = StopFlag::install();
     let mut report = Stage04Report { output: lake.table_url(&GOLD_STREAM_FUNNEL_HOURLY_BRAND), ..Default::default() };
-    let mut position = resume(&cx, &progress, &mut report).await?;
-
-    // Bounded runs take the files present now; continuous runs poll.
-    let snapshot: Option<HashSet<String>> = if args.available_now {
-        let mut listing = source::list_new(&places.source, &position.seen, args.file_settle).await?;
-        if listing.settling > 0 {
-            // Files present at the start but modified just now: give them the settle time once.
-            progress.step(format!("waiting {:?} for {} new files to settle", args.file_settle, listing.settling));
-            stop.sleep(args.file_settle).await;
-            listing = source::list_new(&places.source, &position.seen, args.file_settle).await?;
-        }
-        Some(listing.ready.into_iter().map(|f| f.rel).collect())
-    } else {
-        None
-    };
-    if position.seen.is_empty() && places.source.list_rel("").await?.is_empty() {
-        progress.line(format!("no files in {} yet (run stage 03 first)", places.source.url()));
+    let mut position = resume(&cx, &mut stream, &progress, &mut report).await?;
+    // Bounded runs take what is there now; continuous runs poll.
+    if let Some(note) = stream.start(&position, args.available_now).await? {
+        progress.line(note);
     }
-    let mut warned_vanished = false;
     while !stop.requested() {
-        progress.step(format!("batch {}: listing new files", position.next_batch));
+        progress.step(format!("batch {}: looking for new input", position.next_batch));
         let planning = Instant::now();
-        let listing = source::list_new(&places.source, &position.seen, args.file_settle).await?;
-        if listing.vanished > 0 && !warned_vanished {
-            warned_vanished = true;
-            progress.line(format!(
-                "warning: {} files the checkpoint has read are gone from the source (was it rebuilt? \
-                 --reset-stream starts over)",
-                listing.vanished
-            ));
-        }
-        let ready: Vec<_> = match &snapshot {
-            Some(snap) => listing.ready.into_iter().filter(|f| snap.contains(&f.rel)).collect(),
-            None => listing.ready,
-        };
-        if ready.is_empty() {
-            if args.available_now {
-                break;
+        match stream.next(&position).await? {
+            Next::Done => break,
+            Next::Idle { waiting, warning } => {
+                warning.into_iter().for_each(|w| progress.line(w));
+                progress.step(waiting);
+                stop.sleep(args.trigger_interval).await;
             }
-            progress.step(format!("waiting for new files ({} settling)", listing.settling));
-            stop.sleep(args.trigger_interval).await;
-            continue;
-        }
-        let mut offsets = Offsets {
-            batch_id: position.next_batch,
-            files: Vec::new(),
-            quarantined: Vec::new(),
-            watermark: position.watermark,
-            flush: false,
-        };
-        for file in ready.into_iter().take(args.max_files_per_trigger) {
-            let checked = match source::check_file(&places.source, &file).await {
-                Ok(checked) => checked,
-                // Gone since the listing: not taken, nothing to record.
-                Err(e) if matches!(e.downcast_ref(), Some(object_store::Error::NotFound { .. })) => continue,
-                Err(e) => return Err(e.context(format!("reading the footer of {}", places.source.url_of(&file.rel)))),
-            };
-            match checked {
-                Ok(rows) => offsets.files.push(LoggedFile { path: file.rel, size: file.size, rows }),
-                Err(reason) => offsets.quarantined.push(Quarantined { path: file.rel, reason }),
+            Next::Batch { offsets, warning } => {
+                warning.into_iter().for_each(|w| progress.line(w));
+                batch::pause("before-offsets", offsets.batch_id);
+                checkpoint.write_offsets(&offsets).await?;
+                batch::pause("after-offsets", offsets.batch_id);
+                progress.step(format!("batch {}: running", offsets.batch_id));
+                let commit = run_logged(&cx, offsets, &mut position, planning.elapsed()).await?;
+                stream.committed(&position).await;
+                progress.line(commit.to_string());
+                report.batches.push(commit);
             }
         }
-        places.checkpoint.write_offsets(&offsets).await?;
-        batch::pause("after-offsets", offsets.batch_id);
-        progress.step(format!("batch {}: {} files", offsets.batch_id, offsets.files.len()));
-        let commit = run_logged(&cx, offsets, &mut position, planning.elapsed()).await?;
-        progress.line(commit.to_string());
-        report.batches.push(commit);
     }
     if args.flush_at_end && position.state_batch.is_some() {
-        let offsets = Offsets {
-            batch_id: position.next_batch,
-            files: Vec::new(),
-            quarantined: Vec::new(),
-            watermark: position.watermark,
-            flush: true,
-        };
-        places.checkpoint.write_offsets(&offsets).await?;
+        let offsets = Offsets { flush: true, ..Offsets::new(position.next_batch, position.watermark) };
+        checkpoint.write_offsets(&offsets).await?;
         progress.step("flushing open windows");
         let commit = run_logged(&cx, offsets, &mut position, Duration::ZERO).await?;
         progress.line(commit.to_string());
@@ -362,8 +364,7 @@ async fn run_logged(
             execute(cx, &offsets, before, plan).await?
         }
     };
-    position.seen.extend(offsets.files.iter().map(|f| f.path.clone()));
-    position.seen.extend(offsets.quarantined.iter().map(|q| q.path.clone()));
+    position.consume(&offsets);
     position.next_batch = commit.batch_id + 1;
     position.watermark = commit.watermark;
     position.state_batch = commit.state_batch;
@@ -373,6 +374,7 @@ async fn run_logged(
 /// Completes the last commit and re-runs a batch that was logged but not committed.
 async fn resume(
     cx: &BatchContext<'_>,
+    stream: &mut StreamSource,
     progress: &StageProgress,
     report: &mut Stage04Report,
 ) -> anyhow::Result<Position> {
@@ -383,39 +385,55 @@ async fn resume(
     }
     if let Some(pending) = position.pending.take() {
         progress.line(format!("re-running batch {} (started by a run that did not finish)", pending.batch_id));
+        stream.prepare_rerun(&pending).await?;
         let commit = run_logged(cx, pending, &mut position, Duration::ZERO).await?;
+        stream.committed(&position).await;
         progress.line(commit.to_string());
         report.batches.push(commit);
     }
     Ok(position)
 }
 
+/// The stream's output tables: with a source that turns records away, the dead letters too.
+fn output_tables(stream: &StreamSource) -> Vec<funnelpulse_core::TableSpec> {
+    let mut tables = vec![GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS];
+    if matches!(stream, StreamSource::Kafka(_)) {
+        tables.push(STREAM_DEAD_LETTERS);
+    }
+    tables
+}
+
 /// Checks that the checkpoint belongs to these options, or starts a new one.
 async fn bind_checkpoint(
     lake: &Lake,
-    places: &Places,
+    checkpoint: &Checkpoint,
+    stream: &mut StreamSource,
+    source_name: &str,
     args: &Stage04Args,
     local: &SessionContext,
 ) -> anyhow::Result<Metadata> {
-    let wanted = Metadata::new(
-        places.source.url().as_str(),
+    let mut wanted = Metadata::new(
+        source_name,
         &lake.table_url(&GOLD_STREAM_FUNNEL_HOURLY_BRAND),
         args.watermark.as_micros() as i64,
         aggregation(args.dedup_within_watermark),
     );
-    if let Some(existing) = places.checkpoint.metadata().await? {
+    if let Some(existing) = checkpoint.metadata().await? {
         let differences = existing.differences(&wanted);
         if !differences.is_empty() {
             bail!(
                 "checkpoint {} was started with other options ({}); use another --checkpoint, or --reset-stream to \
                  start over",
-                places.checkpoint.url(),
+                checkpoint.url(),
                 differences.join("; ")
             );
         }
+        if let StreamSource::Kafka(kafka) = stream {
+            kafka.bind(&existing.kafka_start);
+        }
         return Ok(existing);
     }
-    for table in [GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS] {
+    for table in output_tables(stream) {
         let rows = data_files(lake, &Lake::table_rel(&table)).await?;
         anyhow::ensure!(
             rows == 0,
@@ -423,8 +441,12 @@ async fn bind_checkpoint(
             table.name
         );
     }
-    places.checkpoint.write_metadata(&wanted).await?;
-    create_empty_tables(lake, &wanted, local).await?;
+    if let StreamSource::Kafka(kafka) = stream {
+        wanted.kafka_start = kafka.starting_positions().await?;
+        kafka.bind(&wanted.kafka_start);
+    }
+    checkpoint.write_metadata(&wanted).await?;
+    create_empty_tables(lake, &wanted, local, matches!(stream, StreamSource::Kafka(_))).await?;
     Ok(wanted)
 }
 
@@ -435,9 +457,14 @@ async fn data_files(lake: &Lake, rel: &str) -> anyhow::Result<usize> {
 }
 
 /// A new stream's tables exist (empty) before the first window closes.
-async fn create_empty_tables(lake: &Lake, metadata: &Metadata, local: &SessionContext) -> anyhow::Result<()> {
+async fn create_empty_tables(
+    lake: &Lake,
+    metadata: &Metadata,
+    local: &SessionContext,
+    dead_letters: bool,
+) -> anyhow::Result<()> {
     let run = format!("stream-{}-init", metadata.id);
-    for (table, schema) in output_file_schemas(local)? {
+    for (table, schema) in output_file_schemas(local, dead_letters)? {
         if !lake.list_rel(&Lake::table_rel(&table)).await?.is_empty() {
             continue;
         }
@@ -459,7 +486,7 @@ async fn reset(lake: &Lake, checkpoint: &Checkpoint) -> anyhow::Result<()> {
         }
     }
     checkpoint.clear().await?;
-    for table in [GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS] {
+    for table in [GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS] {
         let files = lake.list_rel(&Lake::table_rel(&table)).await?;
         for rel in files {
             match lake.store().delete(&lake.path_of(&rel)).await {
@@ -471,24 +498,36 @@ async fn reset(lake: &Lake, checkpoint: &Checkpoint) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `funnelpulse stream status`: what the checkpoint says, and what waits in the source.
+/// `funnelpulse stream status`: what the checkpoint says, and what waits in
+/// the source (for a Kafka stream, when the brokers are given).
 pub async fn status(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Status> {
-    let places = open_places(lake, args, stores)?;
-    let metadata = places
-        .checkpoint
+    let checkpoint = open_checkpoint(lake, args, stores)?;
+    let metadata = checkpoint
         .metadata()
         .await?
-        .with_context(|| format!("no stream checkpoint at {} (run stage 04 first)", places.checkpoint.url()))?;
-    let (position, _) = places.checkpoint.position().await?;
-    let listing = source::list_new(&places.source, &position.seen, Duration::ZERO).await?;
+        .with_context(|| format!("no stream checkpoint at {} (run stage 04 first)", checkpoint.url()))?;
+    let (position, _) = checkpoint.position().await?;
+    let waiting = match metadata.source.strip_prefix("kafka:") {
+        Some(topic) if args.kafka.bootstrap_servers.is_some() => {
+            let kafka = KafkaSourceArgs { topic: topic.to_string(), ..args.kafka.clone() };
+            let mut source = KafkaSource::new(&kafka, &checkpoint)?;
+            source.bind(&metadata.kafka_start);
+            StreamSource::Kafka(Box::new(source)).waiting(&position).await?
+        }
+        Some(_) => "records waiting in the topic: unknown (give --bootstrap-servers to see the lag)".to_string(),
+        None => {
+            let folder = Lake::open(&metadata.source, stores)?;
+            StreamSource::Files(FileSource::new(folder, 1, Duration::ZERO)).waiting(&position).await?
+        }
+    };
     Ok(Status {
-        checkpoint: places.checkpoint.url(),
+        checkpoint: checkpoint.url(),
         source: metadata.source.clone(),
         output: metadata.output.clone(),
         watermark_delay: humantime::format_duration(Duration::from_micros(metadata.watermark_micros as u64))
             .to_string(),
-        batches: places.checkpoint.progress_lines().await?,
-        waiting_files: listing.ready.len() + listing.settling,
+        batches: checkpoint.progress_lines().await?,
+        waiting,
         pending_batch: position.pending.map(|p| p.batch_id),
     })
 }

@@ -7,6 +7,8 @@ use std::fmt;
 use funnelpulse_core::stream::format_micros;
 use serde::{Deserialize, Serialize};
 
+use funnelpulse_kafka::source::PartitionRange;
+
 use crate::checkpoint::Quarantined;
 
 /// Milliseconds spent in each phase of a batch.
@@ -43,6 +45,12 @@ pub struct BatchProgress {
     pub input_rows_per_second: f64,
     pub durations: Durations,
     pub flush: bool,
+    /// Kafka source: the offset ranges read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kafka_ranges: Vec<PartitionRange>,
+    /// Kafka source: records that were not events (in the dead-letter table).
+    #[serde(default)]
+    pub dead_letters: u64,
 }
 
 impl BatchProgress {
@@ -55,7 +63,20 @@ impl BatchProgress {
 impl fmt::Display for BatchProgress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = &self.durations;
-        let what = if self.flush { "flush".to_string() } else { format!("{} files", self.files.len()) };
+        let what = if self.flush {
+            "flush".to_string()
+        } else if !self.kafka_ranges.is_empty() {
+            let ranges: Vec<String> =
+                self.kafka_ranges.iter().map(|r| format!("p{} {}..{}", r.partition, r.start, r.end)).collect();
+            format!(
+                "{} records ({}), {} dead letters",
+                self.input_rows + self.dead_letters,
+                ranges.join(" "),
+                self.dead_letters
+            )
+        } else {
+            format!("{} files", self.files.len())
+        };
         write!(
             f,
             "batch {}: {what}, {} rows ({:.0} rows/s), late {}, emitted {} windows, open {}, watermark {}; \
@@ -88,8 +109,8 @@ pub struct Status {
     pub output: String,
     pub watermark_delay: String,
     pub batches: Vec<BatchProgress>,
-    /// Files in the source not taken yet (ready or still settling).
-    pub waiting_files: usize,
+    /// What waits in the source (files, or records in a topic).
+    pub waiting: String,
     pub pending_batch: Option<u64>,
 }
 
@@ -102,13 +123,15 @@ impl fmt::Display for Status {
         let quarantined: Vec<&Quarantined> = self.batches.iter().flat_map(|b| &b.quarantined).collect();
         writeln!(
             f,
-            "  {} batches committed: {} files, {} input rows, {} late rows, {} windows emitted, {} files quarantined",
+            "  {} batches committed: {} files, {} input rows, {} late rows, {} windows emitted, {} files quarantined, \
+             {} dead letters",
             self.batches.len(),
             sum(|b| b.files.len() as u64),
             sum(|b| b.input_rows),
             sum(|b| b.late_rows),
             sum(|b| b.emitted_windows),
-            quarantined.len()
+            quarantined.len(),
+            sum(|b| b.dead_letters)
         )?;
         if let Some(last) = self.batches.last() {
             writeln!(
@@ -123,7 +146,7 @@ impl fmt::Display for Status {
         if let Some(id) = self.pending_batch {
             writeln!(f, "  batch {id} was started and not committed: the next run re-runs it first")?;
         }
-        writeln!(f, "  {} new files waiting in the source", self.waiting_files)?;
+        writeln!(f, "  {}", self.waiting)?;
         for q in quarantined {
             writeln!(f, "  quarantined {}: {}", q.path, q.reason)?;
         }

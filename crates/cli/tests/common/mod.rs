@@ -6,6 +6,7 @@
 
 pub mod anomalies;
 pub mod reference;
+pub mod stream;
 pub mod tables;
 
 use std::io::{Read, Write};

@@ -24,7 +24,8 @@ use funnelpulse_core::schema::event_fields;
 use funnelpulse_lake::{FileMeta, Lake};
 use object_store::ObjectStoreExt;
 
-use crate::checkpoint::LoggedFile;
+use crate::checkpoint::{LoggedFile, Offsets, Position, Quarantined};
+use crate::source::Next;
 
 /// New files of the source, split by readiness.
 pub struct Listing {
@@ -49,6 +50,88 @@ pub async fn list_new(source: &Lake, seen: &HashSet<String>, settle: Duration) -
     let (ready, settling): (Vec<FileMeta>, Vec<FileMeta>) =
         files.into_iter().filter(|f| !seen.contains(&f.rel)).partition(|f| now - f.modified >= settle);
     Ok(Listing { ready, settling: settling.len(), vanished })
+}
+
+/// New Parquet files of a folder, a few per batch.
+pub struct FileSource {
+    pub folder: Lake,
+    pub max_files_per_trigger: usize,
+    pub settle: Duration,
+    /// Bounded runs: the files present at the start.
+    snapshot: Option<HashSet<String>>,
+    warned_vanished: bool,
+}
+
+impl FileSource {
+    pub fn new(folder: Lake, max_files_per_trigger: usize, settle: Duration) -> Self {
+        Self { folder, max_files_per_trigger, settle, snapshot: None, warned_vanished: false }
+    }
+
+    /// Before the first batch: with `bounded` (`--available-now`) only the
+    /// files present now will be taken; files modified just now get the
+    /// settle time once. Returns a note for the user.
+    pub async fn start(&mut self, position: &Position, bounded: bool) -> anyhow::Result<Option<String>> {
+        let mut note = None;
+        if bounded {
+            let mut listing = list_new(&self.folder, &position.seen, self.settle).await?;
+            if listing.settling > 0 {
+                note = Some(format!("waited {:?} for {} new files to settle", self.settle, listing.settling));
+                tokio::time::sleep(self.settle).await;
+                listing = list_new(&self.folder, &position.seen, self.settle).await?;
+            }
+            self.snapshot = Some(listing.ready.into_iter().map(|f| f.rel).collect());
+        }
+        if position.seen.is_empty() && self.folder.list_rel("").await?.is_empty() {
+            note = Some(format!("no files in {} yet (run stage 03 first)", self.folder.url()));
+        }
+        Ok(note)
+    }
+
+    /// The next batch's files (checked, the damaged ones quarantined), or why there is none.
+    pub async fn next(&mut self, position: &Position) -> anyhow::Result<Next> {
+        let listing = list_new(&self.folder, &position.seen, self.settle).await?;
+        let mut warning = None;
+        if listing.vanished > 0 && !self.warned_vanished {
+            self.warned_vanished = true;
+            warning = Some(format!(
+                "warning: {} files the checkpoint has read are gone from the source (was it rebuilt? \
+                 --reset-stream starts over)",
+                listing.vanished
+            ));
+        }
+        let ready: Vec<_> = match &self.snapshot {
+            Some(snap) => listing.ready.into_iter().filter(|f| snap.contains(&f.rel)).collect(),
+            None => listing.ready,
+        };
+        if ready.is_empty() {
+            return Ok(match self.snapshot {
+                Some(_) => Next::Done,
+                None => {
+                    Next::Idle { waiting: format!("waiting for new files ({} settling)", listing.settling), warning }
+                }
+            });
+        }
+        let mut offsets = Offsets::new(position.next_batch, position.watermark);
+        for file in ready.into_iter().take(self.max_files_per_trigger) {
+            let checked = match check_file(&self.folder, &file).await {
+                Ok(checked) => checked,
+                // Gone since the listing: not taken, nothing to record.
+                Err(e) if matches!(e.downcast_ref(), Some(object_store::Error::NotFound { .. })) => continue,
+                Err(e) => return Err(e.context(format!("reading the footer of {}", self.folder.url_of(&file.rel)))),
+            };
+            match checked {
+                Ok(rows) => offsets.files.push(LoggedFile { path: file.rel, size: file.size, rows }),
+                Err(reason) => offsets.quarantined.push(Quarantined { path: file.rel, reason }),
+            }
+        }
+        Ok(Next::Batch { offsets, warning })
+    }
+
+    /// Files waiting in the folder (ready or settling), for `stream status`.
+    pub async fn waiting(&self, position: &Position) -> anyhow::Result<String> {
+        let listing = list_new(&self.folder, &position.seen, Duration::ZERO).await?;
+        Ok(format!("{} new files waiting in the source", listing.ready.len() + listing.settling))
+    }
 }
 
 /// The columns a batch reads, with the types of bronze; the rest of a file is ignored.

@@ -1,0 +1,380 @@
+//! Reading a topic as a source of micro-batches: exact offset ranges, never
+//! "whatever the consumer group has next".
+//!
+//! A batch is a list of [`PartitionRange`]s decided *before* it is read
+//! ([`plan_ranges`]) and recorded in the stream's checkpoint, so that a
+//! restarted run reads exactly the same records again ([`TopicReader::read`]).
+//! The consumer never joins a group; committing to one is for lag
+//! monitoring only ([`TopicReader::commit_group`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use backon::{ExponentialBuilder, Retryable};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::KafkaArgs;
+use crate::topic::client_config;
+
+/// Where a new stream starts in each partition.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartingOffsets {
+    /// The oldest record the topic still holds.
+    #[default]
+    Earliest,
+    /// Only records produced after the stream started.
+    Latest,
+}
+
+/// Offsets `[start, end)` of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRange {
+    pub partition: i32,
+    pub start: i64,
+    pub end: i64,
+}
+
+/// A record as read, before any decoding.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's timestamp (ms since the epoch), when it has one.
+    pub timestamp_ms: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+}
+
+/// How long one metadata or offsets request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Splits at most `max_records` offsets over the partitions that have
+/// records between their position and their end, in proportion to each
+/// one's backlog (as Spark's `maxOffsetsPerTrigger` does): partitions
+/// filled in event-time order then advance together in event time, so the
+/// global watermark does not turn a lagging partition's events late. Each
+/// partition with a backlog gets at least one offset (none starves) while
+/// the limit allows. Deterministic: the same positions, ends and limit
+/// always give the same ranges, so a restarted bounded run cuts the same
+/// batches.
+pub fn plan_ranges(positions: &BTreeMap<i32, i64>, ends: &BTreeMap<i32, i64>, max_records: u64) -> Vec<PartitionRange> {
+    let backlog: Vec<(i32, i64, u64)> = ends
+        .iter()
+        .filter_map(|(&partition, &end)| {
+            let start = positions.get(&partition).copied().unwrap_or(0);
+            (end > start).then(|| (partition, start, (end - start) as u64))
+        })
+        .collect();
+    let quotas = share(&backlog.iter().map(|b| b.2).collect::<Vec<_>>(), max_records);
+    backlog
+        .iter()
+        .zip(quotas)
+        .filter(|(_, quota)| *quota > 0)
+        .map(|(&(partition, start, _), quota)| PartitionRange { partition, start, end: start + quota as i64 })
+        .collect()
+}
+
+/// `limit` split over `backlogs` (see [`plan_ranges`]); ties go to the earlier entry.
+fn share(backlogs: &[u64], limit: u64) -> Vec<u64> {
+    let total: u64 = backlogs.iter().sum();
+    if total <= limit {
+        return backlogs.to_vec();
+    }
+    let mut quotas = vec![0u64; backlogs.len()];
+    let k = backlogs.len() as u64;
+    if limit < k {
+        // Fewer offsets than partitions: one each to the largest backlogs.
+        let mut order: Vec<usize> = (0..backlogs.len()).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(backlogs[i]), i));
+        order.iter().take(limit as usize).for_each(|&i| quotas[i] = 1);
+        return quotas;
+    }
+    // One each, then the rest in proportion to what is left, largest remainders first.
+    let rest = (limit - k) as u128;
+    let left: Vec<u128> = backlogs.iter().map(|&b| (b - 1) as u128).collect();
+    let left_total: u128 = left.iter().sum();
+    let mut remainders = Vec::with_capacity(backlogs.len());
+    for (i, &l) in left.iter().enumerate() {
+        quotas[i] = 1 + (rest * l / left_total) as u64;
+        remainders.push((rest * l % left_total, i));
+    }
+    let given: u64 = quotas.iter().sum();
+    remainders.sort_by_key(|&(r, i)| (std::cmp::Reverse(r), i));
+    remainders.iter().take((limit - given) as usize).for_each(|&(_, i)| quotas[i] += 1);
+    quotas
+}
+
+/// A consumer assigned to exact ranges of one topic.
+pub struct TopicReader {
+    consumer: Arc<BaseConsumer>,
+    kafka: KafkaArgs,
+    /// Give up on an unreachable broker after this long.
+    patience: Duration,
+}
+
+impl TopicReader {
+    /// A reader of `kafka.topic`; `group` names the consumer group offsets are
+    /// committed to (monitoring only).
+    pub fn new(kafka: &KafkaArgs, group: &str, patience: Duration) -> anyhow::Result<Self> {
+        let consumer: BaseConsumer = client_config(kafka)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            // A range whose records are gone (retention) is an error, never a silent jump.
+            .set("auto.offset.reset", "error")
+            .set("enable.partition.eof", "true")
+            .create()
+            .context("creating the Kafka consumer")?;
+        Ok(Self { consumer: Arc::new(consumer), kafka: kafka.clone(), patience })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.kafka.topic
+    }
+
+    /// One request never waits longer than the whole patience.
+    fn request_timeout(&self) -> Duration {
+        REQUEST_TIMEOUT.min(self.patience)
+    }
+
+    /// Runs a blocking librdkafka call, retrying it with backoff while the
+    /// broker cannot be reached, up to the reader's patience.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &str,
+        call: impl Fn(&BaseConsumer, &str) -> anyhow::Result<T> + Send + Sync + Clone + 'static,
+    ) -> anyhow::Result<T> {
+        let attempt = || {
+            let (consumer, topic, call) = (self.consumer.clone(), self.kafka.topic.clone(), call.clone());
+            async move { tokio::task::spawn_blocking(move || call(&consumer, &topic)).await? }
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(500))
+            .with_max_delay(Duration::from_secs(5))
+            .with_total_delay(Some(self.patience))
+            .without_max_times();
+        attempt
+            .retry(backoff)
+            .when(|e: &anyhow::Error| !is_permanent(e))
+            .notify(|e: &anyhow::Error, wait: Duration| {
+                eprintln!("Kafka: {what} failed ({e:#}); retrying in {wait:.1?}");
+            })
+            .await
+            .with_context(|| format!("{what} on {} (gave up after {:?})", self.kafka.bootstrap_servers, self.patience))
+    }
+
+    /// The topic's partitions; a missing topic is an error.
+    pub async fn partitions(&self) -> anyhow::Result<Vec<i32>> {
+        let timeout = self.request_timeout();
+        self.blocking("reading the topic's metadata", move |consumer, topic| {
+            let metadata = consumer.fetch_metadata(None, timeout).context("cannot reach the Kafka broker")?;
+            let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+                return Err(Permanent(format!("topic {topic:?} does not exist")).into());
+            };
+            let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+            partitions.sort();
+            Ok(partitions)
+        })
+        .await
+    }
+
+    /// Low and high watermark of every partition: the oldest offset held and the next one to be written.
+    pub async fn watermarks(&self) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
+        let partitions = self.partitions().await?;
+        let timeout = self.request_timeout();
+        self.blocking("reading the partitions' offsets", move |consumer, topic| {
+            let mut marks = BTreeMap::new();
+            for &p in &partitions {
+                let found = consumer
+                    .fetch_watermarks(topic, p, timeout)
+                    .with_context(|| format!("offsets of partition {p}"))?;
+                marks.insert(p, found);
+            }
+            Ok(marks)
+        })
+        .await
+    }
+
+    /// Reads every record of `ranges`, in offset order per partition. Waits
+    /// (with the reader's patience) while the broker is away.
+    pub async fn read(&self, ranges: &[PartitionRange]) -> anyhow::Result<Vec<RawRecord>> {
+        let ranges: Vec<PartitionRange> = ranges.iter().filter(|r| r.end > r.start).copied().collect();
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (consumer, topic, patience) = (self.consumer.clone(), self.kafka.topic.clone(), self.patience);
+        let servers = self.kafka.bootstrap_servers.clone();
+        tokio::task::spawn_blocking(move || read_ranges(&consumer, &topic, &ranges, patience))
+            .await?
+            .with_context(|| format!("reading from {servers}"))
+    }
+
+    /// Records the positions in the consumer group (so that Kafka tools show
+    /// the stream's lag). Best effort: the checkpoint is the truth.
+    pub async fn commit_group(&self, positions: &BTreeMap<i32, i64>) -> anyhow::Result<()> {
+        let mut list = TopicPartitionList::new();
+        for (&p, &offset) in positions {
+            list.add_partition_offset(&self.kafka.topic, p, Offset::Offset(offset))?;
+        }
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
+            .await?
+            .context("committing offsets to the consumer group")
+    }
+}
+
+/// An error retrying cannot fix (e.g. a missing topic).
+#[derive(Debug)]
+struct Permanent(String);
+
+impl std::fmt::Display for Permanent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Permanent {}
+
+fn is_permanent(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| cause.downcast_ref::<Permanent>().is_some())
+}
+
+/// The blocking read behind [`TopicReader::read`].
+fn read_ranges(
+    consumer: &BaseConsumer,
+    topic: &str,
+    ranges: &[PartitionRange],
+    patience: Duration,
+) -> anyhow::Result<Vec<RawRecord>> {
+    let mut assignment = TopicPartitionList::new();
+    for r in ranges {
+        assignment.add_partition_offset(topic, r.partition, Offset::Offset(r.start))?;
+    }
+    consumer.assign(&assignment).context("assigning the partitions")?;
+    let end_of: BTreeMap<i32, i64> = ranges.iter().map(|r| (r.partition, r.end)).collect();
+    let mut open: HashSet<i32> = end_of.keys().copied().collect();
+    let capacity: i64 = ranges.iter().map(|r| r.end - r.start).sum();
+    let mut records = Vec::with_capacity(capacity.max(0) as usize);
+    let mut last_progress = Instant::now();
+    let mut last_error: Option<KafkaError> = None;
+    while !open.is_empty() {
+        if last_progress.elapsed() > patience {
+            let stuck: Vec<String> = open.iter().map(|p| format!("partition {p}")).collect();
+            bail!(
+                "no records for {patience:?} ({} not finished; last error: {})",
+                stuck.join(", "),
+                last_error.map_or("none".to_string(), |e| e.to_string())
+            );
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                // The end of a range is never past the high watermark it was planned with.
+                if open.remove(&p) {
+                    last_progress = Instant::now();
+                }
+            }
+            Some(Err(KafkaError::MessageConsumption(code)))
+                if code == rdkafka::types::RDKafkaErrorCode::AutoOffsetReset
+                    || code == rdkafka::types::RDKafkaErrorCode::OffsetOutOfRange =>
+            {
+                bail!("records of this batch are no longer in the topic (retention?): {code}");
+            }
+            Some(Err(e)) => last_error = Some(e),
+            Some(Ok(message)) => {
+                let (p, offset) = (message.partition(), message.offset());
+                let Some(&end) = end_of.get(&p) else { continue };
+                if !open.contains(&p) || offset >= end {
+                    // Past the range: the next batch reads it.
+                    open.remove(&p);
+                    continue;
+                }
+                records.push(RawRecord {
+                    partition: p,
+                    offset,
+                    timestamp_ms: message.timestamp().to_millis(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                });
+                last_progress = Instant::now();
+                if offset + 1 >= end {
+                    open.remove(&p);
+                }
+            }
+        }
+    }
+    consumer.unassign().context("releasing the partitions")?;
+    records.sort_by_key(|r| (r.partition, r.offset));
+    Ok(records)
+}
+
+/// Where a stream starts in each partition.
+pub fn starting_positions(marks: &BTreeMap<i32, (i64, i64)>, from: StartingOffsets) -> BTreeMap<i32, i64> {
+    marks.iter().map(|(&p, &(low, high))| (p, if from == StartingOffsets::Earliest { low } else { high })).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(i32, i64)]) -> BTreeMap<i32, i64> {
+        pairs.iter().copied().collect()
+    }
+
+    fn sizes(ranges: &[PartitionRange]) -> Vec<(i32, i64)> {
+        ranges.iter().map(|r| (r.partition, r.end - r.start)).collect()
+    }
+
+    #[test]
+    fn equal_backlogs_share_the_limit_equally() {
+        let ranges = plan_ranges(&map(&[(0, 0), (1, 0), (2, 0)]), &map(&[(0, 100), (1, 100), (2, 100)]), 30);
+        assert_eq!(sizes(&ranges), vec![(0, 10), (1, 10), (2, 10)]);
+    }
+
+    #[test]
+    fn the_limit_is_shared_in_proportion_to_the_backlogs() {
+        let ranges = plan_ranges(&map(&[(0, 50), (1, 0)]), &map(&[(0, 150), (1, 300)]), 40);
+        assert_eq!(sizes(&ranges), vec![(0, 10), (1, 30)]);
+        assert_eq!(ranges[0], PartitionRange { partition: 0, start: 50, end: 60 });
+        // The whole limit is used, never more than a backlog.
+        let ranges = plan_ranges(&map(&[]), &map(&[(0, 2), (1, 100), (2, 100)]), 30);
+        assert_eq!(sizes(&ranges), vec![(0, 1), (1, 15), (2, 14)]);
+    }
+
+    #[test]
+    fn a_small_backlog_is_never_starved() {
+        let ranges = plan_ranges(&map(&[]), &map(&[(0, 1), (1, 1_000_000)]), 1000);
+        assert_eq!(sizes(&ranges), vec![(0, 1), (1, 999)]);
+    }
+
+    #[test]
+    fn everything_left_fits_in_one_batch() {
+        let ranges = plan_ranges(&map(&[(0, 5)]), &map(&[(0, 8), (1, 3)]), 1000);
+        assert_eq!(sizes(&ranges), vec![(0, 3), (1, 3)]);
+    }
+
+    #[test]
+    fn nothing_new_is_no_range() {
+        assert!(plan_ranges(&map(&[(0, 8)]), &map(&[(0, 8)]), 10).is_empty());
+        assert!(plan_ranges(&map(&[]), &map(&[(0, 8)]), 0).is_empty());
+    }
+
+    #[test]
+    fn a_limit_smaller_than_the_partitions_takes_one_from_the_largest() {
+        let ranges = plan_ranges(&map(&[]), &map(&[(0, 5), (1, 9), (2, 5)]), 2);
+        assert_eq!(sizes(&ranges), vec![(0, 1), (1, 1)]);
+    }
+
+    #[test]
+    fn starting_offsets_pick_low_or_high() {
+        let marks: BTreeMap<i32, (i64, i64)> = [(0, (3, 9)), (1, (0, 4))].into_iter().collect();
+        assert_eq!(starting_positions(&marks, StartingOffsets::Earliest), map(&[(0, 3), (1, 0)]));
+        assert_eq!(starting_positions(&marks, StartingOffsets::Latest), map(&[(0, 9), (1, 4)]));
+    }
+}

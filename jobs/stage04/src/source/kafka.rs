@@ -1,0 +1,264 @@
+//! The Kafka source: each batch is a set of offset ranges, decided before it
+//! is read and logged with the batch, read, decoded and staged as Parquet in
+//! the checkpoint (`input/<id>.parquet`, dead letters in
+//! `input/<id>.dead_letters.parquet`). The batch's Ballista jobs read the
+//! staged file as they read a source file; the staged files go once the
+//! batch is committed.
+//!
+//! Exactly-once comes from the checkpoint, not from the consumer group: the
+//! next batch starts where the logged ranges end, a batch logged but not
+//! committed is re-run from its staged file (or, if that is gone, from the
+//! same ranges read again), and one killed before its ranges were logged
+//! leaves nothing behind that counts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use funnelpulse_kafka::KafkaArgs;
+use funnelpulse_kafka::decode::{dead_letters_batch, decode, events_batch};
+use funnelpulse_kafka::source::{PartitionRange, StartingOffsets, TopicReader, plan_ranges, starting_positions};
+use funnelpulse_lake::Lake;
+use object_store::{ObjectStoreExt, PutPayload};
+
+use crate::checkpoint::{Checkpoint, KafkaOffsets, LoggedFile, Offsets, Position};
+use crate::source::Next;
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 2m, 90s)"))
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct KafkaSourceArgs {
+    /// With --source kafka: the brokers, HOST:PORT[,HOST:PORT…].
+    #[arg(long, env = "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS")]
+    pub bootstrap_servers: Option<String>,
+    /// With --source kafka: the topic of the events.
+    #[arg(long, env = "FUNNELPULSE_KAFKA_TOPIC", default_value = "funnelpulse_events")]
+    pub topic: String,
+    /// With --source kafka: where a new stream starts in each partition (a
+    /// checkpoint's stream always goes on where it stopped).
+    #[arg(long, value_enum, env = "FUNNELPULSE_KAFKA_STARTING_OFFSETS", default_value_t)]
+    pub starting_offsets: StartingOffsets,
+    /// With --source kafka: records taken by one micro-batch at most, shared evenly by the partitions.
+    #[arg(long, env = "FUNNELPULSE_MAX_RECORDS_PER_TRIGGER", default_value_t = 200_000)]
+    pub max_records_per_trigger: u64,
+    /// With --source kafka: also commit the stream's positions to this consumer group, so that
+    /// Kafka tools show its lag (the checkpoint, not the group, decides what is read).
+    #[arg(long, env = "FUNNELPULSE_KAFKA_GROUP")]
+    pub kafka_group: Option<String>,
+    /// With --source kafka: further librdkafka settings, KEY=VALUE (repeat, or comma-separate in
+    /// the environment), e.g. security.protocol=SASL_SSL.
+    #[arg(long = "kafka-option", env = "FUNNELPULSE_KAFKA_OPTIONS", value_delimiter = ',',
+          value_parser = funnelpulse_kafka::parse_option)]
+    pub kafka_options: Vec<(String, String)>,
+    /// With --source kafka: how long the broker may be unreachable before the stream stops.
+    #[arg(long, env = "FUNNELPULSE_KAFKA_PATIENCE", default_value = "2m", value_parser = parse_duration)]
+    pub kafka_patience: Duration,
+}
+
+impl Default for KafkaSourceArgs {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: None,
+            topic: "funnelpulse_events".into(),
+            starting_offsets: StartingOffsets::Earliest,
+            max_records_per_trigger: 200_000,
+            kafka_group: None,
+            kafka_options: Vec::new(),
+            kafka_patience: Duration::from_secs(120),
+        }
+    }
+}
+
+impl KafkaSourceArgs {
+    /// The checkpoint binds the topic, not the brokers' addresses (which
+    /// differ between a laptop and the cluster).
+    pub fn source_name(&self) -> String {
+        format!("kafka:{}", self.topic)
+    }
+}
+
+pub struct KafkaSource {
+    reader: TopicReader,
+    /// The checkpoint folder, where batches are staged.
+    folder: Lake,
+    args: KafkaSourceArgs,
+    /// Where the stream started in each partition (from the checkpoint's metadata).
+    start: BTreeMap<i32, i64>,
+    /// Bounded runs: the high watermarks at the start.
+    snapshot: Option<BTreeMap<i32, i64>>,
+    warned_group: bool,
+}
+
+impl KafkaSource {
+    pub fn new(args: &KafkaSourceArgs, checkpoint: &Checkpoint) -> anyhow::Result<Self> {
+        let servers = args
+            .bootstrap_servers
+            .clone()
+            .context("--source kafka needs --bootstrap-servers HOST:PORT (or FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS)")?;
+        let kafka =
+            KafkaArgs { bootstrap_servers: servers, topic: args.topic.clone(), options: args.kafka_options.clone() };
+        let group = args.kafka_group.clone().unwrap_or_else(|| "funnelpulse-stream".into());
+        Ok(Self {
+            reader: TopicReader::new(&kafka, &group, args.kafka_patience)?,
+            folder: checkpoint.folder.clone(),
+            args: args.clone(),
+            start: BTreeMap::new(),
+            snapshot: None,
+            warned_group: false,
+        })
+    }
+
+    /// Positions a new stream starts from (`--starting-offsets`), recorded in its metadata.
+    pub async fn starting_positions(&self) -> anyhow::Result<BTreeMap<i32, i64>> {
+        Ok(starting_positions(&self.reader.watermarks().await?, self.args.starting_offsets))
+    }
+
+    /// The positions the checkpoint was started with.
+    pub fn bind(&mut self, start: &BTreeMap<i32, i64>) {
+        self.start = start.clone();
+    }
+
+    /// Where each partition stands: after the last logged batch, else where
+    /// the stream started, else (a partition added since) its oldest record.
+    fn positions(&self, position: &Position, marks: &BTreeMap<i32, (i64, i64)>) -> anyhow::Result<BTreeMap<i32, i64>> {
+        let mut positions = BTreeMap::new();
+        for (&p, &(low, _)) in marks {
+            let at = position.kafka_next.get(&p).or(self.start.get(&p)).copied().unwrap_or(low);
+            if at < low {
+                bail!(
+                    "partition {p} of topic {:?}: the stream is at offset {at}, but the topic only holds offsets from \
+                     {low} on (deleted by retention while the stream was stopped?); --reset-stream starts over",
+                    self.args.topic
+                );
+            }
+            positions.insert(p, at);
+        }
+        Ok(positions)
+    }
+
+    pub async fn start(&mut self, position: &Position, bounded: bool) -> anyhow::Result<Option<String>> {
+        let marks = self.reader.watermarks().await?;
+        let positions = self.positions(position, &marks)?;
+        let waiting: i64 = marks.iter().map(|(p, &(_, high))| (high - positions[p]).max(0)).sum();
+        if bounded {
+            self.snapshot = Some(marks.iter().map(|(&p, &(_, high))| (p, high)).collect());
+        }
+        Ok(Some(format!("topic {:?} ({} partitions): {waiting} records waiting", self.args.topic, marks.len())))
+    }
+
+    pub async fn next(&mut self, position: &Position) -> anyhow::Result<Next> {
+        let marks = self.reader.watermarks().await?;
+        let positions = self.positions(position, &marks)?;
+        let ends = match &self.snapshot {
+            Some(snapshot) => snapshot.clone(),
+            None => marks.iter().map(|(&p, &(_, high))| (p, high)).collect(),
+        };
+        let ranges = plan_ranges(&positions, &ends, self.args.max_records_per_trigger);
+        if ranges.is_empty() {
+            return Ok(match self.snapshot {
+                Some(_) => Next::Done,
+                None => Next::Idle { waiting: format!("waiting for records in {:?}", self.args.topic), warning: None },
+            });
+        }
+        let offsets = self.stage(position.next_batch, position.watermark, ranges).await?;
+        Ok(Next::Batch { offsets, warning: None })
+    }
+
+    /// Reads `ranges`, decodes them and stages the events and dead letters in the checkpoint.
+    async fn stage(
+        &self,
+        batch_id: u64,
+        watermark: Option<i64>,
+        ranges: Vec<PartitionRange>,
+    ) -> anyhow::Result<Offsets> {
+        let records = self.reader.read(&ranges).await?;
+        crate::batch::pause("after-read", batch_id);
+        let count = records.len() as u64;
+        let topic = self.args.topic.clone();
+        let (events, dead_letters) = tokio::task::spawn_blocking(move || {
+            let decoded = decode(records);
+            let events = (!decoded.events.is_empty()).then(|| events_batch(&decoded.events)).transpose()?;
+            let dead = (!decoded.dead_letters.is_empty())
+                .then(|| dead_letters_batch(&topic, batch_id, &decoded.dead_letters))
+                .transpose()?;
+            anyhow::Ok((events, dead))
+        })
+        .await??;
+        let mut offsets = Offsets::new(batch_id, watermark);
+        if let Some(events) = events {
+            offsets.files.push(self.put_parquet(&Checkpoint::input_rel(batch_id), &events).await?);
+        }
+        if let Some(dead) = dead_letters {
+            offsets.dead_letters = Some(self.put_parquet(&Checkpoint::dead_letters_rel(batch_id), &dead).await?);
+        }
+        offsets.kafka = Some(KafkaOffsets { topic: self.args.topic.clone(), ranges, records: count });
+        Ok(offsets)
+    }
+
+    async fn put_parquet(&self, rel: &str, batch: &RecordBatch) -> anyhow::Result<LoggedFile> {
+        let mut bytes = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None)?;
+        writer.write(batch)?;
+        writer.close()?;
+        let size = bytes.len() as u64;
+        self.folder
+            .store()
+            .put(&self.folder.path_of(rel), PutPayload::from(bytes))
+            .await
+            .with_context(|| format!("staging {}", self.folder.url_of(rel)))?;
+        Ok(LoggedFile { path: rel.to_string(), size, rows: batch.num_rows() as u64 })
+    }
+
+    /// A logged batch whose staged files are gone is staged again from the
+    /// same ranges; the topic must still give the same rows.
+    pub async fn restage_if_missing(&self, offsets: &Offsets) -> anyhow::Result<()> {
+        let Some(kafka) = &offsets.kafka else { return Ok(()) };
+        let logged: Vec<&LoggedFile> = offsets.files.iter().chain(&offsets.dead_letters).collect();
+        let mut missing = false;
+        for file in &logged {
+            match self.folder.store().head(&self.folder.path_of(&file.path)).await {
+                Ok(meta) if meta.size == file.size => {}
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => missing = true,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !missing {
+            return Ok(());
+        }
+        eprintln!("batch {}: staged records missing, reading the logged offsets again", offsets.batch_id);
+        let again = self.stage(offsets.batch_id, offsets.watermark, kafka.ranges.clone()).await?;
+        let rows = |o: &Offsets| (o.files.iter().map(|f| f.rows).sum::<u64>(), o.dead_letters.as_ref().map(|f| f.rows));
+        anyhow::ensure!(
+            rows(&again) == rows(offsets),
+            "batch {}: the topic no longer gives the records it logged (events, dead letters: {:?} then, {:?} now)",
+            offsets.batch_id,
+            rows(offsets),
+            rows(&again)
+        );
+        Ok(())
+    }
+
+    /// Best effort: records the positions in the consumer group, if one was given.
+    pub async fn committed(&mut self, position: &Position) {
+        if self.args.kafka_group.is_none() || position.kafka_next.is_empty() {
+            return;
+        }
+        if let Err(e) = self.reader.commit_group(&position.kafka_next).await
+            && !self.warned_group
+        {
+            self.warned_group = true;
+            eprintln!("warning: the consumer group's offsets were not updated ({e:#}); the stream goes on");
+        }
+    }
+
+    pub async fn waiting(&self, position: &Position) -> anyhow::Result<String> {
+        let marks = self.reader.watermarks().await?;
+        let positions = self.positions(position, &marks)?;
+        let waiting: i64 = marks.iter().map(|(p, &(_, high))| (high - positions[p]).max(0)).sum();
+        Ok(format!("{waiting} records waiting in topic {:?} (lag)", self.args.topic))
+    }
+}

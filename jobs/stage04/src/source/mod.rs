@@ -1,0 +1,70 @@
+//! Where a stream's batches come from. A source only decides what the next
+//! batch consumes and puts it where the batch's Ballista jobs can read it
+//! (Parquet files); the batch engine is the same for every source.
+//!
+//! - [`files`]: new Parquet files of a folder (stage 03's output);
+//! - [`kafka`]: exact offset ranges of a Kafka topic, staged as Parquet in
+//!   the checkpoint.
+
+pub mod files;
+pub mod kafka;
+
+pub use files::{FileSource, decode_fully, input_schema};
+pub use kafka::{KafkaSource, KafkaSourceArgs};
+
+use crate::checkpoint::{Offsets, Position};
+
+/// What a source has for the next batch.
+pub enum Next {
+    /// A batch, not logged yet; with a warning for the user, if any.
+    Batch { offsets: Offsets, warning: Option<String> },
+    /// Nothing new yet (continuous runs wait and ask again).
+    Idle { waiting: String, warning: Option<String> },
+    /// A bounded run has consumed everything it was started with.
+    Done,
+}
+
+pub enum StreamSource {
+    Files(FileSource),
+    Kafka(Box<KafkaSource>),
+}
+
+impl StreamSource {
+    /// Before the first batch (see the sources' `start`).
+    pub async fn start(&mut self, position: &Position, bounded: bool) -> anyhow::Result<Option<String>> {
+        match self {
+            Self::Files(s) => s.start(position, bounded).await,
+            Self::Kafka(s) => s.start(position, bounded).await,
+        }
+    }
+
+    pub async fn next(&mut self, position: &Position) -> anyhow::Result<Next> {
+        match self {
+            Self::Files(s) => s.next(position).await,
+            Self::Kafka(s) => s.next(position).await,
+        }
+    }
+
+    /// A logged batch about to be re-run: its input must be in place.
+    pub async fn prepare_rerun(&self, offsets: &Offsets) -> anyhow::Result<()> {
+        match self {
+            Self::Files(_) => Ok(()),
+            Self::Kafka(s) => s.restage_if_missing(offsets).await,
+        }
+    }
+
+    /// After a batch's commit.
+    pub async fn committed(&mut self, position: &Position) {
+        if let Self::Kafka(s) = self {
+            s.committed(position).await;
+        }
+    }
+
+    /// What waits in the source, for `stream status`.
+    pub async fn waiting(&self, position: &Position) -> anyhow::Result<String> {
+        match self {
+            Self::Files(s) => s.waiting(position).await,
+            Self::Kafka(s) => s.waiting(position).await,
+        }
+    }
+}
