@@ -508,6 +508,16 @@ async fn records_arriving_while_the_stream_runs_are_counted_once_across_a_broker
     .await;
     assert_eq!(sorted(got), sorted(expected_windows(&events)));
     assert!(progress_lines(&lake).len() >= 3, "records arriving in two waves make several batches");
+
+    // --kafka-group: the positions are in the consumer group too (for lag monitoring).
+    let consumer: BaseConsumer = broker.client().set("group.id", "funnelpulse-test").create().unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for p in 0..3 {
+        partitions.add_partition("live", p);
+    }
+    let committed = consumer.committed_offsets(partitions, Duration::from_secs(10)).unwrap();
+    let total: i64 = committed.elements().iter().map(|e| e.offset().to_raw().unwrap_or(0)).sum();
+    assert_eq!(total, 600, "{committed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
