@@ -17,9 +17,18 @@
 #   --idle-minutes N              FUNNELPULSE_IDLE_MINUTES (gce; watchdog, default 60, 0 = off)
 #   --bucket NAME                 FUNNELPULSE_BUCKET (gce; default <project>-funnelpulse-lake)
 #   --tunnel-port P               FUNNELPULSE_TUNNEL_PORT (gce; local end of the IAP tunnel, default 50050)
+#   --kafka-bootstrap-servers H:P FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS (an existing Kafka, HOST:PORT[,…]: gce, as the
+#                                 scheduler VM reaches it; local, the client's; default none)
+#   --kafka-topic T               FUNNELPULSE_KAFKA_TOPIC (default: the cluster's, else funnelpulse_events)
+#   --managed-kafka / --no-managed-kafka
+#                                 FUNNELPULSE_MANAGED_KAFKA=true|false (gce; a Managed Service for Apache Kafka
+#                                 cluster on the cluster's subnet, default false; not with --kafka-bootstrap-servers)
+#   --kafka-partitions N          FUNNELPULSE_KAFKA_PARTITIONS (gce, managed: the topic's partitions, default 3)
+#   --kafka-vcpus N               FUNNELPULSE_KAFKA_VCPUS (gce, managed: vCPUs, default 3, the minimum)
+#   --kafka-memory-gib N          FUNNELPULSE_KAFKA_MEMORY_GIB (gce, managed: 1 to 8 GiB per vCPU, default 3)
 #   FUNNELPULSE_LOCAL_DIR         pid files, logs, work dirs (local) and tunnel state (gce/) (default .funnelpulse-local)
 #   FUNNELPULSE_BIN_DIR           where funnelpulse, -scheduler, -executor are (default target/release)
-#   FUNNELPULSE_CLUSTER_BIN_DIR   gce: the Linux x86-64 scheduler and executor to upload (default FUNNELPULSE_BIN_DIR)
+#   FUNNELPULSE_CLUSTER_BIN_DIR   gce: the Linux x86-64 scheduler, executor and client to upload (default FUNNELPULSE_BIN_DIR)
 #   FUNNELPULSE_SCHEDULER_PORT    local scheduler port (default 50050); executors take the ports after it
 
 set -euo pipefail
@@ -58,6 +67,8 @@ load_settings_file
 TARGET="${FUNNELPULSE_TARGET:-gce}"
 EXECUTORS="${FUNNELPULSE_EXECUTORS:-2}"
 DRY_RUN=0
+# submit.sh --detach: leave a Kafka run running (gce: a systemd unit on the scheduler VM).
+DETACH=0
 LOCAL_DIR="${FUNNELPULSE_LOCAL_DIR:-$ROOT_DIR/.funnelpulse-local}"
 BIN_DIR="${FUNNELPULSE_BIN_DIR:-$ROOT_DIR/target/release}"
 CLUSTER_BIN_DIR="${FUNNELPULSE_CLUSTER_BIN_DIR:-$BIN_DIR}"
@@ -72,6 +83,14 @@ SPOT="${FUNNELPULSE_SPOT:-true}"
 IDLE_MINUTES="${FUNNELPULSE_IDLE_MINUTES:-60}"
 BUCKET="${FUNNELPULSE_BUCKET:-}"
 TUNNEL_PORT="${FUNNELPULSE_TUNNEL_PORT:-50050}"
+KAFKA_BOOTSTRAP_SERVERS="${FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS:-}"
+# Empty: the cluster's topic (Terraform output), else funnelpulse_events.
+KAFKA_TOPIC="${FUNNELPULSE_KAFKA_TOPIC:-}"
+MANAGED_KAFKA="${FUNNELPULSE_MANAGED_KAFKA:-false}"
+KAFKA_PARTITIONS="${FUNNELPULSE_KAFKA_PARTITIONS:-3}"
+KAFKA_VCPUS="${FUNNELPULSE_KAFKA_VCPUS:-3}"
+KAFKA_MEMORY_GIB="${FUNNELPULSE_KAFKA_MEMORY_GIB:-3}"
+DEFAULT_KAFKA_TOPIC=funnelpulse_events
 # Arguments left after the common options (stages, script options, and `--` with
 # the options for funnelpulse run).
 REST=()
@@ -103,6 +122,13 @@ parse_common() {
         --idle-minutes) IDLE_MINUTES="${2:?--idle-minutes needs a number}"; shift 2 ;;
         --bucket) BUCKET="${2:?--bucket needs a bucket name}"; shift 2 ;;
         --tunnel-port) TUNNEL_PORT="${2:?--tunnel-port needs a port}"; shift 2 ;;
+        --kafka-bootstrap-servers) KAFKA_BOOTSTRAP_SERVERS="${2:?--kafka-bootstrap-servers needs HOST:PORT[,HOST:PORT…]}"; shift 2 ;;
+        --kafka-topic) KAFKA_TOPIC="${2:?--kafka-topic needs a topic}"; shift 2 ;;
+        --managed-kafka) MANAGED_KAFKA=true; shift ;;
+        --no-managed-kafka) MANAGED_KAFKA=false; shift ;;
+        --kafka-partitions) KAFKA_PARTITIONS="${2:?--kafka-partitions needs a number}"; shift 2 ;;
+        --kafka-vcpus) KAFKA_VCPUS="${2:?--kafka-vcpus needs a number}"; shift 2 ;;
+        --kafka-memory-gib) KAFKA_MEMORY_GIB="${2:?--kafka-memory-gib needs a number of GiB}"; shift 2 ;;
         --dry-run) DRY_RUN=1; shift ;;
         --) REST+=("$@"); break ;;
         -h | --help) usage; exit 0 ;;
@@ -121,12 +147,65 @@ parse_common() {
     esac
     [[ "$IDLE_MINUTES" =~ ^[0-9]+$ ]] || die "--idle-minutes must be a number of minutes (0 disables the watchdog), not '$IDLE_MINUTES'"
     [[ "$TUNNEL_PORT" =~ ^[0-9]+$ && "$TUNNEL_PORT" -ge 1 && "$TUNNEL_PORT" -le 65535 ]] || die "--tunnel-port must be a port number, not '$TUNNEL_PORT'"
+    check_kafka_settings
     if [[ "$TARGET" == local ]]; then
         LAKE="${LAKE:-$LOCAL_DIR/lake}"
         API_BASE="http://127.0.0.1:$SCHEDULER_PORT"
     else
         API_BASE="http://localhost:$TUNNEL_PORT"
     fi
+}
+
+# The Kafka settings, checked as Terraform's variables check them (before
+# anything runs). The local target ignores --managed-kafka.
+check_kafka_settings() {
+    local var flag min host='([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}' count
+    [[ -z "$KAFKA_BOOTSTRAP_SERVERS" || "$KAFKA_BOOTSTRAP_SERVERS" =~ ^$host(,$host)*$ ]] ||
+        die "--kafka-bootstrap-servers must be HOST:PORT[,HOST:PORT…] without spaces, not '$KAFKA_BOOTSTRAP_SERVERS'"
+    [[ -z "$KAFKA_TOPIC" || "$KAFKA_TOPIC" =~ ^[A-Za-z0-9._-]{1,249}$ ]] ||
+        die "--kafka-topic must be 1 to 249 letters, digits, '.', '_' or '-', not '$KAFKA_TOPIC'"
+    case "$MANAGED_KAFKA" in
+    true | 1 | yes) MANAGED_KAFKA=true ;;
+    false | 0 | no) MANAGED_KAFKA=false ;;
+    *) die "FUNNELPULSE_MANAGED_KAFKA must be true or false, not '$MANAGED_KAFKA'" ;;
+    esac
+    for count in "KAFKA_PARTITIONS:--kafka-partitions:1" "KAFKA_VCPUS:--kafka-vcpus:3" "KAFKA_MEMORY_GIB:--kafka-memory-gib:3"; do
+        IFS=: read -r var flag min <<<"$count"
+        [[ "${!var}" =~ ^[0-9]+$ && "${!var}" -ge "$min" ]] || die "$flag must be a whole number ≥ $min, not '${!var}'"
+    done
+    [[ "$KAFKA_MEMORY_GIB" -le $((8 * KAFKA_VCPUS)) && "$KAFKA_MEMORY_GIB" -ge "$KAFKA_VCPUS" ]] ||
+        die "--kafka-memory-gib must be 1 to 8 GiB per vCPU: $KAFKA_VCPUS to $((8 * KAFKA_VCPUS)) for $KAFKA_VCPUS vCPUs, not $KAFKA_MEMORY_GIB"
+}
+
+# Words as one line that a POSIX shell splits back into the same words: each
+# word with anything but [A-Za-z0-9_./:=,@%+-] goes in single quotes. For the
+# commands run on the scheduler VM over SSH, which get one string.
+shell_quote() {
+    local word quoted=() plain='^[A-Za-z0-9_./:=,@%+-]+$'
+    for word in "$@"; do
+        if [[ "$word" =~ $plain ]]; then
+            quoted+=("$word")
+        else
+            quoted+=("'${word//\'/\'\\\'\'}'")
+        fi
+    done
+    echo "${quoted[*]}"
+}
+
+# What kind of run a submit is: "replay" (the kafka-replay command), "stream"
+# (stages with --source kafka: stage 04 reading a topic), or "" (the rest).
+# The Kafka runs need the brokers; on gce they run on the scheduler VM.
+kafka_run_kind() { # submit arguments…
+    local previous="" arg
+    [[ "${1:-}" == kafka-replay ]] && { echo replay; return; }
+    for arg in "$@"; do
+        if [[ "$arg" == --source=kafka || ( "$previous" == --source && "$arg" == kafka ) ]]; then
+            echo stream
+            return
+        fi
+        previous="$arg"
+    done
+    if [[ "${FUNNELPULSE_STREAM_SOURCE_KIND:-}" == kafka ]]; then echo stream; fi
 }
 
 scheduler_url() {

@@ -1,5 +1,7 @@
 # FunnelPulse on GCE: a lake bucket that outlives clusters (module.lake) and a
-# Ballista cluster without public IPs (module.cluster). `deploy/down.sh` runs
+# Ballista cluster without public IPs (module.cluster; with managed_kafka, it
+# includes a Managed Service for Apache Kafka cluster on its subnet,
+# module.cluster.module.kafka). `deploy/down.sh` runs
 # `terraform destroy -target=module.cluster`, so only the bucket survives it.
 # What gets created and why: docs/terraform.md.
 
@@ -41,6 +43,21 @@ module "cluster" {
   release_version        = var.release_version
   labels                 = local.labels
 
+  # Kafka for stage 04: an existing broker, or (managed_kafka) a Managed
+  # Service for Apache Kafka cluster that the module makes on its subnet. Its
+  # brokers get internal addresses (Private Service Connect endpoints, with
+  # DNS names the service registers) in that subnet, so the scheduler VM
+  # reaches them without NAT or any firewall change; nothing outside the VPC
+  # does. Only the scheduler gets the address and the topic (its metadata,
+  # which startup.sh writes into /etc/funnelpulse/client.env): the client
+  # runs there (deploy/submit.sh), not on the executors.
+  kafka_bootstrap_servers = var.kafka_bootstrap_servers
+  kafka_topic             = var.kafka_topic
+  managed_kafka           = var.managed_kafka
+  kafka_partitions        = var.kafka_partitions
+  kafka_vcpu_count        = var.kafka_vcpu_count
+  kafka_memory_gib        = var.kafka_memory_gib
+
   # The VMs configure themselves from instance metadata (deploy/gce/startup.sh
   # reads the funnelpulse-* attributes); the scheduler installs the watchdog
   # from its own metadata, so a VM needs nothing but the release in the bucket.
@@ -48,14 +65,9 @@ module "cluster" {
   watchdog_script = file("${path.root}/../deploy/gce/watchdog.sh")
 }
 
-# The variable is part of the deploy scripts' interface but nothing reads it
-# yet. Egress is not restricted by the firewall (GCP's implied allow-egress
-# rule stays), so a broker inside this VPC or a peered one needs no change;
-# one on the internet would need Cloud NAT, which this cluster deliberately
-# does not have. A plan with it set warns instead of pretending.
-check "kafka_reserved" {
-  assert {
-    condition     = var.kafka_bootstrap_servers == ""
-    error_message = "kafka_bootstrap_servers is reserved for the Kafka source, which is not built yet: nothing uses it. A broker outside this VPC would also need Cloud NAT or VPC peering."
-  }
-}
+# A broker outside this VPC (another project's VPC, on premises, the
+# internet) is reached only over what connects the networks: VPC peering,
+# Cloud VPN or Interconnect for private addresses (egress is not restricted
+# here; the broker's side must admit the cluster's subnet, 10.42.0.0/24), or
+# Cloud NAT for public ones, which this cluster deliberately does not have
+# (docs/terraform.md, "Kafka").

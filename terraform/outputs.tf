@@ -43,3 +43,22 @@ output "tunnel_command" {
   description = "Forwards localhost:50050 to the scheduler through IAP; then use --scheduler df://localhost:50050."
   value       = "gcloud compute start-iap-tunnel ${module.cluster.scheduler_instance} 50050 --local-host-port=localhost:50050 --zone ${var.zone} --project ${var.project_id}"
 }
+
+output "kafka_bootstrap_servers" {
+  description = "The brokers the funnelpulse client on the scheduler VM uses: the managed cluster's bootstrap address (port 9092, SASL_SSL), kafka_bootstrap_servers, or empty."
+  value       = module.cluster.kafka_bootstrap_servers
+
+  precondition {
+    condition     = !(var.managed_kafka && var.kafka_bootstrap_servers != "")
+    error_message = "Set either managed_kafka (Terraform creates a Kafka cluster and uses its address) or kafka_bootstrap_servers (an existing broker), not both."
+  }
+}
+
+output "kafka_topic" {
+  value = var.kafka_topic
+}
+
+output "managed_kafka_cluster" {
+  description = "The Managed Service for Apache Kafka cluster (projects/<project>/locations/<region>/clusters/<id>), or empty."
+  value       = module.cluster.managed_kafka_cluster
+}

@@ -84,8 +84,70 @@ variable "release_version" {
   }
 }
 
+# Kafka: the source of stage 04 (`funnelpulse run 04 --source kafka`). Either
+# an existing broker (kafka_bootstrap_servers) or a Managed Service for Apache
+# Kafka cluster made here (managed_kafka), never both. The scheduler VM gets
+# the address and the topic in its metadata: the funnelpulse client that
+# reads the topic runs there (deploy/submit.sh), inside the VPC.
+
 variable "kafka_bootstrap_servers" {
-  description = "Reserved for the Kafka source (not built yet); see the check block in main.tf."
+  description = "An existing Kafka's brokers, HOST:PORT[,HOST:PORT...], as the scheduler VM reaches them (inside this VPC, a peered one, or through NAT you add); empty: none, or managed_kafka's."
   type        = string
   default     = ""
+
+  validation {
+    condition     = can(regex("^(([A-Za-z0-9._-]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}(,([A-Za-z0-9._-]+|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5})*)?$", var.kafka_bootstrap_servers))
+    error_message = "kafka_bootstrap_servers: empty or HOST:PORT[,HOST:PORT...] (an IPv6 host in brackets), without spaces."
+  }
+}
+
+variable "kafka_topic" {
+  description = "Topic of the events (stage 04 reads it, `funnelpulse kafka replay` writes it); with managed_kafka, Terraform creates it."
+  type        = string
+  default     = "funnelpulse_events"
+
+  validation {
+    # Kafka's own rule: 1 to 249 of these characters.
+    condition     = can(regex("^[A-Za-z0-9._-]{1,249}$", var.kafka_topic))
+    error_message = "kafka_topic: 1 to 249 letters, digits, '.', '_' or '-'."
+  }
+}
+
+variable "managed_kafka" {
+  description = "Create a Google Cloud Managed Service for Apache Kafka cluster on the cluster's subnet (and the topic, and the VMs' client role); it bills while it exists (at least 3 vCPU, 3 GiB)."
+  type        = bool
+  default     = false
+}
+
+variable "kafka_partitions" {
+  description = "Partitions of the topic created with managed_kafka (can be raised later, never lowered)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.kafka_partitions >= 1 && floor(var.kafka_partitions) == var.kafka_partitions
+    error_message = "kafka_partitions: a whole number >= 1."
+  }
+}
+
+variable "kafka_vcpu_count" {
+  description = "vCPUs of the managed Kafka cluster (the service's minimum is 3: one broker per zone)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.kafka_vcpu_count >= 3 && floor(var.kafka_vcpu_count) == var.kafka_vcpu_count
+    error_message = "kafka_vcpu_count: a whole number >= 3 (the service's minimum)."
+  }
+}
+
+variable "kafka_memory_gib" {
+  description = "Memory of the managed Kafka cluster in GiB: 1 to 8 GiB per vCPU (the minimum is 3)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.kafka_memory_gib >= 3 && floor(var.kafka_memory_gib) == var.kafka_memory_gib
+    error_message = "kafka_memory_gib: a whole number of GiB >= 3 (and 1 to 8 GiB per vCPU)."
+  }
 }

@@ -9,11 +9,18 @@
 #   funnelpulse-executor-group  the executors' managed instance group (watchdog)
 #   funnelpulse-zone            the zone of that group (watchdog)
 #   funnelpulse-watchdog        the text of deploy/gce/watchdog.sh (scheduler)
+#   funnelpulse-lake            gs://<bucket>/lake (scheduler: the client's lake)
+#   funnelpulse-kafka-bootstrap-servers, funnelpulse-kafka-topic
+#                               the Kafka brokers (may be empty) and topic (scheduler: the client's)
 # It downloads the role's binary from the release (waiting for deploy/up.sh,
 # which uploads it after `terraform apply`), installs it in
 # /opt/funnelpulse/bin and runs it as a systemd service; on the scheduler it
-# also installs the idle watchdog. Safe to run again (a new release restarts
-# the service; an unchanged one is not downloaded again).
+# also installs the idle watchdog, and the funnelpulse client for the stages
+# that run on this VM (deploy/submit.sh: Kafka is reachable only from inside
+# the VPC) with its settings in /etc/funnelpulse/client.env, and
+# /opt/funnelpulse/bin/funnelpulse-client, which runs the client with them.
+# Safe to run again (a new release restarts the service; an unchanged one is
+# not downloaded again).
 #
 # For tests: GCE_METADATA_HOST (host:port of the metadata server),
 # FUNNELPULSE_ROOT (install root, default /), FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS
@@ -27,6 +34,7 @@ RETRY_SECONDS="${FUNNELPULSE_RETRY_SECONDS:-15}"
 # Paths as the VM sees them (the units name them); files go under $ROOT.
 BIN_DIR=/opt/funnelpulse/bin
 UNIT_DIR=/etc/systemd/system
+CLIENT_ENV=/etc/funnelpulse/client.env
 WORK_DIR=/var/lib/funnelpulse/work
 SERVICE_USER=funnelpulse
 # Set to 1 when a binary or unit file changed (a running service must restart).
@@ -88,9 +96,10 @@ download() { # url, destination
     rm -f "$err"
 }
 
-# Installs funnelpulse-<role> from the release unless that release is already installed.
-install_binary() { # role, release url
-    local name="funnelpulse-$1" url="$2/funnelpulse-$1" dest
+# Installs a binary (funnelpulse-<role>, or the client funnelpulse) from the
+# release unless that release is already installed.
+install_binary() { # name, release url
+    local name="$1" url="$2/$1" dest
     dest="$(at "$BIN_DIR")/$name"
     if [[ -x "$dest" && "$(cat "$dest.release" 2>/dev/null)" == "$url" ]]; then
         log "$name of $2 is already installed"
@@ -206,6 +215,62 @@ setup_watchdog() {
     log "idle watchdog on: executors to 0 and power-off after $idle idle minutes"
 }
 
+# The client's settings: FUNNELPULSE_NAME=value lines, read by
+# funnelpulse-client (and usable as a systemd EnvironmentFile). Values from
+# the metadata are refused if they hold anything a plain HOST:PORT list, a
+# topic or a gs:// URL does not (spaces, quotes, $), so the file means the same
+# to every reader. Empty settings are left out.
+client_env() { # lake, bootstrap servers, topic
+    # A bracket expression: "]" first, "-" last (IPv6 hosts are in brackets).
+    local line name value plain='^[]A-Za-z0-9._:/,@%+=[-]+$'
+    echo "# The funnelpulse client on this VM (deploy/submit.sh runs the Kafka stages here):"
+    echo "# written at boot by the startup script from the VM's metadata."
+    for line in "FUNNELPULSE_SCHEDULER=df://127.0.0.1:50050" "FUNNELPULSE_LAKE=$1" \
+        "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=$2" "FUNNELPULSE_KAFKA_TOPIC=$3"; do
+        name="${line%%=*}" value="${line#*=}"
+        [[ -n "$value" ]] || continue
+        [[ "$value" =~ $plain ]] ||
+            die "the metadata gives $name '$value', which has characters no such setting has"
+        echo "$line"
+    done
+}
+
+# Runs the client with the settings of $CLIENT_ENV that the environment does
+# not set already (so a caller's FUNNELPULSE_* and flags win), like the deploy
+# scripts read deploy/gce.env: parsed, never sourced.
+client_wrapper() {
+    cat <<'WRAPPER'
+#!/bin/bash
+# funnelpulse with this VM's client settings (written by the startup script):
+# each FUNNELPULSE_NAME=value line of $FUNNELPULSE_CLIENT_ENV (default
+# /etc/funnelpulse/client.env) that the environment does not set already.
+set -euo pipefail
+env_file="${FUNNELPULSE_CLIENT_ENV:-/etc/funnelpulse/client.env}"
+[[ -r "$env_file" ]] || { echo "funnelpulse-client: $env_file is missing: the startup script writes it at boot (sudo google_metadata_script_runner startup)" >&2; exit 1; }
+while IFS= read -r line || [[ -n "$line" ]]; do
+    [[ "$line" =~ ^(FUNNELPULSE_[A-Z0-9_]+)=(.*)$ ]] || continue
+    name="${BASH_REMATCH[1]}"
+    [[ -n "${!name+set}" ]] || export "$name=${BASH_REMATCH[2]}"
+done <"$env_file"
+exec "$(dirname "$(readlink -f "$0")")/funnelpulse" "$@"
+WRAPPER
+}
+
+# The client on the scheduler: binary, settings, wrapper. Last, so that a
+# release without the client (the VM waits for it) delays nothing else.
+setup_client() { # release url
+    local lake servers topic settings
+    lake="$(metadata attributes/funnelpulse-lake)"
+    servers="$(metadata attributes/funnelpulse-kafka-bootstrap-servers)"
+    topic="$(metadata attributes/funnelpulse-kafka-topic)"
+    # An assignment of its own: a refused value stops the script here.
+    settings="$(client_env "$lake" "$servers" "$topic")"
+    put_file "$CLIENT_ENV" "$settings" 0644
+    put_file "$BIN_DIR/funnelpulse-client" "$(client_wrapper)" 0755
+    install_binary funnelpulse "$1"
+    log "funnelpulse client installed: $BIN_DIR/funnelpulse-client (settings $CLIENT_ENV: kafka ${servers:-not configured}${servers:+, topic ${topic:-default}})"
+}
+
 main() {
     local host role release scheduler_host
     host="$(metadata hostname)"
@@ -223,7 +288,7 @@ main() {
     log "role $role, host $host, release $release"
 
     ensure_user
-    install_binary "$role" "$release"
+    install_binary "funnelpulse-$role" "$release"
     if [[ "$role" == scheduler ]]; then
         put_file "$UNIT_DIR/funnelpulse-scheduler.service" "$(scheduler_unit "$host")" 0644
     else
@@ -235,6 +300,7 @@ main() {
     log "funnelpulse-$role.service started"
     if [[ "$role" == scheduler ]]; then
         setup_watchdog
+        setup_client "$release"
     fi
 }
 

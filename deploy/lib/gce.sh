@@ -3,6 +3,9 @@
 # cluster binaries go to gs://<bucket>/releases/<version>/ where the VMs'
 # startup script fetches them, and this machine reaches the scheduler only
 # through an IAP tunnel (`gcloud compute start-iap-tunnel`) on localhost.
+# Runs that read or write Kafka (stage 04 with --source kafka, kafka-replay)
+# run on the scheduler VM instead, over `gcloud compute ssh --tunnel-through-iap`:
+# the brokers are reachable from inside the VPC only.
 # Sourced by lib.sh; gce_up, gce_status, gce_submit and gce_down are the scripts'.
 #
 # Further settings (environment or settings file):
@@ -20,10 +23,17 @@ POLL_SECONDS="${FUNNELPULSE_POLL_SECONDS:-2}"
 REMOTE_PORT=50050
 # glibc of the VMs' image (Debian 12): a binary linked against a newer one does not start there.
 VM_GLIBC_MINOR=36
+# On the scheduler VM (deploy/gce/startup.sh installs them): the client, and
+# funnelpulse-client, which runs it with /etc/funnelpulse/client.env.
+VM_CLIENT=/opt/funnelpulse/bin/funnelpulse-client
+# The scheduler as the client on its VM reaches it.
+VM_SCHEDULER_URL=df://127.0.0.1:50050
+# The transient systemd units of detached runs (submit.sh --detach), one per kind.
+DETACHED_UNITS=(funnelpulse-stream funnelpulse-replay)
 
 # Terraform outputs (gce_read_outputs).
 OUT_PROJECT="" OUT_ZONE="" OUT_BUCKET="" OUT_LAKE_URL="" OUT_RAW_URL="" OUT_RELEASE_PREFIX=""
-OUT_SCHEDULER="" OUT_GROUP=""
+OUT_SCHEDULER="" OUT_GROUP="" OUT_KAFKA_SERVERS="" OUT_KAFKA_TOPIC="" OUT_MANAGED_KAFKA=""
 
 gce_need_tools() {
     [[ "$DRY_RUN" == 1 ]] && return 0
@@ -56,7 +66,10 @@ gce_resolve_project() {
 gce_tf_vars() {
     TF_VARS=(-var "project_id=$PROJECT" -var "region=$REGION" -var "zone=$ZONE" -var "bucket_name=$BUCKET"
         -var "scheduler_machine_type=$SCHEDULER_MACHINE_TYPE" -var "executor_machine_type=$EXECUTOR_MACHINE_TYPE"
-        -var "executor_count=$EXECUTORS" -var "executor_spot=$SPOT" -var "idle_minutes=$IDLE_MINUTES")
+        -var "executor_count=$EXECUTORS" -var "executor_spot=$SPOT" -var "idle_minutes=$IDLE_MINUTES"
+        -var "kafka_bootstrap_servers=$KAFKA_BOOTSTRAP_SERVERS" -var "kafka_topic=${KAFKA_TOPIC:-$DEFAULT_KAFKA_TOPIC}"
+        -var "managed_kafka=$MANAGED_KAFKA" -var "kafka_partitions=$KAFKA_PARTITIONS"
+        -var "kafka_vcpu_count=$KAFKA_VCPUS" -var "kafka_memory_gib=$KAFKA_MEMORY_GIB")
 }
 
 gce_terraform() { run terraform -chdir="$TF_DIR" "$@"; }
@@ -68,7 +81,8 @@ gce_read_outputs() {
         echo "+ terraform -chdir=$TF_DIR output -json"
         OUT_PROJECT="${PROJECT:-<project>}" OUT_ZONE="$ZONE" OUT_BUCKET="<bucket>" OUT_LAKE_URL="<lake_url>"
         OUT_RAW_URL="<raw_url>" OUT_RELEASE_PREFIX="<release_prefix>" OUT_SCHEDULER="<scheduler_instance>"
-        OUT_GROUP="<executor_group>"
+        OUT_GROUP="<executor_group>" OUT_KAFKA_SERVERS="<kafka_bootstrap_servers>" OUT_KAFKA_TOPIC="<kafka_topic>"
+        OUT_MANAGED_KAFKA="<managed_kafka_cluster>"
         return 0
     fi
     local json key value
@@ -83,6 +97,9 @@ gce_read_outputs() {
         release_prefix) OUT_RELEASE_PREFIX="$value" ;;
         scheduler_instance) OUT_SCHEDULER="$value" ;;
         executor_group) OUT_GROUP="$value" ;;
+        kafka_bootstrap_servers) OUT_KAFKA_SERVERS="$value" ;;
+        kafka_topic) OUT_KAFKA_TOPIC="$value" ;;
+        managed_kafka_cluster) OUT_MANAGED_KAFKA="$value" ;;
         esac
     done < <(jq -r 'to_entries[] | select(.value.value | type == "string") | "\(.key)\t\(.value.value)"' <<<"$json")
     [[ -n "$OUT_SCHEDULER" && -n "$OUT_LAKE_URL" ]]
@@ -114,24 +131,27 @@ sha256() {
     if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi | cut -d' ' -f1
 }
 
-# VERSION: first 12 hex digits of the sha256 over both binaries (scheduler, then
-# executor), so a new build goes to a new folder and the VMs never mix versions.
+# VERSION: first 12 hex digits of the sha256 over the three binaries
+# (scheduler, executor, then the client the scheduler VM runs for Kafka
+# stages), so a new build goes to a new folder and the VMs never mix versions.
 gce_check_binaries() {
     SCHEDULER_BIN="$CLUSTER_BIN_DIR/funnelpulse-scheduler"
     EXECUTOR_BIN="$CLUSTER_BIN_DIR/funnelpulse-executor"
+    CLIENT_BIN="$CLUSTER_BIN_DIR/funnelpulse"
     if [[ "$DRY_RUN" == 1 && ! -f "$SCHEDULER_BIN" ]]; then
         VERSION="<version>"
         return 0
     fi
     gce_check_cluster_binary "$SCHEDULER_BIN"
     gce_check_cluster_binary "$EXECUTOR_BIN"
-    VERSION="$(cat "$SCHEDULER_BIN" "$EXECUTOR_BIN" | sha256 | cut -c1-12)"
+    gce_check_cluster_binary "$CLIENT_BIN"
+    VERSION="$(cat "$SCHEDULER_BIN" "$EXECUTOR_BIN" "$CLIENT_BIN" | sha256 | cut -c1-12)"
 }
 
 # Uploads the binaries, every time: the bucket's lifecycle rule deletes old
 # releases by age, and a fresh copy keeps the running one from expiring.
 gce_upload_release() {
-    run gcloud storage cp "$SCHEDULER_BIN" "$EXECUTOR_BIN" "$OUT_RELEASE_PREFIX/$VERSION/" ||
+    run gcloud storage cp "$SCHEDULER_BIN" "$EXECUTOR_BIN" "$CLIENT_BIN" "$OUT_RELEASE_PREFIX/$VERSION/" ||
         die "uploading the binaries to $OUT_RELEASE_PREFIX/$VERSION/ failed (see above); the VMs wait 20 minutes for them: re-run deploy/up.sh"
 }
 
@@ -334,9 +354,12 @@ gce_check_client_credentials() {
     echo "warning: no Application Default Credentials found; funnelpulse writes the lake in GCS from this machine: run 'gcloud auth application-default login'" >&2
 }
 
-# Runs stages (leading arguments) with options on the cluster.
+# Runs stages (leading arguments) with options on the cluster: from this
+# machine through the tunnel, or, when they read Kafka (--source kafka), on
+# the scheduler VM.
 gce_run_stages() { # stages… options…
-    local arg stages=() options=() runs_01=0 funnelpulse
+    local arg stages=() options=() runs_01=0 funnelpulse kind
+    kind="$(kafka_run_kind "$@")"
     for arg in "$@"; do
         if [[ ${#options[@]} -eq 0 && "$arg" != -* ]]; then
             stages+=("$arg")
@@ -348,9 +371,128 @@ gce_run_stages() { # stages… options…
     [[ ${#stages[@]} -gt 0 ]] || die "name the stages to run (01 … 06, or all) before the options"
     RUN_ARGS=("${options[@]+"${options[@]}"}")
     if [[ $runs_01 == 1 ]]; then gce_prepare_raw "${options[@]+"${options[@]}"}"; fi
+    if [[ -n "$kind" ]]; then
+        # The stream source's kind from this machine's environment would not reach the VM.
+        if [[ " ${RUN_ARGS[*]+"${RUN_ARGS[*]}"} " != *" --source"* ]]; then RUN_ARGS+=(--source kafka); fi
+        gce_vm_run stream run "${stages[@]}" --scheduler "$VM_SCHEDULER_URL" --lake "$LAKE" "${RUN_ARGS[@]}"
+        return
+    fi
     gce_check_client_credentials
     funnelpulse="$(binary funnelpulse)"
     run "$funnelpulse" run "${stages[@]}" --scheduler "$(scheduler_url)" --lake "$LAKE" "${RUN_ARGS[@]+"${RUN_ARGS[@]}"}"
+}
+
+# ---- runs on the scheduler VM (Kafka) ----
+
+# The brokers and the topic for the client on the VM: the settings here,
+# else what Terraform gave the cluster (the VM's client.env holds the same,
+# as of its last boot). FUNNELPULSE_KAFKA_OPTIONS (librdkafka settings, e.g.
+# security.protocol=SASL_SSL) goes along from this machine's environment.
+gce_kafka_env() {
+    local servers="${KAFKA_BOOTSTRAP_SERVERS:-$OUT_KAFKA_SERVERS}" topic="${KAFKA_TOPIC:-$OUT_KAFKA_TOPIC}"
+    KAFKA_ENV=()
+    if [[ -n "$servers" ]]; then KAFKA_ENV+=("FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=$servers"); fi
+    if [[ -n "$topic" ]]; then KAFKA_ENV+=("FUNNELPULSE_KAFKA_TOPIC=$topic"); fi
+    if [[ -n "${FUNNELPULSE_KAFKA_OPTIONS:-}" ]]; then KAFKA_ENV+=("FUNNELPULSE_KAFKA_OPTIONS=$FUNNELPULSE_KAFKA_OPTIONS"); fi
+}
+
+# `gcloud compute ssh` to the scheduler through IAP (no public IP; OS Login).
+gce_ssh_command() { # remote command (one string), extra gcloud flags…
+    local remote="$1"
+    shift
+    SSH_CMD=(gcloud compute ssh "$OUT_SCHEDULER" --zone "$OUT_ZONE" --project "$OUT_PROJECT" --tunnel-through-iap --quiet "$@" --command "$remote")
+}
+
+# Runs a command on the scheduler VM; --dry-run prints it with its quoting.
+gce_ssh() { # remote command, extra gcloud flags…
+    gce_ssh_command "$@"
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "+ $(shell_quote "${SSH_CMD[@]}")"
+        return 0
+    fi
+    "${SSH_CMD[@]}"
+}
+
+gce_ssh_hint() { # remote command: how to run it by hand
+    gce_ssh_command "$1"
+    shell_quote "${SSH_CMD[@]}"
+}
+
+# Runs the client on the scheduler VM with the given arguments: in the
+# foreground through SSH (Ctrl-C stops it after its batch, when this terminal
+# gives it one), or with --detach as a transient systemd unit that outlives
+# the SSH session (one per kind: a second one is refused while the first runs).
+gce_vm_run() { # kind (stream|replay), client arguments…
+    local kind="$1" unit="funnelpulse-$1" remote=() setting servers
+    shift
+    gce_kafka_env
+    servers="${KAFKA_BOOTSTRAP_SERVERS:-$OUT_KAFKA_SERVERS}"
+    if [[ -z "$servers" && " $* " != *" --bootstrap-servers"* ]]; then
+        die "no Kafka brokers for the $kind: the cluster has none (deploy/up.sh --kafka-bootstrap-servers HOST:PORT, or --managed-kafka) and no --bootstrap-servers was given"
+    fi
+    if [[ "$DETACH" == 1 ]]; then
+        remote=(sudo systemd-run "--unit=$unit" "--description=FunnelPulse $kind (deploy/submit.sh --detach)" --collect
+            --property=User=funnelpulse --property=NoNewPrivileges=yes --property=ProtectSystem=strict
+            --property=ProtectHome=yes --property=PrivateTmp=yes --property=TimeoutStopSec=300)
+        for setting in "${KAFKA_ENV[@]+"${KAFKA_ENV[@]}"}"; do remote+=("--setenv=$setting"); done
+        remote+=("$VM_CLIENT" "$@")
+        echo "starting the $kind on $OUT_SCHEDULER as $unit (inside the VPC, where the brokers are)"
+        gce_ssh "$(shell_quote "${remote[@]}")" ||
+            die "starting $unit on $OUT_SCHEDULER failed (see above): one may be running already (deploy/status.sh), or your account lacks IAP SSH with sudo (roles/compute.osAdminLogin)"
+        gce_remember_detached "$unit"
+        echo "$unit runs on $OUT_SCHEDULER (a transient unit: it ends with the run, deploy/down.sh or the VM's shutdown)"
+        echo "  follow it:  $(gce_ssh_hint "sudo journalctl -u $unit -f")"
+        echo "  its state:  deploy/status.sh    stop it: deploy/down.sh, or $(gce_ssh_hint "sudo systemctl stop $unit")"
+        return 0
+    fi
+    if [[ ${#KAFKA_ENV[@]} -gt 0 ]]; then remote=(env "${KAFKA_ENV[@]}"); fi
+    remote+=("$VM_CLIENT" "$@")
+    echo "running the $kind on $OUT_SCHEDULER (inside the VPC, where the brokers are) over IAP SSH"
+    local tty=()
+    if [[ -t 0 && -t 1 ]]; then tty=(--ssh-flag=-t); fi
+    gce_ssh "$(shell_quote "${remote[@]}")" "${tty[@]+"${tty[@]}"}"
+}
+
+# submit.sh kafka-replay [options]: `funnelpulse kafka replay` on the VM (it
+# reads bronze through the cluster and produces to the topic).
+gce_replay() { # options…
+    gce_vm_run replay kafka replay --scheduler "$VM_SCHEDULER_URL" --lake "$LAKE" "$@"
+}
+
+# Notes a detached unit here, so status.sh and down.sh look for it even when
+# Terraform knows no Kafka (brokers given only to submit.sh).
+gce_remember_detached() {
+    [[ "$DRY_RUN" == 1 ]] && return 0
+    mkdir -p "$GCE_STATE_DIR"
+    grep -qx "$1" "$GCE_STATE_DIR/detached" 2>/dev/null || echo "$1" >>"$GCE_STATE_DIR/detached"
+}
+
+# Whether a detached run may exist: Kafka is configured or one was started from here.
+gce_may_have_detached() {
+    [[ -n "$OUT_KAFKA_SERVERS" || -s "$GCE_STATE_DIR/detached" ]]
+}
+
+# DETACHED_STATES: "unit state" lines of the detached units on the scheduler
+# VM (systemctl is-active: active, inactive, failed, …); empty when SSH failed.
+gce_detached_states() {
+    local remote states unit i=0
+    remote="systemctl is-active ${DETACHED_UNITS[*]/%/.service}"
+    DETACHED_STATES=""
+    if [[ "$DRY_RUN" == 1 ]]; then
+        gce_ssh "$remote"
+        return 0
+    fi
+    gce_ssh_command "$remote"
+    mkdir -p "$GCE_STATE_DIR"
+    # is-active exits non-zero when a unit is not active: the states tell.
+    states="$("${SSH_CMD[@]}" 2>"$GCE_STATE_DIR/ssh.log" || true)"
+    for unit in "${DETACHED_UNITS[@]}"; do
+        i=$((i + 1))
+        local state
+        state="$(sed -n "${i}p" <<<"$states" | tr -d '[:space:]')"
+        [[ -n "$state" ]] || { DETACHED_STATES=""; return 0; }
+        DETACHED_STATES+="$unit $state"$'\n'
+    done
 }
 
 # ---- what the scripts do ----
@@ -368,6 +510,9 @@ gce_print_access() {
     echo "  run stages:      deploy/submit.sh 01 02 …   or: funnelpulse run 01 --scheduler $(scheduler_url) --lake $LAKE"
     echo "  tunnel by hand:  ${TUNNEL_CMD[*]}"
     echo "  status, stop:    deploy/status.sh, deploy/down.sh (the bucket gs://$OUT_BUCKET and its lake stay)"
+    if [[ -n "$OUT_KAFKA_SERVERS" ]]; then
+        echo "  kafka:           $(gce_kafka_line); deploy/submit.sh 04 --source kafka [--detach] runs stage 04 on $OUT_SCHEDULER, inside the VPC"
+    fi
     if [[ "$IDLE_MINUTES" -gt 0 ]]; then
         echo "  idle watchdog:   after $IDLE_MINUTES idle minutes the executors scale to 0 and the scheduler stops; deploy/up.sh starts them again"
     else
@@ -377,13 +522,19 @@ gce_print_access() {
 
 # up.sh: RUN_ALL and EXTRA (options for funnelpulse run) come from the script.
 gce_up() {
+    # Both decide what Terraform builds (its output's precondition refuses them too); down.sh
+    # and status.sh still work with them.
+    if [[ "$MANAGED_KAFKA" == true && -n "$KAFKA_BOOTSTRAP_SERVERS" ]]; then
+        die "--managed-kafka makes a Kafka cluster and uses its address; --kafka-bootstrap-servers names an existing one: choose one (FUNNELPULSE_MANAGED_KAFKA, FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS)"
+    fi
     gce_need_tools gcloud terraform curl jq
     gce_resolve_project
     gce_check_binaries
     # Before anything costs money: the client is needed for --run-all.
     if [[ "$RUN_ALL" == 1 ]]; then binary funnelpulse >/dev/null; fi
     gce_tf_vars
-    gce_terraform init -input=false || die "terraform init failed (see above): nothing was created"
+    gce_terraform init -input=false ||
+        die "terraform init failed (see above): nothing was created (a lock file from before the provider's raise to 8.x needs one 'terraform -chdir=terraform init -upgrade')"
     gce_terraform apply -input=false -auto-approve "${TF_VARS[@]}" -var "release_version=$VERSION" ||
         die "terraform apply failed (see above): no binaries uploaded, no tunnel started. Fix the cause and re-run deploy/up.sh (Terraform goes on from where it stopped), or remove what was made with deploy/down.sh"
     gce_read_outputs || die "terraform output -json has no cluster outputs (scheduler_instance, lake_url): see terraform/outputs.tf"
@@ -399,12 +550,50 @@ gce_up() {
     fi
 }
 
+# "brokers …, topic …" of the cluster, as Terraform gave them to the scheduler.
+gce_kafka_line() {
+    local managed=""
+    if [[ -n "$OUT_MANAGED_KAFKA" ]]; then managed=" (Managed Service for Apache Kafka ${OUT_MANAGED_KAFKA##*/}, SASL_SSL)"; fi
+    echo "brokers $OUT_KAFKA_SERVERS$managed, topic ${OUT_KAFKA_TOPIC:-$DEFAULT_KAFKA_TOPIC}"
+}
+
+# The Kafka settings and, when the scheduler VM runs, its detached runs.
+gce_kafka_status() {
+    if [[ -n "$OUT_KAFKA_SERVERS" ]]; then
+        echo "kafka: $(gce_kafka_line)"
+    else
+        echo "kafka: not configured (deploy/up.sh --kafka-bootstrap-servers HOST:PORT, or --managed-kafka)"
+    fi
+    gce_may_have_detached || return 0
+    if [[ "$DRY_RUN" != 1 && "$SCHEDULER_STATE" != RUNNING ]]; then
+        echo "detached runs: none (the scheduler VM is ${SCHEDULER_STATE:-not there})"
+        return 0
+    fi
+    gce_detached_states
+    [[ "$DRY_RUN" == 1 ]] && return 0
+    if [[ -z "$DETACHED_STATES" ]]; then
+        echo "detached runs on $OUT_SCHEDULER: unknown (IAP SSH failed: $(tail -n 1 "$GCE_STATE_DIR/ssh.log" 2>/dev/null))"
+        return 0
+    fi
+    local unit state line=()
+    while read -r unit state; do
+        [[ -n "$unit" ]] && line+=("$unit $state")
+    done <<<"$DETACHED_STATES"
+    local joined
+    joined="$(printf '%s, ' "${line[@]}")"
+    echo "detached runs on $OUT_SCHEDULER: ${joined%, }"
+    if grep -q ' active$' <<<"$DETACHED_STATES"; then
+        echo "  logs: $(gce_ssh_hint "sudo journalctl -u funnelpulse-stream -u funnelpulse-replay -f")"
+    fi
+}
+
 # The VMs labelled app=funnelpulse, their cost, and the scheduler's view.
 gce_status() {
     gce_need_tools gcloud terraform curl jq
     gce_read_outputs || true
     gce_resolve_project
     gce_list_vms
+    if [[ -n "$OUT_SCHEDULER" ]]; then gce_kafka_status; fi
     local pid
     if ! pid="$(gce_tunnel_pid)"; then
         [[ -n "$OUT_SCHEDULER" ]] || OUT_SCHEDULER="<scheduler instance>"
@@ -446,8 +635,10 @@ gce_idle_line() {
         + if $limit > 0 then " (the watchdog on the VM, polling each minute, stops the cluster after \($limit) idle min)" else " (watchdog off)" end'
 }
 
+# Also sets SCHEDULER_STATE: the status of the scheduler VM (empty when absent).
 gce_list_vms() {
     local rows name zone type state model running=0 total=0 price unknown=""
+    SCHEDULER_STATE=""
     local format="value(name,zone.basename(),machineType.basename(),status,scheduling.provisioningModel)"
     if [[ "$DRY_RUN" == 1 ]]; then
         echo "+ gcloud compute instances list --project $PROJECT --filter=labels.app=funnelpulse --format=$format"
@@ -464,6 +655,7 @@ gce_list_vms() {
     printf '  %-32s %-16s %-16s %-11s %s\n' NAME ZONE MACHINE_TYPE STATUS PROVISIONING
     while IFS=$'\t' read -r name zone type state model; do
         printf '  %-32s %-16s %-16s %-11s %s\n' "$name" "$zone" "$type" "$state" "${model:-STANDARD}"
+        if [[ "$name" == "$OUT_SCHEDULER" ]]; then SCHEDULER_STATE="$state"; fi
         [[ "$state" == RUNNING ]] || continue
         running=$((running + 1))
         if [[ "$model" == SPOT ]]; then price="$(gce_price "$type" 3)"; else price="$(gce_price "$type" 2)"; fi
@@ -480,7 +672,9 @@ gce_list_vms() {
     fi
 }
 
-# submit.sh: stages and options in ARGS.
+# submit.sh: stages and options in ARGS, DETACH. Kafka runs go to the
+# scheduler VM; the tunnel and the wait for an executor come first all the
+# same (they tell at once when the cluster is stopped).
 gce_submit() {
     gce_need_tools gcloud terraform curl jq
     gce_read_outputs || die "no cluster in the Terraform state ($TF_DIR): start one with deploy/up.sh"
@@ -491,7 +685,11 @@ gce_submit() {
         gce_start_tunnel
     fi
     gce_wait_for_executors 1
-    gce_run_stages "${ARGS[@]}"
+    if [[ "${ARGS[0]}" == kafka-replay ]]; then
+        gce_replay "${ARGS[@]:1}"
+    else
+        gce_run_stages "${ARGS[@]}"
+    fi
 }
 
 # A scheduler stopped by the idle watchdog would make the wait time out: say so at once.
@@ -506,17 +704,58 @@ gce_check_scheduler_running() {
     esac
 }
 
-# down.sh: removes the cluster (module.cluster); the bucket and its lake stay.
+# Stops the detached runs on the scheduler VM (SIGTERM: a stream ends after
+# its batch in progress) before the VM goes. Only when one may exist and the
+# VM runs; a failure is reported and does not stop down.sh (the VM's
+# shutdown stops them too).
+gce_stop_detached() {
+    gce_may_have_detached || return 0
+    if [[ "$DRY_RUN" == 1 ]]; then
+        # Asked only when the VM runs; stopped only those that are active.
+        echo "+ gcloud compute instances describe $OUT_SCHEDULER --zone $OUT_ZONE --project $OUT_PROJECT --format=value(status)"
+        gce_detached_states
+        gce_ssh "sudo systemctl stop ${DETACHED_UNITS[*]/%/.service}"
+        return 0
+    fi
+    command -v gcloud >/dev/null 2>&1 || { echo "warning: gcloud not found: detached runs on $OUT_SCHEDULER are not stopped first" >&2; return 0; }
+    local state active=() unit
+    state="$(gcloud compute instances describe "$OUT_SCHEDULER" --zone "$OUT_ZONE" --project "$OUT_PROJECT" --format='value(status)' 2>/dev/null || true)"
+    [[ "$state" == RUNNING ]] || return 0
+    gce_detached_states
+    if [[ -z "$DETACHED_STATES" ]]; then
+        echo "warning: could not ask $OUT_SCHEDULER for its detached runs over IAP SSH ($(tail -n 1 "$GCE_STATE_DIR/ssh.log" 2>/dev/null)); destroying it stops them" >&2
+        return 0
+    fi
+    while read -r unit state; do
+        if [[ "$state" == active || "$state" == activating ]]; then active+=("$unit.service"); fi
+    done <<<"$DETACHED_STATES"
+    if [[ ${#active[@]} -gt 0 ]]; then
+        echo "stopping ${active[*]} on $OUT_SCHEDULER (a stream ends after its batch in progress)"
+        gce_ssh "sudo systemctl stop ${active[*]}" ||
+            echo "warning: stopping ${active[*]} failed (see above); destroying the VM stops them" >&2
+    fi
+    rm -f "$GCE_STATE_DIR/detached"
+}
+
+# down.sh: removes the cluster (module.cluster, with its managed Kafka); the
+# bucket and its lake stay.
 gce_down() {
     gce_need_tools terraform
     gce_stop_tunnel
     if [[ "$DRY_RUN" != 1 ]]; then gce_read_outputs || true; fi
     gce_resolve_project
+    if [[ "$DRY_RUN" == 1 ]]; then
+        OUT_SCHEDULER="<scheduler_instance>" OUT_ZONE="$ZONE" OUT_PROJECT="$PROJECT" OUT_KAFKA_SERVERS="<kafka_bootstrap_servers>"
+    fi
+    if [[ -n "$OUT_SCHEDULER" ]]; then gce_stop_detached; fi
     gce_tf_vars
     gce_terraform init -input=false || die "terraform init failed (see above): nothing was removed"
     gce_terraform destroy -target=module.cluster -input=false -auto-approve "${TF_VARS[@]}" ||
         die "terraform destroy failed (see above): the cluster may still run and cost money; re-run deploy/down.sh, and check with deploy/status.sh"
     local bucket="${OUT_BUCKET:-${BUCKET:-$PROJECT-funnelpulse-lake}}"
+    if [[ -n "$OUT_MANAGED_KAFKA" ]]; then
+        echo "the managed Kafka cluster ${OUT_MANAGED_KAFKA##*/} went with it (and its topic: a stream resumed on a new one needs --reset-stream or another --checkpoint)"
+    fi
     echo "cluster removed; the bucket gs://$bucket survives with the lake (gs://$bucket/lake) and the releases: deploy/up.sh makes a new cluster over them"
     echo "to delete the data too (irreversible): gcloud storage rm --recursive gs://$bucket && terraform -chdir=$TF_DIR state rm module.lake"
 }

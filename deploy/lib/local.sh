@@ -45,6 +45,7 @@ local_up() {
     echo "cluster up: scheduler $(scheduler_url), $EXECUTORS executors, lake $LAKE (local target: \$0.00/hour)"
     echo "submit stages with: deploy/submit.sh --target local 01 02 …   stop it with: deploy/down.sh --target local"
     if [[ "$RUN_ALL" == 1 ]]; then
+        local_kafka_env
         submit_stages all "${EXTRA[@]+"${EXTRA[@]}"}"
     fi
 }
@@ -69,16 +70,45 @@ local_status() {
     echo "cost: \$0.00/hour (local target)"
 }
 
-# submit.sh: STAGES (and options after `--`) in ARGS.
+# The client runs here, so the Kafka settings reach it as they are: given as
+# flags to the scripts, they become its environment (FUNNELPULSE_KAFKA_*);
+# its own options (--bootstrap-servers, --kafka-option …) pass unchanged.
+local_kafka_env() {
+    if [[ -n "$KAFKA_BOOTSTRAP_SERVERS" ]]; then export FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS"; fi
+    if [[ -n "$KAFKA_TOPIC" ]]; then export FUNNELPULSE_KAFKA_TOPIC="$KAFKA_TOPIC"; fi
+}
+
+# submit.sh: STAGES (and options after `--`), or kafka-replay and its
+# options, in ARGS; DETACH runs it in the background (pid file and log here,
+# like the cluster's processes: status.sh shows it, down.sh stops it first).
 local_submit() {
     [[ "$DRY_RUN" == 1 ]] || pid_alive "$LOCAL_DIR/scheduler.pid" || die "no local cluster is running: start it with deploy/up.sh --target local"
-    submit_stages "${ARGS[@]}"
+    local_kafka_env
+    local funnelpulse kind cmd=()
+    funnelpulse="$(binary funnelpulse)"
+    kind="$(kafka_run_kind "${ARGS[@]}")"
+    if [[ "${ARGS[0]}" == kafka-replay ]]; then
+        cmd=("$funnelpulse" kafka replay --scheduler "$(scheduler_url)" --lake "$LAKE" "${ARGS[@]:1}")
+    else
+        cmd=("$funnelpulse" run "${ARGS[@]}" --scheduler "$(scheduler_url)" --lake "$LAKE")
+    fi
+    if [[ "$DETACH" != 1 ]]; then
+        run "${cmd[@]}"
+        return
+    fi
+    run mkdir -p "$LOCAL_DIR/logs"
+    local_start "$kind" "${cmd[@]}"
+    echo "the $kind runs in the background: log $LOCAL_DIR/logs/$kind.log; deploy/status.sh --target local shows it, deploy/down.sh --target local stops it"
 }
 
 local_down() {
     local pid_file name
+    local -A seen=()
     shopt -s nullglob
-    for pid_file in "$LOCAL_DIR"/*.pid; do
+    # Detached runs first (a stream ends after its batch), then the cluster.
+    for pid_file in "$LOCAL_DIR"/stream.pid "$LOCAL_DIR"/replay.pid "$LOCAL_DIR"/*.pid; do
+        [[ -e "$pid_file" && -z "${seen[$pid_file]:-}" ]] || continue
+        seen[$pid_file]=1
         name="$(basename "$pid_file" .pid)"
         if pid_alive "$pid_file"; then
             run kill "$(cat "$pid_file")"

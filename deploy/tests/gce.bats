@@ -27,6 +27,9 @@ setup() {
     export FAKE_LOG="$BATS_TEST_TMPDIR/calls.log"
     export FUNNELPULSE_LOCAL_DIR="$BATS_TEST_TMPDIR/state"
     export FUNNELPULSE_BIN_DIR="$BATS_TEST_TMPDIR/bin"
+    # The Linux builds for the VMs, apart from this machine's client (as on a Mac).
+    export FUNNELPULSE_CLUSTER_BIN_DIR="$BATS_TEST_TMPDIR/cluster-bin"
+    CLUSTER_BIN="$FUNNELPULSE_CLUSTER_BIN_DIR"
     export FUNNELPULSE_PRICES="$FAKES/prices.tsv"
     export FUNNELPULSE_POLL_SECONDS=0.1
     export FUNNELPULSE_WAIT_SECONDS=5
@@ -34,14 +37,17 @@ setup() {
     export FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/none.env"
     : >"$FUNNELPULSE_CONFIG"
     export HOME="$BATS_TEST_TMPDIR/home"
-    mkdir -p "$HOME" "$FUNNELPULSE_BIN_DIR"
+    mkdir -p "$HOME" "$FUNNELPULSE_BIN_DIR" "$CLUSTER_BIN"
     # Our fakes first, then the system tools: nothing else.
     mkdir -p "$BATS_TEST_TMPDIR/fakebin"
     ln -s "$FAKES/gcloud" "$FAKES/terraform" "$BATS_TEST_TMPDIR/fakebin/"
     SANDBOX_PATH="$BATS_TEST_TMPDIR/fakebin:$BATS_FILE_TMPDIR/sysbin"
     ln -s "$FAKES/funnelpulse" "$FUNNELPULSE_BIN_DIR/funnelpulse"
-    fake_elf "$FUNNELPULSE_BIN_DIR/funnelpulse-scheduler" 3e00 28 scheduler
-    fake_elf "$FUNNELPULSE_BIN_DIR/funnelpulse-executor" 3e00 28 executor
+    fake_elf "$CLUSTER_BIN/funnelpulse-scheduler" 3e00 28 scheduler
+    fake_elf "$CLUSTER_BIN/funnelpulse-executor" 3e00 28 executor
+    fake_elf "$CLUSTER_BIN/funnelpulse" 3e00 28 client
+    # The local target runs this machine's binaries.
+    ln -s "$CLUSTER_BIN/funnelpulse-scheduler" "$CLUSTER_BIN/funnelpulse-executor" "$FUNNELPULSE_BIN_DIR/"
     export FUNNELPULSE_TUNNEL_PORT
     FUNNELPULSE_TUNNEL_PORT="$(free_port)"
     # The default sample (data/ under the current folder) goes to the test's folder.
@@ -50,7 +56,7 @@ setup() {
 
 teardown() {
     local pid_file
-    for pid_file in "$FUNNELPULSE_LOCAL_DIR/gce/tunnel.pid" "$BATS_TEST_TMPDIR/listener.pid"; do
+    for pid_file in "$FUNNELPULSE_LOCAL_DIR/gce/tunnel.pid" "$BATS_TEST_TMPDIR/listener.pid" "$FUNNELPULSE_LOCAL_DIR"/*.pid; do
         if [[ -f "$pid_file" ]]; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
     done
 }
@@ -86,18 +92,32 @@ line_of() {
 
 calls() { cat "$FAKE_LOG" 2>/dev/null || true; }
 
+# The words of the last command run on the scheduler VM over SSH, as its shell splits them (JSON).
+last_vm_argv() { tail -n 1 "$FAKE_LOG.argv"; }
+
+# The same for the first command a --dry-run printed for the scheduler VM.
+dry_vm_argv() {
+    python3 -c 'import json, shlex, sys
+line = next(l for l in sys.stdin if l.startswith("+ gcloud compute ssh "))
+words = shlex.split(line[2:])
+print(json.dumps(shlex.split(words[words.index("--command") + 1])))' <<<"$output"
+}
+
+# A JSON list of the arguments.
+json_list() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@"; }
+
 expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "calls:"; calls; false; }; }
 
 @test "up --run-all: init, apply, outputs, upload, tunnel, wait, sample upload, run — in that order" {
     deploy up.sh --project p1 --run-all
     expect_ok
     local version
-    version="$(cat "$FUNNELPULSE_BIN_DIR/funnelpulse-scheduler" "$FUNNELPULSE_BIN_DIR/funnelpulse-executor" | sha256sum | cut -c1-12)"
+    version="$(cat "$CLUSTER_BIN/funnelpulse-scheduler" "$CLUSTER_BIN/funnelpulse-executor" "$CLUSTER_BIN/funnelpulse" | sha256sum | cut -c1-12)"
     local init apply tf_output upload tunnel wait generate raw run_all run_line
     init="$(line_of "terraform -chdir=$ROOT/terraform init -input=false")"
     apply="$(line_of "terraform -chdir=$ROOT/terraform apply -input=false -auto-approve")"
     tf_output="$(line_of "terraform -chdir=$ROOT/terraform output -json")"
-    upload="$(line_of "gcloud storage cp $FUNNELPULSE_BIN_DIR/funnelpulse-scheduler $FUNNELPULSE_BIN_DIR/funnelpulse-executor gs://p1-funnelpulse-lake/releases/$version/")"
+    upload="$(line_of "gcloud storage cp $CLUSTER_BIN/funnelpulse-scheduler $CLUSTER_BIN/funnelpulse-executor $CLUSTER_BIN/funnelpulse gs://p1-funnelpulse-lake/releases/$version/")"
     tunnel="$(line_of "gcloud compute start-iap-tunnel funnelpulse-scheduler 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1 --iap-tunnel-disable-connection-check")"
     wait="$(line_of "api GET /api/executors")"
     generate="$(line_of "funnelpulse generate --out $BATS_TEST_TMPDIR/data/sample-1000-14d --rows 1000 --start 2019-10-15 --days 14")"
@@ -205,24 +225,37 @@ EOF
 }
 
 @test "the cluster binaries must exist and be Linux x86-64 for Debian 12; nothing is applied otherwise" {
-    rm "$FUNNELPULSE_BIN_DIR/funnelpulse-executor"
+    rm "$CLUSTER_BIN/funnelpulse-executor"
     deploy up.sh --project p1
     [ "$status" -ne 0 ] && [[ "$output" == *"funnelpulse-executor not found: build the cluster binaries with 'cargo build --release -p funnelpulse'"* ]]
 
-    fake_elf "$FUNNELPULSE_BIN_DIR/funnelpulse-executor" b700 28 arm
+    fake_elf "$CLUSTER_BIN/funnelpulse-executor" b700 28 arm
     deploy up.sh --project p1
     [ "$status" -ne 0 ] && [[ "$output" == *"funnelpulse-executor is not a Linux x86-64 executable"* ]]
 
-    printf '\xcf\xfa\xed\xfe mach-o' >"$FUNNELPULSE_BIN_DIR/funnelpulse-executor"
+    printf '\xcf\xfa\xed\xfe mach-o' >"$CLUSTER_BIN/funnelpulse-executor"
     deploy up.sh --project p1
     [ "$status" -ne 0 ] && [[ "$output" == *"is not a Linux x86-64 executable"* ]]
 
-    fake_elf "$FUNNELPULSE_BIN_DIR/funnelpulse-executor" 3e00 39 new
+    fake_elf "$CLUSTER_BIN/funnelpulse-executor" 3e00 39 new
     deploy up.sh --project p1
     [ "$status" -ne 0 ] && [[ "$output" == *"needs glibc 2.39, newer than the VMs' (Debian 12: 2.36)"* ]]
 
-    # And --run-all needs the client before anything costs money.
-    fake_elf "$FUNNELPULSE_BIN_DIR/funnelpulse-executor" 3e00 36 ok
+    # The client for the scheduler VM passes the same checks: this machine's client (a script here) is not it.
+    fake_elf "$CLUSTER_BIN/funnelpulse-executor" 3e00 36 ok
+    rm "$CLUSTER_BIN/funnelpulse"
+    deploy up.sh --project p1
+    [ "$status" -ne 0 ] && [[ "$output" == *"cluster-bin/funnelpulse not found: build the cluster binaries"* ]]
+    ln -s "$FAKES/funnelpulse" "$CLUSTER_BIN/funnelpulse"
+    deploy up.sh --project p1
+    [ "$status" -ne 0 ] && [[ "$output" == *"cluster-bin/funnelpulse is not a Linux x86-64 executable"* ]]
+    rm "$CLUSTER_BIN/funnelpulse"
+    fake_elf "$CLUSTER_BIN/funnelpulse" 3e00 37 new
+    deploy up.sh --project p1
+    [ "$status" -ne 0 ] && [[ "$output" == *"cluster-bin/funnelpulse needs glibc 2.37"* ]]
+
+    # And --run-all needs this machine's client before anything costs money.
+    fake_elf "$CLUSTER_BIN/funnelpulse" 3e00 36 ok
     rm "$FUNNELPULSE_BIN_DIR/funnelpulse"
     deploy up.sh --project p1 --run-all
     [ "$status" -ne 0 ] && [[ "$output" == *"bin/funnelpulse not found"* ]]
@@ -430,7 +463,7 @@ EOF
     [[ "$output" == *"$tf init -input=false"* ]]
     [[ "$output" == *"$tf apply -input=false -auto-approve -var project_id=p1 "*"-var release_version="* ]]
     [[ "$output" == *"$tf output -json"* ]]
-    [[ "$output" == *"+ gcloud storage cp $FUNNELPULSE_BIN_DIR/funnelpulse-scheduler $FUNNELPULSE_BIN_DIR/funnelpulse-executor <release_prefix>/"* ]]
+    [[ "$output" == *"+ gcloud storage cp $CLUSTER_BIN/funnelpulse-scheduler $CLUSTER_BIN/funnelpulse-executor $CLUSTER_BIN/funnelpulse <release_prefix>/"* ]]
     [[ "$output" == *"+ gcloud compute start-iap-tunnel <scheduler_instance> 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1 --iap-tunnel-disable-connection-check > "*"tunnel.log 2>&1 &"* ]]
     [[ "$output" == *"+ curl -fsS http://localhost:$FUNNELPULSE_TUNNEL_PORT/api/executors"* ]]
     [[ "$output" == *"+ $FUNNELPULSE_BIN_DIR/funnelpulse generate --out $BATS_TEST_TMPDIR/data/sample-1000-14d"* ]]
@@ -471,4 +504,261 @@ EOF
     grep -Eq 'estimated cost: \$[0-9]+\.[0-9]{3}/hour = scheduler e2-standard-2 on-demand \$[0-9.]+ \+ 2 × e2-standard-4 spot \$[0-9.]+' <<<"$output"
     FUNNELPULSE_PRICES="$prices" deploy up.sh --project p1 --no-spot --dry-run
     grep -Eq 'estimated cost: \$[0-9]+\.[0-9]{3}/hour = scheduler e2-standard-2 on-demand \$[0-9.]+ \+ 2 × e2-standard-4 on-demand' <<<"$output"
+}
+
+# ---- Kafka ----
+
+@test "kafka settings map to terraform variables; conflicting or malformed ones stop before terraform" {
+    deploy up.sh --project p1 --dry-run
+    expect_ok
+    local apply
+    apply="$(grep -F '+ terraform' <<<"$output" | grep ' apply ')"
+    for expected in "-var kafka_bootstrap_servers= " "-var kafka_topic=funnelpulse_events " "-var managed_kafka=false " \
+        "-var kafka_partitions=3 " "-var kafka_vcpu_count=3 " "-var kafka_memory_gib=3 "; do
+        [[ "$apply " == *"$expected"* ]] || { echo "missing '$expected' in: $apply"; false; }
+    done
+
+    deploy up.sh --project p1 --kafka-bootstrap-servers "b1.example:9092,10.0.0.7:9093" --kafka-topic events --dry-run
+    expect_ok
+    apply="$(grep -F '+ terraform' <<<"$output" | grep ' apply ')"
+    [[ "$apply" == *"-var kafka_bootstrap_servers=b1.example:9092,10.0.0.7:9093 -var kafka_topic=events -var managed_kafka=false "* ]]
+
+    # The settings file and the environment, as for every setting.
+    printf 'FUNNELPULSE_MANAGED_KAFKA=true\nFUNNELPULSE_KAFKA_PARTITIONS=6\nFUNNELPULSE_KAFKA_TOPIC=from-file\n' >"$FUNNELPULSE_CONFIG"
+    FUNNELPULSE_KAFKA_VCPUS=6 deploy up.sh --project p1 --kafka-memory-gib 24 --dry-run
+    expect_ok
+    apply="$(grep -F '+ terraform' <<<"$output" | grep ' apply ')"
+    [[ "$apply " == *"-var kafka_topic=from-file -var managed_kafka=true -var kafka_partitions=6 -var kafka_vcpu_count=6 -var kafka_memory_gib=24 "* ]]
+
+    # Managed Kafka and an existing broker at once: refused before anything runs.
+    deploy up.sh --project p1 --kafka-bootstrap-servers b1:9092
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"--managed-kafka makes a Kafka cluster and uses its address; --kafka-bootstrap-servers names an existing one: choose one"* ]]
+    [ ! -e "$FAKE_LOG" ]
+    deploy up.sh --project p1 --kafka-bootstrap-servers b1:9092 --no-managed-kafka --dry-run
+    expect_ok
+    # Tearing down still works with both set.
+    deploy down.sh --project p1 --kafka-bootstrap-servers b1:9092 --dry-run
+    expect_ok
+    : >"$FUNNELPULSE_CONFIG"
+
+    deploy up.sh --project p1 --kafka-bootstrap-servers "b1:9092, b2:9092"
+    [ "$status" -ne 0 ] && [[ "$output" == *"--kafka-bootstrap-servers must be HOST:PORT[,HOST:PORT…] without spaces"* ]]
+    deploy up.sh --project p1 --kafka-topic "no/slashes"
+    [ "$status" -ne 0 ] && [[ "$output" == *"--kafka-topic must be 1 to 249 letters"* ]]
+    deploy up.sh --project p1 --managed-kafka --kafka-memory-gib 30
+    [ "$status" -ne 0 ] && [[ "$output" == *"--kafka-memory-gib must be 1 to 8 GiB per vCPU: 3 to 24 for 3 vCPUs, not 30"* ]]
+    deploy up.sh --project p1 --kafka-vcpus 2
+    [ "$status" -ne 0 ] && [[ "$output" == *"--kafka-vcpus must be a whole number ≥ 3, not '2'"* ]]
+    FUNNELPULSE_MANAGED_KAFKA=maybe deploy up.sh --project p1
+    [ "$status" -ne 0 ] && [[ "$output" == *"FUNNELPULSE_MANAGED_KAFKA must be true or false, not 'maybe'"* ]]
+    [ ! -e "$FAKE_LOG" ]
+}
+
+@test "up with managed Kafka: the client is uploaded with the cluster binaries, and the brokers are named" {
+    deploy up.sh --project p1 --managed-kafka
+    expect_ok
+    grep -q -- "-var managed_kafka=true " "$FAKE_LOG"
+    grep -q "^gcloud storage cp $CLUSTER_BIN/funnelpulse-scheduler $CLUSTER_BIN/funnelpulse-executor $CLUSTER_BIN/funnelpulse gs://p1-funnelpulse-lake/releases/" "$FAKE_LOG"
+    [[ "$output" == *"kafka:           brokers bootstrap-fake.funnelpulse-kafka.europe-west1.managedkafka.s.cloud.goog:9092 (Managed Service for Apache Kafka funnelpulse-kafka, SASL_SSL), topic funnelpulse_events; deploy/submit.sh 04 --source kafka [--detach] runs stage 04 on funnelpulse-scheduler, inside the VPC"* ]]
+    # Nothing runs on the VM at up.
+    [ ! -e "$FAKE_LOG.ssh" ]
+}
+
+@test "submit 04 --source kafka runs on the scheduler VM over IAP SSH, every option quoted for its shell" {
+    deploy up.sh --project p1 --kafka-bootstrap-servers 10.1.2.3:9092
+    expect_ok
+    rm "$FAKE_LOG"
+    FUNNELPULSE_KAFKA_OPTIONS="security.protocol=SASL_SSL,sasl.mechanism=PLAIN" deploy submit.sh 04 --source kafka \
+        --available-now --flush-at-end --kafka-option "sasl.username=fp@p1.iam.gserviceaccount.com" \
+        --kafka-option "sasl.jaas.config=a 'b' \$HOME; c" -- --max-records-per-trigger 1000
+    expect_ok
+    grep -q "^gcloud compute ssh funnelpulse-scheduler --zone europe-west1-b --project p1 --tunnel-through-iap --quiet --command env " "$FAKE_LOG"
+    [ "$(last_vm_argv)" = "$(json_list env FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=10.1.2.3:9092 FUNNELPULSE_KAFKA_TOPIC=funnelpulse_events \
+        FUNNELPULSE_KAFKA_OPTIONS=security.protocol=SASL_SSL,sasl.mechanism=PLAIN /opt/funnelpulse/bin/funnelpulse-client \
+        run 04 --scheduler df://127.0.0.1:50050 --lake gs://p1-funnelpulse-lake/lake --source kafka --available-now --flush-at-end \
+        --kafka-option sasl.username=fp@p1.iam.gserviceaccount.com --kafka-option "sasl.jaas.config=a 'b' \$HOME; c" \
+        --max-records-per-trigger 1000)" ] || { last_vm_argv; false; }
+    [[ "$output" == *"running the stream on funnelpulse-scheduler (inside the VPC, where the brokers are) over IAP SSH"* ]]
+    # The client here is not used, and needs no credentials for it.
+    refute grep -q "^funnelpulse " "$FAKE_LOG"
+    [[ "$output" != *"Application Default Credentials"* ]]
+
+    # Brokers and topic given to submit.sh win over the cluster's; the remote exit status is submit's.
+    FAKE_SSH_EXIT=3 deploy submit.sh --kafka-bootstrap-servers other:9092 --kafka-topic t2 04 --source=kafka
+    [ "$status" -eq 3 ]
+    [[ "$(last_vm_argv)" == '["env", "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=other:9092", "FUNNELPULSE_KAFKA_TOPIC=t2", "/opt/funnelpulse/bin/funnelpulse-client", "run", "04", '* ]]
+
+    # Other stages still run from this machine, through the tunnel.
+    deploy submit.sh 05
+    expect_ok
+    grep -q -x "funnelpulse run 05 --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://p1-funnelpulse-lake/lake" "$FAKE_LOG"
+    [ "$(wc -l <"$FAKE_LOG.ssh")" -eq 2 ]
+}
+
+@test "a Kafka run without brokers anywhere is refused before SSH; --bootstrap-servers alone is enough" {
+    deploy up.sh --project p1
+    expect_ok
+    deploy submit.sh 04 --source kafka
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"no Kafka brokers for the stream: the cluster has none (deploy/up.sh --kafka-bootstrap-servers HOST:PORT, or --managed-kafka) and no --bootstrap-servers was given"* ]]
+    [ ! -e "$FAKE_LOG.ssh" ]
+
+    # The stream source from this machine's environment is passed on explicitly.
+    FUNNELPULSE_STREAM_SOURCE_KIND=kafka deploy submit.sh 04 --bootstrap-servers 10.9.9.9:9092
+    expect_ok
+    [ "$(last_vm_argv)" = "$(json_list env FUNNELPULSE_KAFKA_TOPIC=funnelpulse_events /opt/funnelpulse/bin/funnelpulse-client \
+        run 04 --scheduler df://127.0.0.1:50050 --lake gs://p1-funnelpulse-lake/lake --bootstrap-servers 10.9.9.9:9092 --source kafka)" ] ||
+        { last_vm_argv; false; }
+}
+
+@test "submit --detach starts a transient systemd unit; status shows it; down stops it before destroying" {
+    deploy up.sh --project p1 --managed-kafka
+    expect_ok
+    deploy submit.sh --detach 04 --source kafka --kafka-option security.protocol=SASL_SSL
+    expect_ok
+    [ "$(last_vm_argv)" = "$(json_list sudo systemd-run --unit=funnelpulse-stream "--description=FunnelPulse stream (deploy/submit.sh --detach)" \
+        --collect --property=User=funnelpulse --property=NoNewPrivileges=yes --property=ProtectSystem=strict --property=ProtectHome=yes \
+        --property=PrivateTmp=yes --property=TimeoutStopSec=300 \
+        --setenv=FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=bootstrap-fake.funnelpulse-kafka.europe-west1.managedkafka.s.cloud.goog:9092 \
+        --setenv=FUNNELPULSE_KAFKA_TOPIC=funnelpulse_events /opt/funnelpulse/bin/funnelpulse-client run 04 \
+        --scheduler df://127.0.0.1:50050 --lake gs://p1-funnelpulse-lake/lake --source kafka --kafka-option security.protocol=SASL_SSL)" ] ||
+        { last_vm_argv; false; }
+    [[ "$output" == *"funnelpulse-stream runs on funnelpulse-scheduler"* ]]
+    [[ "$output" == *"follow it:  gcloud compute ssh funnelpulse-scheduler --zone europe-west1-b --project p1 --tunnel-through-iap --quiet --command 'sudo journalctl -u funnelpulse-stream -f'"* ]]
+
+    # status: the Kafka settings, and the units' states when the scheduler VM runs.
+    # shellcheck disable=SC2030,SC2031
+    export FAKE_INSTANCES="$BATS_TEST_TMPDIR/instances.tsv"
+    printf 'funnelpulse-scheduler\teurope-west1-b\te2-standard-2\tRUNNING\t\n' >"$FAKE_INSTANCES"
+    rm "$FAKE_LOG.ssh"
+    FAKE_UNIT_STATES="active inactive" deploy status.sh
+    expect_ok
+    [[ "$output" == *"kafka: brokers bootstrap-fake.funnelpulse-kafka.europe-west1.managedkafka.s.cloud.goog:9092 (Managed Service for Apache Kafka funnelpulse-kafka, SASL_SSL), topic funnelpulse_events"* ]]
+    [[ "$output" == *"detached runs on funnelpulse-scheduler: funnelpulse-stream active, funnelpulse-replay inactive"* ]]
+    [[ "$output" == *"logs: gcloud compute ssh funnelpulse-scheduler"*"--command 'sudo journalctl -u funnelpulse-stream -u funnelpulse-replay -f'"* ]]
+    [ "$(cat "$FAKE_LOG.ssh")" = "systemctl is-active funnelpulse-stream.service funnelpulse-replay.service" ]
+    FAKE_SSH_FAIL=1 deploy status.sh
+    expect_ok
+    [[ "$output" == *"detached runs on funnelpulse-scheduler: unknown (IAP SSH failed: ERROR: (gcloud.compute.ssh)"* ]]
+    printf 'funnelpulse-scheduler\teurope-west1-b\te2-standard-2\tTERMINATED\t\n' >"$FAKE_INSTANCES"
+    rm "$FAKE_LOG.ssh"
+    deploy status.sh
+    [[ "$output" == *"detached runs: none (the scheduler VM is TERMINATED)"* ]]
+    [ ! -e "$FAKE_LOG.ssh" ]
+
+    # down: asks the VM, stops the active unit (SIGTERM: the batch in progress ends), then destroys.
+    rm "$FAKE_LOG"
+    FAKE_UNIT_STATES="active failed" deploy down.sh
+    expect_ok
+    [ "$(cat "$FAKE_LOG.ssh")" = "systemctl is-active funnelpulse-stream.service funnelpulse-replay.service
+sudo systemctl stop funnelpulse-stream.service" ] || { cat "$FAKE_LOG.ssh"; false; }
+    [ "$(line_of "sudo systemctl stop")" -lt "$(line_of " destroy ")" ]
+    [[ "$output" == *"stopping funnelpulse-stream.service on funnelpulse-scheduler (a stream ends after its batch in progress)"* ]]
+    [[ "$output" == *"the managed Kafka cluster funnelpulse-kafka went with it (and its topic"* ]]
+}
+
+@test "down goes on when the scheduler VM cannot be asked, and asks nothing without Kafka or a stopped VM" {
+    deploy up.sh --project p1 --kafka-bootstrap-servers 10.1.2.3:9092
+    expect_ok
+    FAKE_SSH_FAIL=1 deploy down.sh
+    expect_ok
+    [[ "$output" == *"warning: could not ask funnelpulse-scheduler for its detached runs over IAP SSH"*"destroying it stops them"* ]]
+    grep -q " destroy -target=module.cluster " "$FAKE_LOG"
+
+    rm -f "$FAKE_LOG" "$FAKE_LOG.ssh"
+    deploy up.sh --project p1 --kafka-bootstrap-servers 10.1.2.3:9092
+    FAKE_SCHEDULER_STATUS=TERMINATED deploy down.sh
+    expect_ok
+    [ ! -e "$FAKE_LOG.ssh" ]
+
+    # No Kafka and nothing detached from here: not even the VM's state is asked.
+    rm -f "$FAKE_LOG"
+    deploy up.sh --project p1
+    deploy down.sh
+    expect_ok
+    refute grep -q "instances describe\|compute ssh" "$FAKE_LOG"
+}
+
+@test "kafka-replay runs funnelpulse kafka replay on the scheduler VM, attached or detached" {
+    deploy up.sh --project p1 --kafka-bootstrap-servers 10.1.2.3:9092 --kafka-topic events
+    expect_ok
+    deploy submit.sh kafka-replay --from 2019-10-15 --to 2019-10-16 --speedup 60
+    expect_ok
+    [ "$(last_vm_argv)" = "$(json_list env FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=10.1.2.3:9092 FUNNELPULSE_KAFKA_TOPIC=events \
+        /opt/funnelpulse/bin/funnelpulse-client kafka replay --scheduler df://127.0.0.1:50050 --lake gs://p1-funnelpulse-lake/lake \
+        --from 2019-10-15 --to 2019-10-16 --speedup 60)" ] || { last_vm_argv; false; }
+
+    deploy submit.sh --detach kafka-replay --speedup 60
+    expect_ok
+    [[ "$(last_vm_argv)" == '["sudo", "systemd-run", "--unit=funnelpulse-replay", "--description=FunnelPulse replay (deploy/submit.sh --detach)", '* ]]
+    [[ "$(last_vm_argv)" == *'"/opt/funnelpulse/bin/funnelpulse-client", "kafka", "replay", "--scheduler", "df://127.0.0.1:50050", "--lake", "gs://p1-funnelpulse-lake/lake", "--speedup", "60"]' ]]
+    grep -qx funnelpulse-replay "$FUNNELPULSE_LOCAL_DIR/gce/detached"
+
+    # A unit that cannot start (one is running already, or no sudo): a clear error.
+    FAKE_SSH_EXIT=1 deploy submit.sh --detach kafka-replay
+    [ "$status" -ne 0 ] && [[ "$output" == *"starting funnelpulse-replay on funnelpulse-scheduler failed (see above): one may be running already (deploy/status.sh)"* ]]
+
+    deploy submit.sh --detach 02
+    [ "$status" -ne 0 ] && [[ "$output" == *"--detach is for the Kafka runs (04 --source kafka, kafka-replay)"* ]]
+    deploy submit.sh 04 kafka-replay
+    [ "$status" -ne 0 ] && [[ "$output" == *"kafka-replay runs alone"* ]]
+}
+
+@test "--dry-run of the Kafka runs prints the SSH commands with their quoting and runs none" {
+    deploy submit.sh --detach --dry-run 04 --source kafka --kafka-option "sasl.jaas.config=a b"
+    expect_ok
+    # The printed line is a command a shell runs as it is: split it twice (gcloud's arguments, then
+    # the remote command) to get the words; placeholders (<…>) are quoted, to a shell they would be redirections.
+    [ "$(dry_vm_argv)" = "$(json_list sudo systemd-run --unit=funnelpulse-stream "--description=FunnelPulse stream (deploy/submit.sh --detach)" \
+        --collect --property=User=funnelpulse --property=NoNewPrivileges=yes --property=ProtectSystem=strict --property=ProtectHome=yes \
+        --property=PrivateTmp=yes --property=TimeoutStopSec=300 "--setenv=FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=<kafka_bootstrap_servers>" \
+        "--setenv=FUNNELPULSE_KAFKA_TOPIC=<kafka_topic>" /opt/funnelpulse/bin/funnelpulse-client run 04 --scheduler df://127.0.0.1:50050 \
+        --lake "<lake_url>" --source kafka --kafka-option "sasl.jaas.config=a b")" ] || { echo "$output"; false; }
+    [[ "$output" == *"+ gcloud compute ssh '<scheduler_instance>' --zone europe-west1-b --project '<project>' --tunnel-through-iap --quiet --command 'sudo systemd-run "* ]]
+    deploy submit.sh --dry-run kafka-replay --create-topic
+    expect_ok
+    [ "$(dry_vm_argv)" = "$(json_list env "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=<kafka_bootstrap_servers>" "FUNNELPULSE_KAFKA_TOPIC=<kafka_topic>" \
+        /opt/funnelpulse/bin/funnelpulse-client kafka replay --scheduler df://127.0.0.1:50050 --lake "<lake_url>" --create-topic)" ] ||
+        { echo "$output"; false; }
+    deploy status.sh --dry-run
+    expect_ok
+    [[ "$output" == *"--command 'systemctl is-active funnelpulse-stream.service funnelpulse-replay.service'"* ]]
+    deploy down.sh --project p1 --dry-run
+    expect_ok
+    [[ "$output" == *"+ gcloud compute instances describe <scheduler_instance> --zone europe-west1-b --project p1 --format=value(status)"*"--command 'systemctl is-active "*"--command 'sudo systemctl stop funnelpulse-stream.service funnelpulse-replay.service'"*"destroy -target=module.cluster"* ]]
+    [ ! -e "$FAKE_LOG" ]
+    [ ! -e "$FUNNELPULSE_LOCAL_DIR" ]
+}
+
+@test "local target: Kafka settings reach the client as they are, --detach runs it in the background, down stops it first" {
+    # A stand-in for a running local scheduler (submit checks its pid file).
+    mkdir -p "$FUNNELPULSE_LOCAL_DIR"
+    sleep 60 &
+    echo $! >"$FUNNELPULSE_LOCAL_DIR/scheduler.pid"
+    deploy submit.sh --target local --kafka-bootstrap-servers localhost:9092 --kafka-topic t1 04 --source kafka \
+        --kafka-option "sasl.jaas.config=a b"
+    expect_ok
+    grep -qx "funnelpulse run 04 --source kafka --kafka-option sasl.jaas.config=a b --scheduler df://127.0.0.1:50050 --lake $FUNNELPULSE_LOCAL_DIR/lake" "$FAKE_LOG"
+    grep -qx "funnelpulse env FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=localhost:9092 FUNNELPULSE_KAFKA_TOPIC=t1" "$FAKE_LOG"
+    [ ! -e "$FAKE_LOG.ssh" ]
+
+    FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=env-broker:9092 deploy submit.sh --target local kafka-replay --create-topic
+    expect_ok
+    grep -qx "funnelpulse kafka replay --scheduler df://127.0.0.1:50050 --lake $FUNNELPULSE_LOCAL_DIR/lake --create-topic" "$FAKE_LOG"
+    grep -qx "funnelpulse env FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=env-broker:9092" "$FAKE_LOG"
+
+    FAKE_FUNNELPULSE_SECONDS=30 deploy submit.sh --target local --detach 04 --source kafka
+    expect_ok
+    [[ "$output" == *"the stream runs in the background: log $FUNNELPULSE_LOCAL_DIR/logs/stream.log"* ]]
+    local stream_pid
+    stream_pid="$(cat "$FUNNELPULSE_LOCAL_DIR/stream.pid")"
+    kill -0 "$stream_pid"
+    deploy status.sh --target local
+    [[ "$output" == *"stream: running (pid $stream_pid)"* ]]
+    deploy down.sh --target local
+    expect_ok
+    [[ "$output" == "stopped stream"* ]]
+    refute kill -0 "$stream_pid" 2>/dev/null
+    grep -qx "funnelpulse stopped by SIGTERM" "$FAKE_LOG"
 }

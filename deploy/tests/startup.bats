@@ -23,8 +23,15 @@ setup() {
     attr funnelpulse-executor-group funnelpulse-executors
     attr funnelpulse-zone europe-west1-b
     attr funnelpulse-watchdog "$(cat "$WATCHDOG")"
+    attr funnelpulse-lake gs://proj-funnelpulse-lake/lake
+    attr funnelpulse-kafka-bootstrap-servers "bootstrap.kafka.example:9092,10.42.0.9:9092"
+    attr funnelpulse-kafka-topic funnelpulse_events
     gcs_put "$RELEASE/funnelpulse-scheduler" "scheduler binary"
     gcs_put "$RELEASE/funnelpulse-executor" "executor binary"
+    # The client: prints its FUNNELPULSE_* environment and its arguments.
+    gcs_put "$RELEASE/funnelpulse" '#!/bin/bash
+env | grep "^FUNNELPULSE_" | grep -v "^FUNNELPULSE_CLIENT_ENV=" | sort
+printf "arg %s\n" "$@"'
 }
 
 teardown() { stop_http; }
@@ -64,9 +71,68 @@ systemctl is-active --quiet funnelpulse-scheduler.service
 systemctl enable --now funnelpulse-scheduler.service
 systemctl daemon-reload
 systemctl is-active --quiet funnelpulse-watchdog.service
-systemctl enable --now funnelpulse-watchdog.service"
+systemctl enable --now funnelpulse-watchdog.service
+gcloud storage cp $RELEASE/funnelpulse $ROOT/opt/funnelpulse/bin/funnelpulse.download"
     [ "$(calls)" = "$expected" ] || { calls; false; }
     [[ "$output" == *"idle watchdog on: executors to 0 and power-off after 60 idle minutes"* ]]
+}
+
+@test "scheduler: the client, its settings from the metadata, and a wrapper that runs it with them" {
+    as_role scheduler sched.internal
+    run "$STARTUP"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ -x "$ROOT/opt/funnelpulse/bin/funnelpulse" ]
+    [ -x "$ROOT/opt/funnelpulse/bin/funnelpulse-client" ]
+    local env_file="$ROOT/etc/funnelpulse/client.env"
+    [ "$(grep -v '^#' "$env_file")" = "FUNNELPULSE_SCHEDULER=df://127.0.0.1:50050
+FUNNELPULSE_LAKE=gs://proj-funnelpulse-lake/lake
+FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=bootstrap.kafka.example:9092,10.42.0.9:9092
+FUNNELPULSE_KAFKA_TOPIC=funnelpulse_events" ] || { cat "$env_file"; false; }
+    [ "$(stat -c %a "$env_file")" = 644 ]
+    [[ "$output" == *"funnelpulse client installed: /opt/funnelpulse/bin/funnelpulse-client (settings /etc/funnelpulse/client.env: kafka bootstrap.kafka.example:9092,10.42.0.9:9092, topic funnelpulse_events)"* ]]
+
+    # The wrapper: the file's settings, except those the caller's environment sets; arguments unchanged.
+    run env -i PATH="$PATH" FUNNELPULSE_CLIENT_ENV="$env_file" FUNNELPULSE_KAFKA_TOPIC=other \
+        "$ROOT/opt/funnelpulse/bin/funnelpulse-client" run 04 --source kafka --kafka-option "sasl.jaas.config=a b"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ "$output" = "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=bootstrap.kafka.example:9092,10.42.0.9:9092
+FUNNELPULSE_KAFKA_TOPIC=other
+FUNNELPULSE_LAKE=gs://proj-funnelpulse-lake/lake
+FUNNELPULSE_SCHEDULER=df://127.0.0.1:50050
+arg run
+arg 04
+arg --source
+arg kafka
+arg --kafka-option
+arg sasl.jaas.config=a b" ] || { echo "$output"; false; }
+
+    run env FUNNELPULSE_CLIENT_ENV="$BATS_TEST_TMPDIR/none.env" "$ROOT/opt/funnelpulse/bin/funnelpulse-client" run 04
+    [ "$status" -ne 0 ] && [[ "$output" == *"none.env is missing: the startup script writes it at boot"* ]]
+}
+
+@test "scheduler without Kafka: no broker in the client's settings; a value with spaces or quotes is refused" {
+    as_role scheduler sched.internal
+    attr funnelpulse-kafka-bootstrap-servers ""
+    run "$STARTUP"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    refute grep -q KAFKA_BOOTSTRAP "$ROOT/etc/funnelpulse/client.env"
+    grep -qx "FUNNELPULSE_KAFKA_TOPIC=funnelpulse_events" "$ROOT/etc/funnelpulse/client.env"
+    [[ "$output" == *"(settings /etc/funnelpulse/client.env: kafka not configured)"* ]]
+
+    # A changed setting is written at the next boot (the release is not downloaded again).
+    : >"$FAKE_LOG"
+    attr funnelpulse-kafka-bootstrap-servers "broker:9092"
+    FAKE_USER_EXISTS=1 run "$STARTUP"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    grep -qx "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=broker:9092" "$ROOT/etc/funnelpulse/client.env"
+    refute grep -q "storage cp" "$FAKE_LOG"
+
+    # A command substitution, to be kept out of a file that a shell might read.
+    attr funnelpulse-kafka-bootstrap-servers "broker:9092 \$(reboot)"
+    FAKE_USER_EXISTS=1 run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"error: the metadata gives FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS 'broker:9092 \$(reboot)', which has characters no such setting has"* ]]
+    grep -qx "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=broker:9092" "$ROOT/etc/funnelpulse/client.env"
 }
 
 @test "executor: scheduler address and own hostname in its flags, a work dir, no watchdog" {

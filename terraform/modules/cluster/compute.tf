@@ -1,14 +1,15 @@
 # The scheduler VM and the executors' managed instance group. Both run stock
 # Debian 12 and configure themselves at boot from their metadata
 # (deploy/gce/startup.sh): download the release's binary from the lake
-# bucket, write a systemd unit, start it.
+# bucket, write a systemd unit, start it. The scheduler also installs the
+# funnelpulse client, for the stages that run on it (Kafka).
 
 locals {
   scheduler_name = "${var.name_prefix}-scheduler"
   executor_group = "${var.name_prefix}-executors"
   release_url    = var.release_version == "" ? "" : "gs://${var.bucket_name}/releases/${var.release_version}"
 
-  # The same attributes on both roles (only funnelpulse-role differs).
+  # The attributes of both roles (the scheduler adds its own below).
   metadata = {
     "startup-script"             = var.startup_script
     "enable-oslogin"             = "TRUE"
@@ -19,6 +20,17 @@ locals {
     "funnelpulse-executor-group" = local.executor_group
     "funnelpulse-zone"           = var.zone
     "funnelpulse-watchdog"       = var.watchdog_script
+  }
+
+  # The scheduler's own attributes: it also runs the funnelpulse client for
+  # the stages that must run inside the VPC (Kafka; deploy/submit.sh), which
+  # startup.sh configures in /etc/funnelpulse/client.env. Kept off the
+  # executors' template, so a new broker address does not roll the group.
+  scheduler_metadata = {
+    "funnelpulse-role"                    = "scheduler"
+    "funnelpulse-lake"                    = "gs://${var.bucket_name}/lake"
+    "funnelpulse-kafka-bootstrap-servers" = local.kafka_bootstrap_servers
+    "funnelpulse-kafka-topic"             = var.kafka_topic
   }
 }
 
@@ -36,7 +48,7 @@ resource "google_compute_instance" "scheduler" {
   machine_type = var.scheduler_machine_type
   tags         = [local.tag_node, local.tag_scheduler]
   labels       = merge(var.labels, { role = "scheduler" })
-  metadata     = merge(local.metadata, { "funnelpulse-role" = "scheduler" })
+  metadata     = merge(local.metadata, local.scheduler_metadata)
 
   boot_disk {
     auto_delete = true

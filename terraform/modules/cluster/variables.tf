@@ -47,6 +47,39 @@ variable "labels" {
   type = map(string)
 }
 
+variable "kafka_bootstrap_servers" {
+  description = "An existing Kafka's brokers for the funnelpulse client on the scheduler VM (metadata funnelpulse-kafka-bootstrap-servers); empty: none, or the managed cluster's."
+  type        = string
+  default     = ""
+}
+
+variable "kafka_topic" {
+  description = "Kafka topic for that client (metadata funnelpulse-kafka-topic), created on the managed cluster."
+  type        = string
+  default     = "funnelpulse_events"
+}
+
+variable "managed_kafka" {
+  description = "Create a Managed Service for Apache Kafka cluster on this subnet (module kafka)."
+  type        = bool
+  default     = false
+}
+
+variable "kafka_partitions" {
+  type    = number
+  default = 3
+}
+
+variable "kafka_vcpu_count" {
+  type    = number
+  default = 3
+}
+
+variable "kafka_memory_gib" {
+  type    = number
+  default = 3
+}
+
 variable "startup_script" {
   description = "Text of deploy/gce/startup.sh (metadata startup-script)."
   type        = string
