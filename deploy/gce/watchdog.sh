@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Idle watchdog of a FunnelPulse GCE cluster; runs on the scheduler VM as a
 # systemd service (installed by startup.sh from the metadata). Polls the
-# scheduler's REST API; when no job has been queued or running for the idle
-# limit, it scales the executor group to 0 and then powers this VM off, so a
-# forgotten cluster stops costing vCPU/memory (only the disks stay billed).
+# scheduler's REST API and the detached runs' units; when no job has been
+# queued or running, and no detached run active, for the idle limit, it scales
+# the executor group to 0 and then powers this VM off, so a forgotten cluster
+# stops costing vCPU/memory (only the disks stay billed).
 # `terraform apply` (deploy/up.sh) starts the scheduler and restores the group.
 #
 #   funnelpulse-watchdog [--once]      --once: one poll, then exit (tests, cron)
 #
 # State is one file, STATE_DIR/last-active (epoch seconds of the last poll
-# that saw a job, or of the watchdog's first start after boot): a restarted
-# watchdog keeps its clock; /run is emptied at boot, so a new boot gets a full
-# idle period.
+# that saw a job or an active detached run, or of the watchdog's first start
+# after boot): a restarted watchdog keeps its clock; /run is emptied at boot,
+# so a new boot gets a full idle period.
+#
+# A run detached by deploy/submit.sh --detach (the transient systemd units
+# funnelpulse-stream and funnelpulse-replay, on this VM) counts as activity
+# while its unit is active: a continuous stream waiting for records runs no
+# job, yet it needs the cluster. Such a unit ends with its run, with
+# deploy/down.sh, or with `sudo systemctl stop funnelpulse-stream`.
 #
 # A scheduler that does not answer is not counted as idle: it may be
 # restarting while a client is about to resubmit its stage. Only once the
@@ -37,6 +44,8 @@ METADATA_URL="http://${GCE_METADATA_HOST:-metadata.google.internal}/computeMetad
 IDLE_MINUTES=""
 # 1 once the executors are at 0 and the poweroff is under way.
 STOPPED=0
+# The units of deploy/submit.sh --detach (DETACHED_UNITS in deploy/lib/gce.sh).
+DETACHED_UNITS=(funnelpulse-stream funnelpulse-replay)
 
 log() { echo "funnelpulse-watchdog: $*"; }
 
@@ -86,6 +95,19 @@ active_jobs() {
     grep -oE '"status"[[:space:]]*:[[:space:]]*"(Queued|Running)"' <<<"$body" | wc -l || true
 }
 
+# Prints the detached units that are active (space-separated), or fails when
+# none is. A unit that is not loaded, or a systemctl that fails, is not active.
+active_units() {
+    local unit active=()
+    for unit in "${DETACHED_UNITS[@]}"; do
+        if systemctl is-active --quiet "$unit.service" 2>/dev/null; then
+            active+=("$unit")
+        fi
+    done
+    [[ ${#active[@]} -gt 0 ]] || return 1
+    echo "${active[*]}"
+}
+
 # Scales the executors to 0, then powers this VM off; never the second without the first.
 stop_cluster() { # reason
     local group zone
@@ -109,7 +131,7 @@ stop_cluster() { # reason
 }
 
 poll() {
-    local now last idle_for limit jobs
+    local now last idle_for limit jobs answered=1 units why
     idle_minutes || return 0
     now="$(now)"
     if [[ "$IDLE_MINUTES" -eq 0 ]]; then
@@ -120,12 +142,20 @@ poll() {
     last="$(last_active)"
     idle_for=$(((now - last) / 60))
     limit="$IDLE_MINUTES"
-    if jobs="$(active_jobs)"; then
-        if [[ "$jobs" -gt 0 ]]; then
-            mark_active "$now"
-            log "busy: $jobs job(s) queued or running"
-        elif [[ "$idle_for" -ge "$limit" ]]; then
-            stop_cluster "no job queued or running for $idle_for min (limit $limit)"
+    jobs="$(active_jobs)" || answered=0
+    if [[ "$answered" == 1 && "$jobs" -gt 0 ]]; then
+        mark_active "$now"
+        log "busy: $jobs job(s) queued or running"
+    elif units="$(active_units)"; then
+        # Whether or not the scheduler answers: the run was started on purpose, and stopping
+        # the cluster under it would kill it; it is stopped by down.sh or systemctl stop.
+        mark_active "$now"
+        why="busy: $units active (a run detached by deploy/submit.sh --detach; it may wait for records without running a job)"
+        [[ "$answered" == 1 ]] || why+="; the scheduler at $SCHEDULER_URL does not answer"
+        log "$why"
+    elif [[ "$answered" == 1 ]]; then
+        if [[ "$idle_for" -ge "$limit" ]]; then
+            stop_cluster "no job queued or running and no detached run for $idle_for min (limit $limit)"
         else
             log "idle for $idle_for min (limit $limit)"
         fi

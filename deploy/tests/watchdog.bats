@@ -3,6 +3,9 @@
 # a jobs list the test sets, in Ballista 55's JSON) and fake gcloud/systemctl.
 # Time is FUNNELPULSE_WATCHDOG_NOW; each `--once` run is a new process, as
 # after a restart, so the state file carries the idle clock between them.
+# FAKE_LOG holds the actions (resize, poweroff); the `systemctl is-active`
+# questions about the detached runs' units go to FAKE_QUERY_LOG, and
+# FAKE_ACTIVE_UNITS says which units are active.
 
 load vm-fakes/helpers
 load assert
@@ -22,6 +25,8 @@ setup() {
     export FUNNELPULSE_ZONE=europe-west1-b
     export FUNNELPULSE_WATCHDOG_STATE_DIR="$BATS_TEST_TMPDIR/state"
     export FUNNELPULSE_WATCHDOG_INTERVAL_SECONDS=0.1
+    export FAKE_QUERY_LOG="$BATS_TEST_TMPDIR/queries.log"
+    units_active
     jobs_done
 }
 
@@ -38,6 +43,11 @@ jobs_running() {
     echo "[$(job aaa Completed Completed),$(job ccc Running Running),$(job ddd Queued Queued)]" >"$REST/api/jobs"
 }
 
+# The systemd units that `systemctl is-active` reports active (none by default).
+units_active() { # unit…
+    export FAKE_ACTIVE_UNITS="$*"
+}
+
 at_minute() { # minutes after T0, then the watchdog's arguments
     local minutes="$1"
     shift
@@ -52,6 +62,7 @@ at_minute() { # minutes after T0, then the watchdog's arguments
         [[ "$output" == *"busy: 2 job(s) queued or running"* ]]
     done
     [ ! -s "$FAKE_LOG" ]
+    [ ! -s "$FAKE_QUERY_LOG" ] # jobs running: no need to ask about the units
 }
 
 @test "idle past the limit: resizes the executor group to 0, then powers off" {
@@ -65,7 +76,7 @@ at_minute() { # minutes after T0, then the watchdog's arguments
     [ "$status" -eq 0 ] || { echo "$output"; false; }
     [ "$(calls)" = "gcloud compute instance-groups managed resize funnelpulse-executors --size 0 --zone europe-west1-b --quiet
 systemctl poweroff" ] || { calls; false; }
-    [[ "$output" == *"no job queued or running for 30 min (limit 30): scaling executor group funnelpulse-executors in europe-west1-b to 0"* ]]
+    [[ "$output" == *"no job queued or running and no detached run for 30 min (limit 30): scaling executor group funnelpulse-executors in europe-west1-b to 0"* ]]
     [[ "$output" == *"executors scaled to 0; powering off this VM"* ]]
 }
 
@@ -138,6 +149,7 @@ systemctl poweroff" ] || { calls; false; }
     at_minute 600
     [ "$status" -eq 0 ]
     [ ! -s "$FAKE_LOG" ]
+    [ ! -s "$FAKE_QUERY_LOG" ]
 
     attr funnelpulse-idle-minutes 10
     at_minute 609
@@ -163,4 +175,89 @@ systemctl poweroff" ] || { calls; false; }
     [ "$status" -eq 124 ] # still running when timeout stopped it
     [ "$(grep -c 'busy: 2 job' <<<"$output")" -ge 3 ]
     [ ! -s "$FAKE_LOG" ]
+}
+
+# submit.sh --detach runs the client as the transient unit funnelpulse-stream
+# (or funnelpulse-replay) on this VM: a stream waiting for records runs no job.
+@test "an active detached stream keeps the cluster, however long; the clock restarts when it ends" {
+    units_active funnelpulse-stream.service
+    for minute in 0 30 61 600; do
+        at_minute "$minute"
+        [ "$status" -eq 0 ] || { echo "$output"; false; }
+        [[ "$output" == *"busy: funnelpulse-stream active (a run detached by deploy/submit.sh --detach; it may wait for records without running a job)"* ]]
+        refute grep -q "idle for" <<<"$output"
+    done
+    [ ! -s "$FAKE_LOG" ]
+    # Both units asked at each poll, with --quiet (the exit status is the answer).
+    [ "$(sort -u "$FAKE_QUERY_LOG")" = "systemctl is-active --quiet funnelpulse-replay.service
+systemctl is-active --quiet funnelpulse-stream.service" ] || { cat "$FAKE_QUERY_LOG"; false; }
+    [ "$(grep -c funnelpulse-stream "$FAKE_QUERY_LOG")" -eq 4 ]
+
+    # The stream ends (its run, down.sh, systemctl stop): a full idle period from its last poll.
+    units_active
+    at_minute 629
+    [[ "$output" == *"idle for 29 min (limit 30)"* ]]
+    [ ! -s "$FAKE_LOG" ]
+    at_minute 630
+    [ "$(calls)" = "gcloud compute instance-groups managed resize funnelpulse-executors --size 0 --zone europe-west1-b --quiet
+systemctl poweroff" ] || { calls; false; }
+}
+
+@test "an active detached replay counts too, and both are named when both run" {
+    at_minute 0
+    units_active funnelpulse-replay.service
+    at_minute 45
+    [[ "$output" == *"busy: funnelpulse-replay active (a run detached"* ]]
+    [ ! -s "$FAKE_LOG" ]
+    units_active funnelpulse-stream.service funnelpulse-replay.service
+    at_minute 90
+    [[ "$output" == *"busy: funnelpulse-stream funnelpulse-replay active"* ]]
+    [ ! -s "$FAKE_LOG" ]
+    units_active
+    at_minute 119
+    [[ "$output" == *"idle for 29 min (limit 30)"* ]]
+    [ ! -s "$FAKE_LOG" ]
+}
+
+@test "inactive detached units, or other active units: the usual idle stop" {
+    units_active funnelpulse-scheduler.service funnelpulse-watchdog.service funnelpulse-stream-old.service
+    at_minute 0
+    [[ "$output" == *"idle for 0 min (limit 30)"* ]]
+    at_minute 30
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    refute grep -q "busy" <<<"$output"
+    [ "$(calls)" = "gcloud compute instance-groups managed resize funnelpulse-executors --size 0 --zone europe-west1-b --quiet
+systemctl poweroff" ] || { calls; false; }
+    grep -qx "systemctl is-active --quiet funnelpulse-stream.service" "$FAKE_QUERY_LOG"
+    grep -qx "systemctl is-active --quiet funnelpulse-replay.service" "$FAKE_QUERY_LOG"
+}
+
+@test "an active detached stream keeps the cluster even when the scheduler does not answer" {
+    units_active funnelpulse-stream.service
+    at_minute 0
+    stop_http
+    at_minute 60
+    at_minute 120
+    [ "$status" -eq 0 ]
+    [[ "$output" == *"busy: funnelpulse-stream active (a run detached by deploy/submit.sh --detach; it may wait for records without running a job); the scheduler at $FUNNELPULSE_SCHEDULER_URL does not answer"* ]]
+    [ ! -s "$FAKE_LOG" ]
+    # Once it ends, the silent scheduler gets its usual twice-the-limit grace, from then.
+    units_active
+    at_minute 179
+    [[ "$output" == *"does not answer; not counted as idle (no job seen for 59 min; it is stopped anyway after 60)"* ]]
+    [ ! -s "$FAKE_LOG" ]
+    at_minute 180
+    [[ "$output" == *"taking it as broken"* ]]
+    grep -q "resize funnelpulse-executors --size 0" "$FAKE_LOG"
+}
+
+@test "as a service: keeps polling while a detached stream is active" {
+    mkdir -p "$FUNNELPULSE_WATCHDOG_STATE_DIR"
+    echo $((T0 - 600 * 60)) >"$FUNNELPULSE_WATCHDOG_STATE_DIR/last-active"
+    units_active funnelpulse-stream.service
+    FUNNELPULSE_WATCHDOG_NOW=$T0 run timeout 2 "$WATCHDOG"
+    [ "$status" -eq 124 ] # still running when timeout stopped it
+    [ "$(grep -c 'busy: funnelpulse-stream active' <<<"$output")" -ge 3 ]
+    [ ! -s "$FAKE_LOG" ]
+    [ "$(cat "$FUNNELPULSE_WATCHDOG_STATE_DIR/last-active")" = "$T0" ]
 }
