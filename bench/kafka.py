@@ -72,6 +72,31 @@ def read_back(address, topic):
     return n, secs
 
 
+def plain_producer(address, topic, n):
+    """n records of the replay's size, produced as fast as librdkafka (Python client) can:
+    what the broker ingests without our replay (reading bronze, encoding) in front of it."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": address})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result()
+    producer = Producer({"bootstrap.servers": address, "enable.idempotence": True, "linger.ms": 5})
+    value = json.dumps({
+        "event_time": "2019-10-15 08:00:01 UTC", "event_type": "view", "product_id": 5802432,
+        "category_id": 2053013552326770905, "category_code": None, "brand": "runail", "price": 0.32,
+        "user_id": 562076640, "user_session": "09fafd6c-6c99-46b1-834f-33527f4de241"}).encode()
+    start = time.time()
+    for i in range(n):
+        while True:
+            try:
+                producer.produce(topic, value=value, key=str(i % 100000))
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(120)
+    return n / (time.time() - start)
+
+
 def produce_at_rate(address, topic, rate, seconds, sent):
     """Events of the current time at `rate` per second; `sent` gets (partition, offset, produced_at_s)."""
     from confluent_kafka import Producer
@@ -103,7 +128,8 @@ def produce_at_rate(address, topic, rate, seconds, sent):
 def latency(binary, address, lake, rate, seconds):
     topic = "live"
     from confluent_kafka.admin import AdminClient, NewTopic
-    AdminClient({"bootstrap.servers": address}).create_topics([NewTopic(topic, 3, 1)])[topic].result()
+    admin = AdminClient({"bootstrap.servers": address})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result()
     stream = subprocess.Popen(
         [binary, "run", "04", "--lake", str(lake), "--source", "kafka", "--bootstrap-servers", address,
          "--topic", topic, "--trigger-interval", "1s"],
@@ -166,6 +192,9 @@ def main():
             print("  " + out.strip().splitlines()[-1])
             n, secs = read_back(address, "events")
             print(f"  the broker serves the same topic to a plain consumer at {n / secs:,.0f} records/s")
+            rate = plain_producer(address, "plain", 300_000)
+            print(f"  the broker ingests records of the same size from a plain producer "
+                  f"(Python confluent-kafka, idempotent) at {rate:,.0f} records/s")
 
             with tempfile.TemporaryDirectory() as stream_lake:
                 produced, matched, waits, batches, totals = latency(

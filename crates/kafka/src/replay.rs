@@ -8,6 +8,8 @@
 //! count of acknowledged records differs from the rows read.
 
 use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -20,9 +22,10 @@ use funnelpulse_engine::tables::read_partitions;
 use funnelpulse_engine::{Engine, one_row_i64};
 use funnelpulse_lake::Lake;
 use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use crate::KafkaArgs;
 use crate::record::records_of;
@@ -80,7 +83,7 @@ impl fmt::Display for ReplayReport {
 }
 
 /// Records awaiting their acknowledgement at most (librdkafka queues them).
-const IN_FLIGHT: usize = 20_000;
+const IN_FLIGHT: u64 = 20_000;
 
 pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::Result<ReplayReport> {
     anyhow::ensure!(args.from <= args.to, "--from must not be after --to");
@@ -92,16 +95,11 @@ pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::
     let partitions = ensure_topic(&args.kafka, create).await?;
     let total = count_rows(engine, lake, &days).await?;
 
-    let producer: FutureProducer = client_config(&args.kafka)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set("message.timeout.ms", "60000")
-        .create()
-        .context("creating the Kafka producer")?;
+    let producer = create_producer(&args.kafka)?;
+    let deliveries = producer.context();
     let bar = progress_bar(total);
     let mut pacer = Pacer::new(args.rate, args.speedup);
-    let mut in_flight = FuturesUnordered::new();
-    let (mut rows, mut produced) = (0u64, 0u64);
+    let mut rows = 0u64;
     for day in &days {
         let df = read_partitions(
             &engine.ctx,
@@ -116,25 +114,25 @@ pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::
             for (record, micros) in records_of(&batch?)? {
                 pacer.wait(micros).await;
                 let (key, value) = (record.key(), record.to_json());
-                let mut message = FutureRecord::to(&args.kafka.topic).payload(&value);
+                let mut message = BaseRecord::to(&args.kafka.topic).payload(&value);
                 if let Some(key) = &key {
                     message = message.key(key);
                 }
-                let delivery = producer
-                    .send_result(message)
-                    .map_err(|(e, _)| anyhow::anyhow!("producing to {:?}: {e}", args.kafka.topic))?;
-                in_flight.push(delivery);
+                send(&producer, message).await.with_context(|| format!("producing to {:?}", args.kafka.topic))?;
                 rows += 1;
-                while in_flight.len() >= IN_FLIGHT {
-                    produced += acknowledged(in_flight.next().await)?;
+                while rows - deliveries.answered() >= IN_FLIGHT {
+                    deliveries.check()?;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
+            deliveries.check()?;
             bar.set_position(rows);
         }
     }
-    while let Some(result) = in_flight.next().await {
-        produced += acknowledged(Some(result))?;
-    }
+    let flushed = tokio::task::block_in_place(|| producer.flush(Duration::from_secs(120)));
+    flushed.context("waiting for the broker to acknowledge the last records")?;
+    deliveries.check()?;
+    let produced = deliveries.acked.load(Ordering::SeqCst);
     bar.finish_and_clear();
     anyhow::ensure!(
         rows == total && produced == rows,
@@ -143,16 +141,77 @@ pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::
     Ok(ReplayReport { rows, produced, partitions, elapsed: started.elapsed(), topic: args.kafka.topic.clone() })
 }
 
-type DeliveryOutcome =
-    Result<rdkafka::producer::future_producer::OwnedDeliveryResult, futures::channel::oneshot::Canceled>;
+/// The idempotent producer. A producer polled by librdkafka's own thread,
+/// counting the broker's answers, costs less per record than one future each.
+fn create_producer(kafka: &KafkaArgs) -> anyhow::Result<ThreadedProducer<Deliveries>> {
+    let mut config = client_config(kafka);
+    config
+        .set("enable.idempotence", "true")
+        // Fuller produce requests: the broker's cost is mostly per request.
+        .set("linger.ms", "20")
+        .set("message.timeout.ms", "60000");
+    // The user's settings win over these defaults.
+    for (key, value) in &kafka.options {
+        config.set(key, value);
+    }
+    config.create_with_context(Deliveries::default()).context("creating the Kafka producer")
+}
 
-/// 1 for an acknowledged record; an error for a record the broker refused.
-fn acknowledged(outcome: Option<DeliveryOutcome>) -> anyhow::Result<u64> {
-    match outcome {
-        None => Ok(0),
-        Some(Ok(Ok(_))) => Ok(1),
-        Some(Ok(Err((e, _)))) => Err(anyhow::anyhow!("the broker did not take a record: {e}")),
-        Some(Err(_)) => Err(anyhow::anyhow!("the producer stopped before a record was acknowledged")),
+/// Hands a record to librdkafka, waiting while its queue is full.
+async fn send<'a>(
+    producer: &ThreadedProducer<Deliveries>,
+    mut record: BaseRecord<'a, String, String>,
+) -> anyhow::Result<()> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
+/// The broker's answers, counted from librdkafka's polling thread.
+#[derive(Default)]
+struct Deliveries {
+    acked: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Deliveries {
+    fn answered(&self) -> u64 {
+        self.acked.load(Ordering::SeqCst) + self.failed.load(Ordering::SeqCst)
+    }
+
+    /// An error once the broker has refused a record.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.failed.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        let error = self.first_error.lock().expect("not poisoned").clone().unwrap_or_default();
+        anyhow::bail!("the broker did not take a record: {error}")
+    }
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.acked.fetch_add(1, Ordering::SeqCst);
+            }
+            Err((error, _)) => {
+                self.first_error.lock().expect("not poisoned").get_or_insert_with(|| error.to_string());
+                self.failed.fetch_add(1, Ordering::SeqCst);
+            }
+        }
     }
 }
 

@@ -26,6 +26,12 @@ pub fn client_config(kafka: &KafkaArgs) -> ClientConfig {
     for (key, value) in &kafka.options {
         config.set(key, value);
     }
+    // OpenSSL is linked in (vendored): its built-in CA folder is not the system's, so TLS
+    // connections look for the system's CA certificates unless told otherwise.
+    let tls = config.get("security.protocol").is_some_and(|p| p.to_ascii_uppercase().contains("SSL"));
+    if tls && config.get("ssl.ca.location").is_none() {
+        config.set("ssl.ca.location", "probe");
+    }
     config
 }
 
@@ -79,4 +85,47 @@ async fn create_topic(kafka: &KafkaArgs, partitions: i32, replication: i32) -> a
     }
     eprintln!("created topic {:?} with {partitions} partitions", kafka.topic);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(options: &[(&str, &str)]) -> KafkaArgs {
+        KafkaArgs {
+            bootstrap_servers: "broker:9092".into(),
+            topic: "t".into(),
+            options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn options_pass_through_and_tls_finds_the_system_certificates() {
+        let plain = client_config(&args(&[("linger.ms", "7")]));
+        assert_eq!(plain.get("linger.ms"), Some("7"));
+        assert_eq!(plain.get("ssl.ca.location"), None);
+        let tls = client_config(&args(&[("security.protocol", "sasl_ssl")]));
+        assert_eq!(tls.get("ssl.ca.location"), Some("probe"));
+        let own = client_config(&args(&[("security.protocol", "SSL"), ("ssl.ca.location", "/etc/ca.pem")]));
+        assert_eq!(own.get("ssl.ca.location"), Some("/etc/ca.pem"));
+    }
+
+    #[test]
+    fn tls_and_sasl_plain_are_built_in() {
+        // A client without TLS support refuses this configuration when it is created.
+        let config = client_config(&args(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "user"),
+            ("sasl.password", "secret"),
+        ]));
+        let created: Result<BaseProducer, _> = config.create();
+        assert!(created.is_ok(), "{:?}", created.err());
+    }
+
+    #[test]
+    fn a_bad_option_is_named() {
+        assert!(crate::parse_option("security.protocol").unwrap_err().contains("is not KEY=VALUE"));
+        assert_eq!(crate::parse_option("a=b=c").unwrap(), ("a".to_string(), "b=c".to_string()));
+    }
 }
