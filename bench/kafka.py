@@ -4,7 +4,8 @@
 1. replay: `funnelpulse kafka replay` of bronze days into a 3-partition topic:
    records/s, and the same topic read back by a plain consumer (what the
    broker alone serves);
-2. latency: a producer at a fixed rate (events of "now") while
+2. catch-up: stage 04 with `--source kafka --available-now` over that topic;
+3. latency: a producer at a fixed rate (events of "now") while
    `funnelpulse run 04 --source kafka --trigger-interval 1s` runs; each
    record's time from production (delivery report) to the commit of the batch
    whose logged offset range holds it: p50/p95.
@@ -192,6 +193,19 @@ def main():
             print("  " + out.strip().splitlines()[-1])
             n, secs = read_back(address, "events")
             print(f"  the broker serves the same topic to a plain consumer at {n / secs:,.0f} records/s")
+            with tempfile.TemporaryDirectory() as stream_lake:
+                secs, rss, out = run_measured(
+                    [args.binary, "run", "04", "--lake", stream_lake, "--source", "kafka", "--bootstrap-servers",
+                     address, "--topic", "events", "--available-now", "--flush-at-end"])
+                lines = [json.loads(line) for line in
+                         (Path(stream_lake) / "checkpoints/stream_hourly_brand/progress.jsonl").open()]
+                batches = [b for b in lines if not b["flush"]]
+                rows = sum(b["input_rows"] for b in batches)
+                reads = statistics.median(b["durations"]["plan_ms"] for b in batches)
+                totals = statistics.median(b["durations"]["total_ms"] for b in batches)
+                print(f"  stage 04 --source kafka over the same topic (--available-now, 200k records per batch): "
+                      f"wall {secs:.1f}s, {rows / secs:,.0f} records/s, {len(batches)} batches "
+                      f"(median: read+decode+stage {reads:.0f} ms of {totals:.0f} ms), peak RSS {rss / 2**20:.0f} MiB")
             rate = plain_producer(address, "plain", 300_000)
             print(f"  the broker ingests records of the same size from a plain producer "
                   f"(Python confluent-kafka, idempotent) at {rate:,.0f} records/s")

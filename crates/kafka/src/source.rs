@@ -128,7 +128,6 @@ impl TopicReader {
             .set("enable.auto.offset.store", "false")
             // A range whose records are gone (retention) is an error, never a silent jump.
             .set("auto.offset.reset", "error")
-            .set("enable.partition.eof", "true")
             .create()
             .context("creating the Kafka consumer")?;
         Ok(Self { consumer: Arc::new(consumer), kafka: kafka.clone(), patience })
@@ -273,11 +272,15 @@ fn read_ranges(
             );
         }
         match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                // The end of a range is never past the high watermark it was planned with.
-                if open.remove(&p) {
-                    last_progress = Instant::now();
+            None => {
+                // Nothing came: a range may end in offsets without records (compaction,
+                // transaction markers), passed once the consumer's position is at its end.
+                let passed = consumer.position().context("reading the consumer's positions")?;
+                for element in passed.elements_for_topic(topic) {
+                    let end = end_of.get(&element.partition()).copied().unwrap_or(i64::MAX);
+                    if element.offset().to_raw().is_some_and(|at| at >= end) && open.remove(&element.partition()) {
+                        last_progress = Instant::now();
+                    }
                 }
             }
             Some(Err(KafkaError::MessageConsumption(code)))
