@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use funnelpulse_kafka::KafkaArgs;
@@ -81,6 +81,26 @@ impl KafkaSourceArgs {
     }
 }
 
+/// A partition's next offset: after the last logged batch (or where the
+/// stream started), else — a partition added since — its oldest record. A
+/// position outside what the partition holds is an error, never a jump.
+fn resume_at(logged: Option<i64>, low: i64, high: i64) -> Result<i64, String> {
+    let at = logged.unwrap_or(low);
+    if at > high {
+        return Err(format!(
+            "the stream is at offset {at}, but the partition ends at {high} (was the topic deleted and created \
+             again?); --reset-stream starts over"
+        ));
+    }
+    if at < low {
+        return Err(format!(
+            "the stream is at offset {at}, but the topic only holds offsets from {low} on (deleted by retention \
+             while the stream was stopped?); --reset-stream starts over"
+        ));
+    }
+    Ok(at)
+}
+
 pub struct KafkaSource {
     reader: TopicReader,
     /// The checkpoint folder, where batches are staged.
@@ -122,19 +142,13 @@ impl KafkaSource {
         self.start = start.clone();
     }
 
-    /// Where each partition stands: after the last logged batch, else where
-    /// the stream started, else (a partition added since) its oldest record.
+    /// Where each partition stands (see [`resume_at`]).
     fn positions(&self, position: &Position, marks: &BTreeMap<i32, (i64, i64)>) -> anyhow::Result<BTreeMap<i32, i64>> {
         let mut positions = BTreeMap::new();
-        for (&p, &(low, _)) in marks {
-            let at = position.kafka_next.get(&p).or(self.start.get(&p)).copied().unwrap_or(low);
-            if at < low {
-                bail!(
-                    "partition {p} of topic {:?}: the stream is at offset {at}, but the topic only holds offsets from \
-                     {low} on (deleted by retention while the stream was stopped?); --reset-stream starts over",
-                    self.args.topic
-                );
-            }
+        for (&p, &(low, high)) in marks {
+            let logged = position.kafka_next.get(&p).or(self.start.get(&p)).copied();
+            let at = resume_at(logged, low, high)
+                .map_err(|why| anyhow::anyhow!("partition {p} of topic {:?}: {why}", self.args.topic))?;
             positions.insert(p, at);
         }
         Ok(positions)
@@ -260,5 +274,23 @@ impl KafkaSource {
         let positions = self.positions(position, &marks)?;
         let waiting: i64 = marks.iter().map(|(p, &(_, high))| (high - positions[p]).max(0)).sum();
         Ok(format!("{waiting} records waiting in topic {:?} (lag)", self.args.topic))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_resumes_where_it_stopped_or_at_the_oldest_record() {
+        assert_eq!(resume_at(Some(7), 0, 10), Ok(7));
+        assert_eq!(resume_at(Some(10), 0, 10), Ok(10));
+        assert_eq!(resume_at(None, 4, 10), Ok(4));
+    }
+
+    #[test]
+    fn offsets_the_partition_does_not_hold_are_refused() {
+        assert!(resume_at(Some(12), 0, 10).unwrap_err().contains("deleted and created again"));
+        assert!(resume_at(Some(2), 5, 10).unwrap_err().contains("retention"));
     }
 }
