@@ -4,6 +4,7 @@
 mod report;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
@@ -35,19 +36,23 @@ pub async fn run(engine: &Engine, lake: &Lake, raw: &str, bad_rows: BadRows) -> 
     progress.step(format!("counting lines of {} raw files", files.len()));
     let mut report = Stage01Report { raw_files: files.len(), bad_rows, ..Default::default() };
     // One byte scan per file, all at once.
+    let started = Instant::now();
     let counting = files.iter().map(|file| async move {
         let store = engine.ctx.runtime_env().object_store(file.store_url()?)?;
-        count_data_lines(store.as_ref(), file).await.with_context(|| format!("reading {}", file.url))
+        count_data_lines(store, file).await.with_context(|| format!("reading {}", file.url))
     });
     for counts in futures::future::try_join_all(counting).await? {
         report.data_lines += counts.data_lines;
         report.blank_lines += counts.blank_lines;
     }
+    report.checks.push(("raw line count", started.elapsed()));
 
     let mut staged = StagedRun::begin(lake).await?;
     let built = build_tables(engine, &mut staged, files, bad_rows, &mut report, &progress).await;
     progress.step("committing");
+    let started = Instant::now();
     staged.commit_or_abandon(built).await?;
+    report.checks.push(("commit", started.elapsed()));
     report.elapsed = progress.elapsed();
     progress.finish();
     Ok(report)
@@ -95,6 +100,7 @@ async fn build_tables(
         })
         .collect::<datafusion::error::Result<Vec<_>>>()?;
     report.timings.push(("bronze_events", staged.write_slices(per_file, BRONZE_EVENTS).await?));
+    let started = Instant::now();
     let bronze = staged.read(ctx, BRONZE_EVENTS).await?;
     report.bronze_rows = one_row_i64(bronze.clone(), vec![count(lit(1))]).await?[0] as u64;
     let quarantined = if bad_rows == BadRows::Quarantine { report.problem_rows } else { 0 };
@@ -103,6 +109,7 @@ async fn build_tables(
         report.data_lines == report.bronze_rows + quarantined,
         || format!("{} lines, {} bronze rows, {quarantined} quarantined", report.data_lines, report.bronze_rows),
     )?;
+    report.checks.push(("bronze count", started.elapsed()));
     progress.line(format!("bronze_events: {} rows", report.bronze_rows));
 
     progress.step("filtering, de-duplicating → silver_events");
@@ -115,6 +122,7 @@ async fn build_tables(
     let slices = futures::future::try_join_all(bronze_slices.into_iter().map(silver_plan)).await?;
     staged.write_slices(or_all(slices, plans::silver(bronze.clone())?), SILVER_EVENTS).await?;
     report.timings.push(("silver_events", started.elapsed()));
+    let started = Instant::now();
     let silver = staged.read(ctx, SILVER_EVENTS).await?;
     let is = |kind: &str| count(when(col("event_type").eq(lit(kind.to_string())), lit(1)).end().unwrap());
     let silver_counts =
@@ -129,6 +137,8 @@ async fn build_tables(
     check("silver rows ≤ bronze rows passing the filter", eligible >= silver_counts[0], || {
         format!("{} silver, {eligible} eligible", silver_counts[0])
     })?;
+    report.checks.push(("silver counts", started.elapsed()));
+    let started = Instant::now();
     // Rows written twice (as a cluster that lost an executor can) would pass
     // the other checks, since gold is aggregated from the staged silver.
     // Counted per slice of days (a key includes its event time, so never spans
@@ -142,6 +152,7 @@ async fn build_tables(
     check("silver has one row per de-duplication key", silver_keys == silver_counts[0], || {
         format!("{} rows, {silver_keys} keys", silver_counts[0])
     })?;
+    report.checks.push(("silver key uniqueness", started.elapsed()));
     progress
         .line(format!("silver_events: {} rows ({} duplicates removed)", report.silver_rows, report.duplicates_removed));
 
@@ -154,6 +165,7 @@ async fn build_tables(
     report
         .timings
         .push(("gold_funnel_hourly_brand", staged.write_slices(or_all(slices, all), GOLD_FUNNEL_HOURLY_BRAND).await?));
+    let started = Instant::now();
     let gold = staged.read(ctx, GOLD_FUNNEL_HOURLY_BRAND).await?;
     let gold_sums =
         one_row_i64(gold, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))]).await?;
@@ -161,6 +173,7 @@ async fn build_tables(
     check("gold views/carts/purchases = silver events of each type", gold_sums[1..] == silver_counts[1..], || {
         format!("gold {:?}, silver {:?}", &gold_sums[1..], &silver_counts[1..])
     })?;
+    report.checks.push(("gold sums", started.elapsed()));
     progress.line(format!("gold_funnel_hourly_brand: {} rows", report.gold_rows));
     Ok(())
 }

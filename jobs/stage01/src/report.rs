@@ -17,6 +17,8 @@ pub struct Stage01Report {
     pub duplicates_removed: u64,
     pub gold_rows: u64,
     pub timings: Vec<(&'static str, Duration)>,
+    /// Time of the counts and invariant checks around the writes.
+    pub checks: Vec<(&'static str, Duration)>,
     pub elapsed: Duration,
 }
 
@@ -38,6 +40,10 @@ impl fmt::Display for Stage01Report {
         write!(f, "  time per table:")?;
         for (table, took) in &self.timings {
             write!(f, " {table} {:.1}s;", took.as_secs_f64())?;
+        }
+        write!(f, "\n  time per count and check:")?;
+        for (check, took) in &self.checks {
+            write!(f, " {check} {:.1}s;", took.as_secs_f64())?;
         }
         Ok(())
     }
