@@ -140,6 +140,13 @@ impl Drop for Broker {
     }
 }
 
+/// `funnelpulse kafka replay` of `lake` into `topic`, then `extra`.
+fn replay_args<'a>(lake: &'a str, broker: &'a str, topic: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["kafka", "replay", "--lake", lake, "--bootstrap-servers", broker, "--topic", topic];
+    args.extend(extra);
+    args
+}
+
 /// The nine event columns of a record (bronze's columns without `event_date`).
 const COLUMNS: &[&str] = BRONZE_COLUMNS.split_last().unwrap().1;
 
@@ -176,23 +183,12 @@ async fn replay_produces_every_bronze_row_of_the_range_in_event_time_order() {
     let lake = lake_with_bronze(dir.path());
     let out = funnelpulse_ok(
         dir.path(),
-        &[
-            "kafka",
-            "replay",
-            "--lake",
+        &replay_args(
             lake.to_str().unwrap(),
-            "--bootstrap-servers",
             &broker.address(),
-            "--topic",
             "events",
-            "--from",
-            "2019-10-02",
-            "--to",
-            "2019-10-03",
-            "--create-topic",
-            "--partitions",
-            "3",
-        ],
+            &["--from", "2019-10-02", "--to", "2019-10-03", "--create-topic", "--partitions", "3"],
+        ),
     );
     let records = broker.read_all("events", 3);
 
@@ -244,18 +240,7 @@ async fn replay_refuses_a_missing_topic_and_an_unreachable_broker() {
     let replay = |servers: &str| {
         let out = funnelpulse(
             dir.path(),
-            &[
-                "kafka",
-                "replay",
-                "--lake",
-                lake.to_str().unwrap(),
-                "--bootstrap-servers",
-                servers,
-                "--topic",
-                "absent",
-                "--from",
-                "2019-10-01",
-            ],
+            &replay_args(lake.to_str().unwrap(), servers, "absent", &["--from", "2019-10-01"]),
             &[],
         );
         (out.status.success(), String::from_utf8_lossy(&out.stderr).to_string())
@@ -264,21 +249,12 @@ async fn replay_refuses_a_missing_topic_and_an_unreachable_broker() {
     assert!(!ok && err.contains("topic \"absent\" does not exist") && err.contains("--create-topic"), "{err}");
     let out = funnelpulse(
         dir.path(),
-        &[
-            "kafka",
-            "replay",
-            "--lake",
+        &replay_args(
             lake.to_str().unwrap(),
-            "--bootstrap-servers",
             &broker.address(),
-            "--topic",
             "absent",
-            "--create-topic",
-            "--from",
-            "2020-01-01",
-            "--to",
-            "2020-01-31",
-        ],
+            &["--create-topic", "--from", "2020-01-01", "--to", "2020-01-31"],
+        ),
         &[],
     );
     let err = String::from_utf8_lossy(&out.stderr);
@@ -336,23 +312,12 @@ async fn the_kafka_stream_equals_the_batch_funnel_survives_sigkill_and_keeps_dea
     funnelpulse_ok(dir.path(), &["run", "01", "--raw", raw.to_str().unwrap(), "--lake", base.to_str().unwrap()]);
     funnelpulse_ok(
         dir.path(),
-        &[
-            "kafka",
-            "replay",
-            "--lake",
+        &replay_args(
             base.to_str().unwrap(),
-            "--bootstrap-servers",
             &address,
-            "--topic",
             "events",
-            "--from",
-            "2019-10-01",
-            "--to",
-            "2019-10-03",
-            "--create-topic",
-            "--partitions",
-            "3",
-        ],
+            &["--from", "2019-10-01", "--to", "2019-10-03", "--create-topic", "--partitions", "3"],
+        ),
     );
     // Poison: not JSON, a missing field, a bad timestamp — after the events of each partition.
     let mut missing: serde_json::Value =
@@ -423,25 +388,12 @@ async fn the_kafka_stream_equals_the_batch_funnel_survives_sigkill_and_keeps_dea
     let url = cluster.url();
     funnelpulse_ok(
         dir.path(),
-        &[
-            "kafka",
-            "replay",
-            "--scheduler",
-            &url,
-            "--lake",
+        &replay_args(
             base.to_str().unwrap(),
-            "--bootstrap-servers",
             &address,
-            "--topic",
             "clean",
-            "--from",
-            "2019-10-01",
-            "--to",
-            "2019-10-03",
-            "--create-topic",
-            "--partitions",
-            "3",
-        ],
+            &["--scheduler", &url, "--from", "2019-10-01", "--to", "2019-10-03", "--create-topic", "--partitions", "3"],
+        ),
     );
     let on_cluster = kafka_stream("c", &address, "clean", &["--max-records-per-trigger", "6000", "--scheduler", &url]);
     let out = funnelpulse_ok(dir.path(), &on_cluster);

@@ -17,7 +17,7 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use funnelpulse_core::event_time::parse_event_time_micros;
-use funnelpulse_core::schema::{event_fields, timestamp_type};
+use funnelpulse_core::schema::{RAW_COLUMNS, event_fields, timestamp_type};
 use serde_json::{Map, Value};
 
 use crate::source::RawRecord;
@@ -35,18 +35,6 @@ pub struct Event {
     pub user_id: Option<i64>,
     pub user_session: Option<String>,
 }
-
-const KEYS: [&str; 9] = [
-    "event_time",
-    "event_type",
-    "product_id",
-    "category_id",
-    "category_code",
-    "brand",
-    "price",
-    "user_id",
-    "user_session",
-];
 
 fn text(object: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
     match &object[key] {
@@ -82,7 +70,7 @@ pub fn decode_event(value: Option<&[u8]>) -> Result<Event, String> {
     let Value::Object(object) = parsed else {
         return Err("the value is not a JSON object".into());
     };
-    let missing: Vec<&str> = KEYS.iter().copied().filter(|k| !object.contains_key(*k)).collect();
+    let missing: Vec<&str> = RAW_COLUMNS.iter().copied().filter(|k| !object.contains_key(*k)).collect();
     if !missing.is_empty() {
         return Err(format!("missing fields: {}", missing.join(", ")));
     }
