@@ -170,10 +170,12 @@ arg sasl.jaas.config=a b" ] || { echo "$output"; false; }
 @test "gives up clearly when the release never appears, and starts nothing" {
     as_role executor exec-1.internal
     rm -r "${FAKE_GCS:?}"/*
-    export FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS=1 FUNNELPULSE_RETRY_SECONDS=0.2
+    # 2 s: the script's clock (bash's SECONDS) counts whole seconds, so a 1 s
+    # limit can end after a fraction of a second, before a second attempt.
+    export FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS=2 FUNNELPULSE_RETRY_SECONDS=0.2
     run "$STARTUP"
     [ "$status" -ne 0 ]
-    [[ "$output" == *"error: $RELEASE/funnelpulse-executor is still missing after 1s: upload the release (deploy/up.sh does"* ]]
+    [[ "$output" == *"error: $RELEASE/funnelpulse-executor is still missing after 2s: upload the release (deploy/up.sh does"* ]]
     [ "$(grep -c '^gcloud storage cp' "$FAKE_LOG")" -ge 2 ]
     refute grep -q '^systemctl' "$FAKE_LOG"
     [ ! -e "$ROOT/opt/funnelpulse/bin/funnelpulse-executor" ]
