@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck on every shell script of the repository, and nothing else:
+# Runs ShellCheck on every shell script of the repository, and nothing else:
 # *.sh, *.bash, the bats tests, .ci/run, and the extension-less files with a
 # shell shebang (the fakes). Markdown, TSV and Python files under deploy/ are
 # not shell: given to shellcheck they only yield parse errors.
