@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use common::tables::{Row, assert_same_rows, read_first};
 use common::{FUNNELPULSE, LocalCluster, funnelpulse_ok, generate};
+use funnelpulse_engine::args::ClusterArgs;
+use funnelpulse_engine::attempts::is_cluster_failure;
+use funnelpulse_engine::session::{Engine, EngineMode};
+use futures::StreamExt;
 
 /// Raw data, and the tables of stages 01–02 run embedded on it.
 struct Fixture {
@@ -203,4 +207,60 @@ async fn a_hung_job_is_cancelled_by_the_job_timeout_and_the_stage_retried() {
     assert!(output.contains("(the job timeout): cancelling it"), "the watchdog cancelled nothing:\n{output}");
     assert!(output.contains("retrying (attempt 2 of 3)"), "{output}");
     assert_tables(&lake, &fixture.expected, "after a cancelled job and a retry").await;
+}
+
+/// Rows of the table whose result the client streams from a frozen executor:
+/// ~100 MB of Arrow, far more than the sockets and HTTP/2 windows buffer.
+const RESULT_ROWS: usize = 4_000_000;
+
+/// A Parquet file of `RESULT_ROWS` rows of barely compressible numbers.
+async fn write_numbers(file: &Path) {
+    let ctx = datafusion::prelude::SessionContext::new();
+    let sql = format!(
+        "COPY (SELECT value AS a, value * 2654435761 % 1000000007 AS b, value * 40503 % 65537 AS c \
+         FROM generate_series(1, {RESULT_ROWS})) TO '{}' STORED AS PARQUET",
+        file.display()
+    );
+    ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+}
+
+/// The executor holding a completed job's result stops answering while the
+/// client streams it. The job watchdog cannot help (the job is Completed),
+/// and Ballista sets no timeout on that fetch: our HTTP/2 pings end the
+/// stream with an error the stage runner retries — never a hang, never a
+/// quietly short result.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_result_stream_from_an_executor_that_stops_answering_fails_within_the_fetch_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("numbers.parquet");
+    write_numbers(&file).await;
+    let mut cluster = LocalCluster::start(1);
+    let options = ClusterArgs { fetch_timeout: Duration::from_secs(3), ..ClusterArgs::default() };
+    let engine = Engine::connect_with(EngineMode::Remote { scheduler: cluster.url() }, &options).await.unwrap();
+    let table = engine.ctx.read_parquet(file.to_str().unwrap(), Default::default()).await.unwrap();
+    let mut stream = table.execute_stream().await.unwrap();
+    let mut rows = stream.next().await.expect("no first batch").unwrap().num_rows();
+
+    cluster.freeze_executor(0);
+    let frozen_at = Instant::now();
+    let read_rest = async {
+        while let Some(batch) = stream.next().await {
+            match batch {
+                Ok(batch) => rows += batch.num_rows(),
+                Err(error) => return Some(error),
+            }
+        }
+        None
+    };
+    let ending = tokio::time::timeout(Duration::from_secs(90), read_rest).await;
+    let waited = frozen_at.elapsed();
+    cluster.thaw_executor(0);
+
+    let ending = ending.unwrap_or_else(|_| panic!("the result stream hung on a frozen executor ({rows} rows read)"));
+    let error = ending.unwrap_or_else(|| {
+        panic!("the stream ended without an error after {rows} of {RESULT_ROWS} rows from a frozen executor")
+    });
+    assert!(rows < RESULT_ROWS, "{rows} rows although the executor was frozen");
+    assert!(is_cluster_failure(&anyhow::Error::new(error)), "a stage would not retry this error");
+    assert!(waited < Duration::from_secs(30), "the stall was noticed only after {waited:?}");
 }

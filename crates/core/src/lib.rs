@@ -7,6 +7,7 @@
 pub mod anomaly;
 pub mod event_time;
 pub mod funnel;
+pub mod keep_first;
 pub mod plans;
 pub mod schema;
 pub mod silver;

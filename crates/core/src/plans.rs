@@ -5,13 +5,15 @@
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
-use datafusion::functions_aggregate::expr_fn::{count, first_value, max, min};
+use datafusion::functions::core::expr_fn::get_field;
+use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{Expr, SortExpr, cast, col, lit};
 use datafusion::prelude::DataFrame;
 
 use crate::funnel::{
     MEASURE_COLUMNS, category_root, funnel_measures, funnel_rates, hour_window_end, hour_window_start, price_band,
 };
+use crate::keep_first::{KEPT_FIELDS, keep_first};
 use crate::schema::{PROBLEM, RAW_COLUMNS, RAW_TEXT, SOURCE_FILE, SOURCE_LINE};
 use crate::silver::{DEDUP_CARRIED, DEDUP_KEY, silver_derived_columns, silver_filter};
 
@@ -53,26 +55,22 @@ pub fn rejects(problem_rows: DataFrame) -> Result<DataFrame> {
     ])
 }
 
-/// The order that picks the kept row of a duplicate group: lowest price, then
-/// lowest category_id, brand, category_code (nulls last). Rows equal in all of
-/// these are identical, so the choice never depends on input order.
-fn dedup_order() -> Vec<SortExpr> {
-    ["price", "category_id", "brand", "category_code"].iter().map(|c| col(*c).sort(true, false)).collect()
-}
-
 /// silver_events: filtered, de-duplicated on the key, normalised.
-///
-/// Exact for every input; see [`silver_when_duplicates_are_identical`] for
-/// the fast plan that is equal to it when no duplicate group has differing rows.
 pub fn silver(bronze: DataFrame) -> Result<DataFrame> {
     with_silver_columns(dedup(bronze.filter(silver_filter())?)?)
 }
 
-/// One row per de-duplication key, chosen by [`dedup_order`]; the key and
-/// carried columns (the raw columns, in another order).
+/// One row per de-duplication key: the row that sorts first by price, then
+/// category_id, brand, category_code (ascending, nulls last). Rows equal in
+/// all of these are identical, so the choice never depends on input order.
+/// The key and carried columns (the raw columns, in another order).
 pub fn dedup(rows: DataFrame) -> Result<DataFrame> {
-    let carried = DEDUP_CARRIED.iter().map(|c| first_value(col(*c), dedup_order()).alias(*c)).collect();
-    rows.aggregate(cols(&DEDUP_KEY), carried)
+    let [price, category_id, brand, category_code] = DEDUP_CARRIED.map(col);
+    let kept = keep_first(price, category_id, brand, category_code).alias("kept");
+    let grouped = rows.aggregate(cols(&DEDUP_KEY), vec![kept])?;
+    let mut columns = cols(&DEDUP_KEY);
+    columns.extend(KEPT_FIELDS.iter().map(|f| get_field(col("kept"), *f).alias(*f)));
+    grouped.select(columns)
 }
 
 /// The order events are replayed in (stream files, Kafka): event time, then
@@ -84,11 +82,6 @@ pub fn replay_order() -> Vec<SortExpr> {
         .collect()
 }
 
-/// The distinct de-duplication keys of `rows` (silver has one row per key).
-pub fn dedup_keys(rows: DataFrame) -> Result<DataFrame> {
-    rows.aggregate(cols(&DEDUP_KEY), vec![])
-}
-
 fn with_silver_columns(deduped: DataFrame) -> Result<DataFrame> {
     let mut columns = cols(&RAW_COLUMNS);
     columns.extend(silver_derived_columns());
@@ -96,46 +89,15 @@ fn with_silver_columns(deduped: DataFrame) -> Result<DataFrame> {
     deduped.select(columns)
 }
 
-/// Per key: row count, and min, max and non-null count of each carried column.
-fn dedup_groups(bronze: DataFrame) -> Result<DataFrame> {
-    let mut aggregates = vec![count(lit(1)).alias("rows__n")];
-    for c in DEDUP_CARRIED {
-        aggregates.push(min(col(c)).alias(format!("{c}__min")));
-        aggregates.push(max(col(c)).alias(format!("{c}__max")));
-        aggregates.push(count(col(c)).alias(format!("{c}__nn")));
-    }
-    bronze.filter(silver_filter())?.aggregate(cols(&DEDUP_KEY), aggregates)
-}
-
-/// True for a group whose rows agree on every carried column (all null, or
-/// never null with min = max): its kept row is the column minimums.
-fn identical_rows() -> Expr {
-    DEDUP_CARRIED
-        .iter()
-        .map(|c| {
-            let nn = col(format!("{c}__nn"));
-            nn.clone()
-                .eq(lit(0i64))
-                .or(nn.eq(col("rows__n")).and(col(format!("{c}__min")).eq(col(format!("{c}__max")))))
-        })
-        .reduce(Expr::and)
-        .expect("carried columns")
-}
-
-/// The duplicate groups whose rows differ in a carried column (count them
-/// to choose between the two silver plans).
-pub fn differing_duplicate_groups(bronze: DataFrame) -> Result<DataFrame> {
-    dedup_groups(bronze)?.filter(!identical_rows())
-}
-
-/// silver_events in one hash aggregation with cheap accumulators, equal to
-/// [`silver`] when [`differing_duplicate_groups`] is empty — the usual case:
-/// real logs' duplicates are identical rows. `first_value … ORDER BY` over
-/// several columns compares values one by one and is several times slower.
-pub fn silver_when_duplicates_are_identical(bronze: DataFrame) -> Result<DataFrame> {
-    let mut columns = cols(&DEDUP_KEY);
-    columns.extend(DEDUP_CARRIED.iter().map(|c| col(format!("{c}__min")).alias(*c)));
-    with_silver_columns(dedup_groups(bronze)?.select(columns)?)
+/// One row about the de-duplication keys of `bronze`'s silver-eligible
+/// rows: `groups` (silver must have as many rows) and `eligible_rows`
+/// (their difference is the number of duplicates removed). Computed apart
+/// from silver, it checks that no key was lost or written twice.
+pub fn dedup_census(bronze: DataFrame) -> Result<DataFrame> {
+    bronze
+        .filter(silver_filter())?
+        .aggregate(cols(&DEDUP_KEY), vec![count(lit(1)).alias("rows")])?
+        .aggregate(vec![], vec![count(lit(1)).alias("groups"), sum(col("rows")).alias("eligible_rows")])
 }
 
 /// Groups by `dims` (already aliased), adds measures and rates, and orders

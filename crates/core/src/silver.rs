@@ -32,6 +32,7 @@ pub fn category_code_norm(code: Expr) -> Expr {
 /// The de-duplication key; nulls in the key compare equal (GROUP BY semantics).
 pub const DEDUP_KEY: [&str; 5] = ["event_time", "user_id", "user_session", "product_id", "event_type"];
 
-/// Columns that may differ inside a duplicate group: the kept row is chosen by
-/// content (lowest price, then category_id, brand, category_code; see `plans::silver`).
-pub const DEDUP_CARRIED: [&str; 4] = ["category_id", "category_code", "brand", "price"];
+/// Columns that may differ inside a duplicate group, in the order that picks
+/// the kept row: lowest price, then category_id, brand, category_code (nulls
+/// last; see `plans::dedup`).
+pub const DEDUP_CARRIED: [&str; 4] = ["price", "category_id", "brand", "category_code"];

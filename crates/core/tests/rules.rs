@@ -232,28 +232,108 @@ async fn category_root_is_the_first_segment_and_null_stays_null() {
 }
 
 #[tokio::test]
-async fn the_fast_silver_plan_equals_the_exact_one_when_duplicates_are_identical() {
+async fn the_dedup_census_counts_keys_and_eligible_rows() {
     let mut rows = vec![
         (T, Some("view"), 1, 9, Some("a.b"), Some("Z"), Some(5.0), 7, Some("s")),
-        (T, Some("view"), 1, 9, Some("a.b"), Some("Z"), Some(5.0), 7, Some("s")),
+        (T, Some("view"), 1, 9, Some("a.b"), Some("Z"), Some(5.5), 7, Some("s")),
         (T, Some("cart"), 1, 1, None, None, Some(1.0), 7, None),
         (T, Some("cart"), 1, 1, None, None, Some(1.0), 7, None),
         (T, Some("view"), 2, 3, None, Some("y"), Some(2.0), 8, Some("t")),
     ];
-    let differing = |rows: &[Row]| {
-        let df = plans::differing_duplicate_groups(bronze(rows)).unwrap();
-        async move { df.count().await.unwrap() }
+    // Rows the silver filter drops are not counted.
+    rows.push((T, Some("view"), 4, 3, None, None, Some(0.0), 8, Some("t")));
+    let batches = plans::dedup_census(bronze(&rows)).unwrap().collect().await.unwrap();
+    let value = |c: &str| batches[0].column_by_name(c).unwrap().as_primitive::<Int64Type>().value(0);
+    assert_eq!((value("groups"), value("eligible_rows")), (3, 5));
+}
+
+/// The same rows in many small batches over 4 partitions, so that the kept
+/// row is chosen in partial states and merged; strings optionally as views.
+async fn bronze_spread(rows: &[Row], string_views: bool) -> DataFrame {
+    let batch = collect(bronze(rows)).await;
+    let batches: Vec<RecordBatch> =
+        (0..batch.num_rows()).step_by(3).map(|i| batch.slice(i, 3.min(batch.num_rows() - i))).collect();
+    let ctx = SessionContext::new_with_config(datafusion::prelude::SessionConfig::new().with_target_partitions(4));
+    let df = ctx
+        .read_batches(batches)
+        .unwrap()
+        .repartition(datafusion::logical_expr::Partitioning::RoundRobinBatch(4))
+        .unwrap();
+    if !string_views {
+        return df;
+    }
+    let columns = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| match f.data_type() {
+            DataType::Utf8 => datafusion::logical_expr::cast(col(f.name()), DataType::Utf8View).alias(f.name()),
+            _ => col(f.name()),
+        })
+        .collect::<Vec<_>>();
+    df.select(columns).unwrap()
+}
+
+/// Duplicate groups of 1–4 rows differing in every carried column, nulls
+/// included, in a scrambled order.
+fn differing_duplicates() -> Vec<Row> {
+    const BRANDS: [Option<&str>; 3] = [None, Some("a"), Some("b")];
+    const CODES: [Option<&str>; 3] = [None, Some("x.y"), Some("x.z")];
+    let mut rows = Vec::new();
+    let mut seed = 17u64;
+    let mut next = move || {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
     };
-    assert_eq!(differing(&rows).await, 0);
-    let order = || vec![col("product_id").sort(true, false), col("event_type").sort(true, false)];
-    let exact = collect(plans::silver(bronze(&rows)).unwrap().sort(order()).unwrap()).await;
-    let fast =
-        collect(plans::silver_when_duplicates_are_identical(bronze(&rows)).unwrap().sort(order()).unwrap()).await;
-    assert_eq!(exact, fast);
-    // A group whose rows differ (price, or a null against a value) is detected.
-    rows.push((T, Some("view"), 2, 3, None, Some("y"), Some(2.5), 8, Some("t")));
-    assert_eq!(differing(&rows).await, 1);
-    rows.pop();
-    rows.push((T, Some("view"), 2, 3, None, None, Some(2.0), 8, Some("t")));
-    assert_eq!(differing(&rows).await, 1);
+    for key in 0..300i64 {
+        for _ in 0..1 + key % 4 {
+            let price = [Some(1.0), Some(2.0)][next() % 2];
+            rows.push((
+                T,
+                Some("view"),
+                key,
+                1 + (next() % 2) as i64,
+                CODES[next() % 3],
+                BRANDS[next() % 3],
+                price,
+                7,
+                Some("s"),
+            ));
+        }
+    }
+    for i in (1..rows.len()).rev() {
+        rows.swap(i, next() % (i + 1));
+    }
+    rows
+}
+
+/// An independent statement of the rule: DataFusion's `first_value` ordered by
+/// price, category_id, brand, category_code (nulls last).
+fn first_in_dedup_order(bronze: DataFrame) -> DataFrame {
+    use datafusion::functions_aggregate::expr_fn::first_value;
+    let order: Vec<_> =
+        ["price", "category_id", "brand", "category_code"].iter().map(|c| col(*c).sort(true, false)).collect();
+    let kept = ["price", "category_id", "brand", "category_code"].map(|c| first_value(col(c), order.clone()).alias(c));
+    bronze.aggregate(vec![col("product_id")], kept.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn dedup_keeps_the_first_row_in_dedup_order_however_the_rows_are_spread() {
+    let rows = differing_duplicates();
+    let by_product = || vec![col("product_id").sort(true, false)];
+    let carried = || ["product_id", "price", "category_id", "brand", "category_code"].map(col).to_vec();
+    let expected =
+        collect(first_in_dedup_order(bronze(&rows)).select(carried()).unwrap().sort(by_product()).unwrap()).await;
+    assert_eq!(expected.num_rows(), 300);
+    for string_views in [false, true] {
+        let silver = plans::silver(bronze_spread(&rows, string_views).await).unwrap();
+        let kept = collect(silver.select(carried()).unwrap().sort(by_product()).unwrap()).await;
+        for column in ["brand", "category_code"] {
+            assert_eq!(strings(&kept, column), strings(&expected, column), "{column}, string views: {string_views}");
+        }
+        for i in 0..300 {
+            assert_eq!(int(&kept, "category_id", i), int(&expected, "category_id", i), "row {i}");
+            assert_eq!(float(&kept, "price", i), float(&expected, "price", i), "row {i}");
+        }
+    }
 }

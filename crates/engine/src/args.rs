@@ -33,11 +33,21 @@ pub struct ClusterArgs {
     /// least one registered executor.
     #[arg(long, env = "FUNNELPULSE_CLUSTER_WAIT", default_value = "3m", value_parser = humantime::parse_duration)]
     pub cluster_wait: Duration,
+    /// Longest the client waits on a silent executor while fetching a job's
+    /// result (no answer to a request or to HTTP/2 pings): the fetch then
+    /// fails, the job counts as failed and the stage is retried.
+    #[arg(long, env = "FUNNELPULSE_FETCH_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub fetch_timeout: Duration,
 }
 
 impl Default for ClusterArgs {
     fn default() -> Self {
-        Self { job_timeout: Duration::from_secs(30 * 60), stage_retries: 2, cluster_wait: Duration::from_secs(180) }
+        Self {
+            job_timeout: Duration::from_secs(30 * 60),
+            stage_retries: 2,
+            cluster_wait: Duration::from_secs(180),
+            fetch_timeout: Duration::from_secs(30),
+        }
     }
 }
 

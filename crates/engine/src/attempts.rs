@@ -15,6 +15,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use datafusion::arrow::error::ArrowError;
 use datafusion::error::DataFusionError;
 
 use crate::args::{ClusterArgs, CommonArgs};
@@ -167,6 +168,10 @@ fn is_transient(error: &DataFusionError) -> bool {
         | DataFusionError::External(_)
         | DataFusionError::IoError(_)
         | DataFusionError::ResourcesExhausted(_) => true,
+        // A result stream cut off mid-way (the executor stopped answering).
+        DataFusionError::ArrowError(arrow, _) => {
+            matches!(arrow.as_ref(), ArrowError::ExternalError(_) | ArrowError::IoError(..))
+        }
         DataFusionError::ObjectStore(store) => !matches!(store.as_ref(), object_store::Error::NotFound { .. }),
         DataFusionError::Context(_, inner) => is_transient(inner),
         DataFusionError::Shared(inner) => is_transient(inner),
@@ -187,6 +192,8 @@ mod tests {
         assert!(is_cluster_failure(&invariant));
         let shared = DataFusionError::Shared(std::sync::Arc::new(DataFusionError::Execution("lost".into())));
         assert!(is_cluster_failure(&anyhow::Error::new(shared)));
+        let cut_off = ArrowError::from_external_error(Box::new(std::io::Error::other("keep-alive timed out")));
+        assert!(is_cluster_failure(&anyhow::Error::new(DataFusionError::ArrowError(Box::new(cut_off), None))));
     }
 
     #[test]
@@ -196,5 +203,7 @@ mod tests {
         let missing = object_store::Error::NotFound { path: "t".into(), source: "gone".into() };
         assert!(!is_cluster_failure(&anyhow::Error::new(DataFusionError::ObjectStore(Box::new(missing)))));
         assert!(!is_cluster_failure(&anyhow::anyhow!("--z-threshold must be positive")));
+        let cast = ArrowError::CastError("cannot cast".into());
+        assert!(!is_cluster_failure(&anyhow::Error::new(DataFusionError::ArrowError(Box::new(cast), None))));
     }
 }

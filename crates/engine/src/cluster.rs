@@ -3,6 +3,7 @@
 //! local paths and `gs://`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use ballista::prelude::SessionConfigExt;
 use datafusion::error::Result;
@@ -12,6 +13,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use funnelpulse_lake::LakeStores;
 use funnelpulse_rawcsv::codec::{FunnelPulseLogicalCodec, FunnelPulsePhysicalCodec};
+use tonic::transport::Endpoint;
 
 /// Ballista session config with the FunnelPulse codecs registered.
 pub fn session_config() -> SessionConfig {
@@ -35,6 +37,34 @@ fn with_fast_peer_loss_detection(mut config: SessionConfig) -> SessionConfig {
         config = config.set_str(key, value);
     }
     config
+}
+
+/// gRPC settings of the client's own connections: to the scheduler and, once
+/// a job has completed, to the executors holding its result. Ballista applies
+/// no timeout or keep-alive of its own to that result fetch, so an executor
+/// frozen or cut off after the job ended would leave the client waiting
+/// forever, out of the job watchdog's reach (the job is already Completed).
+/// With these settings a fetch that gets no answer, or whose executor stops
+/// answering HTTP/2 pings mid-stream, fails within about `fetch_timeout` with
+/// an error the stage runner retries.
+pub fn with_client_fetch_timeouts(config: SessionConfig, fetch_timeout: Duration) -> SessionConfig {
+    config.with_ballista_override_create_grpc_client_endpoint(Arc::new(move |endpoint| {
+        Ok(client_endpoint(endpoint, fetch_timeout))
+    }))
+}
+
+/// One endpoint with the settings of [`with_client_fetch_timeouts`].
+pub fn client_endpoint(endpoint: Endpoint, fetch_timeout: Duration) -> Endpoint {
+    // A ping every third of the budget, and two thirds for its answer.
+    let ping_every = (fetch_timeout / 3).max(Duration::from_millis(100));
+    endpoint
+        .connect_timeout(fetch_timeout)
+        // Until the response starts (it streams afterwards, under the pings).
+        .timeout(fetch_timeout)
+        .tcp_keepalive(Some(ping_every))
+        .http2_keep_alive_interval(ping_every)
+        .keep_alive_timeout(fetch_timeout - ping_every)
+        .keep_alive_while_idle(true)
 }
 
 /// Runtime whose object stores resolve `file://` and `gs://` URLs.
@@ -86,5 +116,39 @@ impl From<SchedulingPolicy> for ballista_core::config::TaskSchedulingPolicy {
             SchedulingPolicy::Pull => Self::PullStaged,
             SchedulingPolicy::Push => Self::PushStaged,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use ballista_core::client::BallistaClient;
+    use ballista_core::extension::BallistaConfigGrpcEndpoint;
+    use ballista_core::serde::scheduler::{PartitionId, ShuffleLayout};
+
+    use super::*;
+
+    /// The case Ballista leaves open: the job has completed, and the executor
+    /// holding its result stops answering before the client fetches it.
+    #[tokio::test]
+    async fn a_result_fetch_from_a_silent_executor_fails_instead_of_waiting_forever() {
+        // Bound but never accepting: the kernel still completes the TCP
+        // handshake, as it does for a frozen process.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let fetch_timeout = Duration::from_secs(1);
+        let customize = BallistaConfigGrpcEndpoint::new(Arc::new(move |e| Ok(client_endpoint(e, fetch_timeout))));
+        let started = Instant::now();
+        let fetch = async {
+            let mut client =
+                BallistaClient::try_new("127.0.0.1", port, 16 << 20, false, Some(Arc::new(customize)), 1, 0, 0, 0)
+                    .await?;
+            let partition = PartitionId::new(&"job".into(), 1, 0);
+            client.fetch_partition("executor-1", &partition, None, ShuffleLayout::Passthrough, true).await.map(|_| ())
+        };
+        let result = tokio::time::timeout(Duration::from_secs(60), fetch).await.expect("the fetch hung");
+        assert!(result.is_err(), "a silent executor served a result");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     }
 }

@@ -78,7 +78,7 @@ impl Engine {
         };
         // A name unique to this connection marks our jobs for the watchdog.
         let job_name = format!("funnelpulse-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let config = cluster::session_config()
+        let config = cluster::with_client_fetch_timeouts(cluster::session_config(), options.fetch_timeout)
             .with_target_partitions(partitions)
             .with_ballista_standalone_parallelism(partitions)
             .with_ballista_job_name(&job_name);

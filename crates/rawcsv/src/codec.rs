@@ -18,6 +18,7 @@ use datafusion::logical_expr::{AggregateUDF, Extension, LogicalPlan, ScalarUDF, 
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
+use funnelpulse_core::keep_first::{KEEP_FIRST, keep_first_udaf};
 use serde::{Deserialize, Serialize};
 
 use crate::discover::RawFile;
@@ -39,7 +40,13 @@ fn decode_json<T: for<'de> Deserialize<'de>>(buf: &[u8]) -> Result<T> {
     serde_json::from_slice(buf).map_err(|e| DataFusionError::External(e.into()))
 }
 
-/// Logical codec: our table provider, else Ballista's.
+/// Our aggregate functions travel by name (an empty definition): DataFusion
+/// asks the codec for a name its function registry does not know.
+fn decode_our_udaf(name: &str) -> Option<Arc<AggregateUDF>> {
+    (name == KEEP_FIRST).then(keep_first_udaf)
+}
+
+/// Logical codec: our table provider and aggregate, else Ballista's.
 #[derive(Debug, Default)]
 pub struct FunnelPulseLogicalCodec {
     inner: BallistaLogicalExtensionCodec,
@@ -95,7 +102,7 @@ impl LogicalExtensionCodec for FunnelPulseLogicalCodec {
         self.inner.try_encode_udf(node, buf)
     }
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        self.inner.try_decode_udaf(name, buf)
+        decode_our_udaf(name).map_or_else(|| self.inner.try_decode_udaf(name, buf), Ok)
     }
     fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
         self.inner.try_encode_udaf(node, buf)
@@ -115,7 +122,7 @@ struct RawCsvExecProto {
     projection: Option<Vec<usize>>,
 }
 
-/// Physical codec: our scan node, else Ballista's (shuffles etc.).
+/// Physical codec: our scan node and aggregate, else Ballista's (shuffles etc.).
 #[derive(Debug, Default)]
 pub struct FunnelPulsePhysicalCodec {
     inner: BallistaPhysicalExtensionCodec,
@@ -165,7 +172,7 @@ impl PhysicalExtensionCodec for FunnelPulsePhysicalCodec {
         self.inner.try_encode_udf(node, buf)
     }
     fn try_decode_udaf(&self, name: &str, buf: &[u8]) -> Result<Arc<AggregateUDF>> {
-        self.inner.try_decode_udaf(name, buf)
+        decode_our_udaf(name).map_or_else(|| self.inner.try_decode_udaf(name, buf), Ok)
     }
     fn try_encode_udaf(&self, node: &AggregateUDF, buf: &mut Vec<u8>) -> Result<()> {
         self.inner.try_encode_udaf(node, buf)

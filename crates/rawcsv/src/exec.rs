@@ -16,7 +16,6 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Par
 use funnelpulse_core::schema::raw_reader_schema;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 
 use crate::discover::RawFile;
 use crate::parse::{is_expected_header, parse_fields, split_fields};
@@ -99,10 +98,10 @@ impl ExecutionPlan for RawCsvExec {
             return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::empty())));
         };
         let store = context.runtime_env().object_store(file.store_url()?)?;
-        let path = file.object_path()?;
+        let (path, size) = (file.object_path()?, file.size);
         let reader = FileReader::new(file, self.mode, self.projection.clone(), schema.clone());
         let batches = futures::stream::once(async move {
-            let bytes = store.get(&path).await?.into_stream().map_err(DataFusionError::from).boxed();
+            let bytes = crate::discover::read_in_ranges(store, path, size).map_err(DataFusionError::from).boxed();
             Ok::<_, DataFusionError>(reader.batches(bytes))
         })
         .try_flatten();
