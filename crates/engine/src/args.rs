@@ -35,7 +35,7 @@ pub struct ClusterArgs {
     pub cluster_wait: Duration,
     /// Longest the client waits on a silent executor while fetching a job's
     /// result (no answer to a request or to HTTP/2 pings): the fetch then
-    /// fails, the job counts as failed and the stage is retried.
+    /// fails, the job counts as failed and the stage is retried (at least 1s).
     #[arg(long, env = "FUNNELPULSE_FETCH_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub fetch_timeout: Duration,
 }

@@ -55,15 +55,17 @@ pub fn with_client_fetch_timeouts(config: SessionConfig, fetch_timeout: Duration
 
 /// One endpoint with the settings of [`with_client_fetch_timeouts`].
 pub fn client_endpoint(endpoint: Endpoint, fetch_timeout: Duration) -> Endpoint {
+    // Below a second even a healthy scheduler could miss it.
+    let budget = fetch_timeout.max(Duration::from_secs(1));
     // A ping every third of the budget, and two thirds for its answer.
-    let ping_every = (fetch_timeout / 3).max(Duration::from_millis(100));
+    let ping_every = budget / 3;
     endpoint
-        .connect_timeout(fetch_timeout)
+        .connect_timeout(budget)
         // Until the response starts (it streams afterwards, under the pings).
-        .timeout(fetch_timeout)
+        .timeout(budget)
         .tcp_keepalive(Some(ping_every))
         .http2_keep_alive_interval(ping_every)
-        .keep_alive_timeout(fetch_timeout - ping_every)
+        .keep_alive_timeout(budget - ping_every)
         .keep_alive_while_idle(true)
 }
 
