@@ -48,3 +48,25 @@ async fn a_killed_run_leaves_the_old_tables_and_a_rerun_is_identical() {
     assert_eq!(stage01_tables(&lake).await, before);
     assert_eq!(std::fs::read_dir(lake.join("_commits")).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn a_stray_file_beside_a_written_table_fails_the_stage_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 5_000, 2);
+    let lake = dir.path().join("lake");
+    funnelpulse_ok(dir.path(), &["run", "01", "--raw", "raw", "--lake", "lake"]);
+    let before = stage01_tables(&lake).await;
+
+    // As a task that died midway leaves a partial file beside its retry's.
+    let out = funnelpulse(
+        dir.path(),
+        &["run", "01", "--raw", "raw", "--lake", "lake"],
+        &[("FUNNELPULSE_FAULT", "stray-file:silver_events")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the stage must fail: {stderr}");
+    assert!(stderr.contains("silver_events: staged files hold the rows its jobs wrote"), "{stderr}");
+    assert_eq!(stage01_tables(&lake).await, before);
+    let staging = std::fs::read_dir(lake.join("_staging")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(staging, 0, "the failed run's staged files are thrown away");
+}

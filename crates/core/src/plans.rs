@@ -6,8 +6,7 @@
 use datafusion::arrow::datatypes::DataType;
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::get_field;
-use datafusion::functions_aggregate::expr_fn::{count, sum};
-use datafusion::logical_expr::{Expr, SortExpr, cast, col, lit};
+use datafusion::logical_expr::{Expr, SortExpr, cast, col};
 use datafusion::prelude::DataFrame;
 
 use crate::funnel::{
@@ -57,7 +56,7 @@ pub fn rejects(problem_rows: DataFrame) -> Result<DataFrame> {
 
 /// silver_events: filtered, de-duplicated on the key, normalised.
 pub fn silver(bronze: DataFrame) -> Result<DataFrame> {
-    with_silver_columns(dedup(bronze.filter(silver_filter())?)?)
+    with_silver_columns(dedup(silver_eligible(bronze)?)?)
 }
 
 /// One row per de-duplication key: the row that sorts first by price, then
@@ -89,15 +88,10 @@ fn with_silver_columns(deduped: DataFrame) -> Result<DataFrame> {
     deduped.select(columns)
 }
 
-/// One row about the de-duplication keys of `bronze`'s silver-eligible
-/// rows: `groups` (silver must have as many rows) and `eligible_rows`
-/// (their difference is the number of duplicates removed). Computed apart
-/// from silver, it checks that no key was lost or written twice.
-pub fn dedup_census(bronze: DataFrame) -> Result<DataFrame> {
-    bronze
-        .filter(silver_filter())?
-        .aggregate(cols(&DEDUP_KEY), vec![count(lit(1)).alias("rows")])?
-        .aggregate(vec![], vec![count(lit(1)).alias("groups"), sum(col("rows")).alias("eligible_rows")])
+/// The bronze rows silver is made from (before de-duplication); counted
+/// apart from silver, they tell how many duplicates were removed.
+pub fn silver_eligible(bronze: DataFrame) -> Result<DataFrame> {
+    bronze.filter(silver_filter())
 }
 
 /// Groups by `dims` (already aliased), adds measures and rates, and orders

@@ -232,7 +232,7 @@ async fn category_root_is_the_first_segment_and_null_stays_null() {
 }
 
 #[tokio::test]
-async fn the_dedup_census_counts_keys_and_eligible_rows() {
+async fn silver_eligible_rows_less_duplicates_are_the_silver_rows() {
     let mut rows = vec![
         (T, Some("view"), 1, 9, Some("a.b"), Some("Z"), Some(5.0), 7, Some("s")),
         (T, Some("view"), 1, 9, Some("a.b"), Some("Z"), Some(5.5), 7, Some("s")),
@@ -240,11 +240,11 @@ async fn the_dedup_census_counts_keys_and_eligible_rows() {
         (T, Some("cart"), 1, 1, None, None, Some(1.0), 7, None),
         (T, Some("view"), 2, 3, None, Some("y"), Some(2.0), 8, Some("t")),
     ];
-    // Rows the silver filter drops are not counted.
+    // Rows the silver filter drops are not eligible.
     rows.push((T, Some("view"), 4, 3, None, None, Some(0.0), 8, Some("t")));
-    let batches = plans::dedup_census(bronze(&rows)).unwrap().collect().await.unwrap();
-    let value = |c: &str| batches[0].column_by_name(c).unwrap().as_primitive::<Int64Type>().value(0);
-    assert_eq!((value("groups"), value("eligible_rows")), (3, 5));
+    rows.push((T, None, 4, 3, None, None, Some(3.0), 8, Some("t")));
+    assert_eq!(plans::silver_eligible(bronze(&rows)).unwrap().count().await.unwrap(), 5);
+    assert_eq!(plans::silver(bronze(&rows)).unwrap().count().await.unwrap(), 3);
 }
 
 /// The same rows in many small batches over 4 partitions, so that the kept

@@ -77,6 +77,11 @@ pub fn runtime_env(_config: &SessionConfig) -> Result<Arc<RuntimeEnv>> {
 /// Session state built from a config (used by the scheduler for each job).
 pub fn session_state(config: SessionConfig) -> Result<SessionState> {
     let runtime = runtime_env(&config)?;
+    session_state_on(config, runtime)
+}
+
+/// Session state built from a config, on an existing runtime.
+pub fn session_state_on(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Result<SessionState> {
     // As Ballista's default session builder, with our runtime.
     Ok(SessionStateBuilder::new()
         .with_default_features()

@@ -2,6 +2,7 @@
 //!
 //! - [`session`]: the client's session, embedded (Ballista standalone) or
 //!   connected to a remote scheduler;
+//! - [`embedded`]: the in-process scheduler and executor of embedded mode;
 //! - [`cluster`]: what our scheduler and executor binaries plug into Ballista
 //!   (object stores, codecs);
 //! - [`tables`]: reading and writing lake tables through the session;
@@ -9,6 +10,7 @@
 //!   restarted scheduler (bounded jobs, cancellation, retries).
 
 pub mod cluster;
+pub mod embedded;
 pub mod session;
 pub mod staged;
 pub mod tables;

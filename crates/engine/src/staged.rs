@@ -11,12 +11,13 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use funnelpulse_core::TableSpec;
 use funnelpulse_lake::{CommitSummary, Lake, new_run_id};
 
-use crate::tables::{read_partitions, read_table, write_partitioned};
+use crate::tables::{as_one_task, read_partitions, read_table, write_partitioned};
 
 pub struct StagedRun {
     lake: Lake,
     pub run_id: String,
-    written: Vec<TableSpec>,
+    /// Tables staged so far; a mutex so that one run can write several tables at once.
+    written: std::sync::Mutex<Vec<TableSpec>>,
 }
 
 impl StagedRun {
@@ -25,33 +26,48 @@ impl StagedRun {
         for run in lake.recover().await? {
             eprintln!("note: completed the interrupted commit of run {run}");
         }
-        Ok(Self { lake: lake.clone(), run_id: new_run_id(), written: Vec::new() })
+        Ok(Self { lake: lake.clone(), run_id: new_run_id(), written: Default::default() })
     }
 
-    /// Writes `df` as the new version of `table` (staged, not yet visible).
-    pub async fn write(&mut self, df: DataFrame, table: TableSpec) -> anyhow::Result<std::time::Duration> {
-        self.write_slices(vec![df], table).await
+    /// Writes `df` as the new version of `table` (staged, not yet visible),
+    /// in one job planned as the engine sees fit.
+    pub async fn write(&self, df: DataFrame, table: TableSpec) -> anyhow::Result<std::time::Duration> {
+        self.write_jobs(vec![df], table).await
     }
 
     /// Writes the new version of `table` from disjoint slices, one Ballista
-    /// job per slice, all running at once. Ballista writes each job's output
-    /// in a single task; slices spread the Parquet encoding over the cluster.
-    pub async fn write_slices(
-        &mut self,
-        slices: Vec<DataFrame>,
-        table: TableSpec,
-    ) -> anyhow::Result<std::time::Duration> {
+    /// job per slice, all running at once, each job a single task (see
+    /// `as_one_task`): the slices spread the work over the cluster, and with
+    /// no shuffle in them a lost executor cannot make a job drop or repeat rows.
+    pub async fn write_slices(&self, slices: Vec<DataFrame>, table: TableSpec) -> anyhow::Result<std::time::Duration> {
+        self.write_jobs(slices.into_iter().map(as_one_task).collect(), table).await
+    }
+
+    /// Runs one write job per plan, all at once, then checks that the staged
+    /// files hold exactly the rows the jobs reported (an invariant, so a
+    /// cluster run is retried): a task that died midway on a lost executor
+    /// can leave a partial file beside its retry's.
+    async fn write_jobs(&self, jobs: Vec<DataFrame>, table: TableSpec) -> anyhow::Result<std::time::Duration> {
         let started = Instant::now();
         let url = self.lake.staging_url(&self.run_id, &table);
-        let writes = slices.into_iter().map(|df| write_partitioned(df, &table, &url));
-        let file_schemas =
-            futures::future::try_join_all(writes).await.with_context(|| format!("writing {}", table.name))?;
-        let file_schema =
-            file_schemas.into_iter().next().with_context(|| format!("no slice to write for {}", table.name))?;
+        let writes = jobs.into_iter().map(|df| write_partitioned(df, &table, &url));
+        let written = futures::future::try_join_all(writes).await.with_context(|| format!("writing {}", table.name))?;
+        let file_schema = written
+            .first()
+            .map(|w| w.file_schema.clone())
+            .with_context(|| format!("no slice to write for {}", table.name))?;
+        let rows_written: u64 = written.iter().map(|w| w.rows).sum();
+        funnelpulse_lake::fault::stray_file_point(&self.lake, &self.run_id, &table).await?;
+        let rows_staged = self.lake.staged_rows(&self.run_id, &table).await?;
+        check(
+            &format!("{}: staged files hold the rows its jobs wrote", table.name),
+            rows_staged == rows_written,
+            || format!("{rows_staged} rows in the files, {rows_written} written"),
+        )?;
         if !self.has_files(table).await? {
             self.lake.stage_empty_table(&self.run_id, &table, file_schema).await?;
         }
-        self.written.push(table);
+        self.written.lock().expect("written tables").push(table);
         funnelpulse_lake::fault::crash_point(&format!("after-staging:{}", table.name));
         Ok(started.elapsed())
     }
@@ -85,7 +101,8 @@ impl StagedRun {
 
     /// Makes every written table the current version, all or nothing.
     pub async fn commit(self) -> anyhow::Result<CommitSummary> {
-        self.lake.commit(&self.run_id, &self.written).await
+        let written = self.written.lock().expect("written tables").clone();
+        self.lake.commit(&self.run_id, &written).await
     }
 
     /// Commits when the stage's tables were built and checked (`built` is Ok),

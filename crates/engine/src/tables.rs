@@ -15,10 +15,18 @@ pub fn partition_text(date: Expr) -> Expr {
     datafusion::prelude::coalesce(vec![cast(date, DataType::Utf8), lit(NULL_PARTITION)])
 }
 
+/// What a write job did.
+pub struct Written {
+    /// The schema of the files (without the partition column), which a
+    /// commit needs for empty tables.
+    pub file_schema: SchemaRef,
+    /// Rows written, as the job reported them.
+    pub rows: u64,
+}
+
 /// Writes `df` (whose last column is the table's partition column, a date)
-/// as hive-partitioned Parquet under `url`. Returns the schema of the files
-/// (without the partition column), which a commit needs for empty tables.
-pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> anyhow::Result<SchemaRef> {
+/// as hive-partitioned Parquet under `url`.
+pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> anyhow::Result<Written> {
     let pcol = table.partition_col;
     let columns: Vec<Expr> = df
         .schema()
@@ -32,8 +40,23 @@ pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> a
         let keep: Vec<usize> = (0..arrow.fields().len()).filter(|&i| arrow.field(i).name() != pcol).collect();
         std::sync::Arc::new(arrow.project(&keep)?)
     };
-    df.write_parquet(url, DataFrameWriteOptions::new().with_partition_by(vec![pcol.to_string()]), None).await?;
-    Ok(file_schema)
+    let result =
+        df.write_parquet(url, DataFrameWriteOptions::new().with_partition_by(vec![pcol.to_string()]), None).await?;
+    Ok(Written { file_schema, rows: rows_written(&result)? })
+}
+
+/// The row count a write job returns (one `count` column).
+fn rows_written(result: &[datafusion::arrow::array::RecordBatch]) -> anyhow::Result<u64> {
+    use datafusion::arrow::array::{Array, UInt64Array};
+    let mut rows = 0;
+    for batch in result.iter().filter(|b| b.num_rows() > 0) {
+        let count = batch
+            .column_by_name("count")
+            .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
+            .ok_or_else(|| anyhow::anyhow!("a write returned no row count: {:?}", batch.schema()))?;
+        rows += count.iter().flatten().sum::<u64>();
+    }
+    Ok(rows)
 }
 
 /// Reads a table folder back, with the partition column as a date (nulls restored).
@@ -75,6 +98,23 @@ pub async fn read_partitions(
         })
         .collect();
     Ok(df.select(columns)?)
+}
+
+/// The same plan, run by the cluster as a single task: read, aggregate and
+/// write in one pipeline, with no shuffle between them.
+///
+/// For a table written in slices, the slices already give the parallelism;
+/// left to themselves, Ballista would split each slice's aggregation into
+/// partitions and write every row twice to shuffle files (to repartition by
+/// the group keys, then to gather them for the single-task Parquet write).
+/// The job takes its settings from the plan's session, so only this plan
+/// changes.
+pub fn as_one_task(df: DataFrame) -> DataFrame {
+    let (state, plan) = df.into_parts();
+    let mut config = state.config().clone();
+    config.options_mut().execution.target_partitions = 1;
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(state).with_config(config).build();
+    DataFrame::new(state, plan)
 }
 
 /// Splits sorted partition values into at most `n` contiguous, non-empty slices.

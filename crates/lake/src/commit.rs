@@ -20,7 +20,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use funnelpulse_core::TableSpec;
 use funnelpulse_core::tables::NULL_PARTITION;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,31 @@ impl Lake {
             .filter(|f| f.ends_with(".parquet"))
             .map(|from| (from.clone(), final_name(&staging, &target, from, run_id)))
             .collect())
+    }
+
+    /// Rows in the Parquet files `run_id` staged for `table`, summed from the
+    /// files' footers (no data is read).
+    pub async fn staged_rows(&self, run_id: &str, table: &TableSpec) -> anyhow::Result<u64> {
+        let files = self.list_with_meta(&Lake::staging_rel(run_id, table)).await?;
+        let footers = files.into_iter().filter(|f| f.rel.ends_with(".parquet")).map(|file| async move {
+            self.parquet_rows(&file).await.with_context(|| format!("reading the footer of {}", file.rel))
+        });
+        let rows: Vec<u64> = futures::stream::iter(footers).buffer_unordered(16).try_collect().await?;
+        Ok(rows.iter().sum())
+    }
+
+    /// Rows of one Parquet file, from its footer: the 8-byte tail gives the
+    /// metadata's length, the metadata the row count.
+    async fn parquet_rows(&self, file: &FileMeta) -> anyhow::Result<u64> {
+        use datafusion::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
+        let path = self.path_of(&file.rel);
+        anyhow::ensure!(file.size >= 8, "{} bytes is too short for Parquet", file.size);
+        let tail = self.store.get_range(&path, file.size - 8..file.size).await?;
+        let tail = FooterTail::try_new(tail.as_ref().try_into()?)?;
+        let end = file.size - 8;
+        let start = end.checked_sub(tail.metadata_length() as u64).context("metadata longer than the file")?;
+        let metadata = ParquetMetaDataReader::decode_metadata(&self.store.get_range(&path, start..end).await?)?;
+        Ok(metadata.file_metadata().num_rows() as u64)
     }
 
     /// Values of `partition_col` (except the null marker) present under `rel`, sorted.

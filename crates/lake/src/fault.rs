@@ -2,13 +2,16 @@
 //! (like a kill -9, no clean-up) when it reaches `<point>`. Points:
 //! `after-staging:<table>` (a table is staged, nothing committed) and
 //! `during-commit` (the journal is written and one file has been moved).
+//! `stray-file:<table>` does not abort: it copies one of the table's staged
+//! files under a new name before the staged rows are checked, as a task that
+//! died midway on a lost executor leaves a partial file beside its retry's.
 //!
 //! `FUNNELPULSE_PAUSE=<point>` stops the process at `<point>` instead (it
 //! prints `paused at <point>` and sleeps), so that a test can kill it there
 //! with a real SIGKILL.
 
 pub fn crash_point(point: &str) {
-    if std::env::var("FUNNELPULSE_FAULT").is_ok_and(|wanted| wanted == point) {
+    if armed(point) {
         eprintln!("FUNNELPULSE_FAULT: aborting at {point}");
         std::process::abort();
     }
@@ -21,4 +24,29 @@ pub fn pause_point(point: &str) {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
     }
+}
+
+/// Whether `FUNNELPULSE_FAULT` names `point`.
+pub fn armed(point: &str) -> bool {
+    std::env::var("FUNNELPULSE_FAULT").is_ok_and(|wanted| wanted == point)
+}
+
+/// At `stray-file:<table>`, copies the first staged Parquet file of `table`
+/// beside itself (see the module's comment).
+pub async fn stray_file_point(
+    lake: &crate::Lake,
+    run_id: &str,
+    table: &funnelpulse_core::TableSpec,
+) -> anyhow::Result<()> {
+    if !armed(&format!("stray-file:{}", table.name)) {
+        return Ok(());
+    }
+    use object_store::ObjectStoreExt;
+    let staged = lake.list_rel(&crate::Lake::staging_rel(run_id, table)).await?;
+    if let Some(file) = staged.iter().find(|f| f.ends_with(".parquet")) {
+        let stray = format!("{}.stray.parquet", file.trim_end_matches(".parquet"));
+        lake.store().copy(&lake.path_of(file), &lake.path_of(&stray)).await?;
+        eprintln!("FUNNELPULSE_FAULT: left a stray copy of {file}");
+    }
+    Ok(())
 }

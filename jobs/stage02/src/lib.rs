@@ -44,9 +44,9 @@ const TABLES: [(TableSpec, Plan); 3] = [
 
 pub async fn run(engine: &Engine, lake: &Lake) -> anyhow::Result<Stage02Report> {
     let progress = StageProgress::start("02");
-    let mut staged = StagedRun::begin(lake).await?;
+    let staged = StagedRun::begin(lake).await?;
     let mut report = Stage02Report::default();
-    let built = build_tables(engine, lake, &mut staged, &mut report, &progress).await;
+    let built = build_tables(engine, lake, &staged, &mut report, &progress).await;
     progress.step("committing");
     staged.commit_or_abandon(built).await?;
     report.elapsed = progress.elapsed();
@@ -56,7 +56,7 @@ pub async fn run(engine: &Engine, lake: &Lake) -> anyhow::Result<Stage02Report> 
 async fn build_tables(
     engine: &Engine,
     lake: &Lake,
-    staged: &mut StagedRun,
+    staged: &StagedRun,
     report: &mut Stage02Report,
     progress: &StageProgress,
 ) -> anyhow::Result<()> {
@@ -72,28 +72,52 @@ async fn build_tables(
     // Every table groups by day or by hour: whole-day slices never split a group.
     let silver_url = lake.table_url(&SILVER_EVENTS);
     let days = lake.partition_values(&Lake::table_rel(&SILVER_EVENTS), SILVER_EVENTS.partition_col).await?;
-    let day_slices = funnelpulse_engine::tables::slices(&days, engine.slice_count());
-    for (table, plan) in TABLES {
-        progress.step(format!("aggregating → {}", table.name));
-        let mut slices = Vec::new();
-        for slice in &day_slices {
-            slices.push(plan(read_partitions(ctx, &SILVER_EVENTS, &silver_url, Some(slice)).await?)?);
-        }
-        if slices.is_empty() {
-            slices.push(plan(silver.clone())?);
-        }
-        let took = staged.write_slices(slices, table).await?;
-        let written = staged.read(ctx, table).await?;
-        let sums =
-            one_row_i64(written, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))])
-                .await?;
-        check(
-            &format!("{} views/carts/purchases = silver events of each type", table.name),
-            sums[1..] == silver_counts[1..],
-            || format!("{:?} vs silver {:?}", &sums[1..], &silver_counts[1..]),
-        )?;
-        progress.line(format!("{}: {} rows", table.name, sums[0]));
-        report.tables.push((table.name, sums[0] as u64, took));
-    }
+    let day_slices = funnelpulse_engine::tables::slices(&days, engine.aggregate_slice_count());
+    progress.step(format!("aggregating → {}", TABLES.map(|(table, _)| table.name).join(", ")));
+    // The three tables at once: each is a few small jobs, and their fixed
+    // costs (planning, scheduling, commit of the files) overlap.
+    let silver_slices = SilverSlices { all: &silver, url: &silver_url, days: &day_slices, counts: &silver_counts };
+    let builds = TABLES.map(|(table, plan)| build_table(engine, staged, &silver_slices, table, plan, progress));
+    report.tables = futures::future::try_join_all(builds).await?;
     Ok(())
+}
+
+/// Silver as the three tables read it: whole, or by slices of days; and
+/// its event counts, which every table must reproduce.
+struct SilverSlices<'a> {
+    all: &'a datafusion::prelude::DataFrame,
+    url: &'a str,
+    days: &'a [Vec<String>],
+    counts: &'a [i64],
+}
+
+/// Writes one table (one job per slice of days) and checks its sums;
+/// returns its name, rows and write time for the report.
+async fn build_table(
+    engine: &Engine,
+    staged: &StagedRun,
+    silver: &SilverSlices<'_>,
+    table: TableSpec,
+    plan: Plan,
+    progress: &StageProgress,
+) -> anyhow::Result<(&'static str, u64, Duration)> {
+    let ctx = &engine.ctx;
+    let mut slices = Vec::new();
+    for days in silver.days {
+        slices.push(plan(read_partitions(ctx, &SILVER_EVENTS, silver.url, Some(days)).await?)?);
+    }
+    if slices.is_empty() {
+        slices.push(plan(silver.all.clone())?);
+    }
+    let took = staged.write_slices(slices, table).await?;
+    let written = staged.read(ctx, table).await?;
+    let sums =
+        one_row_i64(written, vec![count(lit(1)), sum(col("views")), sum(col("carts")), sum(col("purchases"))]).await?;
+    check(
+        &format!("{} views/carts/purchases = silver events of each type", table.name),
+        sums[1..] == silver.counts[1..],
+        || format!("{:?} vs silver {:?}", &sums[1..], &silver.counts[1..]),
+    )?;
+    progress.line(format!("{}: {} rows", table.name, sums[0]));
+    Ok((table.name, sums[0] as u64, took))
 }

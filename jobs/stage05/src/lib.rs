@@ -116,9 +116,9 @@ impl fmt::Display for Stage05Report {
 pub async fn run(engine: &Engine, lake: &Lake, args: &Stage05Args) -> anyhow::Result<Stage05Report> {
     let (classic, rate_test) = (args.classic()?, args.rate_test()?);
     let progress = StageProgress::start("05");
-    let mut staged = StagedRun::begin(lake).await?;
+    let staged = StagedRun::begin(lake).await?;
     let mut report = Stage05Report::default();
-    let built = build_tables(engine, lake, &mut staged, classic, rate_test, &mut report, &progress).await;
+    let built = build_tables(engine, lake, &staged, classic, rate_test, &mut report, &progress).await;
     progress.step("committing");
     staged.commit_or_abandon(built).await?;
     report.elapsed = progress.elapsed();
@@ -133,7 +133,7 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage05Args) -> anyhow::Re
 async fn build_tables(
     engine: &Engine,
     lake: &Lake,
-    staged: &mut StagedRun,
+    staged: &StagedRun,
     classic: ClassicThresholds,
     rate_test: RateTestOptions,
     report: &mut Stage05Report,
