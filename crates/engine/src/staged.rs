@@ -58,12 +58,16 @@ impl StagedRun {
             .with_context(|| format!("no slice to write for {}", table.name))?;
         let rows_written: u64 = written.iter().map(|w| w.rows).sum();
         funnelpulse_lake::fault::stray_file_point(&self.lake, &self.run_id, &table).await?;
-        let rows_staged = self.lake.staged_rows(&self.run_id, &table).await?;
-        check(
-            &format!("{}: staged files hold the rows its jobs wrote", table.name),
-            rows_staged == rows_written,
-            || format!("{rows_staged} rows in the files, {rows_written} written"),
-        )?;
+        let invariant = format!("{}: staged files hold the rows its jobs wrote", table.name);
+        // An unreadable staged file fails the same check (and is retried the same way).
+        let rows_staged = self
+            .lake
+            .staged_rows(&self.run_id, &table)
+            .await
+            .map_err(|e| crate::InvariantViolation { name: invariant.clone(), detail: format!("{e:#}") })?;
+        check(&invariant, rows_staged == rows_written, || {
+            format!("{rows_staged} rows in the files, {rows_written} written")
+        })?;
         if !self.has_files(table).await? {
             self.lake.stage_empty_table(&self.run_id, &table, file_schema).await?;
         }
