@@ -25,6 +25,9 @@ RUN_OPTIONS=(--stream-from 2019-10-01 --stream-to 2019-10-03 --stream-files 6)
 # A chaos stage must end within this; its jobs are cancelled after JOB_TIMEOUT
 # and the stage retried (the cluster flags of `funnelpulse run`, as env vars).
 STAGE_BOUND=300
+# The fault comes this many seconds into the stage at the earliest (past the
+# problem scan, into the bronze and silver writes).
+FAULT_AFTER=3
 JOB_TIMEOUT=60s
 STAGE_RETRIES=2
 WORK=""
@@ -265,7 +268,8 @@ chaos() {
         -e "FUNNELPULSE_STAGE_RETRIES=$STAGE_RETRIES" cli run 01 --raw /data/raw-large --lake "$lake" >/dev/null
     started=$SECONDS
     deadline=$((SECONDS + 120))
-    until jobs="$(running_jobs)" && [[ -n "$jobs" ]]; do
+    # FAULT_AFTER seconds in, while a job runs.
+    until [[ $((SECONDS - started)) -ge $FAULT_AFTER ]] && jobs="$(running_jobs)" && [[ -n "$jobs" ]]; do
         [[ "$(docker inspect -f '{{.State.Running}}' "$name")" == true ]] ||
             fail "$(docker logs "$name" 2>&1 | tail -20)"$'\n'"stage 01 ended before the fault: nothing tested"
         [[ $SECONDS -lt $deadline ]] || fail "no job running after 120 s"
