@@ -78,7 +78,7 @@ check "CKV_FP_1 fails each bad fixture rule and passes each good one" policy_fix
 check "variables, defaults and outputs of the deploy interface" offline interface
 check "security invariants (no public IP or NAT, IAP-only ingress, bucket-only storage access, protected bucket)" offline invariants
 check "the metadata attributes the VMs get are the ones startup.sh reads" offline metadata
-check "deploy/prices.tsv prices the default machine types" offline prices
+check "terraform/prices.tsv prices the default machine types" offline prices
 
 echo "$passed passed, $failed failed"
 [[ "$failed" -eq 0 ]]

@@ -11,12 +11,12 @@
 # Further settings (environment or settings file):
 #   FUNNELPULSE_WAIT_SECONDS   how long up.sh waits for the executors (default 600)
 #   FUNNELPULSE_POLL_SECONDS   how often it asks the scheduler (default 2)
-#   FUNNELPULSE_PRICES         the price table (default deploy/prices.tsv)
+#   FUNNELPULSE_PRICES         the price table (default terraform/prices.tsv)
 #   FUNNELPULSE_SAMPLE_ROWS    rows of the default sample for stage 01 (default 2000000, as funnelpulse run)
 
 TF_DIR="$ROOT_DIR/terraform"
 GCE_STATE_DIR="$LOCAL_DIR/gce"
-PRICES="${FUNNELPULSE_PRICES:-$DEPLOY_DIR/prices.tsv}"
+PRICES="${FUNNELPULSE_PRICES:-$ROOT_DIR/terraform/prices.tsv}"
 WAIT_SECONDS="${FUNNELPULSE_WAIT_SECONDS:-600}"
 POLL_SECONDS="${FUNNELPULSE_POLL_SECONDS:-2}"
 # The scheduler's port on its VM (gRPC, REST and the embedded Flight proxy).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # The gce target with fakes: terraform, gcloud and the funnelpulse CLI from
 # tests/fakes log their arguments to $FAKE_LOG; the fake IAP tunnel is a small
-# scheduler REST API on 127.0.0.1 (fakes/scheduler_api.py), which the scripts
+# scheduler REST API on 127.0.0.1 (tests/deploy-fakes/scheduler_api.py), which the scripts
 # query with the real curl. The scripts run with a PATH of the fakes and the
 # few system tools they use, so no real gcloud or terraform can be reached.
 
@@ -30,7 +30,7 @@ setup() {
     # The Linux builds for the VMs, apart from this machine's client (as on a Mac).
     export FUNNELPULSE_CLUSTER_BIN_DIR="$BATS_TEST_TMPDIR/cluster-bin"
     CLUSTER_BIN="$FUNNELPULSE_CLUSTER_BIN_DIR"
-    export FUNNELPULSE_PRICES="$FAKES/prices.tsv"
+    export FUNNELPULSE_PRICES="$ROOT/tests/deploy-fakes/prices.tsv"
     export FUNNELPULSE_POLL_SECONDS=0.1
     export FUNNELPULSE_WAIT_SECONDS=5
     export FUNNELPULSE_SAMPLE_ROWS=1000
@@ -495,9 +495,9 @@ EOF
     [ "$status" -ne 0 ] && [[ "$output" == *"unknown option '--bogus' (options for funnelpulse run go after --)"* ]]
 }
 
-@test "deploy/prices.tsv prices the default machine types, on-demand and spot" {
-    local prices="$DEPLOY/prices.tsv"
-    [ -f "$prices" ] || skip "deploy/prices.tsv is not there yet"
+@test "terraform/prices.tsv prices the default machine types, on-demand and spot" {
+    local prices="$ROOT/terraform/prices.tsv"
+    [ -f "$prices" ] || skip "terraform/prices.tsv is not there yet"
     [ "$(grep -v '^#' "$prices" | head -1)" == "$(printf 'machine_type\ton_demand_usd_per_hour\tspot_usd_per_hour')" ]
     FUNNELPULSE_PRICES="$prices" deploy up.sh --project p1 --dry-run
     expect_ok

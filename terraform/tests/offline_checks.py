@@ -8,7 +8,7 @@ and python-hcl2 that checkov brings):
     python offline_checks.py invariants   # security choices that must not regress (cluster and managed Kafka)
     python offline_checks.py metadata     # the metadata attributes set here are the ones startup.sh reads
     python offline_checks.py skips        # every inline checkov skip gives its reason
-    python offline_checks.py prices       # deploy/prices.tsv prices the default machine types
+    python offline_checks.py prices       # terraform/prices.tsv prices the default machine types
     python offline_checks.py policy REPORT.json   # the custom policy fails the bad fixture, passes the good one
     python offline_checks.py policy-ran REPORT.json  # checkov -d terraform evaluated CKV_FP_1 on every firewall rule
 
@@ -294,9 +294,9 @@ def check_skips():
 
 
 def check_prices():
-    """deploy/prices.tsv: the header the deploy scripts expect, a price for each
+    """terraform/prices.tsv: the header the deploy scripts expect, a price for each
     default machine type, numbers, Spot below on-demand."""
-    lines = (REPO / "deploy" / "prices.tsv").read_text().splitlines()
+    lines = (REPO / "terraform" / "prices.tsv").read_text().splitlines()
     problems = []
     if not lines or lines[0] != "machine_type\ton_demand_usd_per_hour\tspot_usd_per_hour":
         problems.append("the first line must be the header machine_type<TAB>on_demand_usd_per_hour<TAB>spot_usd_per_hour")

@@ -15,12 +15,12 @@ setup_fakes() {
     : >"$FAKE_LOG"
 }
 
-# Starts http_files.py on a folder; prints the port. Usage: port="$(start_http NAME DIR [--require-header H:V])"
+# Starts tests/deploy-fakes/http_files.py on a folder; prints the port. Usage: port="$(start_http NAME DIR [--require-header H:V])"
 start_http() { # name, folder, server options…
     local name="$1" dir="$2" port_file="$BATS_TEST_TMPDIR/$1.port"
     shift 2
     mkdir -p "$dir"
-    python3 "$FAKES/http_files.py" "$dir" "$port_file" "$@" >/dev/null 2>&1 &
+    python3 "$FAKES/../../../tests/deploy-fakes/http_files.py" "$dir" "$port_file" "$@" >/dev/null 2>&1 &
     echo $! >"$BATS_TEST_TMPDIR/$name.pid"
     for _ in $(seq 200); do
         [[ -s "$port_file" ]] && break
