@@ -3,8 +3,9 @@
 
     compare-lakes.py EXPECTED_LAKE ACTUAL_LAKE [--tables a,b] [--except a,b]
 
-Each table is read as `read_parquet('<lake>/tables/<name>/**/*.parquet',
-hive_partitioning=true)`. Without --tables both lakes must hold the same set
+Each table is a Delta table: its current version is read with the
+`deltalake` package (delta-rs; `pip install deltalake`) and compared in
+DuckDB. Without --tables both lakes must hold the same set
 of tables. Rows are compared as multisets (EXCEPT ALL both ways) with float
 columns rounded to 10 significant digits; rows that differ only because a
 value fell on either side of a rounding boundary are then matched with a
@@ -18,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import duckdb
+from deltalake import DeltaTable
 
 FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
 REL_TOL = 1e-9
@@ -27,16 +29,29 @@ SHOWN = 5
 
 def tables_of(lake: Path) -> set[str]:
     root = lake / "tables"
-    return {p.name for p in root.iterdir() if p.is_dir()} if root.is_dir() else set()
+    return {p.name for p in root.iterdir() if (p / "_delta_log").is_dir()} if root.is_dir() else set()
+
+
+def delta(lake: Path, table: str) -> DeltaTable:
+    return DeltaTable(str(lake / "tables" / table))
 
 
 def has_files(lake: Path, table: str) -> bool:
-    return any((lake / "tables" / table).rglob("*.parquet"))
+    return len(delta(lake, table).file_uris()) > 0
+
+
+CON = duckdb.connect()
+REGISTERED: dict[tuple[str, str], str] = {}
 
 
 def source(lake: Path, table: str) -> str:
-    glob = str(lake / "tables" / table / "**" / "*.parquet").replace("'", "''")
-    return f"read_parquet('{glob}', hive_partitioning=true, union_by_name=true)"
+    """The table's current version, registered in DuckDB (once) under a view name."""
+    key = (str(lake), table)
+    if key not in REGISTERED:
+        name = f"t{len(REGISTERED)}"
+        CON.register(name, delta(lake, table).to_pyarrow_table())
+        REGISTERED[key] = name
+    return REGISTERED[key]
 
 
 def schema(con, lake: Path, table: str) -> dict[str, str]:
@@ -157,7 +172,7 @@ def main() -> int:
     if not expected & wanted and not actual & wanted:
         print("no tables to compare")
         return 1
-    con = duckdb.connect()
+    con = CON
     for table in sorted(wanted):
         if table not in expected or table not in actual:
             where = "expected" if table in expected else "actual"

@@ -18,6 +18,8 @@ pub struct EvaluateArgs {
     /// Also write the scores as JSON to this file (they always go to <lake>/reports/evaluation.json).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub as_of: funnelpulse_engine::AsOfArgs,
 }
 
 pub async fn run(args: EvaluateArgs) -> anyhow::Result<()> {
@@ -30,7 +32,8 @@ pub async fn run(args: EvaluateArgs) -> anyhow::Result<()> {
     }
     let engine = Engine::connect_with(args.common.engine_mode()?, &args.common.cluster).await?;
     let lake = Lake::open(&args.common.lake, engine.ctx.runtime_env().object_store_registry.as_ref())?;
-    let evaluation = evaluate(&engine, &lake, &truth).await?;
+    let as_of = args.as_of.for_several_tables("evaluate")?;
+    let evaluation = evaluate(&engine, &lake, &truth, &as_of).await?;
     print!("{evaluation}");
     let json = serde_json::to_vec_pretty(&evaluation)?;
     let url = lake.put_report("evaluation.json", json.clone()).await?;

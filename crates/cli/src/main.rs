@@ -5,6 +5,7 @@ mod config;
 mod evaluate;
 mod generate;
 mod kafka;
+mod lake;
 mod run;
 mod stream;
 
@@ -34,6 +35,9 @@ enum Command {
     /// Inspect the streaming funnel (stage 04).
     #[command(subcommand)]
     Stream(stream::StreamCommand),
+    /// The lake's Delta tables: history of versions, vacuum.
+    #[command(subcommand)]
+    Lake(lake::LakeCommand),
 }
 
 /// Warnings, without Ballista's routine notes about spilling shuffle buffers.
@@ -51,6 +55,7 @@ async fn main() {
             Command::Alert(args) => alert::run(args).await,
             Command::Stream(command) => stream::run(command).await,
             Command::Kafka(command) => kafka::run(command).await,
+            Command::Lake(command) => lake::run(command).await,
         }
     }
     .await;

@@ -22,6 +22,9 @@ pub struct RunArgs {
     pub stage04: funnelpulse_stage04::Stage04Args,
     #[command(flatten)]
     pub stage05: funnelpulse_stage05::Stage05Args,
+    /// For stages 05 and 06 (the readers): which version of their input tables.
+    #[command(flatten)]
+    pub as_of: funnelpulse_engine::AsOfArgs,
     /// Rows of the sample generated when stage 01 runs without --raw (over the
     /// two weeks from 2019-10-15, the real data's density: about one planted
     /// anomaly a day, and stage 03's default range).
@@ -91,10 +94,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 format!("{}\n", runner.run(stage, run).await?)
             }
             "05" => {
-                let run = async |engine: &_| funnelpulse_stage05::run(engine, &lake, &args.stage05).await;
+                let as_of = args.as_of.or_latest();
+                let run = async |engine: &_| funnelpulse_stage05::run(engine, &lake, &args.stage05, &as_of).await;
                 format!("{}\n", runner.run(stage, run).await?)
             }
-            "06" => runner.run(stage, async |engine| funnelpulse_stage06::run(engine, &lake).await).await?.to_string(),
+            "06" => {
+                let as_of = args.as_of.for_several_tables("stage 06")?;
+                runner
+                    .run(stage, async |engine| funnelpulse_stage06::run(engine, &lake, &as_of).await)
+                    .await?
+                    .to_string()
+            }
             other => bail!("stage {other} is not available"),
         };
         print!("{report}");

@@ -187,20 +187,24 @@ fn local_files(root: &Path) -> BTreeSet<String> {
 }
 
 /// `tables/<t>/<col>=<value>/` of every data file, after checking that the
-/// lake holds only current data files: `tables/<t>/<col>=<value>/part-<run>-*.parquet`,
-/// nothing staged, no commit journal.
+/// lake holds only tables: each a Delta log and its runs' data files,
+/// `tables/<t>/run-<run>/<col>=<value>/*.parquet`, nothing staged elsewhere.
 fn table_layout(files: &BTreeSet<String>) -> BTreeSet<String> {
     let partition_col: BTreeMap<_, _> = tables().into_iter().map(|(t, p, _)| (t, p)).collect();
     let mut folders = BTreeSet::new();
     for file in files {
         let parts: Vec<&str> = file.split('/').collect();
-        let ok = parts.len() == 4
-            && parts[0] == "tables"
-            && partition_col.get(parts[1]).is_some_and(|col| parts[2].starts_with(&format!("{col}=")))
-            && parts[3].starts_with("part-")
-            && parts[3].ends_with(".parquet");
+        let in_table = parts.len() >= 3 && parts[0] == "tables" && partition_col.contains_key(parts[1]);
+        if in_table && parts[2] == "_delta_log" {
+            continue;
+        }
+        let ok = in_table
+            && parts.len() == 5
+            && parts[2].starts_with("run-")
+            && partition_col.get(parts[1]).is_some_and(|col| parts[3].starts_with(&format!("{col}=")))
+            && parts[4].ends_with(".parquet");
         assert!(ok, "unexpected object in the lake: {file} (all: {files:#?})");
-        folders.insert(format!("{}/{}/{}/", parts[0], parts[1], parts[2]));
+        folders.insert(format!("{}/{}/{}/", parts[0], parts[1], parts[3]));
     }
     folders
 }
@@ -258,7 +262,8 @@ async fn stages_on_gs_use_the_metadata_token_and_equal_the_local_lake() {
         "the metadata server was not asked for a token: {asked:?}"
     );
     // Every request to the bucket carried that token, and the lake used the
-    // whole API it needs: uploads, listings (paged), ranged reads, copies, deletes.
+    // API it needs: uploads, listings (paged), ranged reads. Commits copy
+    // nothing: the files are written in place and one log entry commits them.
     let requests = gcp.gcs_requests();
     let bearer = format!("Bearer {token}");
     let strangers: Vec<_> = requests.iter().filter(|r| r["authorization"] != bearer.as_str()).collect();
@@ -279,9 +284,19 @@ async fn stages_on_gs_use_the_metadata_token_and_equal_the_local_lake() {
         }
     };
     let kinds: BTreeSet<_> = requests.iter().map(kind).collect();
-    for wanted in ["list", "list, next page", "ranged read", "copy", "upload", "delete"] {
+    for wanted in ["list", "list, next page", "ranged read", "upload"] {
         assert!(kinds.contains(wanted), "no {wanted} request: saw {kinds:?}");
     }
+    let copies = requests.iter().filter(|r| kind(r) == "copy").count();
+    assert_eq!(copies, 0, "a commit copied objects");
+    let commits: Vec<_> = requests
+        .iter()
+        .filter(|r| kind(r) == "upload" && r["key"].as_str().is_some_and(|k| k.contains("/_delta_log/0")))
+        .collect();
+    assert!(
+        commits.iter().all(|r| r["if_generation_match"].as_str() == Some("0")),
+        "a log entry was written without put-if-absent: {commits:?}"
+    );
 
     // Only the current tables remain, in the same partitions as the local lake.
     let objects = gcp.lake_objects();
@@ -306,35 +321,28 @@ async fn a_token_the_bucket_refuses_fails_the_stage_and_writes_nothing() {
     assert!(gcp.lake_objects().is_empty(), "objects written with a refused token: {:?}", gcp.lake_objects());
 }
 
-/// GCS has no rename: a move is a copy and a delete. A commit interrupted
-/// between the two (here: the bucket refuses the delete) must be completed by
-/// the next run, although the copy's target already exists.
+/// A commit the bucket refuses (here: writes to silver's Delta log) fails the
+/// stage after the tables before it were committed; silver keeps its version,
+/// and the next run brings every table to a complete run's rows.
 #[tokio::test]
-async fn a_commit_interrupted_between_copy_and_delete_is_completed_by_the_next_run() {
+async fn a_refused_commit_fails_the_stage_and_the_next_run_completes_the_tables() {
     let local = reference(&["01"]);
     let token = new_token();
     let gcp = FakeGcp::start(&token, &token);
     let lake = gcp.lake_url();
     let args = ["run", "01", "--raw", local.raw.to_str().unwrap(), "--lake", &lake];
 
-    let staging = format!("/_fake/fault?method=DELETE&prefix={PREFIX}/_staging/&status=403");
-    assert_eq!(gcp.gcs.call("PUT", &staging).0, 200);
+    let refuse = format!("/_fake/fault?method=PUT&prefix={PREFIX}/tables/silver_events/_delta_log/&status=403");
+    assert_eq!(gcp.gcs.call("PUT", &refuse).0, 200);
     let out = gcp.funnelpulse(local.dir.path(), &args, &gcp.metadata_env());
-    assert!(!out.status.success(), "the commit succeeded although deletes were refused:\n{}", text(&out));
+    assert!(!out.status.success(), "the commit succeeded although the log write was refused:\n{}", text(&out));
+    assert!(text(&out).contains("silver_events"), "the error names the table: {}", text(&out));
     let stuck = gcp.lake_objects();
-    assert!(stuck.keys().any(|k| k.starts_with("_commits/")), "no commit journal left: {stuck:?}");
-    assert!(stuck.keys().any(|k| k.starts_with("tables/")), "no file copied before the failure: {stuck:?}");
+    assert!(stuck.keys().any(|k| k.starts_with("tables/bronze_events/_delta_log/")), "bronze was not committed");
+    assert!(!stuck.keys().any(|k| k.starts_with("tables/silver_events/")), "silver has files: {stuck:?}");
     assert_eq!(gcp.gcs.call("DELETE", "/_fake/fault").0, 200);
 
-    let out = assert_ok(
-        &gcp.funnelpulse(local.dir.path(), &args, &gcp.metadata_env()),
-        "the run after the interrupted commit",
-    );
-    assert!(out.contains("completed the interrupted commit"), "{out}");
-    let files: BTreeSet<String> = gcp.lake_objects().keys().cloned().collect();
-    let local_files: BTreeSet<String> =
-        local_files(&local.lake).into_iter().filter(|f| f.starts_with("tables/")).collect();
-    assert_eq!(table_layout(&files), table_layout(&local_files), "partition folders differ");
+    assert_ok(&gcp.funnelpulse(local.dir.path(), &args, &gcp.metadata_env()), "the run after the refused commit");
     assert_same_tables(&gcp.mirrored_lake(), &local.lake, 4).await;
 }
 

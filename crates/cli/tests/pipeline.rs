@@ -3,11 +3,12 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use common::reference;
-use common::tables::{Row, assert_same_rows, read_first, read_rows, sorted};
+use common::tables::{Row, assert_same_rows, delta_files, read_first, read_rows, sorted};
 use common::{LocalCluster, funnelpulse_ok, generate};
 
 /// Hand-made rows for the rules' edge cases, beside the generated files.
@@ -102,8 +103,8 @@ async fn local_cluster_tables_are_identical_to_embedded() {
     }
 }
 
-/// Data files under a table folder, relative to it.
-fn table_files(lake: &Path, table: &str) -> Vec<String> {
+/// Files on disk under a table folder (data files, not the log), relative to it.
+fn files_on_disk(lake: &Path, table: &str) -> Vec<String> {
     let root = lake.join("tables").join(table);
     let mut files = Vec::new();
     let mut stack = vec![root.clone()];
@@ -117,40 +118,86 @@ fn table_files(lake: &Path, table: &str) -> Vec<String> {
             }
         }
     }
+    files.retain(|f| !f.starts_with("_delta_log"));
     files.sort();
     files
 }
 
+/// The run folders (`run-<id>`) of the table's current files, as delta-rs sees them.
+async fn current_runs(lake: &Path, table: &str) -> BTreeSet<String> {
+    let root = lake.join("tables").join(table);
+    let files = delta_files(lake, table, "event_date").await;
+    files
+        .iter()
+        .map(|(f, _)| f.strip_prefix(&root).unwrap().iter().next().unwrap().to_string_lossy().to_string())
+        .collect()
+}
+
+const STAGE01_TABLES: [&str; 4] = ["bronze_events", "bronze_rejects", "silver_events", "gold_funnel_hourly_brand"];
+
+/// Runs Python with the Delta readers people use (`pip install deltalake polars`).
+fn python(script: &str) -> String {
+    let out = std::process::Command::new("python3").args(["-c", script]).output().expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "Python reader failed (pip install deltalake polars): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 #[tokio::test]
-async fn a_rerun_replaces_the_tables_and_duckdb_sees_exactly_the_current_version() {
+async fn a_rerun_replaces_the_tables_and_other_readers_see_exactly_the_current_version() {
     let run = embedded_run();
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let args = ["run", "01", "--raw", run.raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()];
     funnelpulse_ok(dir.path(), &args);
     let first = read_first(&lake, 3).await;
+    let first_runs = current_runs(&lake, "bronze_events").await;
     funnelpulse_ok(dir.path(), &args);
-    for table in ["bronze_events", "bronze_rejects", "silver_events", "gold_funnel_hourly_brand"] {
-        let files = table_files(&lake, table);
-        let runs: std::collections::BTreeSet<_> =
-            files.iter().map(|f| f.split("/part-").nth(1).unwrap_or(f)[..25].to_string()).collect();
-        assert_eq!(runs.len(), 1, "{table} holds files of several runs: {files:?}");
-        assert!(files.iter().all(|f| f.ends_with(".parquet")), "{table} holds non-data files: {files:?}");
+    for table in STAGE01_TABLES {
+        let runs = current_runs(&lake, table).await;
+        assert!(runs.len() <= 1, "{table} holds files of several runs: {runs:?}");
+        assert!(runs.iter().all(|r| r.starts_with("run-")), "{table}: files outside a run folder: {runs:?}");
     }
+    assert_ne!(current_runs(&lake, "bronze_events").await, first_runs, "the re-run did not replace bronze_events");
     for ((table, again), (_, before)) in read_first(&lake, 3).await.into_iter().zip(first) {
         assert_eq!(sorted(again), sorted(before), "{table} changed on re-run");
     }
-    // Another engine sees exactly the current rows.
+
+    // Other Delta readers see exactly the current version, empty tables included;
+    // the previous version is still there to travel back to.
     let script = format!(
-        "import duckdb\nfor t in ['bronze_events','silver_events','gold_funnel_hourly_brand','bronze_rejects']:\n    print(t, duckdb.sql(\"select count(*) from read_parquet('{}/tables/\" + t + \"/**/*.parquet', hive_partitioning=true)\").fetchall()[0][0])\n",
-        lake.display()
+        "import deltalake, polars\n\
+         for t in {STAGE01_TABLES:?}:\n\
+         \x20   path = '{lake}/tables/' + t\n\
+         \x20   d = deltalake.DeltaTable(path)\n\
+         \x20   previous = deltalake.DeltaTable(path, version=d.version() - 1).to_pyarrow_table().num_rows\n\
+         \x20   print(t, d.version(), d.to_pyarrow_table().num_rows, polars.read_delta(path).height, previous)\n",
+        lake = lake.display()
     );
-    let out = std::process::Command::new("python3").args(["-c", &script]).output().expect("python3 runs");
-    assert!(out.status.success(), "DuckDB check failed (pip install duckdb): {}", String::from_utf8_lossy(&out.stderr));
-    let counts = String::from_utf8_lossy(&out.stdout).to_string();
-    let bronze = read_rows(&lake, "bronze_events", "event_date", &["event_type"]).await.len();
-    let silver = read_rows(&lake, "silver_events", "event_date", &["event_type"]).await.len();
-    assert!(counts.contains(&format!("bronze_events {bronze}\n")), "{counts}");
-    assert!(counts.contains(&format!("silver_events {silver}\n")), "{counts}");
-    assert!(counts.contains("bronze_rejects 0\n"), "an empty table must be readable: {counts}");
+    let counts = python(&script);
+    for (table, partition) in
+        [("bronze_events", "event_date"), ("silver_events", "event_date"), ("bronze_rejects", "event_date")]
+    {
+        let ours = read_rows(&lake, table, partition, &["event_date"]).await.len();
+        let line = counts.lines().find(|l| l.starts_with(&format!("{table} "))).unwrap_or_else(|| panic!("{counts}"));
+        let numbers: Vec<usize> = line.split(' ').skip(1).map(|n| n.parse().unwrap()).collect();
+        assert_eq!(numbers[1..], [ours, ours, ours], "{table}: version, deltalake, polars, previous version: {line}");
+    }
+    assert!(counts.contains("bronze_rejects 1 0 0 0\n"), "an empty table must be readable: {counts}");
+
+    // Vacuum deletes the replaced files; the current version reads the same.
+    let current: Vec<Vec<Row>> = read_first(&lake, 3).await.into_iter().map(|(_, rows)| sorted(rows)).collect();
+    let on_disk = files_on_disk(&lake, "bronze_events").len();
+    let out =
+        funnelpulse_ok(dir.path(), &["lake", "vacuum", "--lake", lake.to_str().unwrap(), "--retain", "0s", "--force"]);
+    assert!(out.contains("bronze_events"), "{out}");
+    let after = files_on_disk(&lake, "bronze_events");
+    assert_eq!(after.len() * 2, on_disk, "vacuum keeps exactly the current files: {after:?}");
+    let vacuumed: Vec<Vec<Row>> = read_first(&lake, 3).await.into_iter().map(|(_, rows)| sorted(rows)).collect();
+    assert!(vacuumed == current, "vacuum changed the current version");
+    let history = funnelpulse_ok(dir.path(), &["lake", "history", "--lake", lake.to_str().unwrap(), "silver_events"]);
+    assert!(history.contains("WRITE") && history.lines().count() >= 3, "{history}");
 }

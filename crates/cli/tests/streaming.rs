@@ -226,3 +226,42 @@ async fn late_events_are_counted_not_added_and_bad_or_growing_files_never_stall_
     assert!(taken["quarantined"].as_array().unwrap().is_empty(), "the growing file was taken too early: {taken}");
     terminate(&mut stream);
 }
+
+/// One stream per checkpoint: a second stream is refused while the first
+/// holds the lease; once the first is killed, the next one takes the
+/// checkpoint over and the output holds each window once, as an
+/// uninterrupted run's.
+#[tokio::test]
+async fn a_second_stream_on_a_checkpoint_is_refused_and_takes_over_once_the_first_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = generate(dir.path(), 5_000, 2);
+    let base = dir.path().join("base");
+    let base_arg = base.to_str().unwrap();
+    funnelpulse_ok(dir.path(), &["run", "01", "--raw", raw.to_str().unwrap(), "--lake", base_arg]);
+    let range = ["--stream-from", "2019-10-01", "--stream-to", "2019-10-02", "--stream-files", "6"];
+    funnelpulse_ok(dir.path(), &[&["run", "03", "--lake", base_arg][..], &range].concat());
+    copy_dir(&base, &dir.path().join("a"));
+    funnelpulse_ok(dir.path(), &stream_args("a", &[]));
+    let uninterrupted = output_rows(&dir.path().join("a")).await;
+
+    copy_dir(&base, &dir.path().join("lake"));
+    let mut first = command(dir.path(), &stream_args("lake", &[]))
+        .env("FUNNELPULSE_PAUSE", "stream:after-write:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(first.stderr.take().unwrap()));
+    assert!(lines.any(|l| l.unwrap().contains("paused at stream:after-write:1")), "the first stream never paused");
+
+    let second = funnelpulse(dir.path(), &stream_args("lake", &[]), &[]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "a second stream ran on a held checkpoint: {stderr}");
+    assert!(stderr.contains("is in use by another stream") && stderr.contains("pid"), "{stderr}");
+
+    first.kill().unwrap(); // SIGKILL: its lease is never released
+    first.wait().unwrap();
+    let out = funnelpulse_ok(dir.path(), &stream_args("lake", &[]));
+    assert!(out.contains("stage 04 done"), "{out}");
+    assert_eq!(output_rows(&dir.path().join("lake")).await, uninterrupted, "windows lost or written twice");
+}

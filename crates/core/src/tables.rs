@@ -48,3 +48,24 @@ pub const STREAM_DEAD_LETTERS: TableSpec = TableSpec { name: "stream_dead_letter
 pub const STREAM_STATE: TableSpec = TableSpec { name: "state", partition_col: "window_date" };
 /// Stage 04's checkpoint: a batch's partial aggregates (not a lake table).
 pub const STREAM_PARTIALS: TableSpec = TableSpec { name: "partials", partition_col: "window_date" };
+
+/// Every table of the lake (not the checkpoint's), in pipeline order.
+pub const LAKE_TABLES: [TableSpec; 12] = [
+    BRONZE_REJECTS,
+    BRONZE_EVENTS,
+    SILVER_EVENTS,
+    GOLD_FUNNEL_HOURLY_BRAND,
+    GOLD_FUNNEL_DAILY_BRAND,
+    GOLD_FUNNEL_DAILY_CATEGORY,
+    GOLD_FUNNEL_HOURLY_PRICE_BAND,
+    GOLD_ANOMALIES_HOURLY_BRAND,
+    GOLD_ANOMALIES_HOURLY_BRAND_V2,
+    GOLD_STREAM_FUNNEL_HOURLY_BRAND,
+    LATE_EVENTS,
+    STREAM_DEAD_LETTERS,
+];
+
+/// The lake table called `name`.
+pub fn lake_table(name: &str) -> Option<TableSpec> {
+    LAKE_TABLES.into_iter().find(|t| t.name == name)
+}

@@ -51,6 +51,35 @@ impl Default for ClusterArgs {
     }
 }
 
+/// `--as-of`: which version of the tables a reading command reads.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct AsOfArgs {
+    /// Read the tables as they were: a version number (of the one table the
+    /// command reads) or a time (RFC 3339, e.g. 2026-12-03T10:00:00Z: each
+    /// table's version current then). Default: the latest versions.
+    #[arg(long, env = "FUNNELPULSE_AS_OF")]
+    pub as_of: Option<funnelpulse_lake::AsOf>,
+}
+
+impl AsOfArgs {
+    /// The version to read, for a command that reads several tables: a
+    /// version number is ambiguous there, so only a time is accepted.
+    pub fn for_several_tables(&self, command: &str) -> anyhow::Result<funnelpulse_lake::AsOf> {
+        match &self.as_of {
+            None => Ok(funnelpulse_lake::AsOf::Latest),
+            Some(funnelpulse_lake::AsOf::Version(v)) => anyhow::bail!(
+                "--as-of {v}: {command} reads several tables, whose version numbers differ; give a time instead \
+                 (--as-of 2026-12-03T10:00:00Z)"
+            ),
+            Some(other) => Ok(other.clone()),
+        }
+    }
+
+    pub fn or_latest(&self) -> funnelpulse_lake::AsOf {
+        self.as_of.clone().unwrap_or_default()
+    }
+}
+
 impl CommonArgs {
     pub fn engine_mode(&self) -> anyhow::Result<EngineMode> {
         EngineMode::from_scheduler(self.scheduler.as_deref())

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::codec::{FunnelPulseLogicalCodec, FunnelPulsePhysicalCodec};
 use ballista::prelude::SessionConfigExt;
 use datafusion::error::Result;
 use datafusion::execution::SessionState;
@@ -12,7 +13,6 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 use funnelpulse_lake::LakeStores;
-use funnelpulse_rawcsv::codec::{FunnelPulseLogicalCodec, FunnelPulsePhysicalCodec};
 use tonic::transport::Endpoint;
 
 /// Ballista session config with the FunnelPulse codecs registered.

@@ -10,7 +10,9 @@
 //!   restarted scheduler (bounded jobs, cancellation, retries).
 
 pub mod cluster;
+pub mod codec;
 pub mod embedded;
+pub mod files_table;
 pub mod session;
 pub mod staged;
 pub mod tables;
@@ -21,6 +23,6 @@ pub mod args;
 pub mod attempts;
 pub mod progress;
 pub mod watchdog;
-pub use args::{ClusterArgs, CommonArgs};
+pub use args::{AsOfArgs, ClusterArgs, CommonArgs};
 pub use attempts::{InvariantViolation, StageRunner};
 pub use progress::StageProgress;

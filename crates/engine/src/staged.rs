@@ -1,35 +1,64 @@
-//! A stage's run against the lake: write tables to staging, check them,
-//! commit them together, or throw them away.
+//! A stage's run against the lake: write its tables' files, check them,
+//! commit them one Delta commit per table, or throw them away.
 
 use std::time::Instant;
 
 use anyhow::Context;
 use datafusion::arrow::array::{Array, Int64Array};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{DataFrame, SessionContext};
 use funnelpulse_core::TableSpec;
-use funnelpulse_lake::{CommitSummary, Lake, new_run_id};
+use funnelpulse_lake::{AsOf, Lake, TableChanged, TableFiles, new_run_id};
 
-use crate::tables::{as_one_task, read_partitions, read_table, write_partitioned};
+use crate::tables::{as_one_task, read_files, write_partitioned};
 
 pub struct StagedRun {
     lake: Lake,
     pub run_id: String,
-    /// Tables staged so far; a mutex so that one run can write several tables at once.
-    written: std::sync::Mutex<Vec<TableSpec>>,
+    /// Tables written so far, with the version each had when this run began
+    /// writing it; a mutex so that one run can write several tables at once.
+    written: std::sync::Mutex<Vec<Written>>,
+    /// Committed tables this run read, with the version it read.
+    read: std::sync::Mutex<Vec<(TableSpec, i64)>>,
+}
+
+/// A table this run wrote.
+#[derive(Clone)]
+struct Written {
+    table: TableSpec,
+    /// The table's version when this run began writing it (`None`: absent).
+    base_version: Option<i64>,
+    schema: SchemaRef,
 }
 
 impl StagedRun {
-    /// Completes any interrupted commit, then starts a new run.
+    /// Completes an interrupted replacement of the stream input (stage 03's
+    /// journal), then starts a new run.
     pub async fn begin(lake: &Lake) -> anyhow::Result<Self> {
         for run in lake.recover().await? {
-            eprintln!("note: completed the interrupted commit of run {run}");
+            log::warn!("completed the interrupted commit of run {run}");
         }
-        Ok(Self { lake: lake.clone(), run_id: new_run_id(), written: Default::default() })
+        Ok(Self { lake: lake.clone(), run_id: new_run_id(), written: Default::default(), read: Default::default() })
     }
 
-    /// Writes `df` as the new version of `table` (staged, not yet visible),
+    /// Reads the latest committed version of `table` and remembers it: the
+    /// commit fails if another run changes the table meanwhile.
+    pub async fn read_committed(&self, table: TableSpec) -> anyhow::Result<Option<TableFiles>> {
+        self.read_as_of(table, &AsOf::Latest).await
+    }
+
+    /// Reads `table` as of `at`; the latest version is remembered as
+    /// [`StagedRun::read_committed`] does, an older one (asked for) is not.
+    pub async fn read_as_of(&self, table: TableSpec, at: &AsOf) -> anyhow::Result<Option<TableFiles>> {
+        let files = self.lake.snapshot(&table, at).await?;
+        if let (AsOf::Latest, Some(version)) = (at, files.as_ref().and_then(|f| f.version)) {
+            self.read.lock().expect("read tables").push((table, version));
+        }
+        Ok(files)
+    }
+
+    /// Writes `df` as the new version of `table` (not yet visible),
     /// in one job planned as the engine sees fit.
     pub async fn write(&self, df: DataFrame, table: TableSpec) -> anyhow::Result<std::time::Duration> {
         self.write_jobs(vec![df], table).await
@@ -43,75 +72,128 @@ impl StagedRun {
         self.write_jobs(slices.into_iter().map(as_one_task).collect(), table).await
     }
 
-    /// Runs one write job per plan, all at once, then checks that the staged
+    /// Runs one write job per plan, all at once, then checks that the run's
     /// files hold exactly the rows the jobs reported (an invariant, so a
     /// cluster run is retried): a task that died midway on a lost executor
     /// can leave a partial file beside its retry's.
     async fn write_jobs(&self, jobs: Vec<DataFrame>, table: TableSpec) -> anyhow::Result<std::time::Duration> {
+        let written = self.write_and_check(jobs, table).await;
+        if written.is_err() {
+            // Not in `written` yet, so `abandon` would not find them.
+            if let Err(e) = self.lake.discard_run_files(&self.run_id, &table).await {
+                log::warn!("could not remove the files of run {} in {}: {e:#}", self.run_id, table.name);
+            }
+        }
+        written
+    }
+
+    async fn write_and_check(&self, jobs: Vec<DataFrame>, table: TableSpec) -> anyhow::Result<std::time::Duration> {
         let started = Instant::now();
-        let url = self.lake.staging_url(&self.run_id, &table);
+        let base_version = self.lake.table_version(&table).await?;
+        let url = self.lake.run_files_url(&self.run_id, &table);
         let writes = jobs.into_iter().map(|df| write_partitioned(df, &table, &url));
         let written = futures::future::try_join_all(writes).await.with_context(|| format!("writing {}", table.name))?;
-        let file_schema = written
+        let schema = written
             .first()
-            .map(|w| w.file_schema.clone())
+            .map(|w| w.table_schema.clone())
             .with_context(|| format!("no slice to write for {}", table.name))?;
         let rows_written: u64 = written.iter().map(|w| w.rows).sum();
         funnelpulse_lake::fault::stray_file_point(&self.lake, &self.run_id, &table).await?;
-        let invariant = format!("{}: staged files hold the rows its jobs wrote", table.name);
-        // An unreadable staged file fails the same check (and is retried the same way).
+        let invariant = format!("{}: the run's files hold the rows its jobs wrote", table.name);
+        // An unreadable file fails the same check (and is retried the same way).
         let rows_staged = self
             .lake
-            .staged_rows(&self.run_id, &table)
+            .parquet_rows_under(&Lake::run_rel(&self.run_id, &table))
             .await
             .map_err(|e| crate::InvariantViolation { name: invariant.clone(), detail: format!("{e:#}") })?;
         check(&invariant, rows_staged == rows_written, || {
             format!("{rows_staged} rows in the files, {rows_written} written")
         })?;
-        if !self.has_files(table).await? {
-            self.lake.stage_empty_table(&self.run_id, &table, file_schema).await?;
-        }
-        self.written.lock().expect("written tables").push(table);
+        self.written.lock().expect("written tables").push(Written { table, base_version, schema });
         funnelpulse_lake::fault::crash_point(&format!("after-staging:{}", table.name));
         Ok(started.elapsed())
     }
 
-    /// Reads the staged version of a table written by this run.
-    pub async fn read(&self, ctx: &SessionContext, table: TableSpec) -> anyhow::Result<DataFrame> {
-        read_table(ctx, &table, &self.lake.staging_url(&self.run_id, &table)).await
+    /// The files this run wrote for `table`.
+    async fn files(&self, table: TableSpec) -> anyhow::Result<TableFiles> {
+        let schema = self
+            .written
+            .lock()
+            .expect("written tables")
+            .iter()
+            .find(|w| w.table == table)
+            .map(|w| w.schema.clone())
+            .with_context(|| format!("this run has not written {}", table.name))?;
+        self.lake.run_files(&self.run_id, &table, schema).await
     }
 
-    /// Reads the staged partitions `values` of a table written by this run.
+    /// Reads the version of a table written by this run (not yet committed).
+    pub async fn read(&self, ctx: &SessionContext, table: TableSpec) -> anyhow::Result<DataFrame> {
+        read_files(ctx, &self.files(table).await?)
+    }
+
+    /// Reads the partitions `values` of a table written by this run.
     pub async fn read_partitions(
         &self,
         ctx: &SessionContext,
         table: TableSpec,
         values: &[String],
     ) -> anyhow::Result<DataFrame> {
-        read_partitions(ctx, &table, &self.lake.staging_url(&self.run_id, &table), Some(values)).await
+        read_files(ctx, &self.files(table).await?.only_partitions(values))
     }
 
-    /// Partition values (not null) this run staged for `table`, sorted.
+    /// Partition values (not null) this run wrote for `table`, sorted.
     pub async fn partitions(&self, table: TableSpec) -> anyhow::Result<Vec<String>> {
-        self.lake.partition_values(&Lake::staging_rel(&self.run_id, &table), table.partition_col).await
+        Ok(self.files(table).await?.partitions())
     }
 
-    /// Whether this run staged any file for `table` (an empty result stages none).
-    pub async fn has_files(&self, table: TableSpec) -> anyhow::Result<bool> {
-        use futures::TryStreamExt;
-        let prefix = self.lake.path_of(&Lake::staging_rel(&self.run_id, &table));
-        Ok(self.lake.store().list(Some(&prefix)).try_next().await?.is_some())
-    }
-
-    /// Makes every written table the current version, all or nothing.
-    pub async fn commit(self) -> anyhow::Result<CommitSummary> {
+    /// Makes every written table the current version: one Delta commit per
+    /// table, in the order they were written. First checks that no table
+    /// this run read or wrote has changed since, so that a run that lost a
+    /// race commits nothing; then commits each table against the version it
+    /// started from (a race in between is still refused, table by table).
+    pub async fn commit(self) -> anyhow::Result<Vec<(String, i64)>> {
         let written = self.written.lock().expect("written tables").clone();
-        self.lake.commit(&self.run_id, &written).await
+        let read = self.read.lock().expect("read tables").clone();
+        self.check_unchanged(&written, &read).await?;
+        let mut committed = Vec::new();
+        for table in &written {
+            let files = self.lake.run_files(&self.run_id, &table.table, table.schema.clone()).await?;
+            match self.lake.commit_overwrite(&self.run_id, &files, table.base_version).await {
+                Ok(version) => committed.push((table.table.name.to_string(), version)),
+                Err(e) => {
+                    let e = match e.downcast::<TableChanged>() {
+                        Ok(changed) => TableChanged { committed: committed.clone(), ..changed }.into(),
+                        Err(e) => e,
+                    };
+                    self.discard_uncommitted(&written, committed.len()).await;
+                    return Err(e);
+                }
+            }
+            funnelpulse_lake::fault::crash_point(&format!("after-commit:{}", table.table.name));
+        }
+        Ok(committed)
+    }
+
+    /// Fails with [`TableChanged`] when a table read or written by this run
+    /// has a newer version than the one this run started from.
+    async fn check_unchanged(&self, written: &[Written], read: &[(TableSpec, i64)]) -> anyhow::Result<()> {
+        let bases = written.iter().map(|w| (w.table, w.base_version, "wrote"));
+        let inputs = read.iter().map(|(table, version)| (*table, Some(*version), "read"));
+        for (table, base, action) in bases.chain(inputs) {
+            let now = self.lake.table_version(&table).await?;
+            if now != base {
+                self.discard_uncommitted(written, 0).await;
+                let version = now.unwrap_or(-1);
+                return Err(TableChanged { table: table.name.to_string(), version, action, committed: vec![] }.into());
+            }
+        }
+        Ok(())
     }
 
     /// Commits when the stage's tables were built and checked (`built` is Ok),
-    /// otherwise throws the staged files away and returns the stage's error.
-    pub async fn commit_or_abandon(self, built: anyhow::Result<()>) -> anyhow::Result<CommitSummary> {
+    /// otherwise throws the run's files away and returns the stage's error.
+    pub async fn commit_or_abandon(self, built: anyhow::Result<()>) -> anyhow::Result<Vec<(String, i64)>> {
         match built {
             Ok(()) => self.commit().await,
             Err(e) => {
@@ -121,10 +203,19 @@ impl StagedRun {
         }
     }
 
-    /// Deletes the staged files after a failure; the current tables stay as they were.
+    /// Deletes the run's files after a failure; the current tables stay as they were.
     pub async fn abandon(self) {
-        if let Err(e) = self.lake.discard_staging(&self.run_id).await {
-            eprintln!("warning: could not remove staged files of run {}: {e:#}", self.run_id);
+        let written = self.written.lock().expect("written tables").clone();
+        self.discard_uncommitted(&written, 0).await;
+    }
+
+    /// Deletes the files of the written tables from the `skip`-th on (those
+    /// before it were committed).
+    async fn discard_uncommitted(&self, written: &[Written], skip: usize) {
+        for table in written.iter().skip(skip) {
+            if let Err(e) = self.lake.discard_run_files(&self.run_id, &table.table).await {
+                log::warn!("could not remove the files of run {} in {}: {e:#}", self.run_id, table.table.name);
+            }
         }
     }
 }

@@ -1,11 +1,14 @@
-//! Reading and writing lake tables as Parquet through Ballista.
+//! Reading and writing lake tables through Ballista: jobs write Parquet
+//! files, readers read the files of one version (see [`crate::files_table`]).
 
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use anyhow::Context;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::dataframe::DataFrameWriteOptions;
-use datafusion::logical_expr::{Expr, cast, col, lit, when};
-use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use datafusion::logical_expr::{Expr, cast, col, lit};
+use datafusion::prelude::{DataFrame, SessionContext};
 use funnelpulse_core::TableSpec;
 use funnelpulse_core::tables::NULL_PARTITION;
+use funnelpulse_lake::{AsOf, Lake, TableFiles};
 
 /// The partition value as text (`YYYY-MM-DD`, or Hive's null marker).
 ///
@@ -17,9 +20,9 @@ pub fn partition_text(date: Expr) -> Expr {
 
 /// What a write job did.
 pub struct Written {
-    /// The schema of the files (without the partition column), which a
-    /// commit needs for empty tables.
-    pub file_schema: SchemaRef,
+    /// The table's columns: the files' columns, then the partition column
+    /// (a date), as readers and the Delta log see them.
+    pub table_schema: SchemaRef,
     /// Rows written, as the job reported them.
     pub rows: u64,
 }
@@ -35,14 +38,16 @@ pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> a
         .map(|f| if f.name() == pcol { partition_text(col(pcol)).alias(pcol) } else { col(f.name()) })
         .collect();
     let df = df.select(columns)?;
-    let file_schema = {
+    let table_schema = {
         let arrow = df.schema().as_arrow();
-        let keep: Vec<usize> = (0..arrow.fields().len()).filter(|&i| arrow.field(i).name() != pcol).collect();
-        std::sync::Arc::new(arrow.project(&keep)?)
+        let mut fields: Vec<Field> =
+            arrow.fields().iter().filter(|f| f.name() != pcol).map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(pcol, table.partition_type(), true));
+        std::sync::Arc::new(Schema::new(fields))
     };
     let result =
         df.write_parquet(url, DataFrameWriteOptions::new().with_partition_by(vec![pcol.to_string()]), None).await?;
-    Ok(Written { file_schema, rows: rows_written(&result)? })
+    Ok(Written { table_schema, rows: rows_written(&result)? })
 }
 
 /// The row count a write job returns (one `count` column).
@@ -59,45 +64,18 @@ fn rows_written(result: &[datafusion::arrow::array::RecordBatch]) -> anyhow::Res
     Ok(rows)
 }
 
-/// Reads a table folder back, with the partition column as a date (nulls restored).
-///
-/// The column is declared `Utf8` and cast: read as a dictionary it breaks
-/// ORDER BY and DISTINCT ON across executors.
-pub async fn read_table(ctx: &SessionContext, table: &TableSpec, url: &str) -> anyhow::Result<DataFrame> {
-    read_partitions(ctx, table, url, None).await
+/// Reads exactly `files` (a committed version, or a run's files), with the
+/// partition column as a date (the null partition as null).
+pub fn read_files(ctx: &SessionContext, files: &TableFiles) -> anyhow::Result<DataFrame> {
+    Ok(ctx.read_table(std::sync::Arc::new(crate::files_table::FilesTable::new(files)?))?)
 }
 
-/// Like [`read_table`], limited to the partitions whose values (as written,
-/// `YYYY-MM-DD`) are listed; the other partition folders are not read.
-pub async fn read_partitions(
-    ctx: &SessionContext,
-    table: &TableSpec,
-    url: &str,
-    values: Option<&[String]>,
-) -> anyhow::Result<DataFrame> {
-    let pcol = table.partition_col;
-    let options = ParquetReadOptions::default().table_partition_cols(vec![(pcol.to_string(), DataType::Utf8)]);
-    let mut df = ctx.read_parquet(url, options).await?;
-    if let Some(values) = values {
-        // A filter on the raw partition column prunes folders before any file is opened.
-        df = df.filter(col(pcol).in_list(values.iter().map(|v| lit(v.clone())).collect(), false))?;
-    }
-    let columns: Vec<Expr> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            if f.name() == pcol {
-                when(col(pcol).eq(lit(NULL_PARTITION)), lit(datafusion::scalar::ScalarValue::Date32(None)))
-                    .otherwise(cast(col(pcol), table.partition_type()))
-                    .unwrap()
-                    .alias(pcol)
-            } else {
-                col(f.name())
-            }
-        })
-        .collect();
-    Ok(df.select(columns)?)
+/// Reads the latest committed version of `table`; fails with `hint` when the
+/// table does not exist.
+pub async fn read_table(ctx: &SessionContext, lake: &Lake, table: &TableSpec, hint: &str) -> anyhow::Result<DataFrame> {
+    let files = lake.snapshot(table, &AsOf::Latest).await?;
+    let files = files.with_context(|| format!("table {} does not exist in {} ({hint})", table.name, lake.url()))?;
+    read_files(ctx, &files)
 }
 
 /// The same plan, run by the cluster as a single task: read, aggregate and

@@ -18,9 +18,9 @@ use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::lit;
 use funnelpulse_core::plans::replay_order;
 use funnelpulse_core::tables::BRONZE_EVENTS;
-use funnelpulse_engine::tables::read_partitions;
+use funnelpulse_engine::tables::read_files;
 use funnelpulse_engine::{Engine, one_row_i64};
-use funnelpulse_lake::Lake;
+use funnelpulse_lake::{AsOf, Lake, TableFiles};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::ClientContext;
@@ -91,9 +91,14 @@ pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::
     anyhow::ensure!(args.speedup.is_none_or(|s| s > 0.0), "--speedup must be positive");
     let started = Instant::now();
     let create = args.create_topic.then_some((args.partitions, args.replication_factor));
-    let days = days_in_range(lake, args.from, args.to).await?;
+    // One version of bronze for the whole replay.
+    let bronze = lake
+        .snapshot(&BRONZE_EVENTS, &AsOf::Latest)
+        .await?
+        .with_context(|| format!("no bronze_events in {} (run stage 01 first)", lake.url()))?;
+    let days = days_in_range(&bronze, args.from, args.to)?;
     let partitions = ensure_topic(&args.kafka, create).await?;
-    let total = count_rows(engine, lake, &days).await?;
+    let total = count_rows(engine, &bronze, &days).await?;
 
     let producer = create_producer(&args.kafka)?;
     let deliveries = producer.context();
@@ -101,14 +106,7 @@ pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::
     let mut pacer = Pacer::new(args.rate, args.speedup);
     let mut rows = 0u64;
     for day in &days {
-        let df = read_partitions(
-            &engine.ctx,
-            &BRONZE_EVENTS,
-            &lake.table_url(&BRONZE_EVENTS),
-            Some(std::slice::from_ref(day)),
-        )
-        .await?
-        .sort(replay_order())?;
+        let df = read_files(&engine.ctx, &bronze.only_partitions(std::slice::from_ref(day)))?.sort(replay_order())?;
         let mut batches = df.execute_stream().await?;
         while let Some(batch) = batches.next().await {
             for (record, micros) in records_of(&batch?)? {
@@ -216,12 +214,9 @@ impl ProducerContext for Deliveries {
 }
 
 /// Bronze's days in the range; none is an error naming the days bronze has.
-async fn days_in_range(lake: &Lake, from: NaiveDate, to: NaiveDate) -> anyhow::Result<Vec<String>> {
+fn days_in_range(bronze: &TableFiles, from: NaiveDate, to: NaiveDate) -> anyhow::Result<Vec<String>> {
     let (from, to) = (from.to_string(), to.to_string());
-    let all = lake
-        .partition_values(&Lake::table_rel(&BRONZE_EVENTS), BRONZE_EVENTS.partition_col)
-        .await
-        .context("reading bronze_events (run stage 01 first)")?;
+    let all = bronze.partitions();
     let days: Vec<String> = all.iter().filter(|d| **d >= from && **d <= to).cloned().collect();
     if days.is_empty() {
         let held = match (all.iter().min(), all.iter().max()) {
@@ -233,11 +228,11 @@ async fn days_in_range(lake: &Lake, from: NaiveDate, to: NaiveDate) -> anyhow::R
     Ok(days)
 }
 
-async fn count_rows(engine: &Engine, lake: &Lake, days: &[String]) -> anyhow::Result<u64> {
+async fn count_rows(engine: &Engine, bronze: &TableFiles, days: &[String]) -> anyhow::Result<u64> {
     if days.is_empty() {
         return Ok(0);
     }
-    let bronze = read_partitions(&engine.ctx, &BRONZE_EVENTS, &lake.table_url(&BRONZE_EVENTS), Some(days)).await?;
+    let bronze = read_files(&engine.ctx, &bronze.only_partitions(days))?;
     Ok(one_row_i64(bronze, vec![count(lit(1))]).await?[0] as u64)
 }
 

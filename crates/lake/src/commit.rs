@@ -1,25 +1,20 @@
-//! Replacing tables: staged files are moved into place under a journal.
+//! Files of the lake, and replacing a folder that is not a table.
 //!
-//! Ballista cannot overwrite a table, and object stores cannot swap folders
-//! atomically. So a stage writes every new table under `_staging/<run>/`,
-//! checks it, and then commits all of its tables at once:
+//! Tables are Delta tables ([`crate::delta`]). The stream input files of
+//! stage 03 are a plain folder that stage 04 lists, so they are replaced under
+//! a journal instead:
 //!
-//! 1. plan the moves (staged file → `tables/<t>/…/part-<run>-…`) and the
-//!    deletions (every file of the previous version);
-//! 2. write the plan as `_commits/<run>.json` — from here on the commit is
+//! 1. the new files are written under `_staging/<run>/` and checked;
+//! 2. the plan (staged file → final name, and every file to delete) is
+//!    written as `_commits/<run>.json` — from here on the replacement is
 //!    decided and will be completed (rolled forward);
-//! 3. move the new files in, delete the old ones, delete the journal.
+//! 3. the new files are moved in, the old ones deleted, the journal removed.
 //!
-//! A run killed before step 2 leaves the previous tables untouched; one
-//! killed during step 3 is completed by [`Lake::recover`], which every stage
-//! calls before it reads or writes. Nothing but current data files ever lies
-//! under `tables/<t>/`.
+//! A run killed before step 2 leaves the folder untouched; one killed during
+//! step 3 is completed by [`Lake::recover`], which stages call first.
 
 use anyhow::Context;
-use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::parquet::arrow::ArrowWriter;
-use funnelpulse_core::TableSpec;
-use funnelpulse_core::tables::NULL_PARTITION;
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -53,12 +48,6 @@ pub struct FileMeta {
     pub modified: chrono::DateTime<chrono::Utc>,
 }
 
-/// What a commit did, for the run's report.
-#[derive(Debug, Clone, Default)]
-pub struct CommitSummary {
-    pub tables: Vec<(String, usize)>,
-}
-
 impl Lake {
     /// Files under `rel` (a folder, relative to the lake root), relative to the root, sorted.
     pub async fn list_rel(&self, rel: &str) -> anyhow::Result<Vec<String>> {
@@ -81,95 +70,43 @@ impl Lake {
         Ok(files)
     }
 
-    /// Moves for committing the files `run_id` staged for `table` into the
-    /// table's folder (names tagged with the run), without touching other files.
-    pub async fn staged_moves(&self, run_id: &str, table: &TableSpec) -> anyhow::Result<Vec<(String, String)>> {
-        let staging = Lake::staging_rel(run_id, table);
-        let target = Lake::table_rel(table);
-        let staged = self.list_rel(&staging).await?;
-        Ok(staged
-            .iter()
-            .filter(|f| f.ends_with(".parquet"))
-            .map(|from| (from.clone(), final_name(&staging, &target, from, run_id)))
-            .collect())
-    }
-
-    /// Rows in the Parquet files `run_id` staged for `table`, summed from the
+    /// Rows in the Parquet files under `rel` (a folder), summed from the
     /// files' footers (no data is read).
-    pub async fn staged_rows(&self, run_id: &str, table: &TableSpec) -> anyhow::Result<u64> {
-        let files = self.list_with_meta(&Lake::staging_rel(run_id, table)).await?;
+    pub async fn parquet_rows_under(&self, rel: &str) -> anyhow::Result<u64> {
+        let files = self.list_with_meta(rel).await?;
         let footers = files.into_iter().filter(|f| f.rel.ends_with(".parquet")).map(|file| async move {
-            self.parquet_rows(&file).await.with_context(|| format!("reading the footer of {}", file.rel))
+            let footer = self.parquet_footer(&file.rel, file.size).await;
+            footer
+                .map(|f| f.file_metadata().num_rows() as u64)
+                .with_context(|| format!("reading the footer of {}", file.rel))
         });
         let rows: Vec<u64> = futures::stream::iter(footers).buffer_unordered(16).try_collect().await?;
         Ok(rows.iter().sum())
     }
 
-    /// Rows of one Parquet file, from its footer: the 8-byte tail gives the
-    /// metadata's length, the metadata the row count.
-    async fn parquet_rows(&self, file: &FileMeta) -> anyhow::Result<u64> {
+    /// The footer of the Parquet file `rel` of `size` bytes: the 8-byte tail
+    /// gives the metadata's length, then the metadata is read.
+    pub async fn parquet_footer(&self, rel: &str, size: u64) -> anyhow::Result<ParquetMetaData> {
         use datafusion::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
-        let path = self.path_of(&file.rel);
-        anyhow::ensure!(file.size >= 8, "{} bytes is too short for Parquet", file.size);
-        let tail = self.store.get_range(&path, file.size - 8..file.size).await?;
+        let path = self.path_of(rel);
+        anyhow::ensure!(size >= 8, "{size} bytes is too short for Parquet");
+        let tail = self.store.get_range(&path, size - 8..size).await?;
         let tail = FooterTail::try_new(tail.as_ref().try_into()?)?;
-        let end = file.size - 8;
+        let end = size - 8;
         let start = end.checked_sub(tail.metadata_length() as u64).context("metadata longer than the file")?;
-        let metadata = ParquetMetaDataReader::decode_metadata(&self.store.get_range(&path, start..end).await?)?;
-        Ok(metadata.file_metadata().num_rows() as u64)
+        Ok(ParquetMetaDataReader::decode_metadata(&self.store.get_range(&path, start..end).await?)?)
     }
 
-    /// Values of `partition_col` (except the null marker) present under `rel`, sorted.
-    pub async fn partition_values(&self, rel: &str, partition_col: &str) -> anyhow::Result<Vec<String>> {
-        let prefix = format!("{partition_col}=");
-        let mut values: Vec<String> = self
-            .list_rel(rel)
-            .await?
-            .iter()
-            .filter_map(|f| f.split('/').find_map(|seg| seg.strip_prefix(&prefix)).map(str::to_string))
-            .filter(|v| v != NULL_PARTITION)
-            .collect();
-        values.sort();
-        values.dedup();
-        Ok(values)
-    }
-
-    /// Stages a zero-row Parquet file (in the null partition) when `run_id`
-    /// wrote no file for `table`, so that an empty result is still a readable
-    /// table with the right columns.
-    pub async fn stage_empty_table(
-        &self,
-        run_id: &str,
-        table: &TableSpec,
-        file_schema: SchemaRef,
-    ) -> anyhow::Result<()> {
-        let rel = format!("{}{}={NULL_PARTITION}/empty.parquet", Lake::staging_rel(run_id, table), table.partition_col);
-        let mut buffer = Vec::new();
-        ArrowWriter::try_new(&mut buffer, file_schema, None)?.close()?;
-        self.store.put(&self.path_of(&rel), PutPayload::from(buffer)).await?;
-        Ok(())
-    }
-
-    /// Commits the staged versions of `tables` written by `run_id`.
-    pub async fn commit(&self, run_id: &str, tables: &[TableSpec]) -> anyhow::Result<CommitSummary> {
-        let mut journal = Journal { run_id: run_id.to_string(), tables: Vec::new() };
-        let mut summary = CommitSummary::default();
-        for table in tables {
-            let staging = Lake::staging_rel(run_id, table);
-            let staged: Vec<String> =
-                self.list_rel(&staging).await?.into_iter().filter(|f| f.ends_with(".parquet")).collect();
-            anyhow::ensure!(!staged.is_empty(), "run {run_id} staged no file for {}", table.name);
-            let target = Lake::table_rel(table);
-            let moves = staged
-                .iter()
-                .map(|from| (from.clone(), final_name(&staging, &target, from, run_id)))
-                .collect::<Vec<_>>();
-            let deletes = self.list_rel(&target).await?;
-            summary.tables.push((table.name.to_string(), moves.len()));
-            journal.tables.push(TableMoves { table: table.name.to_string(), folder: None, moves, deletes });
+    /// Deletes every file under the folder `rel` (missing files are fine).
+    pub async fn delete_all(&self, rel: &str) -> anyhow::Result<()> {
+        for file in self.list_rel(rel).await? {
+            match self.store.delete(&self.path_of(&file)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e).with_context(|| format!("deleting {file}")),
+            }
         }
-        self.apply_journal(&journal).await?;
-        Ok(summary)
+        self.remove_empty_dirs(rel);
+        Ok(())
     }
 
     /// Replaces every file under the folder `target` (relative to the lake
@@ -248,15 +185,7 @@ impl Lake {
 
     /// Deletes what a run staged (after its commit, or when it failed).
     pub async fn discard_staging(&self, run_id: &str) -> anyhow::Result<()> {
-        let rel = format!("_staging/{run_id}/");
-        for file in self.list_rel(&rel).await? {
-            match self.store.delete(&self.path_of(&file)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        self.remove_empty_dirs(&rel);
-        Ok(())
+        self.delete_all(&format!("_staging/{run_id}/")).await
     }
 
     /// Local lakes only: object stores have no folders, the file system does.
@@ -274,37 +203,12 @@ impl Lake {
             empty
         }
         let dir = root.join(rel);
-        if prune(&dir) && rel.starts_with("_staging/") {
+        if prune(&dir) && (rel.starts_with("_staging/") || rel.contains("/run-")) {
             let _ = std::fs::remove_dir(&dir);
         }
     }
 
     pub(crate) fn table_rel_by_name(name: &str) -> String {
         format!("tables/{name}/")
-    }
-}
-
-/// `_staging/<run>/<t>/event_date=X/abc.parquet` → `tables/<t>/event_date=X/part-<run>-abc.parquet`.
-fn final_name(staging: &str, target: &str, staged: &str, run_id: &str) -> String {
-    let inner = staged.strip_prefix(staging).unwrap_or(staged);
-    let (dir, file) = inner.rsplit_once('/').map(|(d, f)| (format!("{d}/"), f)).unwrap_or_default();
-    let file = if file.is_empty() { inner } else { file };
-    format!("{target}{dir}part-{run_id}-{file}")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn final_names_keep_partition_folders_and_tag_the_run() {
-        assert_eq!(
-            final_name("_staging/r1/t/", "tables/t/", "_staging/r1/t/event_date=2019-10-01/x_0.parquet", "r1"),
-            "tables/t/event_date=2019-10-01/part-r1-x_0.parquet"
-        );
-        assert_eq!(
-            final_name("_staging/r1/t/", "tables/t/", "_staging/r1/t/y.parquet", "r1"),
-            "tables/t/part-r1-y.parquet"
-        );
     }
 }

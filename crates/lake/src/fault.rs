@@ -1,14 +1,18 @@
 //! Crash points for the tests: `FUNNELPULSE_FAULT=<point>` aborts the process
 //! (like a kill -9, no clean-up) when it reaches `<point>`. Points:
-//! `after-staging:<table>` (a table is staged, nothing committed) and
-//! `during-commit` (the journal is written and one file has been moved).
+//! `after-staging:<table>` (a table is written, nothing committed),
+//! `after-commit:<table>` (that table is committed, the stage's later ones
+//! not) and `during-commit` (stage 03's journal is written and one file has
+//! been moved).
 //! `stray-file:<table>` does not abort: it copies one of the table's staged
 //! files under a new name before the staged rows are checked, as a task that
 //! died midway on a lost executor leaves a partial file beside its retry's.
 //!
 //! `FUNNELPULSE_PAUSE=<point>` stops the process at `<point>` instead (it
 //! prints `paused at <point>` and sleeps), so that a test can kill it there
-//! with a real SIGKILL.
+//! with a real SIGKILL. `FUNNELPULSE_PAUSE=<point>:<ms>` only waits that
+//! long and goes on (`before-commit:<table>`: a slow commit, which another
+//! run can overtake).
 
 pub fn crash_point(point: &str) {
     if armed(point) {
@@ -18,7 +22,15 @@ pub fn crash_point(point: &str) {
 }
 
 pub fn pause_point(point: &str) {
-    if std::env::var("FUNNELPULSE_PAUSE").is_ok_and(|wanted| wanted == point) {
+    let wanted = std::env::var("FUNNELPULSE_PAUSE").unwrap_or_default();
+    if let Some(ms) = wanted.strip_prefix(point).and_then(|rest| rest.strip_prefix(':')) {
+        if let Ok(ms) = ms.parse::<u64>() {
+            eprintln!("pausing {ms} ms at {point}");
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+        return;
+    }
+    if wanted == point {
         eprintln!("paused at {point}");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
@@ -42,7 +54,7 @@ pub async fn stray_file_point(
         return Ok(());
     }
     use object_store::ObjectStoreExt;
-    let staged = lake.list_rel(&crate::Lake::staging_rel(run_id, table)).await?;
+    let staged = lake.list_rel(&crate::Lake::run_rel(run_id, table)).await?;
     if let Some(file) = staged.iter().find(|f| f.ends_with(".parquet")) {
         let stray = format!("{}.stray.parquet", file.trim_end_matches(".parquet"));
         lake.store().copy(&lake.path_of(file), &lake.path_of(&stray)).await?;

@@ -2,16 +2,21 @@
 //! stage replaces its tables without ever exposing a half-written one.
 //!
 //! Layout under a lake root (local folder or `gs://bucket/prefix`):
-//! - `tables/<table>/<partition_col>=<value>/part-<run>-*.parquet`: the current versions;
-//! - `_staging/<run>/<table>/…`: a run's output while it is written and checked;
-//! - `_commits/<run>.json`: the journal of a commit that is being applied;
+//! - `tables/<table>/`: a Delta table — `_delta_log/` (the commits) and the
+//!   data files, each run's in its own folder
+//!   `run-<run>/<partition_col>=<value>/*.parquet` (see [`delta`]);
+//! - `stream_input/`: stage 03's files for the streaming stage (a folder,
+//!   replaced under `_commits/<run>.json` from `_staging/<run>/`);
 //! - `reports/`: files for people (evaluation scores, the HTML report).
 
 mod commit;
+pub mod delta;
 pub mod fault;
 mod location;
 mod registry;
+mod stats;
 
-pub use commit::{CommitSummary, FileMeta};
+pub use commit::FileMeta;
+pub use delta::{AsOf, DataFile, HistoryEntry, TableChanged, TableFiles, VacuumReport};
 pub use location::{Lake, new_run_id, to_url};
 pub use registry::LakeStores;

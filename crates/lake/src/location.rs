@@ -73,18 +73,9 @@ impl Lake {
         format!("tables/{}/", table.name)
     }
 
-    pub fn staging_rel(run_id: &str, table: &TableSpec) -> String {
-        format!("_staging/{run_id}/{}/", table.name)
-    }
-
     /// Folder URL of a table's current version.
     pub fn table_url(&self, table: &TableSpec) -> String {
         self.url_of(&Self::table_rel(table))
-    }
-
-    /// Folder URL where `run_id` writes its new version of `table`.
-    pub fn staging_url(&self, run_id: &str, table: &TableSpec) -> String {
-        self.url_of(&Self::staging_rel(run_id, table))
     }
 
     /// Writes `<lake>/reports/<name>` in one put: readers see the old or the

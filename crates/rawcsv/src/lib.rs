@@ -6,10 +6,9 @@
 //! cannot decode, so FunnelPulse ships this source as a custom
 //! [`TableProvider`](datafusion::catalog::TableProvider) and
 //! [`ExecutionPlan`](datafusion::physical_plan::ExecutionPlan). Ballista ships
-//! plans between processes, so [`codec`] teaches client, scheduler and
-//! executor to serialise both.
+//! plans between processes, so the engine's codec (`funnelpulse-engine`)
+//! teaches client, scheduler and executor to serialise both.
 
-pub mod codec;
 pub mod discover;
 pub mod exec;
 pub mod parse;

@@ -12,9 +12,9 @@ use funnelpulse_core::plans;
 use funnelpulse_core::tables::{
     GOLD_FUNNEL_DAILY_BRAND, GOLD_FUNNEL_DAILY_CATEGORY, GOLD_FUNNEL_HOURLY_PRICE_BAND, SILVER_EVENTS,
 };
-use funnelpulse_engine::tables::{read_partitions, read_table};
+use funnelpulse_engine::tables::read_files;
 use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
-use funnelpulse_lake::Lake;
+use funnelpulse_lake::{Lake, TableFiles};
 
 #[derive(Debug, Default, Clone)]
 pub struct Stage02Report {
@@ -46,7 +46,7 @@ pub async fn run(engine: &Engine, lake: &Lake) -> anyhow::Result<Stage02Report> 
     let progress = StageProgress::start("02");
     let staged = StagedRun::begin(lake).await?;
     let mut report = Stage02Report::default();
-    let built = build_tables(engine, lake, &staged, &mut report, &progress).await;
+    let built = build_tables(engine, &staged, &mut report, &progress).await;
     progress.step("committing");
     staged.commit_or_abandon(built).await?;
     report.elapsed = progress.elapsed();
@@ -55,28 +55,28 @@ pub async fn run(engine: &Engine, lake: &Lake) -> anyhow::Result<Stage02Report> 
 
 async fn build_tables(
     engine: &Engine,
-    lake: &Lake,
     staged: &StagedRun,
     report: &mut Stage02Report,
     progress: &StageProgress,
 ) -> anyhow::Result<()> {
     let ctx = &engine.ctx;
-    let silver = read_table(ctx, &SILVER_EVENTS, &lake.table_url(&SILVER_EVENTS))
-        .await
-        .context("reading silver_events (run stage 01 first)")?;
+    let silver_files = staged
+        .read_committed(SILVER_EVENTS)
+        .await?
+        .context("table silver_events does not exist (run stage 01 first)")?;
+    let silver = read_files(ctx, &silver_files)?;
     let is = |kind: &str| count(when(col("event_type").eq(lit(kind.to_string())), lit(1)).end().unwrap());
     let silver_counts =
         one_row_i64(silver.clone(), vec![count(lit(1)), is("view"), is("cart"), is("purchase")]).await?;
     report.silver_rows = silver_counts[0] as u64;
 
     // Every table groups by day or by hour: whole-day slices never split a group.
-    let silver_url = lake.table_url(&SILVER_EVENTS);
-    let days = lake.partition_values(&Lake::table_rel(&SILVER_EVENTS), SILVER_EVENTS.partition_col).await?;
+    let days = silver_files.partitions();
     let day_slices = funnelpulse_engine::tables::slices(&days, engine.aggregate_slice_count());
     progress.step(format!("aggregating → {}", TABLES.map(|(table, _)| table.name).join(", ")));
     // The three tables at once: each is a few small jobs, and their fixed
     // costs (planning, scheduling, commit of the files) overlap.
-    let silver_slices = SilverSlices { all: &silver, url: &silver_url, days: &day_slices, counts: &silver_counts };
+    let silver_slices = SilverSlices { all: &silver, files: &silver_files, days: &day_slices, counts: &silver_counts };
     let builds = TABLES.map(|(table, plan)| build_table(engine, staged, &silver_slices, table, plan, progress));
     report.tables = futures::future::try_join_all(builds).await?;
     Ok(())
@@ -86,7 +86,7 @@ async fn build_tables(
 /// its event counts, which every table must reproduce.
 struct SilverSlices<'a> {
     all: &'a datafusion::prelude::DataFrame,
-    url: &'a str,
+    files: &'a TableFiles,
     days: &'a [Vec<String>],
     counts: &'a [i64],
 }
@@ -104,7 +104,7 @@ async fn build_table(
     let ctx = &engine.ctx;
     let mut slices = Vec::new();
     for days in silver.days {
-        slices.push(plan(read_partitions(ctx, &SILVER_EVENTS, silver.url, Some(days)).await?)?);
+        slices.push(plan(read_files(ctx, &silver.files.only_partitions(days))?)?);
     }
     if slices.is_empty() {
         slices.push(plan(silver.all.clone())?);

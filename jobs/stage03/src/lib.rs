@@ -26,9 +26,9 @@ use datafusion::logical_expr::{Expr, cast, col, lit};
 use datafusion::prelude::{DataFrame, date_trunc};
 use datafusion::scalar::ScalarValue;
 use funnelpulse_core::tables::BRONZE_EVENTS;
-use funnelpulse_engine::tables::read_partitions;
+use funnelpulse_engine::tables::read_files;
 use funnelpulse_engine::{Engine, StageProgress, check, one_row_i64};
-use funnelpulse_lake::{Lake, new_run_id};
+use funnelpulse_lake::{AsOf, Lake, TableFiles, new_run_id};
 use futures::{StreamExt, TryStreamExt};
 
 /// Where the stream input lives, relative to the lake root.
@@ -91,22 +91,14 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Re
         eprintln!("note: completed the interrupted commit of run {run}");
     }
     let run_id = new_run_id();
-    let bronze_rel = Lake::table_rel(&BRONZE_EVENTS);
-    anyhow::ensure!(
-        !lake.list_rel(&bronze_rel).await?.is_empty(),
-        "no bronze_events in {} (run stage 01 first)",
-        lake.url()
-    );
+    let bronze = lake
+        .snapshot(&BRONZE_EVENTS, &AsOf::Latest)
+        .await?
+        .with_context(|| format!("no bronze_events in {} (run stage 01 first)", lake.url()))?;
     let (from, to) = (args.stream_from.to_string(), args.stream_to.to_string());
-    let days: Vec<String> = lake
-        .partition_values(&bronze_rel, BRONZE_EVENTS.partition_col)
-        .await
-        .context("reading bronze_events (run stage 01 first)")?
-        .into_iter()
-        .filter(|d| *d >= from && *d <= to)
-        .collect();
+    let days: Vec<String> = bronze.partitions().into_iter().filter(|d| *d >= from && *d <= to).collect();
     let mut report = Stage03Report { days: days.len(), location: lake.url_of(STREAM_INPUT), ..Default::default() };
-    let outcome = write_files(engine, lake, &run_id, &days, args.stream_files, &mut report, &progress).await;
+    let outcome = write_files(engine, lake, &bronze, &run_id, &days, args.stream_files, &mut report, &progress).await;
     let moves = match outcome {
         Ok(moves) => moves,
         Err(e) => {
@@ -128,6 +120,7 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Re
 async fn write_files(
     engine: &Engine,
     lake: &Lake,
+    bronze_files: &TableFiles,
     run_id: &str,
     days: &[String],
     files: usize,
@@ -138,8 +131,7 @@ async fn write_files(
         return Ok(Vec::new());
     }
     let ctx = &engine.ctx;
-    let bronze_url = lake.table_url(&BRONZE_EVENTS);
-    let bronze = read_partitions(ctx, &BRONZE_EVENTS, &bronze_url, Some(days)).await?;
+    let bronze = read_files(ctx, &bronze_files.only_partitions(days))?;
     progress.step("counting rows per minute");
     let minutes = rows_per_minute(bronze.clone()).await?;
     let intervals = cuts::equal_row_intervals(&minutes, files);
@@ -151,10 +143,9 @@ async fn write_files(
     let staging = |k: usize| format!("{staged_root}part={k:05}/");
     let writes = intervals.iter().enumerate().map(|(k, &(start, end))| {
         let dir = lake.url_of(&staged_root);
-        let bronze_url = bronze_url.clone();
         async move {
             let slice_days = cuts::days_of(start, end);
-            let rows = read_partitions(ctx, &BRONZE_EVENTS, &bronze_url, Some(&slice_days)).await?;
+            let rows = read_files(ctx, &bronze_files.only_partitions(&slice_days))?;
             let slice = in_interval(rows, start, end)?.sort(funnelpulse_core::plans::replay_order())?;
             let options = DataFrameWriteOptions::new().with_partition_by(vec!["part".to_string()]);
             slice

@@ -14,8 +14,9 @@
 //!    windows must equal those of the old state plus the batch's on-time
 //!    events, and the late rows written must equal the late rows counted —
 //!    a job that lost or doubled rows (e.g. a lost executor) never commits;
-//! 4. *commit*: the commit record (with the moves) is written, then the
-//!    staged files are moved into the tables.
+//! 4. *commit*: the commit record (with the output files) is written, then
+//!    the files are appended to the tables (one Delta commit per table, which
+//!    carries the batch id: see [`finish_commit`]).
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,8 @@ use crate::source::input_schema;
 /// Everything a batch touches.
 pub struct BatchContext<'a> {
     pub engine: &'a Engine,
+    /// The checkpoint's lease: checked before the commit record is written.
+    pub lease: &'a crate::lease::Lease,
     /// Plain DataFusion in this process, for reading back small results.
     pub local: &'a SessionContext,
     pub lake: &'a Lake,
@@ -69,7 +72,12 @@ pub(crate) fn pause(point: &str, batch_id: u64) {
     pause_point(&format!("stream:{point}:{batch_id}"));
 }
 
-/// The lake staging run of a batch: `stream-<checkpoint id>-b<batch>`.
+/// The stream's output tables (a stream with a file source writes no dead letters).
+pub const OUTPUT_TABLES: [funnelpulse_core::TableSpec; 3] =
+    [GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS];
+
+/// The run of a batch, which names its files' folder in each output table:
+/// `stream-<checkpoint id>-b<batch>`.
 pub fn staging_run(metadata: &Metadata, batch_id: u64) -> String {
     format!("stream-{}-b{batch_id:06}", metadata.id)
 }
@@ -201,7 +209,9 @@ pub async fn execute(
     let id = offsets.batch_id;
     let run = staging_run(cx.metadata, id);
     // Leftovers of an earlier attempt of this batch.
-    cx.lake.discard_staging(&run).await?;
+    for table in OUTPUT_TABLES {
+        cx.lake.discard_run_files(&run, &table).await?;
+    }
     cx.checkpoint.prune_batches(before.state_batch).await?;
 
     let ctx = &cx.engine.ctx;
@@ -245,7 +255,7 @@ pub async fn execute(
 
     // 2. write: open windows, closed windows, late events.
     let t = Instant::now();
-    let output_url = cx.lake.staging_url(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND);
+    let output_url = cx.lake.run_files_url(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND);
     let old_state_url =
         old_state_rel.as_ref().filter(|_| old_state.rows > 0).map(|rel| cx.checkpoint.folder.url_of(rel));
     let closing = if offsets.flush { None } else { watermark };
@@ -276,14 +286,14 @@ pub async fn execute(
     };
     if counts.late_rows > 0 {
         let input = input.clone().context("late rows without input")?;
-        let late_url = cx.lake.staging_url(&run, &LATE_EVENTS);
+        let late_url = cx.lake.run_files_url(&run, &LATE_EVENTS);
         write_partitioned(late_rows(input, offsets.watermark, id)?, &LATE_EVENTS, &late_url)
             .await
             .context("late events job")?;
     }
     if let Some(dead) = &offsets.dead_letters {
         let letters = ctx.read_parquet(cx.source.url_of(&dead.path), ParquetReadOptions::default()).await?;
-        let url = cx.lake.staging_url(&run, &STREAM_DEAD_LETTERS);
+        let url = cx.lake.run_files_url(&run, &STREAM_DEAD_LETTERS);
         write_partitioned(letters, &STREAM_DEAD_LETTERS, &url).await.context("dead letters job")?;
     }
     durations.write_ms = t.elapsed().as_millis() as u64;
@@ -299,10 +309,10 @@ pub async fn execute(
         old_state
     };
     let closed =
-        totals(cx.local, cx.lake, &Lake::staging_rel(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND), Shape::Windows).await?;
-    let late = totals(cx.local, cx.lake, &Lake::staging_rel(&run, &LATE_EVENTS), Shape::Rows).await?;
+        totals(cx.local, cx.lake, &Lake::run_rel(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND), Shape::Windows).await?;
+    let late = totals(cx.local, cx.lake, &Lake::run_rel(&run, &LATE_EVENTS), Shape::Rows).await?;
     reconcile(&counts, &old_state, &new_state, &closed, late.rows, id, cx.dedup)?;
-    let dead_letters = totals(cx.local, cx.lake, &Lake::staging_rel(&run, &STREAM_DEAD_LETTERS), Shape::Rows).await?;
+    let dead_letters = totals(cx.local, cx.lake, &Lake::run_rel(&run, &STREAM_DEAD_LETTERS), Shape::Rows).await?;
     let dead_logged = offsets.dead_letters.as_ref().map_or(0, |f| f.rows);
     check(
         &format!("batch {id}: dead letters written = records turned away"),
@@ -313,9 +323,13 @@ pub async fn execute(
 
     // 4. commit
     let t = Instant::now();
-    let mut moves = cx.lake.staged_moves(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND).await?;
-    moves.extend(cx.lake.staged_moves(&run, &LATE_EVENTS).await?);
-    moves.extend(cx.lake.staged_moves(&run, &STREAM_DEAD_LETTERS).await?);
+    let mut outputs = Vec::new();
+    for table in OUTPUT_TABLES {
+        let files = cx.lake.run_data_files(&run, &table).await?;
+        if !files.is_empty() {
+            outputs.push((table.name.to_string(), files));
+        }
+    }
     let state_batch = if state_written {
         (new_state.rows > 0).then_some(id)
     } else if offsets.flush {
@@ -339,7 +353,8 @@ pub async fn execute(
         ..Default::default()
     };
     progress.set_watermark(watermark, counts.max_event_time);
-    let commit = Commit { batch_id: id, watermark, state_batch, moves, progress };
+    let commit = Commit { batch_id: id, watermark, state_batch, outputs, moves: Vec::new(), progress };
+    cx.lease.check().await?;
     cx.checkpoint.write_commit(&commit).await?;
     pause("after-commit-record", id);
     finish_commit(cx, &commit).await?;
@@ -376,12 +391,21 @@ async fn write_windows(
     Ok(())
 }
 
-/// Applies a commit record: moves its files into the tables, then removes
-/// what the batch no longer needs. Idempotent (a restart calls it again).
+/// Applies a commit record: appends its files to the tables, then removes
+/// what the batch no longer needs. Idempotent (a restart calls it again):
+/// each append carries the batch id as the stream's Delta `txn` version, and
+/// a table that already holds the batch is left alone.
 pub async fn finish_commit(cx: &BatchContext<'_>, commit: &Commit) -> anyhow::Result<()> {
-    cx.lake.move_files(&commit.moves).await.with_context(|| format!("committing batch {}", commit.batch_id))?;
+    for (name, files) in &commit.outputs {
+        let table =
+            OUTPUT_TABLES.into_iter().find(|t| t.name == name).with_context(|| format!("unknown table {name}"))?;
+        cx.lake
+            .commit_append(&table, files.clone(), &cx.metadata.id, commit.batch_id as i64)
+            .await
+            .with_context(|| format!("committing batch {}", commit.batch_id))?;
+        pause(&format!("after-append:{name}"), commit.batch_id);
+    }
     pause("after-moves", commit.batch_id);
-    cx.lake.discard_staging(&staging_run(cx.metadata, commit.batch_id)).await?;
     cx.checkpoint.prune_batches(commit.state_batch).await?;
     cx.checkpoint.prune_inputs(commit.batch_id).await?;
     Ok(())
@@ -417,10 +441,10 @@ fn reconcile(
     })
 }
 
-/// File schemas (without the partition column) of the output tables, for
-/// the empty table a new stream starts with; `dead_letters`: with the
+/// Columns of the output tables (the partition column last, a date), for
+/// the empty tables a new stream starts with; `dead_letters`: with the
 /// dead-letter table (sources that turn records away).
-pub fn output_file_schemas(
+pub fn output_table_schemas(
     local: &SessionContext,
     dead_letters: bool,
 ) -> anyhow::Result<Vec<(funnelpulse_core::TableSpec, SchemaRef)>> {
@@ -429,9 +453,12 @@ pub fn output_file_schemas(
     let closed = closed_rows(merge(no_windows, None)?, None)?;
     let late = late_rows(local.read_batch(RecordBatch::new_empty(input_schema()))?, None, 0)?;
     let without_partition = |df: &DataFrame, pcol: &str| -> anyhow::Result<SchemaRef> {
+        use datafusion::arrow::datatypes::{Field, Schema};
         let arrow = df.schema().as_arrow();
-        let keep: Vec<usize> = (0..arrow.fields().len()).filter(|&i| arrow.field(i).name() != pcol).collect();
-        Ok(std::sync::Arc::new(arrow.project(&keep)?))
+        let mut fields: Vec<Field> =
+            arrow.fields().iter().filter(|f| f.name() != pcol).map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new(pcol, DataType::Date32, true));
+        Ok(std::sync::Arc::new(Schema::new(fields)))
     };
     let mut schemas = vec![
         (GOLD_STREAM_FUNNEL_HOURLY_BRAND, without_partition(&closed, GOLD_STREAM_FUNNEL_HOURLY_BRAND.partition_col)?),

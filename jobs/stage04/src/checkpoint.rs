@@ -8,21 +8,22 @@
 //!   batch runs, so a restart re-runs exactly the same batch;
 //! - `batches/<id>/state/`: open windows after batch `id` (Parquet);
 //! - `commits/<id>.json`: written once the batch's output is staged and
-//!   checked — the commit point. It lists the moves that put the output
-//!   into the tables; a restart re-applies them (moves are idempotent);
+//!   checked — the commit point. It lists the output files of each table;
+//!   they are appended to the tables' Delta logs, each append carrying the
+//!   batch id, so a restart re-applies it only where it is missing;
 //! - `progress.jsonl`: one line of [`BatchProgress`] per committed batch;
 //! - `input/<id>.parquet`, `input/<id>.dead_letters.parquet`: a batch's
 //!   records staged by a source that is not a folder of files (Kafka),
 //!   deleted once the batch is committed.
 //!
-//! On start: re-apply the last commit's moves, then re-run the batch whose
+//! On start: re-apply the last commit's appends, then re-run the batch whose
 //! offsets have no commit, if any. Outputs of a batch are a function of its
 //! offsets and the previous state only, so the re-run writes the same rows.
 
 use std::collections::{BTreeMap, HashSet};
 
 use anyhow::Context;
-use funnelpulse_lake::Lake;
+use funnelpulse_lake::{DataFile, Lake};
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -151,7 +152,14 @@ pub struct Commit {
     pub watermark: Option<i64>,
     /// The batch whose `batches/<id>/state/` holds the open windows (none: no open window).
     pub state_batch: Option<u64>,
-    /// Staged → final moves into the lake's tables (relative to the lake root).
+    /// The batch's files of each output table (table name, files), written in
+    /// place and appended to the tables' Delta logs with a `txn` action
+    /// (application id = the checkpoint's id, version = the batch id).
+    #[serde(default)]
+    pub outputs: Vec<(String, Vec<DataFile>)>,
+    /// The moves of a checkpoint written before the tables were Delta tables:
+    /// such a checkpoint cannot be resumed.
+    #[serde(default, skip_serializing)]
     pub moves: Vec<(String, String)>,
     pub progress: BatchProgress,
 }
@@ -250,7 +258,15 @@ impl Checkpoint {
     }
 
     pub async fn commit_of(&self, id: u64) -> anyhow::Result<Option<Commit>> {
-        self.read_json(&format!("commits/{}.json", id_name(id))).await
+        let commit: Option<Commit> = self.read_json(&format!("commits/{}.json", id_name(id))).await?;
+        if commit.as_ref().is_some_and(|c| !c.moves.is_empty()) {
+            anyhow::bail!(
+                "checkpoint {} was written by an older FunnelPulse (before the tables were Delta tables) and cannot \
+                 be resumed: start the stream over with --reset-stream",
+                self.url()
+            );
+        }
+        Ok(commit)
     }
 
     pub async fn last_commit(&self) -> anyhow::Result<Option<Commit>> {
@@ -374,8 +390,9 @@ impl Checkpoint {
     }
 
     /// Deletes everything in the checkpoint (`--reset`).
+    /// Deletes the checkpoint, but not its lease (held by the stream that clears it).
     pub async fn clear(&self) -> anyhow::Result<()> {
-        for rel in self.folder.list_rel("").await? {
+        for rel in self.folder.list_rel("").await?.into_iter().filter(|rel| !rel.starts_with("lease/")) {
             match self.folder.store().delete(&self.folder.path_of(&rel)).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(e.into()),

@@ -11,6 +11,7 @@
 
 pub mod batch;
 pub mod checkpoint;
+pub mod lease;
 pub mod progress;
 pub mod source;
 
@@ -22,13 +23,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use funnelpulse_core::tables::{GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, NULL_PARTITION, STREAM_DEAD_LETTERS};
+use funnelpulse_core::tables::{GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS};
 use funnelpulse_engine::{Engine, StageProgress};
-use funnelpulse_lake::Lake;
-use object_store::ObjectStoreExt;
+use funnelpulse_lake::{AsOf, Lake};
 
-use crate::batch::{BatchContext, Before, execute, finish_commit, output_file_schemas};
+use crate::batch::{BatchContext, Before, OUTPUT_TABLES, execute, finish_commit, output_table_schemas};
 use crate::checkpoint::{Checkpoint, Metadata, Offsets, Position, Quarantined};
+use crate::lease::Lease;
 use crate::progress::{BatchProgress, Status};
 use crate::source::{FileSource, KafkaSource, KafkaSourceArgs, Next, StreamSource};
 
@@ -97,6 +98,10 @@ pub struct Stage04Args {
     /// classic streaming job does not.
     #[arg(long, env = "FUNNELPULSE_DEDUP_WITHIN_WATERMARK")]
     pub dedup_within_watermark: bool,
+    /// One stream per checkpoint: a stream that has not renewed its lease for
+    /// this long (killed, or cut off) can be replaced by another.
+    #[arg(long, env = "FUNNELPULSE_LEASE_TTL", default_value = "30s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
 }
 
 impl Default for Stage04Args {
@@ -114,6 +119,7 @@ impl Default for Stage04Args {
             file_settle: Duration::from_secs(2),
             reset_stream: false,
             dedup_within_watermark: false,
+            lease_ttl: Duration::from_secs(30),
         }
     }
 }
@@ -275,16 +281,38 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Re
         eprintln!("note: completed the interrupted commit of run {run}");
     }
     let stores = engine.ctx.runtime_env().object_store_registry.clone();
-    let Places { files, checkpoint, mut stream, source_name } = open_places(lake, args, stores.as_ref())?;
+    let Places { files, checkpoint, stream, source_name } = open_places(lake, args, stores.as_ref())?;
     let local = local_context()?;
+    let lease = Lease::acquire(&checkpoint.folder, args.lease_ttl).await?;
+    let outcome =
+        run_holding(engine, lake, args, &lease, &local, checkpoint, files, stream, source_name, progress).await;
+    lease.release().await;
+    outcome
+}
+
+/// Stage 04 once the checkpoint is ours.
+#[allow(clippy::too_many_arguments)]
+async fn run_holding(
+    engine: &Engine,
+    lake: &Lake,
+    args: &Stage04Args,
+    lease: &Lease,
+    local: &SessionContext,
+    checkpoint: Checkpoint,
+    files: Lake,
+    mut stream: StreamSource,
+    source_name: String,
+    progress: StageProgress,
+) -> anyhow::Result<Stage04Report> {
     if args.reset_stream {
         reset(lake, &checkpoint).await?;
         progress.line("reset: checkpoint and stream output tables deleted");
     }
-    let metadata = bind_checkpoint(lake, &checkpoint, &mut stream, &source_name, args, &local).await?;
+    let metadata = bind_checkpoint(lake, &checkpoint, &mut stream, &source_name, args, local).await?;
     let cx = BatchContext {
         engine,
-        local: &local,
+        lease,
+        local,
         lake,
         source: &files,
         checkpoint: &checkpoint,
@@ -311,6 +339,7 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Re
             Next::Batch { offsets, warning } => {
                 warning.into_iter().for_each(|w| progress.line(w));
                 batch::pause("before-offsets", offsets.batch_id);
+                lease.check().await?;
                 checkpoint.write_offsets(&offsets).await?;
                 batch::pause("after-offsets", offsets.batch_id);
                 progress.step(format!("batch {}: running", offsets.batch_id));
@@ -323,6 +352,7 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Re
     }
     if args.flush_at_end && position.state_batch.is_some() {
         let offsets = Offsets { flush: true, ..Offsets::new(position.next_batch, position.watermark) };
+        lease.check().await?;
         checkpoint.write_offsets(&offsets).await?;
         progress.step("flushing open windows");
         let commit = run_logged(&cx, offsets, &mut position, Duration::ZERO).await?;
@@ -434,10 +464,10 @@ async fn bind_checkpoint(
         return Ok(existing);
     }
     for table in output_tables(stream) {
-        let rows = data_files(lake, &Lake::table_rel(&table)).await?;
+        let files = lake.snapshot(&table, &AsOf::Latest).await?.map(|s| s.files.len()).unwrap_or(0);
         anyhow::ensure!(
-            rows == 0,
-            "{} already holds rows written with another checkpoint; --reset-stream deletes it and starts over",
+            files == 0,
+            "{} already holds rows written with another checkpoint; --reset-stream empties it and starts over",
             table.name
         );
     }
@@ -450,12 +480,6 @@ async fn bind_checkpoint(
     Ok(wanted)
 }
 
-/// Files of a table other than the empty placeholder.
-async fn data_files(lake: &Lake, rel: &str) -> anyhow::Result<usize> {
-    let marker = format!("={NULL_PARTITION}/");
-    Ok(lake.list_rel(rel).await?.iter().filter(|f| f.ends_with(".parquet") && !f.contains(&marker)).count())
-}
-
 /// A new stream's tables exist (empty) before the first window closes.
 async fn create_empty_tables(
     lake: &Lake,
@@ -463,37 +487,21 @@ async fn create_empty_tables(
     local: &SessionContext,
     dead_letters: bool,
 ) -> anyhow::Result<()> {
-    let run = format!("stream-{}-init", metadata.id);
-    for (table, schema) in output_file_schemas(local, dead_letters)? {
-        if !lake.list_rel(&Lake::table_rel(&table)).await?.is_empty() {
-            continue;
-        }
-        lake.stage_empty_table(&run, &table, schema).await?;
-        let moves = lake.staged_moves(&run, &table).await?;
-        lake.move_files(&moves).await?;
+    let _ = metadata;
+    for (table, schema) in output_table_schemas(local, dead_letters)? {
+        lake.ensure_table(&table, schema).await?;
     }
-    lake.discard_staging(&run).await
+    Ok(())
 }
 
-/// `--reset-stream`: the checkpoint, the output tables and staged batches go.
+/// `--reset-stream`: the checkpoint goes, and the output tables are emptied
+/// (a new version without rows; the earlier ones stay readable by version
+/// until `funnelpulse lake vacuum`).
 async fn reset(lake: &Lake, checkpoint: &Checkpoint) -> anyhow::Result<()> {
-    if let Some(metadata) = checkpoint.metadata().await? {
-        let prefix = format!("_staging/stream-{}-", metadata.id);
-        for rel in lake.list_rel("_staging/").await? {
-            if rel.starts_with(&prefix) {
-                let _ = lake.store().delete(&lake.path_of(&rel)).await;
-            }
-        }
-    }
     checkpoint.clear().await?;
-    for table in [GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS] {
-        let files = lake.list_rel(&Lake::table_rel(&table)).await?;
-        for rel in files {
-            match lake.store().delete(&lake.path_of(&rel)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+    let run = funnelpulse_lake::new_run_id();
+    for table in OUTPUT_TABLES {
+        lake.truncate(&table, &format!("reset-{run}")).await?;
     }
     Ok(())
 }

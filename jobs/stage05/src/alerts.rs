@@ -244,7 +244,7 @@ async fn read_alerts(engine: &Engine, lake: &Lake, detector: Detector) -> anyhow
         cast(col(baseline), DataType::Float64),
         cast(col(score), DataType::Float64),
     ];
-    let df = read_table(&engine.ctx, &table, &lake.table_url(&table)).await?;
+    let df = read_table(&engine.ctx, lake, &table, "run stage 05 first").await?;
     let named: Vec<Expr> = columns.into_iter().enumerate().map(|(i, e)| e.alias(format!("c{i}"))).collect();
     // Oldest first (ISO text sorts like the time), then by brand.
     let batches =

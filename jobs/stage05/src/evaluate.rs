@@ -16,10 +16,10 @@ use datafusion::logical_expr::{cast, col};
 use funnelpulse_core::TableSpec;
 use funnelpulse_core::tables::{GOLD_ANOMALIES_HOURLY_BRAND, GOLD_ANOMALIES_HOURLY_BRAND_V2};
 use funnelpulse_engine::Engine;
-use funnelpulse_engine::tables::read_table;
+use funnelpulse_engine::tables::read_files;
 use funnelpulse_generator::Truth;
 use funnelpulse_generator::truth::AnomalyKind;
-use funnelpulse_lake::Lake;
+use funnelpulse_lake::{AsOf, Lake};
 use serde::Serialize;
 
 /// The detectors scored, with the names users know them by.
@@ -86,11 +86,11 @@ impl fmt::Display for Evaluation {
 }
 
 /// Scores every detector's committed table against `truth`.
-pub async fn evaluate(engine: &Engine, lake: &Lake, truth: &Truth) -> anyhow::Result<Evaluation> {
+pub async fn evaluate(engine: &Engine, lake: &Lake, truth: &Truth, as_of: &AsOf) -> anyhow::Result<Evaluation> {
     let planted: HashSet<Flag> = truth.anomalies.iter().map(|a| (a.brand.clone(), a.window_start, a.kind)).collect();
     let mut detectors = Vec::new();
     for (name, table) in DETECTORS {
-        let flagged = read_flags(engine, lake, &table)
+        let flagged = read_flags(engine, lake, &table, as_of)
             .await
             .with_context(|| format!("reading {} (run stage 05 first)", table.name))?;
         detectors.push(score(name, table.name, &planted, &flagged));
@@ -122,8 +122,10 @@ fn score(name: &str, table: &str, planted: &HashSet<Flag>, flagged: &HashSet<Fla
 }
 
 /// (brand, window_start, type) of every row of an anomalies table.
-async fn read_flags(engine: &Engine, lake: &Lake, table: &TableSpec) -> anyhow::Result<HashSet<Flag>> {
-    let df = read_table(&engine.ctx, table, &lake.table_url(table)).await?;
+async fn read_flags(engine: &Engine, lake: &Lake, table: &TableSpec, as_of: &AsOf) -> anyhow::Result<HashSet<Flag>> {
+    let files = lake.snapshot(table, as_of).await?;
+    let files = files.with_context(|| format!("table {} does not exist in {}", table.name, lake.url()))?;
+    let df = read_files(&engine.ctx, &files)?;
     let batches = df
         .select(vec![col("brand"), cast(col("window_start"), DataType::Int64), col("anomaly_type")])?
         .collect()

@@ -16,9 +16,9 @@ use datafusion::logical_expr::{Expr, col, lit, when};
 use funnelpulse_core::anomaly::classic::{ClassicThresholds, classic_anomalies};
 use funnelpulse_core::anomaly::rate_test::{RateTestOptions, rate_test_anomalies};
 use funnelpulse_core::tables::{GOLD_ANOMALIES_HOURLY_BRAND, GOLD_ANOMALIES_HOURLY_BRAND_V2, GOLD_FUNNEL_HOURLY_BRAND};
-use funnelpulse_engine::tables::read_table;
+use funnelpulse_engine::tables::read_files;
 use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
-use funnelpulse_lake::Lake;
+use funnelpulse_lake::{AsOf, Lake};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage05Args {
@@ -113,12 +113,14 @@ impl fmt::Display for Stage05Report {
     }
 }
 
-pub async fn run(engine: &Engine, lake: &Lake, args: &Stage05Args) -> anyhow::Result<Stage05Report> {
+/// Runs stage 05 on `gold_funnel_hourly_brand` as of `as_of` (the latest version by default).
+pub async fn run(engine: &Engine, lake: &Lake, args: &Stage05Args, as_of: &AsOf) -> anyhow::Result<Stage05Report> {
     let (classic, rate_test) = (args.classic()?, args.rate_test()?);
     let progress = StageProgress::start("05");
     let staged = StagedRun::begin(lake).await?;
     let mut report = Stage05Report::default();
-    let built = build_tables(engine, lake, &staged, classic, rate_test, &mut report, &progress).await;
+    let input = Input { as_of, classic, rate_test };
+    let built = build_tables(engine, lake, &staged, input, &mut report, &progress).await;
     progress.step("committing");
     staged.commit_or_abandon(built).await?;
     report.elapsed = progress.elapsed();
@@ -130,19 +132,28 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage05Args) -> anyhow::Re
     Ok(report)
 }
 
+/// What stage 05 reads and how it tests.
+struct Input<'a> {
+    as_of: &'a AsOf,
+    classic: ClassicThresholds,
+    rate_test: RateTestOptions,
+}
+
 async fn build_tables(
     engine: &Engine,
     lake: &Lake,
     staged: &StagedRun,
-    classic: ClassicThresholds,
-    rate_test: RateTestOptions,
+    input: Input<'_>,
     report: &mut Stage05Report,
     progress: &StageProgress,
 ) -> anyhow::Result<()> {
     let ctx = &engine.ctx;
-    let gold = read_table(ctx, &GOLD_FUNNEL_HOURLY_BRAND, &lake.table_url(&GOLD_FUNNEL_HOURLY_BRAND))
-        .await
-        .context("reading gold_funnel_hourly_brand (run stage 01 first)")?;
+    let Input { as_of, classic, rate_test } = input;
+    let gold = staged
+        .read_as_of(GOLD_FUNNEL_HOURLY_BRAND, as_of)
+        .await?
+        .with_context(|| format!("no gold_funnel_hourly_brand in {} (run stage 01 first)", lake.url()))?;
+    let gold = read_files(ctx, &gold)?;
     report.gold_rows = one_row_i64(gold.clone(), vec![count(lit(1))]).await?[0] as u64;
 
     progress.step(format!("classic z-scores → {}", GOLD_ANOMALIES_HOURLY_BRAND.name));

@@ -1,7 +1,7 @@
 //! `funnelpulse-stage05`: the stage on its own (`funnelpulse run 05` does the same).
 
 use clap::Parser;
-use funnelpulse_engine::CommonArgs;
+use funnelpulse_engine::{AsOfArgs, CommonArgs};
 use funnelpulse_stage05::Stage05Args;
 
 #[derive(Parser)]
@@ -11,6 +11,8 @@ struct Cli {
     common: CommonArgs,
     #[command(flatten)]
     stage: Stage05Args,
+    #[command(flatten)]
+    as_of: AsOfArgs,
 }
 
 #[tokio::main]
@@ -18,7 +20,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut runner = funnelpulse_engine::StageRunner::connect(&cli.common).await?;
     let lake = runner.open_lake(&cli.common.lake)?;
-    let report = runner.run("05", async |engine| funnelpulse_stage05::run(engine, &lake, &cli.stage).await).await?;
+    let as_of = cli.as_of.or_latest();
+    let report =
+        runner.run("05", async |engine| funnelpulse_stage05::run(engine, &lake, &cli.stage, &as_of).await).await?;
     println!("{report}");
     Ok(())
 }

@@ -30,10 +30,11 @@ impl std::fmt::Display for Stage06Report {
     }
 }
 
-pub async fn run(engine: &Engine, lake: &Lake) -> anyhow::Result<Stage06Report> {
+/// The report of the tables as of `as_of` (the latest versions by default).
+pub async fn run(engine: &Engine, lake: &Lake, as_of: &funnelpulse_lake::AsOf) -> anyhow::Result<Stage06Report> {
     let progress = StageProgress::start("06");
     progress.step("gathering figures");
-    let summary = summary::gather(engine, lake).await?;
+    let summary = summary::gather(engine, lake, as_of).await?;
     progress.step("drawing the report");
     let page = html::render(&summary)?;
     let html_url = lake.put_report("summary.html", page.into_bytes()).await?;

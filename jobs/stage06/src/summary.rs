@@ -10,8 +10,8 @@ use funnelpulse_core::TableSpec;
 use funnelpulse_core::silver::silver_filter;
 use funnelpulse_core::tables::*;
 use funnelpulse_engine::Engine;
-use funnelpulse_engine::tables::read_table;
-use funnelpulse_lake::Lake;
+use funnelpulse_engine::tables::read_files;
+use funnelpulse_lake::{AsOf, Lake};
 use serde::Serialize;
 
 use crate::query::{Cell, Kind, rows};
@@ -142,26 +142,21 @@ fn u(cell: &Cell) -> u64 {
 struct Tables<'a> {
     engine: &'a Engine,
     lake: &'a Lake,
+    as_of: &'a AsOf,
 }
 
 impl Tables<'_> {
-    async fn exists(&self, table: &TableSpec) -> anyhow::Result<bool> {
-        use futures::TryStreamExt;
-        let prefix = self.lake.path_of(&Lake::table_rel(table));
-        Ok(self.lake.store().list(Some(&prefix)).try_next().await?.is_some())
-    }
-
     async fn read(&self, table: &TableSpec) -> anyhow::Result<Option<DataFrame>> {
-        if !self.exists(table).await? {
-            return Ok(None);
+        match self.lake.snapshot(table, self.as_of).await? {
+            Some(files) => Ok(Some(read_files(&self.engine.ctx, &files)?)),
+            None => Ok(None),
         }
-        Ok(Some(read_table(&self.engine.ctx, table, &self.lake.table_url(table)).await?))
     }
 }
 
 /// Gathers the summary; absent tables leave their parts empty.
-pub async fn gather(engine: &Engine, lake: &Lake) -> anyhow::Result<Summary> {
-    let tables = Tables { engine, lake };
+pub async fn gather(engine: &Engine, lake: &Lake, as_of: &AsOf) -> anyhow::Result<Summary> {
+    let tables = Tables { engine, lake, as_of };
     let mut s = Summary {
         generated_at: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         lake: lake.url().to_string(),

@@ -1,11 +1,12 @@
-//! Reading lake tables back with plain DataFusion (no Ballista, no FunnelPulse code).
+//! Reading lake tables back with delta-rs and plain DataFusion (no Ballista, no FunnelPulse code).
 
 use std::fmt;
 use std::path::Path;
 
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext, lit};
+use datafusion::scalar::ScalarValue;
 
 use super::reference::{self, BRONZE_COLUMNS, MEASURES};
 
@@ -42,31 +43,42 @@ pub fn sorted(mut rows: Vec<Row>) -> Vec<Row> {
     rows
 }
 
-/// Reads `<lake>/tables/<table>` (hive-partitioned by `partition_col`) and
-/// returns its rows with `columns` in that order.
+/// The active files of the latest version of `<lake>/tables/<table>` as
+/// delta-rs resolves them: (absolute path, partition value).
+pub async fn delta_files(lake: &Path, table: &str, partition_col: &str) -> Vec<(std::path::PathBuf, Option<String>)> {
+    let root = lake.join("tables").join(table);
+    let url = url::Url::from_directory_path(&root).unwrap();
+    let delta = deltalake_core::DeltaTableBuilder::from_url(url).unwrap().load().await.unwrap();
+    let state = delta.snapshot().unwrap();
+    let log = state.log_data();
+    let files: Vec<_> = log
+        .iter()
+        .map(|file| {
+            let partition = file.partition_values_map().get(partition_col).cloned().flatten();
+            (root.join(file.path().as_ref()), partition)
+        })
+        .collect();
+    files
+}
+
+/// Reads the latest version of the Delta table `<lake>/tables/<table>`
+/// (partitioned by `partition_col`): delta-rs lists its files, plain
+/// DataFusion reads each, and the partition value comes from the log.
+/// Returns its rows with `columns` in that order.
 pub async fn read_rows(lake: &Path, table: &str, partition_col: &str, columns: &[&str]) -> Vec<Row> {
     let ctx = SessionContext::new();
-    let dir = lake.join("tables").join(table);
-    let options = ParquetReadOptions::default().table_partition_cols(vec![(partition_col.to_string(), DataType::Utf8)]);
-    let df = ctx.read_parquet(dir.to_str().unwrap(), options).await.unwrap();
-    let batches = df.select_columns(columns).unwrap().collect().await.unwrap();
     let mut rows = Vec::new();
-    for batch in batches {
-        for i in 0..batch.num_rows() {
-            rows.push(batch.columns().iter().map(|c| value(c.as_ref(), i)).collect());
+    for (file, partition) in delta_files(lake, table, partition_col).await {
+        let df = ctx.read_parquet(file.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+        let df = df.with_column(partition_col, lit(ScalarValue::Utf8(partition.clone()))).unwrap();
+        let batches = df.select_columns(columns).unwrap().collect().await.unwrap();
+        for batch in batches {
+            for i in 0..batch.num_rows() {
+                rows.push(batch.columns().iter().map(|c| value(c.as_ref(), i)).collect());
+            }
         }
     }
-    rows.into_iter()
-        .map(|mut row: Row| {
-            // Hive's null partition reads back as text.
-            for v in &mut row {
-                if *v == Value::S("__HIVE_DEFAULT_PARTITION__".into()) {
-                    *v = Value::Null;
-                }
-            }
-            row
-        })
-        .collect()
+    rows
 }
 
 fn value(array: &dyn Array, i: usize) -> Value {

@@ -183,6 +183,7 @@ class Handler(BaseHTTPRequestHandler):
                 "authorization": self.headers.get("Authorization"),
                 "range": self.headers.get("Range"),
                 "copy_source": self.headers.get("x-goog-copy-source"),
+                "if_generation_match": self.headers.get("x-goog-if-generation-match"),
             }
             try:
                 self.dispatch(bucket, key, query)

@@ -1,8 +1,11 @@
-//! Ballista codecs that know the raw-events source, wrapping Ballista's own.
+//! Ballista codecs for FunnelPulse's plan nodes, wrapping Ballista's own:
+//! the raw-events source (table and scan, from `funnelpulse-rawcsv`), lake
+//! tables ([`FilesTable`]), and our aggregate (`funnelpulse-core`).
+//! Client, scheduler and executor all use these.
 //!
-//! Our nodes are encoded as `MAGIC` + JSON. `MAGIC` starts with 0x46, a
-//! protobuf tag of wire type 6, which no valid protobuf message starts with,
-//! so a buffer is unambiguously ours or Ballista's.
+//! Our nodes are encoded as a magic prefix + JSON. Each prefix starts with
+//! 0x46, a protobuf tag of wire type 6, which no valid protobuf message starts
+//! with, so a buffer is unambiguously ours or Ballista's.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -21,18 +24,25 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use funnelpulse_core::keep_first::{KEEP_FIRST, keep_first_udaf};
 use serde::{Deserialize, Serialize};
 
-use crate::discover::RawFile;
-use crate::exec::RawCsvExec;
-use crate::table::{RawEventsTable, ScanMode};
+use funnelpulse_rawcsv::{RawCsvExec, RawEventsTable, RawFile, ScanMode};
 
+use crate::files_table::FilesTable;
+
+/// The raw-events table and scan.
 const MAGIC: &[u8] = b"FPRAW1";
+/// A lake table's files.
+const FILES_MAGIC: &[u8] = b"FPFILES1";
 
 fn ours(buf: &[u8]) -> Option<&[u8]> {
     buf.strip_prefix(MAGIC)
 }
 
 fn encode_json<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Result<()> {
-    buf.extend_from_slice(MAGIC);
+    encode_json_as(MAGIC, value, buf)
+}
+
+fn encode_json_as<T: Serialize>(magic: &[u8], value: &T, buf: &mut Vec<u8>) -> Result<()> {
+    buf.extend_from_slice(magic);
     serde_json::to_writer(buf, value).map_err(|e| DataFusionError::External(e.into()))
 }
 
@@ -68,6 +78,9 @@ impl LogicalExtensionCodec for FunnelPulseLogicalCodec {
         schema: SchemaRef,
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
+        if let Some(json) = buf.strip_prefix(FILES_MAGIC) {
+            return Ok(Arc::new(decode_json::<FilesTable>(json)?.with_schema(schema)));
+        }
         match ours(buf) {
             Some(json) => Ok(Arc::new(decode_json::<RawEventsTable>(json)?)),
             None => self.inner.try_decode_table_provider(buf, table_ref, schema, ctx),
@@ -81,6 +94,9 @@ impl LogicalExtensionCodec for FunnelPulseLogicalCodec {
         buf: &mut Vec<u8>,
     ) -> Result<()> {
         let any: &dyn Any = node.as_ref();
+        if let Some(table) = any.downcast_ref::<FilesTable>() {
+            return encode_json_as(FILES_MAGIC, table, buf);
+        }
         match any.downcast_ref::<RawEventsTable>() {
             Some(table) => encode_json(table, buf),
             None => self.inner.try_encode_table_provider(table_ref, node, buf),

@@ -1,0 +1,134 @@
+//! The lake as Delta tables: two writers on one lake, readers during
+//! commits, and the Delta log that other tools read.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::tables::{Row, batch_tables, read_rows, sorted};
+use common::{FUNNELPULSE, funnelpulse_ok, generate};
+
+/// Every batch table of stages 01–02, sorted rows.
+async fn batch_rows(lake: &Path) -> Vec<(&'static str, Vec<Row>)> {
+    let mut out = Vec::new();
+    for (table, partition, columns) in batch_tables() {
+        out.push((table, sorted(read_rows(lake, table, partition, &columns).await)));
+    }
+    out
+}
+
+/// `funnelpulse ARGS` started in the background (clean FUNNELPULSE_* environment).
+fn spawn(dir: &Path, args: &[&str], env: &[(&str, String)]) -> std::process::Child {
+    let mut command = Command::new(FUNNELPULSE);
+    command.current_dir(dir).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("FUNNELPULSE_")) {
+        command.env_remove(key);
+    }
+    command.envs(env.iter().map(|(k, v)| (k, v)));
+    command.spawn().expect("funnelpulse starts")
+}
+
+/// A small pseudo-random sequence (no dependency; the seed is printed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+/// Two `run 01 02` on one lake whose commits overlap: the first run's commit
+/// is slowed down (it waits before its first table's commit), the second
+/// starts at a random moment of the first. Exactly one wins; the loser says
+/// why and commits nothing; the tables equal a single run's.
+#[tokio::test]
+async fn two_writers_on_one_lake_one_wins_and_the_tables_equal_a_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 2_000, 2);
+    let reference = dir.path().join("reference");
+    let started = Instant::now();
+    funnelpulse_ok(dir.path(), &["run", "01", "02", "--raw", "raw", "--lake", reference.to_str().unwrap()]);
+    let solo = started.elapsed();
+    let expected = batch_rows(&reference).await;
+
+    let rounds: u64 = std::env::var("FP_CONCURRENCY_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let mut random = Lcg(seed);
+    eprintln!("seed {seed}, one run alone takes {solo:?}");
+    let lake = dir.path().join("lake");
+    let args = ["run", "01", "02", "--raw", "raw", "--lake", lake.to_str().unwrap()];
+    for round in 0..rounds {
+        let slow = vec![("FUNNELPULSE_PAUSE", "before-commit:bronze_rejects:2000".to_string())];
+        let first = spawn(dir.path(), &args, &slow);
+        let offset = Duration::from_millis(random.below(solo.as_millis() as u64));
+        std::thread::sleep(offset);
+        let second = spawn(dir.path(), &args, &[]);
+        let outputs = [first.wait_with_output().unwrap(), second.wait_with_output().unwrap()];
+        let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).to_string();
+        let won: Vec<bool> = outputs.iter().map(|o| o.status.success()).collect();
+        assert_eq!(
+            won.iter().filter(|w| **w).count(),
+            1,
+            "round {round} (second run {offset:?} after the first): exactly one run must win\nfirst: {}\nsecond: {}",
+            text(&outputs[0]),
+            text(&outputs[1])
+        );
+        let loser = text(&outputs[won.iter().position(|w| !w).unwrap()]);
+        assert!(
+            loser.contains("was changed by another run") && loser.contains("nothing of this run was committed"),
+            "round {round}: the loser must say why: {loser}"
+        );
+        assert!(loser.lines().count() <= 4, "round {round}: a short message, not a log: {loser}");
+        let got = batch_rows(&lake).await;
+        for ((table, rows), (_, want)) in got.iter().zip(&expected) {
+            assert!(
+                rows == want,
+                "round {round}: {table} differs from a single run's ({} vs {} rows)",
+                rows.len(),
+                want.len()
+            );
+        }
+    }
+}
+
+/// Readers running while runs replace the tables see one whole version at a
+/// time: the row count of one of the data sets, never a mix.
+#[tokio::test]
+async fn a_reader_during_commits_sees_one_version_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    let small = generate(&dir.path().join("a"), 1_000, 1);
+    let large = generate(&dir.path().join("b"), 3_000, 2);
+    let lake = dir.path().join("lake");
+    let run = |raw: &Path| {
+        funnelpulse_ok(dir.path(), &["run", "01", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()])
+    };
+    run(&large);
+    let large_rows = read_rows(&lake, "bronze_events", "event_date", &["event_type"]).await.len();
+    run(&small);
+    let small_rows = read_rows(&lake, "bronze_events", "event_date", &["event_type"]).await.len();
+    assert_ne!(small_rows, large_rows);
+
+    let writer = {
+        let (dir, lake, small, large) = (dir.path().to_path_buf(), lake.clone(), small.clone(), large.clone());
+        std::thread::spawn(move || {
+            for raw in [&large, &small, &large, &small] {
+                let args = ["run", "01", "--raw", raw.to_str().unwrap(), "--lake", lake.to_str().unwrap()];
+                funnelpulse_ok(&dir, &args);
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() {
+        let rows = read_rows(&lake, "bronze_events", "event_date", &["event_type"]).await.len();
+        assert!(rows == small_rows || rows == large_rows, "a reader saw {rows} rows: a mix of two versions");
+        reads += 1;
+    }
+    writer.join().unwrap();
+    assert!(reads > 3, "the reader ran only {reads} times");
+}
