@@ -366,7 +366,7 @@ async fn the_kafka_stream_equals_the_batch_funnel_survives_sigkill_and_keeps_dea
         "stream:after-offsets:1",
         "stream:after-write:2",
         "stream:after-commit-record:2",
-        "stream:after-moves:3",
+        "stream:after-appends:3",
     ] {
         let args = stream("b", &[]);
         kill_at(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>(), point);

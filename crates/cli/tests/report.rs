@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use common::tables::register_delta;
 use common::{funnelpulse_ok, generate};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::SessionContext;
 
 struct Run {
     _dir: tempfile::TempDir,
@@ -55,9 +56,7 @@ async fn sql(lake: &Path, query: &str) -> Vec<Vec<String>> {
         ("gold_anomalies_hourly_brand", "window_date"),
         ("gold_anomalies_hourly_brand_v2", "window_date"),
     ] {
-        let options = ParquetReadOptions::default().table_partition_cols(vec![(partition.into(), DataType::Utf8)]);
-        let dir = lake.join("tables").join(table);
-        ctx.register_parquet(table, dir.to_str().unwrap(), options).await.unwrap();
+        register_delta(&ctx, lake, table, partition).await;
     }
     let batches = ctx.sql(query).await.unwrap().collect().await.unwrap();
     let mut rows = Vec::new();

@@ -64,7 +64,7 @@ async fn the_stream_equals_the_batch_funnel_and_survives_sigkill_at_every_phase(
         "stream:after-offsets:1",
         "stream:after-write:2",
         "stream:after-commit-record:2",
-        "stream:after-moves:3",
+        "stream:after-appends:3",
         "stream:after-write:4",
     ] {
         kill_at(dir.path(), &stream_args("b", &[]), point);

@@ -405,7 +405,7 @@ pub async fn finish_commit(cx: &BatchContext<'_>, commit: &Commit) -> anyhow::Re
             .with_context(|| format!("committing batch {}", commit.batch_id))?;
         pause(&format!("after-append:{name}"), commit.batch_id);
     }
-    pause("after-moves", commit.batch_id);
+    pause("after-appends", commit.batch_id);
     cx.checkpoint.prune_batches(commit.state_batch).await?;
     cx.checkpoint.prune_inputs(commit.batch_id).await?;
     Ok(())

@@ -61,6 +61,41 @@ pub async fn delta_files(lake: &Path, table: &str, partition_col: &str) -> Vec<(
     files
 }
 
+/// Registers the latest version of the Delta table `<lake>/tables/<table>` in
+/// `ctx` under its name: delta-rs lists its files, plain DataFusion reads
+/// them, the partition column (from the log) as text.
+pub async fn register_delta(ctx: &SessionContext, lake: &Path, table: &str, partition_col: &str) {
+    let mut union: Option<datafusion::prelude::DataFrame> = None;
+    for (file, partition) in delta_files(lake, table, partition_col).await {
+        let df = ctx.read_parquet(file.to_str().unwrap(), ParquetReadOptions::default()).await.unwrap();
+        let df = df.with_column(partition_col, lit(ScalarValue::Utf8(partition))).unwrap();
+        union = Some(match union {
+            Some(all) => all.union(df).unwrap(),
+            None => df,
+        });
+    }
+    match union {
+        Some(union) => ctx.register_table(table, union.into_view()).unwrap(),
+        None => {
+            // An empty table: its columns from the log.
+            let url = url::Url::from_directory_path(lake.join("tables").join(table)).unwrap();
+            let delta = deltalake_core::DeltaTableBuilder::from_url(url).unwrap().load().await.unwrap();
+            let schema = delta.snapshot().unwrap().snapshot().arrow_schema();
+            let fields: Vec<_> = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let text = datafusion::arrow::datatypes::DataType::Utf8;
+                    if f.name() == partition_col { f.as_ref().clone().with_data_type(text) } else { f.as_ref().clone() }
+                })
+                .collect();
+            let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+            let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]]).unwrap();
+            ctx.register_table(table, std::sync::Arc::new(empty)).unwrap()
+        }
+    };
+}
+
 /// Reads the latest version of the Delta table `<lake>/tables/<table>`
 /// (partitioned by `partition_col`): delta-rs lists its files, plain
 /// DataFusion reads each, and the partition value comes from the log.
