@@ -42,7 +42,7 @@ teardown() {
     run "$DEPLOY/submit.sh" --target local 01 -- --raw "$BATS_TEST_TMPDIR/raw"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
     [[ "$output" == *"Ballista scheduler df://127.0.0.1:$FUNNELPULSE_SCHEDULER_PORT"* ]]
-    ls "$FUNNELPULSE_LOCAL_DIR/lake/tables/gold_funnel_hourly_brand" >/dev/null
+    ls "$FUNNELPULSE_LOCAL_DIR/lake/tables/gold_funnel_hourly_brand/_delta_log/00000000000000000000.json" >/dev/null
 
     run "$DEPLOY/status.sh" --target local
     [[ "$output" =~ jobs:\ [0-9]+\ completed ]] || { echo "$output"; false; }
@@ -83,5 +83,6 @@ teardown() {
     [[ "$output" == *"running stages 01, 02, 03, 04, 05, 06 on Ballista scheduler df://127.0.0.1:$FUNNELPULSE_SCHEDULER_PORT"* ]]
     [[ "$output" == *"stage 04 done"*"4 files"* ]] || { echo "$output"; false; }
     [ -f "$FUNNELPULSE_LOCAL_DIR/lake/reports/summary.html" ]
-    ls "$FUNNELPULSE_LOCAL_DIR/lake/tables/gold_stream_funnel_hourly_brand/window_date=2019-10-01" >/dev/null
+    # A Delta table: each micro-batch's files in a run folder of their own, appended to the log.
+    compgen -G "$FUNNELPULSE_LOCAL_DIR/lake/tables/gold_stream_funnel_hourly_brand/run-*/window_date=2019-10-01" >/dev/null
 }

@@ -39,6 +39,16 @@ async fn a_killed_run_leaves_the_old_tables_and_a_rerun_is_identical() {
     let stderr = crash(dir.path(), "after-staging:silver_events");
     assert!(stderr.contains("aborting at after-staging:silver_events"), "{stderr}");
     assert_eq!(stage01_tables(&lake).await, before);
+    // The killed run's files are left in its run folder; vacuum removes them.
+    let runs = |table: &str| std::fs::read_dir(lake.join("tables").join(table)).unwrap().count();
+    assert_eq!(runs("silver_events"), 3, "the log, the committed run and the killed run's folder");
+    let args = ["lake", "vacuum", "--lake", "lake", "--retain", "0s", "--force", "silver_events"];
+    let out = funnelpulse_ok(dir.path(), &args);
+    assert!(out.contains("silver_events"), "{out}");
+    assert_eq!(runs("silver_events"), 2, "vacuum left the killed run's files");
+    assert_eq!(stage01_tables(&lake).await, before);
+    let refused = funnelpulse(dir.path(), &["lake", "vacuum", "--lake", "lake", "--retain", "10m"], &[]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("use at least 1h, or --force"), "{refused:?}");
 
     // Killed between two table commits: bronze is new, silver and gold are
     // not; the next run makes all of them equal to a complete run again.

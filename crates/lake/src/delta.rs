@@ -584,8 +584,12 @@ impl Lake {
             .vacuum()
             .with_retention_period(hours)
             .with_enforce_retention_duration(false)
+            // Full: also the files no log entry names (those of killed runs), not only removed ones.
+            .with_mode(deltalake_core::operations::vacuum::VacuumMode::Full)
             .await
             .with_context(|| format!("vacuuming {}", table.name))?;
+        // Local lakes: the emptied run folders too.
+        self.remove_empty_dirs(&Lake::table_rel(table));
         Ok(VacuumReport { table: table.name.to_string(), files_deleted: metrics.files_deleted.len() })
     }
 }

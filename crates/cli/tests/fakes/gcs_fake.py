@@ -20,6 +20,7 @@ Test hooks, under /_fake/ (not part of GCS):
   PUT    /_fake/fault?method=DELETE&prefix=<key prefix>&status=403
                             answer matching requests with that status until cleared
   DELETE /_fake/fault      clear the fault
+  DELETE /_fake/requests   forget the requests seen so far
 
 Python 3 standard library only. Prints "port N" once it listens on 127.0.0.1.
 """
@@ -247,7 +248,11 @@ class Handler(BaseHTTPRequestHandler):
     # ---- test hooks -----------------------------------------------------
 
     def control(self, what, query):
-        if what == "requests":
+        if what == "requests" and self.command == "DELETE":
+            with self.store.lock:
+                self.store.requests.clear()
+            body = b"{}"
+        elif what == "requests":
             with self.store.lock:
                 body = json.dumps(self.store.requests).encode()
         elif what == "objects":
