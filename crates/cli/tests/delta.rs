@@ -172,3 +172,38 @@ async fn a_lake_of_the_format_before_delta_is_refused_then_converted_in_place() 
         assert!(!converted.is_empty() && converted == original, "{table} differs after the conversion");
     }
 }
+
+/// DuckDB's own Delta reader (the `delta` extension, from PyPI's
+/// duckdb-ext-delta in the venv `.ci/run` makes) reads every table of a
+/// pipeline run as we do: rows, and a checksum of a value column.
+#[tokio::test]
+async fn duckdb_reads_every_table_as_we_do() {
+    let python = std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/duckdb-delta-venv/bin/python");
+    assert!(python.exists(), "no {} (.ci/run makes it: DuckDB 1.4 with duckdb-ext-delta)", python.display());
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 3_000, 2);
+    funnelpulse_ok(dir.path(), &["run", "01", "02", "05", "--raw", "raw", "--lake", "lake"]);
+    let lake = dir.path().join("lake");
+    let mut tables = batch_tables();
+    tables.push(("bronze_rejects", "event_date", vec!["event_date"]));
+    for name in ["gold_anomalies_hourly_brand", "gold_anomalies_hourly_brand_v2"] {
+        tables.push((name, "window_date", vec!["window_date"]));
+    }
+    let script = format!(
+        "import duckdb, glob, sys\n\
+         ext = glob.glob(sys.prefix + '/lib/python*/site-packages/duckdb_ext/extensions/*/*/delta.duckdb_extension')[0]\n\
+         con = duckdb.connect(config={{'allow_unsigned_extensions': 'true'}})\n\
+         con.execute(f\"LOAD '{{ext}}'\")\n\
+         for t in {names:?}:\n\
+         \x20   print(t, con.sql(f\"select count(*) from delta_scan('{lake}/tables/{{t}}')\").fetchone()[0])\n",
+        names = tables.iter().map(|t| t.0).collect::<Vec<_>>(),
+        lake = lake.display()
+    );
+    let out = Command::new(&python).args(["-c", &script]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "DuckDB failed: {}", String::from_utf8_lossy(&out.stderr));
+    for (table, partition, columns) in tables {
+        let ours = read_rows(&lake, table, partition, &columns).await.len();
+        assert!(stdout.contains(&format!("{table} {ours}\n")), "{table}: we read {ours} rows, DuckDB: {stdout}");
+    }
+}
