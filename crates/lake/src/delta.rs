@@ -214,6 +214,14 @@ impl Lake {
             AsOf::Time(t) => delta.load_with_datetime(*t).await,
         };
         loaded.with_context(|| format!("reading {} at {at:?}", table.name))?;
+        if let AsOf::Time(time) = at {
+            // A time before the table's first commit: delta-rs gives version 0, but the table did not exist yet.
+            let state = delta.snapshot()?;
+            let committed = state.version_timestamp(state.version()).and_then(chrono::DateTime::from_timestamp_millis);
+            if committed.is_some_and(|c| c > *time) {
+                return Ok(None);
+            }
+        }
         Ok(Some(delta))
     }
 
