@@ -116,14 +116,14 @@ def compare_table(con, expected: Path, actual: Path, table: str) -> tuple[bool, 
     if e_schema != a_schema:
         return False, f"schemas differ: expected {e_schema}, actual {a_schema}"
     e_src, a_src = source(expected, table), source(actual, table)
-    e_rows = con.execute(f"SELECT count(*) FROM {e_src}").fetchone()[0]
-    a_rows = con.execute(f"SELECT count(*) FROM {a_src}").fetchone()[0]
+    e_rows = con.execute(f"SELECT count(*) FROM {e_src}").fetchall()[0][0]
+    a_rows = con.execute(f"SELECT count(*) FROM {a_src}").fetchall()[0][0]
     if e_rows != a_rows:
         return False, f"{a_rows} rows, expected {e_rows}"
     cols = rounded(e_schema)
     diff = "SELECT {cols} FROM {a} EXCEPT ALL SELECT {cols} FROM {b}"
-    only_e = con.execute(f"SELECT count(*) FROM ({diff.format(cols=cols, a=e_src, b=a_src)})").fetchone()[0]
-    only_a = con.execute(f"SELECT count(*) FROM ({diff.format(cols=cols, a=a_src, b=e_src)})").fetchone()[0]
+    only_e = con.execute(f"SELECT count(*) FROM ({diff.format(cols=cols, a=e_src, b=a_src)})").fetchall()[0][0]
+    only_a = con.execute(f"SELECT count(*) FROM ({diff.format(cols=cols, a=a_src, b=e_src)})").fetchall()[0][0]
     if only_e == 0 and only_a == 0:
         return True, f"{e_rows} rows equal"
     # Rounding boundaries: fetch the rows of every differing (rounded) value,
