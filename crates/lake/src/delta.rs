@@ -674,3 +674,68 @@ mod tests {
         assert!("yesterday".parse::<AsOf>().unwrap_err().contains("RFC 3339"));
     }
 }
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+    use funnelpulse_core::tables::LATE_EVENTS;
+
+    fn lake() -> (tempfile::TempDir, Lake) {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::open(dir.path().to_str().unwrap(), crate::LakeStores::new().as_ref()).unwrap();
+        (dir, lake)
+    }
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("batch_id", DataType::Int64, true),
+            Field::new(LATE_EVENTS.partition_col, DataType::Date32, true),
+        ]))
+    }
+
+    /// Delta checkpoints every 100 commits, as Delta does; a stream's batches
+    /// are appended once each (the txn action), whatever is retried.
+    #[tokio::test]
+    async fn a_long_stream_of_appends_is_checkpointed_and_each_batch_lands_once() {
+        let (dir, lake) = lake();
+        lake.ensure_table(&LATE_EVENTS, schema()).await.unwrap();
+        for batch in 0..100 {
+            assert!(lake.commit_append(&LATE_EVENTS, Vec::new(), "stream-x", batch).await.unwrap());
+        }
+        assert!(!lake.commit_append(&LATE_EVENTS, Vec::new(), "stream-x", 99).await.unwrap(), "batch 99 again");
+        assert!(!lake.commit_append(&LATE_EVENTS, Vec::new(), "stream-x", 42).await.unwrap(), "an older batch");
+        let log = dir.path().join("tables/late_events/_delta_log");
+        // delta-rs writes it after the 100th commit (version 99).
+        let checkpoints: Vec<String> = std::fs::read_dir(&log)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|name| name.ends_with(".checkpoint.parquet"))
+            .collect();
+        assert_eq!(checkpoints, ["00000000000000000099.checkpoint.parquet"], "one checkpoint in 101 commits");
+        assert_eq!(lake.table_version(&LATE_EVENTS).await.unwrap(), Some(100));
+        let history = lake.history(&LATE_EVENTS, Some(3)).await.unwrap();
+        assert_eq!(history[0].version, 100);
+        assert_eq!(history[0].run.as_deref(), Some("stream-x"));
+    }
+
+    /// An overwrite computed from an older version is refused, and says so.
+    #[tokio::test]
+    async fn an_overwrite_from_an_older_version_is_refused() {
+        let (_dir, lake) = lake();
+        lake.ensure_table(&LATE_EVENTS, schema()).await.unwrap();
+        let empty = TableFiles {
+            table: LATE_EVENTS,
+            root: lake.table_url(&LATE_EVENTS),
+            version: None,
+            schema: schema(),
+            files: Vec::new(),
+        };
+        assert_eq!(lake.commit_overwrite("r1", &empty, Some(0)).await.unwrap(), 1);
+        let refused = lake.commit_overwrite("r2", &empty, Some(0)).await.unwrap_err();
+        let changed = refused.downcast_ref::<TableChanged>().expect("a TableChanged");
+        assert_eq!(changed.version, 1);
+        assert!(refused.to_string().contains("late_events was changed by another run (version 1)"), "{refused}");
+        let refused = lake.commit_overwrite("r3", &empty, None).await.unwrap_err();
+        assert!(refused.is::<TableChanged>(), "creating an existing table: {refused}");
+    }
+}
