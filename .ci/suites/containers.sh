@@ -84,7 +84,7 @@ install_tools() {
     apt_install jq jq
     apt_install curl curl
     apt_install objcopy binutils
-    python3 -c 'import duckdb' 2>/dev/null ||
+    python3 -c 'import duckdb, deltalake, pyarrow' 2>/dev/null ||
         python3 -m pip install --quiet --disable-pip-version-check 'duckdb>=1.1' 'deltalake[pyarrow]>=1.6' 'polars>=1.0' 2>&1 | grep -v "Running pip as the 'root'" || true
 }
 
