@@ -247,6 +247,10 @@ async fn reading_commands_travel_back_to_an_older_version() {
         assert_eq!(sorted(ours), sorted(theirs), "{table} from version 0 differs");
     }
 
+    let missing =
+        common::funnelpulse(dir.path(), &["run", "05", "--lake", lake.to_str().unwrap(), "--as-of", "9"], &[]);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("gold_funnel_hourly_brand has versions 0 to 1; there is no version 9"), "{stderr}");
     let refused =
         common::funnelpulse(dir.path(), &["run", "06", "--lake", lake.to_str().unwrap(), "--as-of", "0"], &[]);
     let stderr = String::from_utf8_lossy(&refused.stderr);

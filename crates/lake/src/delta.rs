@@ -208,6 +208,10 @@ impl Lake {
             self.refuse_legacy(table).await?;
             return Ok(None);
         }
+        if let AsOf::Version(v) = at {
+            let latest = delta.get_latest_version().await? as i64;
+            anyhow::ensure!(*v <= latest, "{} has versions 0 to {latest}; there is no version {v}", table.name);
+        }
         let loaded = match at {
             AsOf::Latest => delta.load().await,
             AsOf::Version(v) => delta.load_version(*v as u64).await,
