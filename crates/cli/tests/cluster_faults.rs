@@ -207,7 +207,12 @@ async fn a_hung_job_is_cancelled_by_the_job_timeout_and_the_stage_retried() {
     let (status, output) = wait_end(&mut child, &cluster, &log);
     eprintln!("{output}");
     assert!(status.success(), "the retry did not get through:\n{output}\n{}", cluster.logs());
-    assert!(output.contains("(the job timeout): cancelling it"), "the watchdog cancelled nothing:\n{output}");
+    // The freeze lands in a running job (the job timeout cancels it) or, when that job's
+    // tasks were done, in the client's fetch of its result (the fetch timeout ends it):
+    // since empty tables are scanned as nothing (Delta), a short count job can be the one.
+    let cancelled = output.contains("(the job timeout): cancelling it");
+    let fetch_timed_out = output.contains("failed to fetch partition") && output.contains("Timeout expired");
+    assert!(cancelled || fetch_timed_out, "neither the watchdog nor the fetch timeout ended the hang:\n{output}");
     assert!(output.contains("retrying (attempt 2 of 6)"), "{output}");
     assert_tables(&lake, &fixture.expected, "after a cancelled job and a retry").await;
 }
