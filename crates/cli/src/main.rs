@@ -15,6 +15,9 @@ use clap::{Parser, Subcommand};
 #[command(name = "funnelpulse", version, about = "E-commerce funnel analytics on Apache DataFusion Ballista")]
 #[command(after_help = "Settings come from flags, then FUNNELPULSE_* environment variables, then funnelpulse.toml.")]
 struct Cli {
+    /// Show progress logs and, on failure, the whole error chain (as RUST_LOG=info does).
+    #[arg(short, long, global = true, env = "FUNNELPULSE_VERBOSE")]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,15 +43,26 @@ enum Command {
     Lake(lake::LakeCommand),
 }
 
-/// Warnings, without Ballista's routine notes about spilling shuffle buffers.
-const QUIET_LOGS: &str = "warn,ballista_core::execution_plans::sort_shuffle=error";
+/// Our warnings only: Ballista and DataFusion log a failed job's error at
+/// ERROR level, once per task, which the one-line error below already says.
+const QUIET_LOGS: &str =
+    "warn,ballista=off,ballista_core=off,ballista_scheduler=off,ballista_executor=off,datafusion=off";
+/// With `-v`: everything from warnings up, ours from info.
+const VERBOSE_LOGS: &str = "warn,funnelpulse=info";
 
 #[tokio::main]
 async fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(QUIET_LOGS)).init();
+    let verbose = std::env::args().any(|a| a == "-v" || a == "--verbose")
+        || std::env::var("FUNNELPULSE_VERBOSE").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
+    let logs = if verbose { VERBOSE_LOGS } else { QUIET_LOGS };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(logs)).init();
     let outcome = async {
         config::load_config_file::<Cli>()?;
-        match Cli::parse().command {
+        let cli = Cli::parse();
+        if cli.verbose {
+            log::info!("verbose: progress logs and whole error chains");
+        }
+        match cli.command {
             Command::Generate(args) => generate::run(args),
             Command::Run(args) => run::run(args).await,
             Command::Evaluate(args) => evaluate::run(args).await,
@@ -60,7 +74,10 @@ async fn main() {
     }
     .await;
     if let Err(error) = outcome {
-        eprintln!("error: {error:#}");
+        if verbose {
+            eprintln!("error (whole chain): {error:?}");
+        }
+        eprintln!("error: {}", funnelpulse_engine::user_error::one_line(&error));
         std::process::exit(1);
     }
 }

@@ -94,7 +94,7 @@ fn a_file_without_the_kaggle_header_is_refused_clearly() {
     let out = funnelpulse(dir.path(), &["run", "01", "--raw", "raw", "--lake", "lake"], &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("x.csv: line 1 is not the Kaggle header"), "{stderr}");
+    assert!(stderr.contains("x.csv: line 1 is not a header with the Kaggle columns"), "{stderr}");
 }
 
 #[test]
@@ -102,7 +102,11 @@ fn missing_raw_files_and_bad_settings_are_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("raw")).unwrap();
     let out = funnelpulse(dir.path(), &["run", "01", "--raw", "raw", "--lake", "lake"], &[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no *.csv files in raw"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("no raw CSV files (*.csv, *.csv.gz, *.csv.zst, *.csv.bz2, *.csv.xz) in raw"),
+        "{out:?}"
+    );
     let out = funnelpulse(dir.path(), &["run", "01", "--raw", "raw"], &[("FUNNELPULSE_BAD_ROWS", "sometimes")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bad-rows"), "{out:?}");
     let out = funnelpulse(dir.path(), &["run", "04", "--lake", "stream-lake", "--available-now"], &[]);

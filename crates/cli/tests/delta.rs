@@ -263,3 +263,101 @@ async fn reading_commands_travel_back_to_an_older_version() {
     let anomalies = summary["tables"].as_array().unwrap().iter().find(|t| t["table"] == "gold_anomalies_hourly_brand");
     assert!(anomalies.is_none_or(|t| t["rows"].is_null()), "stage 05 ran after that time: {summary}");
 }
+
+/// Every table's columns and types as one reader sees them, one line per
+/// table: `table name:type,…`, types normalised across readers.
+const NORMALISE_TYPES: &str = "\
+def canon(t):\n\
+\x20   t = str(t).lower()\n\
+\x20   for key, name in [('large_string', 'string'), ('string_view', 'string'), ('varchar', 'string'), ('string', 'string'), ('utf8', 'string'),\n\
+\x20                     ('timestamp', 'timestamp'), ('datetime', 'timestamp'), ('date', 'date'),\n\
+\x20                     ('bigint', 'int64'), ('int64', 'int64'), ('integer', 'int32'), ('int32', 'int32'),\n\
+\x20                     ('double', 'float64'), ('float64', 'float64'), ('bool', 'boolean')]:\n\
+\x20       if key in t:\n\
+\x20           return name\n\
+\x20   return t\n\
+def show(table, columns):\n\
+\x20   print(table, ','.join(n + ':' + canon(t) for n, t in columns))\n";
+
+/// Schemas as pyarrow (deltalake), Polars and DuckDB's delta extension read them.
+fn reader_schemas(lake: &Path, tables: &[String]) -> [Vec<String>; 3] {
+    let lake = lake.display();
+    let pyarrow = format!(
+        "import deltalake\n{NORMALISE_TYPES}for t in {tables:?}:\n\
+         \x20   a = deltalake.DeltaTable('{lake}/tables/' + t).to_pyarrow_table()\n\
+         \x20   show(t, [(f.name, f.type) for f in a.schema])\n"
+    );
+    let polars = format!(
+        "import polars\n{NORMALISE_TYPES}for t in {tables:?}:\n\
+         \x20   s = polars.read_delta('{lake}/tables/' + t).schema\n\
+         \x20   show(t, list(s.items()))\n"
+    );
+    let duckdb = format!(
+        "import duckdb, glob, sys\n{NORMALISE_TYPES}\
+         ext = glob.glob(sys.prefix + '/lib/python*/site-packages/duckdb_ext/extensions/*/*/delta.duckdb_extension')[0]\n\
+         con = duckdb.connect(config={{'allow_unsigned_extensions': 'true'}})\n\
+         con.execute(f\"LOAD '{{ext}}'\")\n\
+         for t in {tables:?}:\n\
+         \x20   r = con.sql(f\"select * from delta_scan('{lake}/tables/{{t}}')\")\n\
+         \x20   show(t, list(zip(r.columns, r.types)))\n"
+    );
+    let venv = std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/duckdb-delta-venv/bin/python");
+    let run = |python: &Path, script: &str| {
+        let out = Command::new(python).args(["-c", script]).output().unwrap();
+        assert!(out.status.success(), "reader failed: {}", String::from_utf8_lossy(&out.stderr));
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    let python3 = Path::new("python3");
+    [run(python3, &pyarrow), run(python3, &polars), run(&venv, &duckdb)]
+}
+
+/// An empty table reads with the columns and types of a full one, in every
+/// reader: the partition column stays a DATE, no placeholder partition.
+#[tokio::test]
+async fn every_table_reads_with_one_schema_in_every_reader_empty_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 3_000, 2);
+    funnelpulse_ok(dir.path(), &["run", "all", "--raw", "raw", "--lake", "clean"]);
+    // The same data with one bad row: bronze_rejects is not empty there.
+    let mut text = std::fs::read_dir(dir.path().join("raw"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "csv"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .unwrap();
+    text.push_str("2019-10-01 10:00:00 UTC,view,abc,2,,b,1.00,3,s\n");
+    std::fs::create_dir_all(dir.path().join("bad")).unwrap();
+    std::fs::write(dir.path().join("bad/events.csv"), text).unwrap();
+    funnelpulse_ok(dir.path(), &["run", "01", "--raw", "bad", "--lake", "bad-lake"]);
+
+    let clean = dir.path().join("clean");
+    let mut tables: Vec<String> = std::fs::read_dir(clean.join("tables"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    tables.sort();
+    assert!(tables.len() >= 12, "{tables:?}");
+    let schemas = reader_schemas(&clean, &tables);
+    let empty = read_rows(&clean, "bronze_rejects", "event_date", &["event_date"]).await;
+    assert!(empty.is_empty(), "clean data has rejects");
+    for (reader, lines) in ["deltalake (pyarrow)", "polars"].iter().zip(&schemas[1..]) {
+        assert_eq!(lines, &schemas[2], "{reader} and DuckDB read different schemas");
+    }
+    assert_eq!(schemas[0], schemas[2], "pyarrow and DuckDB read different schemas");
+    for line in &schemas[0] {
+        let (table, columns) = line.split_once(' ').unwrap();
+        let partition = funnelpulse_core::tables::lake_table(table).map(|t| t.partition_col);
+        if let Some(partition) = partition {
+            assert!(columns.contains(&format!("{partition}:date")), "{table}: partition column is not a date: {line}");
+        }
+        assert!(!columns.contains("__HIVE_DEFAULT_PARTITION__"), "{line}");
+    }
+    // The empty bronze_rejects has the schema of a full one, in each reader.
+    let full = reader_schemas(&dir.path().join("bad-lake"), &["bronze_rejects".to_string()]);
+    for (clean_lines, full_lines) in schemas.iter().zip(&full) {
+        let clean_line = clean_lines.iter().find(|l| l.starts_with("bronze_rejects ")).unwrap();
+        assert_eq!(clean_line, &full_lines[0], "empty and full bronze_rejects differ");
+    }
+}

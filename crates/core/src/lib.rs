@@ -15,3 +15,8 @@ pub mod stream;
 pub mod tables;
 
 pub use tables::TableSpec;
+
+/// Start of every message about bad input (a raw file's header, corrupt
+/// compressed data). An error made on an executor reaches the client as
+/// text; this prefix tells the stage runner not to retry it.
+pub const BAD_INPUT: &str = "bad input: ";

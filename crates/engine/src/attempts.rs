@@ -80,6 +80,7 @@ impl StageRunner {
                 Err(error) => error,
             };
             if number == attempts || !is_cluster_failure(&error) {
+                // Input, plan and setting errors fail at once, without waits.
                 return Err(if number > 1 {
                     error.context(format!("stage {stage} failed {number} times"))
                 } else {
@@ -142,22 +143,61 @@ async fn wait_for_cluster(api: &SchedulerApi, scheduler: &str, limit: Duration) 
     }
 }
 
-/// Whether a retry on the cluster may succeed: failed or cancelled jobs,
-/// lost connections, storage hiccups and failed invariants — not plan or
-/// schema errors, which would fail the same way again.
-pub fn is_cluster_failure(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        if cause.is::<InvariantViolation>() || cause.is::<std::io::Error>() {
-            return true;
-        }
+/// Why a stage failed, which decides whether running it again can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The input is bad (a raw file's header, a corrupt compressed file):
+    /// the same error again, on any cluster.
+    Input,
+    /// A plan, schema, setting or lake-state error: deterministic too.
+    Plan,
+    /// A reconciliation invariant failed. On a Ballista cluster this is the
+    /// known symptom of a lost executor (its shuffle output read twice), so
+    /// it is retried there like a cluster failure; embedded it is final.
+    Invariant,
+    /// Lost executors or connections, cancelled or timed-out jobs, storage
+    /// hiccups: a fresh attempt may succeed.
+    Cluster,
+}
+
+/// Messages of deterministic failures as they come back from a Ballista job,
+/// where the executor's typed error has become text.
+const DETERMINISTIC_MARKERS: [&str; 7] = [
+    funnelpulse_core::BAD_INPUT,
+    "Error during planning",
+    "Schema error",
+    "Cast error",
+    "Invalid argument error",
+    "SQL error",
+    "This feature is not implemented",
+];
+
+/// Sorts a stage's error into a [`Cause`].
+pub fn cause_of(error: &anyhow::Error) -> Cause {
+    let text = format!("{error:#}");
+    if text.contains(funnelpulse_core::BAD_INPUT) {
+        return Cause::Input;
+    }
+    if error.chain().any(|cause| cause.is::<InvariantViolation>()) {
+        return Cause::Invariant;
+    }
+    let transient = error.chain().any(|cause| {
         if let Some(df) = cause.downcast_ref::<DataFusionError>() {
             return is_transient(df);
         }
         if let Some(store) = cause.downcast_ref::<object_store::Error>() {
             return !matches!(store, object_store::Error::NotFound { .. });
         }
-        false
-    })
+        cause.is::<std::io::Error>()
+    });
+    if transient && !DETERMINISTIC_MARKERS.iter().any(|m| text.contains(m)) { Cause::Cluster } else { Cause::Plan }
+}
+
+/// Whether a retry on the cluster may succeed: cluster failures and failed
+/// invariants — not bad input, plan or schema errors, which would fail the
+/// same way again.
+pub fn is_cluster_failure(error: &anyhow::Error) -> bool {
+    matches!(cause_of(error), Cause::Cluster | Cause::Invariant)
 }
 
 fn is_transient(error: &DataFusionError) -> bool {
@@ -205,5 +245,23 @@ mod tests {
         assert!(!is_cluster_failure(&anyhow::anyhow!("--z-threshold must be positive")));
         let cast = ArrowError::CastError("cannot cast".into());
         assert!(!is_cluster_failure(&anyhow::Error::new(DataFusionError::ArrowError(Box::new(cast), None))));
+    }
+
+    #[test]
+    fn bad_input_from_an_executor_is_not_retried() {
+        // As Ballista returns it: the executor's error as text inside the job's.
+        let job = DataFusionError::Execution(format!(
+            "Job abc failed: Task 3 failed: Execution error: {}file:///raw/x.csv: the header lacks column(s) price",
+            funnelpulse_core::BAD_INPUT
+        ));
+        let error = anyhow::Error::new(job).context("writing bronze_events");
+        assert_eq!(cause_of(&error), Cause::Input);
+        assert!(!is_cluster_failure(&error));
+        let schema = DataFusionError::Execution("Job abc failed: Schema error: No field named x".into());
+        assert_eq!(cause_of(&anyhow::Error::new(schema)), Cause::Plan);
+        let lost = DataFusionError::Execution("Job abc failed: executor lost".into());
+        assert_eq!(cause_of(&anyhow::Error::new(lost)), Cause::Cluster);
+        let invariant: anyhow::Error = InvariantViolation { name: "x".into(), detail: "1 vs 2".into() }.into();
+        assert_eq!(cause_of(&invariant), Cause::Invariant);
     }
 }

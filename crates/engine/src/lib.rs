@@ -22,6 +22,7 @@ pub use staged::{StagedRun, check, one_row_i64};
 pub mod args;
 pub mod attempts;
 pub mod progress;
+pub mod user_error;
 pub mod watchdog;
 pub use args::{AsOfArgs, ClusterArgs, CommonArgs};
 pub use attempts::{InvariantViolation, StageRunner};

@@ -103,9 +103,12 @@ impl Engine {
                     .await
                     .context("connecting to the embedded Ballista scheduler")?
             }
-            EngineMode::Remote { scheduler } => SessionContext::remote_with_state(scheduler, state)
-                .await
-                .with_context(|| format!("connecting to the Ballista scheduler at {scheduler}"))?,
+            EngineMode::Remote { scheduler } => {
+                first_contact(scheduler).await?;
+                SessionContext::remote_with_state(scheduler, state)
+                    .await
+                    .with_context(|| format!("connecting to the Ballista scheduler at {scheduler}"))?
+            }
         };
         let watchdog = match &mode {
             EngineMode::Embedded { .. } => None,
@@ -115,4 +118,18 @@ impl Engine {
         };
         Ok(Self { ctx, mode, watchdog })
     }
+}
+
+/// Fails at once, with what to do, when the scheduler does not answer at all:
+/// waiting (`--cluster-wait`) is for a cluster that answered and went away.
+async fn first_contact(scheduler: &str) -> anyhow::Result<()> {
+    let api = SchedulerApi::for_scheduler(scheduler)?;
+    if let Err(error) = api.executor_count().await {
+        let reason = error.chain().last().map(|e| e.to_string()).unwrap_or_default();
+        anyhow::bail!(
+            "the Ballista scheduler at {scheduler} does not answer ({reason}); start the cluster \
+             (deploy/up.sh, or funnelpulse-scheduler and funnelpulse-executor) or fix --scheduler"
+        );
+    }
+    Ok(())
 }

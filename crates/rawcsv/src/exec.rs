@@ -18,7 +18,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::discover::RawFile;
-use crate::parse::{is_expected_header, parse_fields, split_fields};
+use crate::parse::{ColumnOrder, parse_fields, split_fields};
 use crate::rows::RowsBuilder;
 use crate::table::ScanMode;
 
@@ -98,14 +98,24 @@ impl ExecutionPlan for RawCsvExec {
             return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::empty())));
         };
         let store = context.runtime_env().object_store(file.store_url()?)?;
-        let (path, size) = (file.object_path()?, file.size);
+        let content = crate::discover::read_content(store, &file)?;
         let reader = FileReader::new(file, self.mode, self.projection.clone(), schema.clone());
         let batches = futures::stream::once(async move {
-            let bytes = crate::discover::read_in_ranges(store, path, size).map_err(DataFusionError::from).boxed();
+            let bytes = content.map_err(content_error).boxed();
             Ok::<_, DataFusionError>(reader.batches(bytes))
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}
+
+/// A corrupt compressed file is the input's fault (its message names the
+/// file); anything else is a read error of the store.
+fn content_error(error: std::io::Error) -> DataFusionError {
+    if error.kind() == std::io::ErrorKind::InvalidData {
+        DataFusionError::Execution(error.to_string())
+    } else {
+        DataFusionError::IoError(error)
     }
 }
 
@@ -120,6 +130,8 @@ struct FileReader {
     carry: Vec<u8>,
     /// 1-based number of the last line handled.
     line_no: i64,
+    /// Column positions, from the header.
+    order: ColumnOrder,
     problems: Vec<String>,
 }
 
@@ -133,6 +145,7 @@ impl FileReader {
             rows: RowsBuilder::default(),
             carry: Vec::new(),
             line_no: 0,
+            order: ColumnOrder::KAGGLE,
             problems: Vec::new(),
         }
     }
@@ -188,7 +201,8 @@ impl FileReader {
             Err(e) => (String::from_utf8_lossy(line), Some(format!("invalid UTF-8 at byte {}", e.valid_up_to()))),
         };
         if self.line_no == 1 {
-            return self.check_header(&text);
+            self.order = self.read_header(line)?;
+            return Ok(());
         }
         if text.is_empty() {
             return Ok(()); // blank line: skipped, counted by the reconciliation
@@ -197,7 +211,7 @@ impl FileReader {
         self.problems.extend(utf8_problem);
         let mut fields = Vec::with_capacity(funnelpulse_core::schema::RAW_COLUMNS.len());
         split_fields(&text, &mut fields);
-        let row = parse_fields(&fields, &mut self.problems);
+        let row = parse_fields(&fields, &self.order, &mut self.problems);
         let has_problem = !self.problems.is_empty();
         if has_problem || self.mode == ScanMode::AllRows {
             let problem = has_problem.then(|| self.problems.join("; "));
@@ -207,15 +221,7 @@ impl FileReader {
         Ok(())
     }
 
-    fn check_header(&self, text: &str) -> Result<()> {
-        if is_expected_header(text) {
-            return Ok(());
-        }
-        Err(DataFusionError::Execution(format!(
-            "{}: line 1 is not the Kaggle header (expected `{}`, found `{}`)",
-            self.file.url,
-            funnelpulse_core::schema::RAW_COLUMNS.join(","),
-            text.chars().take(200).collect::<String>()
-        )))
+    fn read_header(&self, line: &[u8]) -> Result<ColumnOrder> {
+        crate::discover::header_order(&self.file, line).map_err(DataFusionError::Execution)
     }
 }

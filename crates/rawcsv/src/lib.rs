@@ -15,6 +15,6 @@ pub mod parse;
 mod rows;
 pub mod table;
 
-pub use discover::{RawFile, count_data_lines, list_raw_files};
+pub use discover::{Compression, NotRead, RawFile, RawListing, count_data_lines, list_raw_files};
 pub use exec::RawCsvExec;
 pub use table::{RawEventsTable, ScanMode};

@@ -53,13 +53,17 @@ fn non_empty(field: &str) -> Option<&str> {
     (!field.is_empty()).then_some(field)
 }
 
-/// Parses the fields of one line. Problems are appended to `problems`
-/// (empty when the row is clean).
-pub fn parse_fields<'a>(fields: &'a [std::borrow::Cow<'a, str>], problems: &mut Vec<String>) -> ParsedRow<'a> {
+/// Parses the fields of one line, in the file's column order. Problems are
+/// appended to `problems` (empty when the row is clean).
+pub fn parse_fields<'a>(
+    fields: &'a [std::borrow::Cow<'a, str>],
+    order: &ColumnOrder,
+    problems: &mut Vec<String>,
+) -> ParsedRow<'a> {
     if fields.len() != RAW_COLUMNS.len() {
         problems.push(format!("expected {} fields, found {}", RAW_COLUMNS.len(), fields.len()));
     }
-    let get = |i: usize| fields.get(i).and_then(|f| non_empty(f.as_ref()));
+    let get = |i: usize| fields.get(order.positions[i]).and_then(|f| non_empty(f.as_ref()));
     let typed_i64 = |i: usize, problems: &mut Vec<String>| {
         get(i).and_then(|text| match text.parse::<i64>() {
             Ok(v) => Some(v),
@@ -99,12 +103,55 @@ pub fn parse_fields<'a>(fields: &'a [std::borrow::Cow<'a, str>], problems: &mut 
     }
 }
 
-/// True when `line` is the Kaggle header (column names in order).
-pub fn is_expected_header(line: &str) -> bool {
-    let line = line.trim_start_matches('\u{feff}');
-    let mut fields = Vec::new();
-    split_fields(line, &mut fields);
-    fields.len() == RAW_COLUMNS.len() && fields.iter().zip(RAW_COLUMNS).all(|(f, want)| f.trim() == want)
+/// Where each Kaggle column (in [`RAW_COLUMNS`] order) sits in a file's
+/// lines, read from its header: re-exports sometimes reorder the columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnOrder {
+    positions: [usize; RAW_COLUMNS.len()],
+}
+
+impl ColumnOrder {
+    /// The Kaggle order itself.
+    pub const KAGGLE: Self = Self { positions: [0, 1, 2, 3, 4, 5, 6, 7, 8] };
+
+    /// Reads the header line (a UTF-8 BOM, spaces around names and letter
+    /// case are ignored). Every Kaggle column must appear once and no other:
+    /// the error says which are missing, unknown or repeated.
+    pub fn from_header(line: &str) -> Result<Self, String> {
+        let line = line.trim_start_matches('\u{feff}');
+        let mut fields = Vec::new();
+        split_fields(line, &mut fields);
+        let names: Vec<String> = fields.iter().map(|f| f.trim().to_ascii_lowercase()).collect();
+        let mut positions = [usize::MAX; RAW_COLUMNS.len()];
+        let (mut unknown, mut repeated) = (Vec::new(), Vec::new());
+        for (at, name) in names.iter().enumerate() {
+            match RAW_COLUMNS.iter().position(|c| c == name) {
+                Some(i) if positions[i] != usize::MAX => repeated.push(name.as_str()),
+                Some(i) => positions[i] = at,
+                None => unknown.push(name.as_str()),
+            }
+        }
+        let missing: Vec<&str> =
+            RAW_COLUMNS.iter().zip(positions).filter(|(_, at)| *at == usize::MAX).map(|(c, _)| *c).collect();
+        if missing.len() == RAW_COLUMNS.len() {
+            return Err(format!("line 1 is not a header with the Kaggle columns ({})", RAW_COLUMNS.join(",")));
+        }
+        let mut problems = Vec::new();
+        if !missing.is_empty() {
+            problems.push(format!("lacks column(s) {}", missing.join(", ")));
+        }
+        if !unknown.is_empty() {
+            problems.push(format!("has unknown column(s) {}", unknown.join(", ")));
+        }
+        if !repeated.is_empty() {
+            problems.push(format!("repeats column(s) {}", repeated.join(", ")));
+        }
+        if problems.is_empty() {
+            Ok(Self { positions })
+        } else {
+            Err(format!("the header {} (the Kaggle columns are {})", problems.join(" and "), RAW_COLUMNS.join(",")))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -116,7 +163,7 @@ mod tests {
         let fields: &'static mut Vec<_> = Box::leak(Box::default());
         split_fields(line, fields);
         let mut problems = Vec::new();
-        let row = parse_fields(fields, &mut problems);
+        let row = parse_fields(fields, &ColumnOrder::KAGGLE, &mut problems);
         (row, problems)
     }
 
@@ -170,14 +217,49 @@ mod tests {
         assert_eq!(out, vec!["a", "b,c", r#"say "hi""#, "d"]);
     }
 
+    const HEADER: &str = "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session";
+
     #[test]
-    fn header_detection() {
-        assert!(is_expected_header(
-            "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
-        ));
-        assert!(is_expected_header(
-            "\u{feff}event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
-        ));
-        assert!(!is_expected_header("event_time,event_type"));
+    fn kaggle_header_in_order() {
+        assert_eq!(ColumnOrder::from_header(HEADER), Ok(ColumnOrder::KAGGLE));
+        assert_eq!(ColumnOrder::from_header(&format!("\u{feff}{HEADER}")), Ok(ColumnOrder::KAGGLE));
+        assert_eq!(ColumnOrder::from_header(&HEADER.to_uppercase().replace(',', " , ")), Ok(ColumnOrder::KAGGLE));
+    }
+
+    #[test]
+    fn reordered_header_maps_columns_by_name() {
+        let order = ColumnOrder::from_header(
+            "user_session,price,brand,event_type,event_time,product_id,category_id,category_code,user_id",
+        )
+        .unwrap();
+        let line = "s1,0.5,grattol,cart,2019-10-01 00:00:03 UTC,7,8,,9";
+        let mut fields = Vec::new();
+        split_fields(line, &mut fields);
+        let mut problems = Vec::new();
+        let row = parse_fields(&fields, &order, &mut problems);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            (row.user_session, row.price, row.brand, row.event_type),
+            (Some("s1"), Some(0.5), Some("grattol"), Some("cart"))
+        );
+        assert_eq!(
+            (row.product_id, row.category_id, row.category_code, row.user_id),
+            (Some(7), Some(8), None, Some(9))
+        );
+        assert!(row.event_time.is_some());
+    }
+
+    #[test]
+    fn header_errors_name_the_columns() {
+        let missing =
+            ColumnOrder::from_header("event_time,event_type,product_id,category_id,category_code,brand,price,user_id")
+                .unwrap_err();
+        assert!(missing.contains("lacks column(s) user_session"), "{missing}");
+        let extra = ColumnOrder::from_header(&format!("{HEADER},store_id")).unwrap_err();
+        assert!(extra.contains("unknown column(s) store_id"), "{extra}");
+        let twice = ColumnOrder::from_header(&format!("{HEADER},brand")).unwrap_err();
+        assert!(twice.contains("repeats column(s) brand"), "{twice}");
+        let data = ColumnOrder::from_header("2019-10-01 00:00:03 UTC,view,1,2,,b,1.0,3,s").unwrap_err();
+        assert!(data.starts_with("line 1 is not a header"), "{data}");
     }
 }

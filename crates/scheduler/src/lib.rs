@@ -31,6 +31,11 @@ pub struct Args {
     /// push (the scheduler assigns); executors must use the same.
     #[arg(long, env = "FUNNELPULSE_SCHEDULING_POLICY", value_enum, default_value_t)]
     pub scheduling_policy: cluster::SchedulingPolicy,
+    /// Seconds a finished job stays listed (REST API, job watchdog) before the
+    /// scheduler forgets it. Ballista's default, an hour, grows the scheduler's
+    /// memory with every job of a long-running stream.
+    #[arg(long, env = "FUNNELPULSE_FINISHED_JOB_RETENTION_SECONDS", default_value_t = 600)]
+    pub finished_job_retention_seconds: u64,
     /// Route query results through the scheduler's port (for clients behind a tunnel).
     #[arg(long)]
     pub enable_embedded_flight_proxy: bool,
@@ -45,6 +50,7 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
         executor_timeout_seconds: args.executor_timeout_seconds,
         enable_embedded_flight_proxy: args.enable_embedded_flight_proxy,
         scheduling_policy: args.scheduling_policy.into(),
+        finished_job_state_clean_up_interval_seconds: args.finished_job_retention_seconds,
         override_config_producer: Some(Arc::new(cluster::session_config)),
         override_session_builder: Some(Arc::new(cluster::session_state)),
         override_logical_codec: Some(cluster::logical_codec()),

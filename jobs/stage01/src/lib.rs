@@ -13,13 +13,14 @@ use funnelpulse_core::plans::{self, BadRows};
 use funnelpulse_core::tables::{BRONZE_EVENTS, BRONZE_REJECTS, GOLD_FUNNEL_HOURLY_BRAND, SILVER_EVENTS};
 use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
 use funnelpulse_lake::Lake;
-use funnelpulse_rawcsv::{RawEventsTable, RawFile, ScanMode, count_data_lines, list_raw_files};
+use funnelpulse_rawcsv::{RawEventsTable, RawFile, RawListing, ScanMode, count_data_lines, list_raw_files};
 
 pub use report::Stage01Report;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage01Args {
-    /// Raw Kaggle CSVs: a folder (all *.csv in it) or one file, local or gs://.
+    /// Raw Kaggle CSVs: a folder (every *.csv, *.csv.gz, *.csv.zst, *.csv.bz2, *.csv.xz under it;
+    /// other files are listed as not read) or one file, local or gs://.
     #[arg(long, env = "FUNNELPULSE_RAW")]
     pub raw: Option<String>,
     /// Rows with a problem: keep (in bronze, as Spark did, and in bronze_rejects),
@@ -32,16 +33,22 @@ pub struct Stage01Args {
 pub async fn run(engine: &Engine, lake: &Lake, raw: &str, bad_rows: BadRows) -> anyhow::Result<Stage01Report> {
     let progress = StageProgress::start("01");
     progress.step("listing raw files");
-    let files = find_raw_files(engine, raw).await?;
-    progress.step(format!("counting lines of {} raw files", files.len()));
-    let mut report = Stage01Report { raw_files: files.len(), bad_rows, ..Default::default() };
+    let RawListing { files, not_read } = find_raw_files(engine, raw).await?;
+    for skipped in &not_read {
+        progress.line(format!("not read: {} ({})", skipped.path, skipped.reason));
+    }
+    progress.step(format!("checking headers and counting lines of {} raw files", files.len()));
+    let mut report = Stage01Report { raw_files: files.len(), not_read, bad_rows, ..Default::default() };
     // One byte scan per file, all at once.
     let started = Instant::now();
     let counting = files.iter().map(|file| async move {
         let store = engine.ctx.runtime_env().object_store(file.store_url()?)?;
         count_data_lines(store, file).await.with_context(|| format!("reading {}", file.url))
     });
-    for counts in futures::future::try_join_all(counting).await? {
+    for (file, counts) in files.iter().zip(futures::future::try_join_all(counting).await?) {
+        if counts.data_lines == 0 {
+            progress.line(format!("{}: a header and no data rows", file.name));
+        }
         report.data_lines += counts.data_lines;
         report.blank_lines += counts.blank_lines;
     }
@@ -58,14 +65,18 @@ pub async fn run(engine: &Engine, lake: &Lake, raw: &str, bad_rows: BadRows) -> 
     Ok(report)
 }
 
-async fn find_raw_files(engine: &Engine, raw: &str) -> anyhow::Result<Vec<RawFile>> {
+async fn find_raw_files(engine: &Engine, raw: &str) -> anyhow::Result<RawListing> {
     let url = funnelpulse_lake::to_url(raw)?;
-    // A single file was given: `to_url` made it look like a folder.
-    let url = if raw.ends_with(".csv") { url::Url::parse(url.as_str().trim_end_matches('/'))? } else { url };
     let store = engine.ctx.runtime_env().object_store_registry.get_store(&url)?;
-    let files = list_raw_files(store.as_ref(), &url).await.with_context(|| format!("listing raw files in {raw}"))?;
-    anyhow::ensure!(!files.is_empty(), "no *.csv files in {raw}");
-    Ok(files)
+    let listing = list_raw_files(store.as_ref(), &url).await.with_context(|| format!("listing raw files in {raw}"))?;
+    if listing.files.is_empty() {
+        let seen = match listing.not_read.len() {
+            0 => "it is empty or does not exist".to_string(),
+            n => format!("{n} other files, e.g. {} ({})", listing.not_read[0].path, listing.not_read[0].reason),
+        };
+        anyhow::bail!("no raw CSV files (*.csv, *.csv.gz, *.csv.zst, *.csv.bz2, *.csv.xz) in {raw}: {seen}");
+    }
+    Ok(listing)
 }
 
 async fn build_tables(

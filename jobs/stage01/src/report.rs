@@ -8,6 +8,8 @@ use funnelpulse_core::plans::BadRows;
 #[derive(Debug, Default, Clone)]
 pub struct Stage01Report {
     pub raw_files: usize,
+    /// Files of the raw folder that were not read, with the reason.
+    pub not_read: Vec<funnelpulse_rawcsv::NotRead>,
     pub data_lines: u64,
     pub blank_lines: u64,
     pub problem_rows: u64,
@@ -27,6 +29,9 @@ impl fmt::Display for Stage01Report {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         writeln!(f, "stage 01 done in {:.1}s ({:.0} raw rows/s)", secs, self.data_lines as f64 / secs)?;
         writeln!(f, "  reconciliation ({} raw files, --bad-rows {:?}):", self.raw_files, self.bad_rows)?;
+        for skipped in &self.not_read {
+            writeln!(f, "    not read: {} ({})", skipped.path, skipped.reason)?;
+        }
         writeln!(f, "    raw data lines        {:>12}", self.data_lines)?;
         writeln!(f, "    blank lines skipped   {:>12}", self.blank_lines)?;
         writeln!(f, "    rows with problems    {:>12}  (bronze_rejects)", self.problem_rows)?;
