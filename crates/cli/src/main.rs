@@ -9,7 +9,10 @@ mod lake;
 mod run;
 mod stream;
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
+use funnelpulse_core::redact;
 
 #[derive(Parser)]
 #[command(name = "funnelpulse", version, about = "E-commerce funnel analytics on Apache DataFusion Ballista")]
@@ -45,7 +48,13 @@ const QUIET_LOGS: &str = "warn,ballista_core::execution_plans::sort_shuffle=erro
 
 #[tokio::main]
 async fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(QUIET_LOGS)).init();
+    // Log records come from every crate (reqwest puts URLs in its own): scrubbed of secrets.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(QUIET_LOGS))
+        .format(|buf, record| {
+            let text = redact::scrub(&record.args().to_string());
+            writeln!(buf, "[{} {:<5} {}] {text}", buf.timestamp(), record.level(), record.target())
+        })
+        .init();
     let outcome = async {
         config::load_config_file::<Cli>()?;
         match Cli::parse().command {
@@ -60,7 +69,7 @@ async fn main() {
     }
     .await;
     if let Err(error) = outcome {
-        eprintln!("error: {error:#}");
+        eprintln!("error: {}", redact::scrub(&format!("{error:#}")));
         std::process::exit(1);
     }
 }
