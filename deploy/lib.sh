@@ -95,10 +95,22 @@ DEFAULT_KAFKA_TOPIC=funnelpulse_events
 # the options for funnelpulse run).
 REST=()
 
+# A command as --dry-run prints it, without its secrets (as the CLI prints
+# them): a webhook's path, user:password@ of any URL, query values, Kafka
+# passwords (--kafka-option sasl.password=…; a quoted value up to its quote).
+redact() {
+    sed -E \
+        -e "s%((--alert-webhook|--webhook|FUNNELPULSE_ALERT_WEBHOOK)[= ]+'?[A-Za-z][A-Za-z0-9+.-]*://[^/?#' ]*)[^' ]*%\\1/…%g" \
+        -e "s%://[^/?#@' ]*@%://%g" \
+        -e "s%([?&][^=&?#' ]*=)[^&#' ]*%\\1…%g" \
+        -e "s%('[^=' ]*(password|secret|token|jaas)[^=' ]*=)[^']*%\\1…%g" \
+        -e "s%((password|secret|token|jaas)[^=' ]*=)[^,' ]*%\\1…%g" <<<"$*"
+}
+
 # Runs a command, or prints it with --dry-run.
 run() {
     if [[ "$DRY_RUN" == 1 ]]; then
-        echo "+ $*"
+        echo "+ $(redact "$*")"
     else
         "$@"
     fi

@@ -407,7 +407,7 @@ gce_ssh_command() { # remote command (one string), extra gcloud flags…
 gce_ssh() { # remote command, extra gcloud flags…
     gce_ssh_command "$@"
     if [[ "$DRY_RUN" == 1 ]]; then
-        echo "+ $(shell_quote "${SSH_CMD[@]}")"
+        echo "+ $(redact "$(shell_quote "${SSH_CMD[@]}")")"
         return 0
     fi
     "${SSH_CMD[@]}"

@@ -11,7 +11,7 @@ local_start() { # name, command…
         return
     fi
     if [[ "$DRY_RUN" == 1 ]]; then
-        echo "+ $* > $LOCAL_DIR/logs/$name.log 2>&1 &"
+        echo "+ $(redact "$*") > $LOCAL_DIR/logs/$name.log 2>&1 &"
         return
     fi
     nohup "$@" >"$LOCAL_DIR/logs/$name.log" 2>&1 &

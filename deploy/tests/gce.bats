@@ -706,7 +706,7 @@ sudo systemctl stop funnelpulse-stream.service" ] || { cat "$FAKE_LOG.ssh"; fals
 }
 
 @test "--dry-run of the Kafka runs prints the SSH commands with their quoting and runs none" {
-    deploy submit.sh --detach --dry-run 04 --source kafka --kafka-option "sasl.jaas.config=a b"
+    deploy submit.sh --detach --dry-run 04 --source kafka --kafka-option "client.rack=a b" --kafka-option "sasl.jaas.config=a b"
     expect_ok
     # The printed line is a command a shell runs as it is: split it twice (gcloud's arguments, then
     # the remote command) to get the words; placeholders (<…>) are quoted, to a shell they would be redirections.
@@ -714,7 +714,8 @@ sudo systemctl stop funnelpulse-stream.service" ] || { cat "$FAKE_LOG.ssh"; fals
         --collect --property=User=funnelpulse --property=NoNewPrivileges=yes --property=ProtectSystem=strict --property=ProtectHome=yes \
         --property=PrivateTmp=yes --property=TimeoutStopSec=300 "--setenv=FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=<kafka_bootstrap_servers>" \
         "--setenv=FUNNELPULSE_KAFKA_TOPIC=<kafka_topic>" /opt/funnelpulse/bin/funnelpulse-client run 04 --scheduler df://127.0.0.1:50050 \
-        --lake "<lake_url>" --source kafka --kafka-option "sasl.jaas.config=a b")" ] || { echo "$output"; false; }
+        --lake "<lake_url>" --source kafka --kafka-option "client.rack=a b" --kafka-option "sasl.jaas.config=…")" ] ||
+        { echo "$output"; false; }
     [[ "$output" == *"+ gcloud compute ssh '<scheduler_instance>' --zone europe-west1-b --project '<project>' --tunnel-through-iap --quiet --command 'sudo systemd-run "* ]]
     deploy submit.sh --dry-run kafka-replay --create-topic
     expect_ok

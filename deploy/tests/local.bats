@@ -64,6 +64,19 @@ teardown() {
     [ ! -e "$FUNNELPULSE_LOCAL_DIR/scheduler.pid" ]
 }
 
+@test "--dry-run prints no secret: webhook path, user:password@, query values, Kafka passwords" {
+    local webhook='https://hookuser:hunter2pass@hooks.example.com/services/T0SECRET/B0SECRET/xoxSECRET?token=qSECRET'
+    run "$DEPLOY/submit.sh" --target local --dry-run 05 -- --alert-webhook "$webhook" \
+        --kafka-option sasl.password=kafkaSECRET --raw "gs://u:rawSECRET@bucket/raw?sig=sigSECRET"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"--alert-webhook https://hooks.example.com/…"* && "$output" == *"sasl.password=…"* ]] || { echo "$output"; false; }
+    [[ "$output" != *SECRET* && "$output" != *hookuser* && "$output" != *hunter2pass* ]] || { echo "$output"; false; }
+    run "$DEPLOY/up.sh" --target local --run-all --dry-run -- --alert-webhook="$webhook"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"--alert-webhook=https://hooks.example.com/…"* ]] || { echo "$output"; false; }
+    [[ "$output" != *SECRET* && "$output" != *hunter2pass* ]] || { echo "$output"; false; }
+}
+
 @test "bad settings and a missing cluster are refused clearly" {
     run "$DEPLOY/up.sh" --target moon
     [ "$status" -ne 0 ] && [[ "$output" == *"unknown target 'moon'"* ]]

@@ -9,7 +9,10 @@ mod lake;
 mod run;
 mod stream;
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
+use funnelpulse_core::redact;
 
 #[derive(Parser)]
 #[command(name = "funnelpulse", version, about = "E-commerce funnel analytics on Apache DataFusion Ballista")]
@@ -55,7 +58,13 @@ async fn main() {
     let verbose = std::env::args().any(|a| a == "-v" || a == "--verbose")
         || std::env::var("FUNNELPULSE_VERBOSE").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     let logs = if verbose { VERBOSE_LOGS } else { QUIET_LOGS };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(logs)).init();
+    // Log records come from every crate (reqwest puts URLs in its own): scrubbed of secrets.
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(logs))
+        .format(|buf, record| {
+            let text = redact::scrub(&record.args().to_string());
+            writeln!(buf, "[{} {:<5} {}] {text}", buf.timestamp(), record.level(), record.target())
+        })
+        .init();
     let outcome = async {
         config::load_config_file::<Cli>()?;
         let cli = Cli::parse();
@@ -75,9 +84,9 @@ async fn main() {
     .await;
     if let Err(error) = outcome {
         if verbose {
-            eprintln!("error (whole chain): {error:?}");
+            eprintln!("error (whole chain): {}", redact::scrub(&format!("{error:?}")));
         }
-        eprintln!("error: {}", funnelpulse_engine::user_error::one_line(&error));
+        eprintln!("error: {}", redact::scrub(&funnelpulse_engine::user_error::one_line(&error)));
         std::process::exit(1);
     }
 }

@@ -9,6 +9,7 @@ pub mod event_time;
 pub mod funnel;
 pub mod keep_first;
 pub mod plans;
+pub mod redact;
 pub mod schema;
 pub mod silver;
 pub mod stream;

@@ -33,6 +33,7 @@ impl EngineMode {
     pub fn from_scheduler(scheduler: Option<&str>) -> anyhow::Result<Self> {
         match scheduler {
             Some(url) => {
+                funnelpulse_core::redact::register_url(url);
                 let parsed = url::Url::parse(url)
                     .with_context(|| format!("scheduler: {url:?} is not a URL like df://HOST:50050"))?;
                 anyhow::ensure!(

@@ -24,6 +24,9 @@ pub fn client_config(kafka: &KafkaArgs) -> ClientConfig {
         .set("socket.connection.setup.timeout.ms", "10000")
         .set("log_level", "3");
     for (key, value) in &kafka.options {
+        if is_secret_setting(key) {
+            funnelpulse_core::redact::register_secret(value);
+        }
         config.set(key, value);
     }
     // OpenSSL is linked in (vendored): its built-in CA folder is not the system's, so TLS
@@ -33,6 +36,12 @@ pub fn client_config(kafka: &KafkaArgs) -> ClientConfig {
         config.set("ssl.ca.location", "probe");
     }
     config
+}
+
+/// librdkafka settings holding a credential (sasl.password, ssl.key.password,
+/// sasl.oauthbearer.client.secret, sasl.jaas.config, ssl.key.pem…): never printed.
+fn is_secret_setting(key: &str) -> bool {
+    ["password", "secret", "token", "jaas", "oauthbearer.config", "key.pem"].iter().any(|s| key.contains(s))
 }
 
 /// The topic's partition count; with `create` = (partitions, replication),
@@ -119,6 +128,7 @@ mod tests {
             ("sasl.username", "user"),
             ("sasl.password", "secret"),
         ]));
+        assert_eq!(funnelpulse_core::redact::scrub("password secret"), "password …", "the password is never printed");
         let created: Result<BaseProducer, _> = config.create();
         assert!(created.is_ok(), "{:?}", created.err());
     }

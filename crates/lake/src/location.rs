@@ -11,6 +11,8 @@ use url::Url;
 
 /// A local path (made absolute) or a `gs://` URL, as a folder URL ending in `/`.
 pub fn to_url(location: &str) -> anyhow::Result<Url> {
+    // Credentials in the URL (user:password@, ?sig=) stay out of every message.
+    funnelpulse_core::redact::register_url(location);
     let mut url = if location.contains("://") {
         Url::parse(location).with_context(|| format!("not a valid URL: {location}"))?
     } else {

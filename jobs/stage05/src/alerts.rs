@@ -4,19 +4,26 @@
 //! The anomalies already delivered are remembered in the lake
 //! (`<lake>/alerts/<table>.sent.json`), updated after every delivered message.
 //! A message is retried with exponential backoff on connection errors, 429
-//! and 5xx answers; other answers fail at once with the endpoint's reply.
+//! and 5xx answers; other answers fail at once with the endpoint's reply,
+//! redirects too (a 301/302 turns the POST into a bodiless GET, whose OK
+//! would mark the anomalies sent).
 //! (If the process dies between the endpoint's OK and the ledger update,
 //! that one message is sent again on the next run.)
+//!
+//! The webhook's path and query are its secret (Slack's token): the URL is
+//! registered with `funnelpulse_core::redact` before anything can print it,
+//! and every line here shows only `scheme://host[:port]/…`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use backon::{ExponentialBuilder, Retryable};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::logical_expr::{Expr, cast, col};
 use funnelpulse_core::TableSpec;
+use funnelpulse_core::redact::{redact_url, register_secret_url, scrub};
 use funnelpulse_core::tables::{GOLD_ANOMALIES_HOURLY_BRAND, GOLD_ANOMALIES_HOURLY_BRAND_V2};
 use funnelpulse_engine::Engine;
 use funnelpulse_engine::tables::read_table;
@@ -62,6 +69,9 @@ pub struct AlertArgs {
     /// Retries of a failed message before giving up (exponential backoff from 250 ms).
     #[arg(long = "alert-retries", env = "FUNNELPULSE_ALERT_RETRIES", default_value_t = 4)]
     pub retries: usize,
+    /// Print the messages instead of posting them (`funnelpulse alert --dry-run`).
+    #[arg(skip)]
+    pub dry_run: bool,
 }
 
 /// One anomaly as posted.
@@ -102,15 +112,29 @@ pub struct AlertReport {
     pub already_sent: usize,
     pub sent: usize,
     pub messages: usize,
+    /// The webhook as it may be printed (see [`redact_url`]).
+    pub endpoint: String,
+    /// With `--dry-run`: the text of each message that would be posted.
+    pub dry_run: Option<Vec<String>>,
 }
 
 impl std::fmt::Display for AlertReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (anomalies, before, endpoint) = (self.anomalies, self.already_sent, &self.endpoint);
+        let Some(previews) = &self.dry_run else {
+            let (sent, messages) = (self.sent, self.messages);
+            return write!(
+                f,
+                "alerts: {anomalies} anomalies, {before} sent before, {sent} new sent in {messages} message(s) to {endpoint}"
+            );
+        };
         write!(
             f,
-            "alerts: {} anomalies, {} sent before, {} new sent in {} message(s)",
-            self.anomalies, self.already_sent, self.sent, self.messages
-        )
+            "alerts (dry run, nothing posted or recorded): {anomalies} anomalies, {before} sent before, \
+             {} message(s) would go to {endpoint}",
+            previews.len()
+        )?;
+        previews.iter().try_for_each(|text| write!(f, "\n{text}"))
     }
 }
 
@@ -120,15 +144,30 @@ const PER_MESSAGE: usize = 25;
 /// Posts the anomalies of the chosen detector that were never delivered.
 pub async fn send_new_alerts(engine: &Engine, lake: &Lake, args: &AlertArgs) -> anyhow::Result<AlertReport> {
     let Some(webhook) = &args.webhook else { bail!("no webhook configured (--alert-webhook URL)") };
-    let url = reqwest::Url::parse(webhook).with_context(|| format!("--alert-webhook {webhook:?} is not a URL"))?;
+    register_secret_url(webhook);
+    let url = webhook_url(webhook)?;
     let table = args.detector.table();
     let alerts = read_alerts(engine, lake, args.detector).await.with_context(|| format!("reading {}", table.name))?;
     let ledger = Ledger::path(&table);
     let mut sent = Ledger::load(lake, &ledger).await?;
     let new: Vec<&Alert> = alerts.iter().filter(|a| !sent.contains(&a.key())).collect();
-    let mut report =
-        AlertReport { anomalies: alerts.len(), already_sent: alerts.len() - new.len(), ..Default::default() };
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
+    let mut report = AlertReport {
+        anomalies: alerts.len(),
+        already_sent: alerts.len() - new.len(),
+        endpoint: redact_url(webhook),
+        ..Default::default()
+    };
+    if args.dry_run {
+        let previews = new
+            .chunks(PER_MESSAGE)
+            .map(|chunk| message(table.name, args.detector, chunk)["text"].as_str().unwrap_or_default().to_string());
+        report.dry_run = Some(previews.collect());
+        return Ok(report);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(TIMEOUT_SECS))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     for chunk in new.chunks(PER_MESSAGE) {
         let message = message(table.name, args.detector, chunk);
         post_with_retries(&client, &url, &message, args.retries).await?;
@@ -138,6 +177,21 @@ pub async fn send_new_alerts(engine: &Engine, lake: &Lake, args: &AlertArgs) -> 
         report.messages += 1;
     }
     Ok(report)
+}
+
+/// How long one attempt may take.
+const TIMEOUT_SECS: u64 = 15;
+
+/// The webhook as a URL: http(s), with a host. Errors show it redacted.
+fn webhook_url(webhook: &str) -> anyhow::Result<reqwest::Url> {
+    let fix = "give the whole https://… address (--webhook, --alert-webhook or FUNNELPULSE_ALERT_WEBHOOK)";
+    let shown = redact_url(webhook);
+    let url =
+        reqwest::Url::parse(webhook).map_err(|e| anyhow!("the alert webhook {shown} is not a URL ({e}): {fix}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("the alert webhook {shown} is not an http(s) URL: {fix}");
+    }
+    Ok(url)
 }
 
 fn message(table: &str, detector: Detector, alerts: &[&Alert]) -> serde_json::Value {
@@ -159,46 +213,71 @@ async fn post_with_retries(
     body: &serde_json::Value,
     retries: usize,
 ) -> anyhow::Result<()> {
+    let endpoint = redact_url(url.as_str());
+    let attempts = std::sync::atomic::AtomicUsize::new(0);
     let attempt = || async {
-        let response = client.post(url.clone()).json(body).send().await.map_err(Delivery::Retry)?;
+        attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let response = client.post(url.clone()).json(body).send().await.map_err(|e| Delivery::Retry(unreachable(e)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
+        // The reply may echo the request ("Cannot POST /services/…"): scrubbed, and on one line.
         let reply = response.text().await.unwrap_or_default();
-        let failure = format!("HTTP {status}: {}", reply.chars().take(200).collect::<String>());
+        let reply = reply.split_whitespace().collect::<Vec<_>>().join(" ");
+        let failure = scrub(&format!("HTTP {status}: {}", reply.chars().take(200).collect::<String>()));
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            Err(Delivery::RetryStatus(failure))
+            Err(Delivery::Retry(failure))
         } else {
             Err(Delivery::Refused(failure))
         }
     };
     let backoff = ExponentialBuilder::default().with_min_delay(Duration::from_millis(250)).with_max_times(retries);
-    attempt
+    let outcome = attempt
         .retry(backoff)
-        .when(|e| !matches!(e, Delivery::Refused(_)))
-        .notify(|e, wait| eprintln!("alert webhook failed ({e}); retrying in {wait:?}"))
-        .await
-        .map_err(|e| anyhow::anyhow!("alert webhook {} failed: {e}", redacted(url)))
+        .when(|e| matches!(e, Delivery::Retry(_)))
+        .notify(|e, wait| eprintln!("alert webhook {endpoint} failed ({e}); retrying in {wait:?}"))
+        .await;
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(Delivery::Refused(e)) => Err(anyhow!("alert webhook {endpoint} refused the message: {e}: check the URL")),
+        Err(Delivery::Retry(e)) => Err(anyhow!(
+            "alert webhook {endpoint} failed after {} attempt(s): {e}; the anomalies not delivered are sent by the next run",
+            attempts.into_inner()
+        )),
+    }
 }
 
-/// The webhook without its path: Slack puts the secret there.
-fn redacted(url: &reqwest::Url) -> String {
-    format!("{}://{}/…", url.scheme(), url.host_str().unwrap_or("?"))
+/// Why a request got no answer, without the URL reqwest puts in its text:
+/// the innermost cause says it (refused, DNS, TLS); reqwest's own text does not.
+fn unreachable(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let what = if e.is_timeout() {
+        format!("no answer within {TIMEOUT_SECS} s")
+    } else if e.is_connect() {
+        "cannot connect".to_string()
+    } else {
+        e.to_string()
+    };
+    let cause = std::iter::successors(std::error::Error::source(&e), |s| s.source()).last();
+    scrub(&match cause {
+        Some(cause) => format!("{what}: {cause}"),
+        None => what,
+    })
 }
 
+/// A failed attempt, as text fit to print.
 #[derive(Debug)]
 enum Delivery {
-    Retry(reqwest::Error),
-    RetryStatus(String),
+    /// No answer, 429 or 5xx: worth another attempt.
+    Retry(String),
     Refused(String),
 }
 
 impl std::fmt::Display for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Delivery::Retry(e) => write!(f, "{e}"),
-            Delivery::RetryStatus(s) | Delivery::Refused(s) => write!(f, "{s}"),
+            Delivery::Retry(s) | Delivery::Refused(s) => write!(f, "{s}"),
         }
     }
 }
