@@ -107,8 +107,8 @@ gce_read_outputs() {
 
 # The clients write the lake themselves, and so do the executors on the VMs.
 gce_resolve_lake() {
-    LAKE="${LAKE:-$OUT_LAKE_URL}"
-    [[ "$LAKE" == gs://* || "$DRY_RUN" == 1 ]] || die "--lake $LAKE: a GCE cluster needs the lake in GCS (gs://bucket/prefix), where its executors can write"
+    if [[ -z "$LAKE" ]]; then LAKE="$OUT_LAKE_URL" LAKE_FROM="the cluster's bucket, Terraform output lake_url"; fi
+    [[ "$LAKE" == gs://* || "$DRY_RUN" == 1 ]] || die "lake $LAKE ($LAKE_FROM): a GCE cluster needs the lake in GCS (gs://bucket/prefix), where its executors can write"
 }
 
 # ---- binaries ----
@@ -506,7 +506,7 @@ gce_save_applied() {
 
 gce_print_access() {
     gce_tunnel_command
-    echo "cluster up: scheduler $(scheduler_url) (IAP tunnel to $OUT_SCHEDULER:$REMOTE_PORT), $EXECUTORS executors, lake $LAKE"
+    echo "cluster up: scheduler $(scheduler_url) (IAP tunnel to $OUT_SCHEDULER:$REMOTE_PORT), $EXECUTORS executors, lake $LAKE ($LAKE_FROM)"
     echo "  run stages:      deploy/submit.sh 01 02 …   or: funnelpulse run 01 --scheduler $(scheduler_url) --lake $LAKE"
     echo "  tunnel by hand:  ${TUNNEL_CMD[*]}"
     echo "  status, stop:    deploy/status.sh, deploy/down.sh (the bucket gs://$OUT_BUCKET and its lake stay)"
@@ -685,6 +685,7 @@ gce_submit() {
         gce_start_tunnel
     fi
     gce_wait_for_executors 1
+    lake_line
     if [[ "${ARGS[0]}" == kafka-replay ]]; then
         gce_replay "${ARGS[@]:1}"
     else

@@ -27,6 +27,19 @@ PY
 
 teardown() {
     "$DEPLOY/down.sh" --target local >/dev/null 2>&1 || true
+    if [[ -f "$BATS_TEST_TMPDIR/holder.pid" ]]; then kill "$(cat "$BATS_TEST_TMPDIR/holder.pid")" 2>/dev/null || true; fi
+}
+
+# Holds 127.0.0.1:PORT in the background (listening, or only bound: a socket
+# that `ss -l` does not show), its pid in holder.pid, until the test ends.
+hold_port() { # port, listen|bind
+    python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))
+if sys.argv[2] == "listen": s.listen()
+open(sys.argv[3], "w").close()
+time.sleep(300)' "$1" "$2" "$BATS_TEST_TMPDIR/holder.ready" &
+    echo $! >"$BATS_TEST_TMPDIR/holder.pid"
+    until [[ -e "$BATS_TEST_TMPDIR/holder.ready" ]]; do sleep 0.1; done
 }
 
 @test "up, status, submit and down run a real local cluster" {
@@ -46,6 +59,20 @@ teardown() {
 
     run "$DEPLOY/status.sh" --target local
     [[ "$output" =~ jobs:\ [0-9]+\ completed ]] || { echo "$output"; false; }
+
+    # A --lake among funnelpulse's options is the lake, not a second --lake.
+    run "$DEPLOY/submit.sh" --target local 01 02 -- --raw "$BATS_TEST_TMPDIR/raw" --lake "$BATS_TEST_TMPDIR/mylake"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "${lines[0]}" == "lake: $BATS_TEST_TMPDIR/mylake (--lake after --)" ]] || { echo "$output"; false; }
+    ls "$BATS_TEST_TMPDIR/mylake/tables/gold_funnel_hourly_brand/_delta_log/00000000000000000000.json" >/dev/null
+    run "$DEPLOY/submit.sh" --target local 02 -- --lake="$BATS_TEST_TMPDIR/mylake"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+
+    # A second cluster on the same ports: the running one is named, with the way out.
+    run env FUNNELPULSE_LOCAL_DIR="$BATS_TEST_TMPDIR/other" "$DEPLOY/up.sh" --target local --executors 2
+    [ "$status" -ne 0 ]
+    [[ "$output" == "error: port $FUNNELPULSE_SCHEDULER_PORT on 127.0.0.1, for the scheduler, is in use by funnelpulse-"*"(pid $(cat "$FUNNELPULSE_LOCAL_DIR/scheduler.pid")): a local cluster runs already: stop it with deploy/down.sh --target local"* ]] || { echo "$output"; false; }
+    [ "${#lines[@]}" -eq 1 ]
 
     run "$DEPLOY/down.sh" --target local
     [ "$status" -eq 0 ]
@@ -73,6 +100,25 @@ teardown() {
     [ "$status" -ne 0 ] && [[ "$output" == *"no local cluster is running"* ]]
     run "$DEPLOY/submit.sh" --target local
     [ "$status" -ne 0 ] && [[ "$output" == *"name the stages"* ]]
+}
+
+@test "a port in use is named, with what holds it and the setting that moves the cluster" {
+    local executor_port=$((FUNNELPULSE_SCHEDULER_PORT + 1))
+    hold_port "$executor_port" listen
+    run "$DEPLOY/up.sh" --target local --executors 2
+    [ "$status" -ne 0 ]
+    [[ "$output" == "error: port $executor_port on 127.0.0.1, for the executor1, is in use by python"*" (pid $(cat "$BATS_TEST_TMPDIR/holder.pid")): stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
+    [ "${#lines[@]}" -eq 1 ]
+    # Found before anything started.
+    [ ! -e "$FUNNELPULSE_LOCAL_DIR/scheduler.pid" ]
+}
+
+@test "a port taken without listening is found in the scheduler's log" {
+    hold_port "$FUNNELPULSE_SCHEDULER_PORT" bind
+    run "$DEPLOY/up.sh" --target local --executors 1
+    [ "$status" -ne 0 ]
+    [[ "$output" == "error: port $FUNNELPULSE_SCHEDULER_PORT on 127.0.0.1, for the scheduler, is in use: stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
+    [ "${#lines[@]}" -eq 1 ]
 }
 
 @test "up --run-all runs every stage on the local cluster and ends with the summary" {
