@@ -436,6 +436,7 @@ gce_vm_run() { # kind (stream|replay), client arguments…
             --property=ProtectHome=yes --property=PrivateTmp=yes --property=TimeoutStopSec=300)
         for setting in "${KAFKA_ENV[@]+"${KAFKA_ENV[@]}"}"; do remote+=("--setenv=$setting"); done
         remote+=("$VM_CLIENT" "$@")
+        gce_warn_cli_config
         echo "starting the $kind on $OUT_SCHEDULER as $unit (inside the VPC, where the brokers are)"
         gce_ssh "$(shell_quote "${remote[@]}")" ||
             die "starting $unit on $OUT_SCHEDULER failed (see above): one may be running already (deploy/status.sh), or your account lacks IAP SSH with sudo (roles/compute.osAdminLogin)"
@@ -447,10 +448,20 @@ gce_vm_run() { # kind (stream|replay), client arguments…
     fi
     if [[ ${#KAFKA_ENV[@]} -gt 0 ]]; then remote=(env "${KAFKA_ENV[@]}"); fi
     remote+=("$VM_CLIENT" "$@")
+    gce_warn_cli_config
     echo "running the $kind on $OUT_SCHEDULER (inside the VPC, where the brokers are) over IAP SSH"
     local tty=()
     if [[ -t 0 && -t 1 ]]; then tty=(--ssh-flag=-t); fi
     gce_ssh "$(shell_quote "${remote[@]}")" "${tty[@]+"${tty[@]}"}"
+}
+
+# The CLI's settings file here (FUNNELPULSE_CONFIG, else ./funnelpulse.toml)
+# does not reach the client on the scheduler VM: say so rather than run without it.
+gce_warn_cli_config() {
+    local file="${FUNNELPULSE_CONFIG:-}"
+    if [[ -z "$file" && -f funnelpulse.toml ]]; then file="$PWD/funnelpulse.toml"; fi
+    [[ -n "$file" ]] || return 0
+    echo "warning: the CLI's settings file $file is not used on $OUT_SCHEDULER: give the settings this run needs as options after --" >&2
 }
 
 # submit.sh kafka-replay [options]: `funnelpulse kafka replay` on the VM (it

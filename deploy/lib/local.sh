@@ -42,7 +42,7 @@ die_port_taken() { # port, its user (scheduler, executor1 …)
     if [[ "$holder" == funnelpulse* ]]; then
         advice="a local cluster runs already: stop it with deploy/down.sh --target local (with the FUNNELPULSE_LOCAL_DIR it was started with), or move this one with FUNNELPULSE_SCHEDULER_PORT=P (the executors take the $((2 * EXECUTORS)) ports after it)"
     fi
-    die "port $1 on 127.0.0.1, for the $2, is in use${holder:+ by $holder}: $advice"
+    die "port $1 on 127.0.0.1 ($2's) is in use${holder:+ by $holder}: $advice"
 }
 
 # The ports of the scheduler and executors about to start (not those running

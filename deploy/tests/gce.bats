@@ -202,6 +202,10 @@ EOF
     grep -q -x "funnelpulse run 02 --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://p1-funnelpulse-lake/lake" "$FAKE_LOG"
     grep -q -x "funnelpulse config $FUNNELPULSE_CONFIG" "$FAKE_LOG"
     [[ "$output" != *warning:*FUNNELPULSE_CONFIG* ]]
+    # The client on the scheduler VM does not have the file: said, not skipped quietly.
+    deploy submit.sh --kafka-bootstrap-servers 10.1.2.3:9092 04 --source kafka
+    expect_ok
+    [[ "$output" == *"warning: the CLI's settings file $FUNNELPULSE_CONFIG is not used on funnelpulse-scheduler: give the settings this run needs as options after --"* ]]
 
     # Deploy settings named the old way are still read, with a warning, and kept from the CLI (not TOML).
     printf '# old\nFUNNELPULSE_PROJECT=p1\nexport FUNNELPULSE_EXECUTORS=3\n' >"$BATS_TEST_TMPDIR/old.env"

@@ -71,7 +71,7 @@ time.sleep(300)' "$1" "$2" "$BATS_TEST_TMPDIR/holder.ready" &
     # A second cluster on the same ports: the running one is named, with the way out.
     run env FUNNELPULSE_LOCAL_DIR="$BATS_TEST_TMPDIR/other" "$DEPLOY/up.sh" --target local --executors 2
     [ "$status" -ne 0 ]
-    [[ "$output" == "error: port $FUNNELPULSE_SCHEDULER_PORT on 127.0.0.1, for the scheduler, is in use by funnelpulse-"*"(pid $(cat "$FUNNELPULSE_LOCAL_DIR/scheduler.pid")): a local cluster runs already: stop it with deploy/down.sh --target local"* ]] || { echo "$output"; false; }
+    [[ "$output" == "error: port $FUNNELPULSE_SCHEDULER_PORT on 127.0.0.1 (scheduler's) is in use by funnelpulse-"*"(pid $(cat "$FUNNELPULSE_LOCAL_DIR/scheduler.pid")): a local cluster runs already: stop it with deploy/down.sh --target local"* ]] || { echo "$output"; false; }
     [ "${#lines[@]}" -eq 1 ]
 
     run "$DEPLOY/down.sh" --target local
@@ -107,7 +107,7 @@ time.sleep(300)' "$1" "$2" "$BATS_TEST_TMPDIR/holder.ready" &
     hold_port "$executor_port" listen
     run "$DEPLOY/up.sh" --target local --executors 2
     [ "$status" -ne 0 ]
-    [[ "$output" == "error: port $executor_port on 127.0.0.1, for the executor1, is in use by python"*" (pid $(cat "$BATS_TEST_TMPDIR/holder.pid")): stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
+    [[ "$output" == "error: port $executor_port on 127.0.0.1 (executor1's) is in use by python"*" (pid $(cat "$BATS_TEST_TMPDIR/holder.pid")): stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
     [ "${#lines[@]}" -eq 1 ]
     # Found before anything started.
     [ ! -e "$FUNNELPULSE_LOCAL_DIR/scheduler.pid" ]
@@ -117,7 +117,7 @@ time.sleep(300)' "$1" "$2" "$BATS_TEST_TMPDIR/holder.ready" &
     hold_port "$FUNNELPULSE_SCHEDULER_PORT" bind
     run "$DEPLOY/up.sh" --target local --executors 1
     [ "$status" -ne 0 ]
-    [[ "$output" == "error: port $FUNNELPULSE_SCHEDULER_PORT on 127.0.0.1, for the scheduler, is in use: stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
+    [[ "$output" == "error: port $FUNNELPULSE_SCHEDULER_PORT on 127.0.0.1 (scheduler's) is in use: stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
     [ "${#lines[@]}" -eq 1 ]
 }
 
