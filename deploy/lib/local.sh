@@ -36,9 +36,10 @@ port_holder() { # port
 
 # Dies with one line: the port, who holds it, and how to get past it.
 die_port_taken() { # port, its user (scheduler, executor1 …)
-    local holder advice
+    local holder advice stop="stop it"
     holder="$(port_holder "$1")"
-    advice="stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P (the scheduler's port; the executors take the $((2 * EXECUTORS)) after it)"
+    [[ -n "$holder" ]] || stop="stop the program holding it"
+    advice="$stop, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P (the scheduler's port; the executors take the $((2 * EXECUTORS)) after it)"
     if [[ "$holder" == funnelpulse* ]]; then
         advice="a local cluster runs already: stop it with deploy/down.sh --target local (with the FUNNELPULSE_LOCAL_DIR it was started with), or move this one with FUNNELPULSE_SCHEDULER_PORT=P (the executors take the $((2 * EXECUTORS)) ports after it)"
     fi
@@ -61,14 +62,13 @@ local_check_ports() {
 
 # A scheduler or executor that stopped: a port taken after the check (its log
 # says so; a socket bound without listening is not seen by the check), else its log.
+# Ballista's error does not say which port: an executor's two are both named.
 local_die_stopped() { # name, its ports…
-    local name="$1" log="$LOCAL_DIR/logs/$1.log" port
+    local name="$1" log="$LOCAL_DIR/logs/$1.log" ports
     shift
     if grep -qiE 'address (already )?in use|AddrInUse' "$log" 2>/dev/null; then
-        for port in "$@"; do
-            if grep -q ":$port\b" "$log"; then die_port_taken "$port" "$name"; fi
-        done
-        die_port_taken "$(IFS=/; echo "$*")" "$name"
+        ports="$*"
+        die_port_taken "${ports// / or }" "$name"
     fi
     die "the $name stopped: see $log"
 }

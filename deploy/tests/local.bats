@@ -27,19 +27,22 @@ PY
 
 teardown() {
     "$DEPLOY/down.sh" --target local >/dev/null 2>&1 || true
-    if [[ -f "$BATS_TEST_TMPDIR/holder.pid" ]]; then kill "$(cat "$BATS_TEST_TMPDIR/holder.pid")" 2>/dev/null || true; fi
+    local pid_file
+    for pid_file in "$BATS_TEST_TMPDIR"/holder-*.pid; do
+        if [[ -f "$pid_file" ]]; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
+    done
 }
 
 # Holds 127.0.0.1:PORT in the background (listening, or only bound: a socket
-# that `ss -l` does not show), its pid in holder.pid, until the test ends.
+# that neither ss nor lsof shows), its pid in holder-PORT.pid, until the test ends.
 hold_port() { # port, listen|bind
     python3 -c 'import socket, sys, time
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))
 if sys.argv[2] == "listen": s.listen()
 open(sys.argv[3], "w").close()
-time.sleep(300)' "$1" "$2" "$BATS_TEST_TMPDIR/holder.ready" &
-    echo $! >"$BATS_TEST_TMPDIR/holder.pid"
-    until [[ -e "$BATS_TEST_TMPDIR/holder.ready" ]]; do sleep 0.1; done
+time.sleep(300)' "$1" "$2" "$BATS_TEST_TMPDIR/holder-$1.ready" &
+    echo $! >"$BATS_TEST_TMPDIR/holder-$1.pid"
+    until [[ -e "$BATS_TEST_TMPDIR/holder-$1.ready" ]]; do sleep 0.1; done
 }
 
 @test "up, status, submit and down run a real local cluster" {
@@ -107,17 +110,24 @@ time.sleep(300)' "$1" "$2" "$BATS_TEST_TMPDIR/holder.ready" &
     hold_port "$executor_port" listen
     run "$DEPLOY/up.sh" --target local --executors 2
     [ "$status" -ne 0 ]
-    [[ "$output" == "error: port $executor_port on 127.0.0.1 (executor1's) is in use by python"*" (pid $(cat "$BATS_TEST_TMPDIR/holder.pid")): stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
+    [[ "$output" == "error: port $executor_port on 127.0.0.1 (executor1's) is in use by python"*" (pid $(cat "$BATS_TEST_TMPDIR/holder-$executor_port.pid")): stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
     [ "${#lines[@]}" -eq 1 ]
     # Found before anything started.
     [ ! -e "$FUNNELPULSE_LOCAL_DIR/scheduler.pid" ]
 }
 
-@test "a port taken without listening is found in the scheduler's log" {
+@test "a port taken without listening is found in the scheduler's or executor's log" {
     hold_port "$FUNNELPULSE_SCHEDULER_PORT" bind
     run "$DEPLOY/up.sh" --target local --executors 1
     [ "$status" -ne 0 ]
-    [[ "$output" == "error: port $FUNNELPULSE_SCHEDULER_PORT on 127.0.0.1 (scheduler's) is in use: stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
+    [[ "$output" == "error: port $FUNNELPULSE_SCHEDULER_PORT on 127.0.0.1 (scheduler's) is in use: stop the program holding it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
+    [ "${#lines[@]}" -eq 1 ]
+    teardown
+
+    hold_port $((FUNNELPULSE_SCHEDULER_PORT + 2)) bind
+    run "$DEPLOY/up.sh" --target local --executors 1
+    [ "$status" -ne 0 ]
+    [[ "$output" == "error: port $((FUNNELPULSE_SCHEDULER_PORT + 1)) or $((FUNNELPULSE_SCHEDULER_PORT + 2)) on 127.0.0.1 (executor1's) is in use: stop the program holding it"* ]] || { echo "$output"; false; }
     [ "${#lines[@]}" -eq 1 ]
 }
 
