@@ -71,6 +71,14 @@ time.sleep(300)' "$1" "$2" "$BATS_TEST_TMPDIR/holder-$1.ready" &
     run "$DEPLOY/submit.sh" --target local 02 -- --lake="$BATS_TEST_TMPDIR/mylake"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
 
+    # The CLI's funnelpulse.toml (FUNNELPULSE_CONFIG) is the CLI's: the scripts hand it over.
+    echo 'bad-rows = "quarantine"' >"$BATS_TEST_TMPDIR/funnelpulse.toml"
+    FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/funnelpulse.toml" run "$DEPLOY/submit.sh" --target local 02
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    echo 'colour = "red"' >"$BATS_TEST_TMPDIR/funnelpulse.toml"
+    FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/funnelpulse.toml" run "$DEPLOY/submit.sh" --target local 02
+    [ "$status" -ne 0 ] && [[ "$output" == *"config file $BATS_TEST_TMPDIR/funnelpulse.toml: unknown setting \"colour\""* ]] || { echo "$output"; false; }
+
     # A second cluster on the same ports: the running one is named, with the way out.
     run env FUNNELPULSE_LOCAL_DIR="$BATS_TEST_TMPDIR/other" "$DEPLOY/up.sh" --target local --executors 2
     [ "$status" -ne 0 ]
