@@ -4,10 +4,13 @@
 # on Compute Engine reached through an IAP tunnel).
 #
 # Settings: a flag wins over the environment, which wins over the settings file
-# (deploy/gce.env, or the file FUNNELPULSE_CONFIG names; FUNNELPULSE_NAME=value lines).
+# (deploy/gce.env, or the file FUNNELPULSE_DEPLOY_CONFIG names; FUNNELPULSE_NAME=value
+# lines). FUNNELPULSE_CONFIG stays the CLI's funnelpulse.toml: it reaches the CLI the
+# scripts run on this machine.
 #   --target local|gce            FUNNELPULSE_TARGET (default gce)
 #   --executors N                 FUNNELPULSE_EXECUTORS (default 2)
-#   --lake URL                    FUNNELPULSE_LAKE (default: local $FUNNELPULSE_LOCAL_DIR/lake, gce the bucket's lake)
+#   --lake URL                    FUNNELPULSE_LAKE (default: local $FUNNELPULSE_LOCAL_DIR/lake, gce the bucket's lake);
+#                                 a --lake among the options for funnelpulse (after --) counts as this one
 #   --dry-run                     print every command instead of running it
 #   --project ID                  FUNNELPULSE_PROJECT (gce; default: gcloud config get-value project)
 #   --region R / --zone Z         FUNNELPULSE_REGION / FUNNELPULSE_ZONE (gce; europe-west1 / europe-west1-b)
@@ -41,13 +44,50 @@ die() {
     exit 1
 }
 
+# Whether a file is clearly deploy settings: not *.toml, with at least one
+# setting, every one a FUNNELPULSE_NAME=value line (the CLI's funnelpulse.toml
+# has flag names as keys, `lake = "…"`).
+is_deploy_settings_file() { # file
+    local line found=1
+    [[ -f "$1" && "$1" != *.toml ]] || return 1
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        line="${line#"${line%%[![:space:]]*}"}"
+        [[ -z "$line" || "$line" == \#* ]] && continue
+        [[ "${line#export }" =~ ^FUNNELPULSE_[A-Z0-9_]+= ]] || return 1
+        found=0
+    done <"$1"
+    return "$found"
+}
+
+# The settings file: FUNNELPULSE_DEPLOY_CONFIG, else deploy/gce.env.
+# FUNNELPULSE_CONFIG is the CLI's funnelpulse.toml, which the CLI run by the
+# scripts reads as it is. Older scripts read their settings through it: a
+# FUNNELPULSE_CONFIG that is clearly deploy settings is still read (when
+# FUNNELPULSE_DEPLOY_CONFIG is not set) and kept from the CLI, which would
+# refuse it.
+settings_file() {
+    SETTINGS_VAR=FUNNELPULSE_DEPLOY_CONFIG
+    if [[ -n "${FUNNELPULSE_CONFIG:-}" ]] && is_deploy_settings_file "$FUNNELPULSE_CONFIG"; then
+        if [[ -z "${FUNNELPULSE_DEPLOY_CONFIG:-}" ]]; then
+            echo "warning: FUNNELPULSE_CONFIG names deploy settings ($FUNNELPULSE_CONFIG), read as before; name them with FUNNELPULSE_DEPLOY_CONFIG instead (FUNNELPULSE_CONFIG is for the CLI's funnelpulse.toml)" >&2
+            FUNNELPULSE_DEPLOY_CONFIG="$FUNNELPULSE_CONFIG"
+            SETTINGS_VAR=FUNNELPULSE_CONFIG
+        else
+            echo "warning: FUNNELPULSE_CONFIG names deploy settings ($FUNNELPULSE_CONFIG), not a funnelpulse.toml: ignored, and not given to the CLI (the deploy settings are $FUNNELPULSE_DEPLOY_CONFIG)" >&2
+        fi
+        unset FUNNELPULSE_CONFIG
+    fi
+    SETTINGS_FILE="${FUNNELPULSE_DEPLOY_CONFIG:-$DEPLOY_DIR/gce.env}"
+}
+
 # Exports each FUNNELPULSE_NAME=value line of the settings file whose variable
 # the environment does not set already (so the environment wins). Parsed, not
 # sourced: the file holds settings, never code.
 load_settings_file() {
-    local file="${FUNNELPULSE_CONFIG:-$DEPLOY_DIR/gce.env}" line key value
-    if [[ ! -f "$file" ]]; then
-        [[ -z "${FUNNELPULSE_CONFIG:-}" ]] || die "settings file $file (FUNNELPULSE_CONFIG) not found"
+    local line key value
+    settings_file
+    if [[ ! -f "$SETTINGS_FILE" ]]; then
+        [[ -z "${FUNNELPULSE_DEPLOY_CONFIG:-}" ]] || die "settings file $SETTINGS_FILE ($SETTINGS_VAR) not found"
         return 0
     fi
     while IFS= read -r line || [[ -n "$line" ]]; do
@@ -56,12 +96,17 @@ load_settings_file() {
         line="${line#export }"
         key="${line%%=*}"
         value="${line#*=}"
-        [[ "$line" == *=* && "$key" =~ ^FUNNELPULSE_[A-Z0-9_]+$ ]] || die "$file: '$line' is not a FUNNELPULSE_NAME=value line"
+        [[ "$line" == *=* && "$key" =~ ^FUNNELPULSE_[A-Z0-9_]+$ ]] ||
+            die "$SETTINGS_FILE ($SETTINGS_VAR): '$line' is not a FUNNELPULSE_NAME=value line (the CLI's funnelpulse.toml goes in FUNNELPULSE_CONFIG)"
         value="${value%\"}" && value="${value#\"}"
         value="${value%\'}" && value="${value#\'}"
-        if [[ -z "${!key+set}" ]]; then export "${key?}=$value"; fi
-    done <"$file"
+        if [[ -z "${!key+set}" ]]; then
+            export "${key?}=$value"
+            FROM_SETTINGS_FILE+=("$key")
+        fi
+    done <"$SETTINGS_FILE"
 }
+FROM_SETTINGS_FILE=()
 load_settings_file
 
 TARGET="${FUNNELPULSE_TARGET:-gce}"
@@ -91,6 +136,12 @@ KAFKA_PARTITIONS="${FUNNELPULSE_KAFKA_PARTITIONS:-3}"
 KAFKA_VCPUS="${FUNNELPULSE_KAFKA_VCPUS:-3}"
 KAFKA_MEMORY_GIB="${FUNNELPULSE_KAFKA_MEMORY_GIB:-3}"
 DEFAULT_KAFKA_TOPIC=funnelpulse_events
+# Where LAKE comes from, shown with it (lake_line).
+LAKE_FROM=""
+if [[ -n "$LAKE" ]]; then
+    LAKE_FROM=FUNNELPULSE_LAKE
+    if [[ " ${FROM_SETTINGS_FILE[*]+"${FROM_SETTINGS_FILE[*]}"} " == *" FUNNELPULSE_LAKE "* ]]; then LAKE_FROM+=" in $SETTINGS_FILE"; fi
+fi
 # Arguments left after the common options (stages, script options, and `--` with
 # the options for funnelpulse run).
 REST=()
@@ -123,7 +174,8 @@ parse_common() {
         --target) TARGET="${2:?--target needs local or gce}"; shift 2 ;;
         --target=*) TARGET="${1#*=}"; shift ;;
         --executors) EXECUTORS="${2:?--executors needs a number}"; shift 2 ;;
-        --lake) LAKE="${2:?--lake needs a URL}"; shift 2 ;;
+        --lake) set_lake "${2:?--lake needs a URL}" --lake; shift 2 ;;
+        --lake=*) set_lake "${1#*=}" --lake; shift ;;
         --project) PROJECT="${2:?--project needs a project id}"; shift 2 ;;
         --region) REGION="${2:?--region needs a region}"; shift 2 ;;
         --zone) ZONE="${2:?--zone needs a zone}"; shift 2 ;;
@@ -161,12 +213,47 @@ parse_common() {
     [[ "$TUNNEL_PORT" =~ ^[0-9]+$ && "$TUNNEL_PORT" -ge 1 && "$TUNNEL_PORT" -le 65535 ]] || die "--tunnel-port must be a port number, not '$TUNNEL_PORT'"
     check_kafka_settings
     if [[ "$TARGET" == local ]]; then
-        LAKE="${LAKE:-$LOCAL_DIR/lake}"
+        if [[ -z "$LAKE" ]]; then LAKE="$LOCAL_DIR/lake" LAKE_FROM="the local target's default"; fi
+        [[ "$SCHEDULER_PORT" =~ ^[0-9]{1,5}$ && "$SCHEDULER_PORT" -ge 1 && $((SCHEDULER_PORT + 2 * EXECUTORS)) -le 65535 ]] ||
+            die "FUNNELPULSE_SCHEDULER_PORT must be a port number with room for the $((2 * EXECUTORS)) executor ports after it (at most $((65535 - 2 * EXECUTORS))), not '$SCHEDULER_PORT'"
         API_BASE="http://127.0.0.1:$SCHEDULER_PORT"
     else
         API_BASE="http://localhost:$TUNNEL_PORT"
     fi
 }
+
+# A lake named on the command line. The same lake twice is fine; two are refused.
+set_lake() { # url, how it was given
+    [[ -n "$1" ]] || die "$2 needs a URL"
+    if [[ "$LAKE_FROM" == --lake* && "$LAKE" != "$1" ]]; then
+        die "two lakes given: --lake $LAKE and --lake $1 ($2): give one"
+    fi
+    LAKE="$1" LAKE_FROM="$2"
+}
+
+# The options for funnelpulse (after --) may name the lake: it becomes the
+# run's lake (checked and shown as --lake is), taken out of them so that
+# funnelpulse gets one --lake (clap refuses two). Sets OPTIONS: the rest.
+take_user_lake() { # options…
+    local arg take=0
+    OPTIONS=()
+    for arg in "$@"; do
+        if [[ $take == 1 ]]; then
+            set_lake "$arg" "--lake after --"
+            take=0
+            continue
+        fi
+        case "$arg" in
+        --lake) take=1 ;;
+        --lake=*) set_lake "${arg#--lake=}" "--lake after --" ;;
+        *) OPTIONS+=("$arg") ;;
+        esac
+    done
+    [[ $take == 0 ]] || die "--lake needs a URL"
+}
+
+# The line that says which lake a run uses, and why.
+lake_line() { echo "lake: $LAKE ($LAKE_FROM)"; }
 
 # The Kafka settings, checked as Terraform's variables check them (before
 # anything runs). The local target ignores --managed-kafka.

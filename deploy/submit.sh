@@ -24,6 +24,8 @@ for arg in "${REST[@]}"; do
     *) ARGS+=("$arg") ;;
     esac
 done
+take_user_lake "${ARGS[@]+"${ARGS[@]}"}"
+ARGS=("${OPTIONS[@]+"${OPTIONS[@]}"}")
 [[ ${#ARGS[@]} -gt 0 ]] || die "name the stages to run (01 … 06, or all), or kafka-replay"
 for arg in "${ARGS[@]:1}"; do
     [[ "$arg" != kafka-replay ]] || die "kafka-replay runs alone: deploy/submit.sh kafka-replay [options]"

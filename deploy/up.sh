@@ -28,4 +28,6 @@ while [[ $# -gt 0 ]]; do
     shift
 done
 
+take_user_lake "${EXTRA[@]+"${EXTRA[@]}"}"
+EXTRA=("${OPTIONS[@]+"${OPTIONS[@]}"}")
 "${TARGET}_up"

@@ -107,8 +107,8 @@ gce_read_outputs() {
 
 # The clients write the lake themselves, and so do the executors on the VMs.
 gce_resolve_lake() {
-    LAKE="${LAKE:-$OUT_LAKE_URL}"
-    [[ "$LAKE" == gs://* || "$DRY_RUN" == 1 ]] || die "--lake $LAKE: a GCE cluster needs the lake in GCS (gs://bucket/prefix), where its executors can write"
+    if [[ -z "$LAKE" ]]; then LAKE="$OUT_LAKE_URL" LAKE_FROM="the cluster's bucket, Terraform output lake_url"; fi
+    [[ "$LAKE" == gs://* || "$DRY_RUN" == 1 ]] || die "lake $LAKE ($LAKE_FROM): a GCE cluster needs the lake in GCS (gs://bucket/prefix), where its executors can write"
 }
 
 # ---- binaries ----
@@ -436,6 +436,7 @@ gce_vm_run() { # kind (stream|replay), client arguments…
             --property=ProtectHome=yes --property=PrivateTmp=yes --property=TimeoutStopSec=300)
         for setting in "${KAFKA_ENV[@]+"${KAFKA_ENV[@]}"}"; do remote+=("--setenv=$setting"); done
         remote+=("$VM_CLIENT" "$@")
+        gce_warn_cli_config
         echo "starting the $kind on $OUT_SCHEDULER as $unit (inside the VPC, where the brokers are)"
         gce_ssh "$(shell_quote "${remote[@]}")" ||
             die "starting $unit on $OUT_SCHEDULER failed (see above): one may be running already (deploy/status.sh), or your account lacks IAP SSH with sudo (roles/compute.osAdminLogin)"
@@ -447,10 +448,20 @@ gce_vm_run() { # kind (stream|replay), client arguments…
     fi
     if [[ ${#KAFKA_ENV[@]} -gt 0 ]]; then remote=(env "${KAFKA_ENV[@]}"); fi
     remote+=("$VM_CLIENT" "$@")
+    gce_warn_cli_config
     echo "running the $kind on $OUT_SCHEDULER (inside the VPC, where the brokers are) over IAP SSH"
     local tty=()
     if [[ -t 0 && -t 1 ]]; then tty=(--ssh-flag=-t); fi
     gce_ssh "$(shell_quote "${remote[@]}")" "${tty[@]+"${tty[@]}"}"
+}
+
+# The CLI's settings file here (FUNNELPULSE_CONFIG, else ./funnelpulse.toml)
+# does not reach the client on the scheduler VM: say so rather than run without it.
+gce_warn_cli_config() {
+    local file="${FUNNELPULSE_CONFIG:-}"
+    if [[ -z "$file" && -f funnelpulse.toml ]]; then file="$PWD/funnelpulse.toml"; fi
+    [[ -n "$file" ]] || return 0
+    echo "warning: the CLI's settings file $file is not used on $OUT_SCHEDULER: give the settings this run needs as options after --" >&2
 }
 
 # submit.sh kafka-replay [options]: `funnelpulse kafka replay` on the VM (it
@@ -506,7 +517,7 @@ gce_save_applied() {
 
 gce_print_access() {
     gce_tunnel_command
-    echo "cluster up: scheduler $(scheduler_url) (IAP tunnel to $OUT_SCHEDULER:$REMOTE_PORT), $EXECUTORS executors, lake $LAKE"
+    echo "cluster up: scheduler $(scheduler_url) (IAP tunnel to $OUT_SCHEDULER:$REMOTE_PORT), $EXECUTORS executors, lake $LAKE ($LAKE_FROM)"
     echo "  run stages:      deploy/submit.sh 01 02 …   or: funnelpulse run 01 --scheduler $(scheduler_url) --lake $LAKE"
     echo "  tunnel by hand:  ${TUNNEL_CMD[*]}"
     echo "  status, stop:    deploy/status.sh, deploy/down.sh (the bucket gs://$OUT_BUCKET and its lake stay)"
@@ -685,6 +696,7 @@ gce_submit() {
         gce_start_tunnel
     fi
     gce_wait_for_executors 1
+    lake_line
     if [[ "${ARGS[0]}" == kafka-replay ]]; then
         gce_replay "${ARGS[@]:1}"
     else

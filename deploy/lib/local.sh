@@ -18,11 +18,69 @@ local_start() { # name, command…
     echo $! >"$LOCAL_DIR/$name.pid"
 }
 
+# Whether something listens on 127.0.0.1:PORT (bash's /dev/tcp: no tool needed).
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# "python3 (pid 123)" for the process listening on PORT, when ss or lsof can
+# tell (only for the user's own processes, unless root); else nothing.
+port_holder() { # port
+    local holder=""
+    if command -v ss >/dev/null 2>&1; then
+        holder="$(ss -Hltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1 (pid \2)/p' | head -n 1)"
+    fi
+    if [[ -z "$holder" ]] && command -v lsof >/dev/null 2>&1; then
+        holder="$(lsof -nP -iTCP:"$1" -sTCP:LISTEN -Fpc 2>/dev/null | awk '/^p/ { pid = substr($0, 2) } /^c/ { print substr($0, 2) " (pid " pid ")"; exit }')"
+    fi
+    echo "$holder"
+}
+
+# Dies with one line: the port, who holds it, and how to get past it.
+die_port_taken() { # port, its user (scheduler, executor1 …)
+    local holder advice stop="stop it"
+    holder="$(port_holder "$1")"
+    [[ -n "$holder" ]] || stop="stop the program holding it"
+    advice="$stop, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P (the scheduler's port; the executors take the $((2 * EXECUTORS)) after it)"
+    if [[ "$holder" == funnelpulse* ]]; then
+        advice="a local cluster runs already: stop it with deploy/down.sh --target local (with the FUNNELPULSE_LOCAL_DIR it was started with), or move this one with FUNNELPULSE_SCHEDULER_PORT=P (the executors take the $((2 * EXECUTORS)) ports after it)"
+    fi
+    die "port $1 on 127.0.0.1 ($2's) is in use${holder:+ by $holder}: $advice"
+}
+
+# The ports of the scheduler and executors about to start (not those running
+# already): checked before any of them starts.
+local_check_ports() {
+    local i port
+    [[ "$DRY_RUN" == 1 ]] && return
+    if ! pid_alive "$LOCAL_DIR/scheduler.pid" && port_in_use "$SCHEDULER_PORT"; then die_port_taken "$SCHEDULER_PORT" scheduler; fi
+    for i in $(seq 1 "$EXECUTORS"); do
+        pid_alive "$LOCAL_DIR/executor$i.pid" && continue
+        for port in $((SCHEDULER_PORT + 2 * i - 1)) $((SCHEDULER_PORT + 2 * i)); do
+            if port_in_use "$port"; then die_port_taken "$port" "executor$i"; fi
+        done
+    done
+}
+
+# A scheduler or executor that stopped: a port taken after the check (its log
+# says so; a socket bound without listening is not seen by the check), else its log.
+# Ballista's error does not say which port: an executor's two are both named.
+local_die_stopped() { # name, its ports…
+    local name="$1" log="$LOCAL_DIR/logs/$1.log" ports
+    shift
+    if grep -qiE 'address (already )?in use|AddrInUse' "$log" 2>/dev/null; then
+        ports="$*"
+        die_port_taken "${ports// / or }" "$name"
+    fi
+    die "the $name stopped: see $log"
+}
+
 local_wait_for_executors() {
     [[ "$DRY_RUN" == 1 ]] && return
-    local deadline=$((SECONDS + 60))
+    local deadline=$((SECONDS + 60)) i
     until [[ "$(registered_executors)" -ge "$EXECUTORS" ]]; do
-        pid_alive "$LOCAL_DIR/scheduler.pid" || die "the scheduler stopped: see $LOCAL_DIR/logs/scheduler.log"
+        pid_alive "$LOCAL_DIR/scheduler.pid" || local_die_stopped scheduler "$SCHEDULER_PORT"
+        for i in $(seq 1 "$EXECUTORS"); do
+            pid_alive "$LOCAL_DIR/executor$i.pid" || local_die_stopped "executor$i" $((SCHEDULER_PORT + 2 * i - 1)) $((SCHEDULER_PORT + 2 * i))
+        done
         [[ $SECONDS -lt $deadline ]] || die "only $(registered_executors) of $EXECUTORS executors registered after 60 s: see $LOCAL_DIR/logs/"
         sleep 0.5
     done
@@ -33,6 +91,7 @@ local_up() {
     local scheduler_bin executor_bin i
     scheduler_bin="$(binary funnelpulse-scheduler)"
     executor_bin="$(binary funnelpulse-executor)"
+    local_check_ports
     run mkdir -p "$LOCAL_DIR/logs"
     local_start scheduler "$scheduler_bin" --bind-host 127.0.0.1 --external-host 127.0.0.1 --port "$SCHEDULER_PORT"
     for i in $(seq 1 "$EXECUTORS"); do
@@ -42,7 +101,7 @@ local_up() {
             --scheduler-host 127.0.0.1 --scheduler-port "$SCHEDULER_PORT" --work-dir "$LOCAL_DIR/executor$i"
     done
     local_wait_for_executors
-    echo "cluster up: scheduler $(scheduler_url), $EXECUTORS executors, lake $LAKE (local target: \$0.00/hour)"
+    echo "cluster up: scheduler $(scheduler_url), $EXECUTORS executors, lake $LAKE ($LAKE_FROM); local target: \$0.00/hour"
     echo "submit stages with: deploy/submit.sh --target local 01 02 …   stop it with: deploy/down.sh --target local"
     if [[ "$RUN_ALL" == 1 ]]; then
         local_kafka_env
@@ -87,6 +146,7 @@ local_submit() {
     local funnelpulse kind cmd=()
     funnelpulse="$(binary funnelpulse)"
     kind="$(kafka_run_kind "${ARGS[@]}")"
+    lake_line
     if [[ "${ARGS[0]}" == kafka-replay ]]; then
         cmd=("$funnelpulse" kafka replay --scheduler "$(scheduler_url)" --lake "$LAKE" "${ARGS[@]:1}")
     else

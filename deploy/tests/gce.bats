@@ -34,8 +34,8 @@ setup() {
     export FUNNELPULSE_POLL_SECONDS=0.1
     export FUNNELPULSE_WAIT_SECONDS=5
     export FUNNELPULSE_SAMPLE_ROWS=1000
-    export FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/none.env"
-    : >"$FUNNELPULSE_CONFIG"
+    export FUNNELPULSE_DEPLOY_CONFIG="$BATS_TEST_TMPDIR/none.env"
+    : >"$FUNNELPULSE_DEPLOY_CONFIG"
     export HOME="$BATS_TEST_TMPDIR/home"
     mkdir -p "$HOME" "$FUNNELPULSE_BIN_DIR" "$CLUSTER_BIN"
     # Our fakes first, then the system tools: nothing else.
@@ -167,7 +167,7 @@ expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "cal
 }
 
 @test "a flag wins over the environment, which wins over the settings file" {
-    cat >"$FUNNELPULSE_CONFIG" <<'EOF'
+    cat >"$FUNNELPULSE_DEPLOY_CONFIG" <<'EOF'
 # deploy/gce.env-style settings
 FUNNELPULSE_PROJECT=file-project
 FUNNELPULSE_ZONE="zone-from-file"
@@ -183,11 +183,51 @@ EOF
     [[ "$apply" == *"-var executor_count=5 "* ]]
     [[ "$apply" == *"-var executor_spot=false "* ]]
 
-    echo "PROJECT=x" >"$FUNNELPULSE_CONFIG"
+    echo "PROJECT=x" >"$FUNNELPULSE_DEPLOY_CONFIG"
     deploy up.sh --dry-run
     [ "$status" -ne 0 ] && [[ "$output" == *"'PROJECT=x' is not a FUNNELPULSE_NAME=value line"* ]]
-    FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/missing.env" deploy up.sh --dry-run
-    [ "$status" -ne 0 ] && [[ "$output" == *"missing.env (FUNNELPULSE_CONFIG) not found"* ]]
+    FUNNELPULSE_DEPLOY_CONFIG="$BATS_TEST_TMPDIR/missing.env" deploy up.sh --dry-run
+    [ "$status" -ne 0 ] && [[ "$output" == *"missing.env (FUNNELPULSE_DEPLOY_CONFIG) not found"* ]]
+}
+
+@test "the deploy settings are FUNNELPULSE_DEPLOY_CONFIG; the CLI's FUNNELPULSE_CONFIG reaches the CLI untouched" {
+    echo "FUNNELPULSE_PROJECT=p1" >"$FUNNELPULSE_DEPLOY_CONFIG"
+    printf 'bad-rows = "quarantine"\nlake = "gs://from-toml/lake"\n' >"$BATS_TEST_TMPDIR/funnelpulse.toml"
+    export FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/funnelpulse.toml"
+    deploy up.sh
+    expect_ok
+    grep -q -- "-var project_id=p1 " "$FAKE_LOG"
+    deploy submit.sh 02
+    expect_ok
+    grep -q -x "funnelpulse run 02 --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://p1-funnelpulse-lake/lake" "$FAKE_LOG"
+    grep -q -x "funnelpulse config $FUNNELPULSE_CONFIG" "$FAKE_LOG"
+    [[ "$output" != *warning:*FUNNELPULSE_CONFIG* ]]
+    # The client on the scheduler VM does not have the file: said, not skipped quietly.
+    deploy submit.sh --kafka-bootstrap-servers 10.1.2.3:9092 04 --source kafka
+    expect_ok
+    [[ "$output" == *"warning: the CLI's settings file $FUNNELPULSE_CONFIG is not used on funnelpulse-scheduler: give the settings this run needs as options after --"* ]]
+
+    # Deploy settings named the old way are still read, with a warning, and kept from the CLI (not TOML).
+    printf '# old\nFUNNELPULSE_PROJECT=p1\nexport FUNNELPULSE_EXECUTORS=3\n' >"$BATS_TEST_TMPDIR/old.env"
+    rm "$FAKE_LOG"
+    FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/old.env" FUNNELPULSE_DEPLOY_CONFIG="" deploy submit.sh 02
+    expect_ok
+    [[ "$output" == *"warning: FUNNELPULSE_CONFIG names deploy settings ($BATS_TEST_TMPDIR/old.env), read as before; name them with FUNNELPULSE_DEPLOY_CONFIG instead"* ]]
+    grep -q "^funnelpulse run 02 " "$FAKE_LOG"
+    refute grep -q "^funnelpulse config" "$FAKE_LOG"
+    FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/old.env" FUNNELPULSE_DEPLOY_CONFIG="" deploy up.sh --dry-run
+    expect_ok
+    [[ "$output" == *"-var project_id=p1 "*"-var executor_count=3 "* ]]
+    # Beside FUNNELPULSE_DEPLOY_CONFIG, they are ignored (and still kept from the CLI).
+    FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/old.env" deploy submit.sh 02
+    expect_ok
+    [[ "$output" == *"warning: FUNNELPULSE_CONFIG names deploy settings ($BATS_TEST_TMPDIR/old.env), not a funnelpulse.toml: ignored, and not given to the CLI"* ]]
+    refute grep -q "^funnelpulse config" "$FAKE_LOG"
+
+    # A TOML file is never read as deploy settings, even without FUNNELPULSE_DEPLOY_CONFIG.
+    FUNNELPULSE_DEPLOY_CONFIG="" deploy up.sh --project p9 --dry-run
+    expect_ok
+    [[ "$output" == *"-var project_id=p9 "* ]]
 }
 
 @test "the project comes from gcloud config when not set, and its absence is a clear error" {
@@ -428,6 +468,44 @@ EOF
     [ "$status" -ne 0 ] && [[ "$output" == *"needs the lake in GCS"* ]]
 }
 
+@test "a --lake among the options for funnelpulse is the run's lake: one --lake, named, checked" {
+    deploy up.sh --project p1
+    expect_ok
+    rm "$FAKE_LOG"
+    deploy submit.sh 02 03 -- --lake gs://other/lake --bad-rows quarantine
+    expect_ok
+    grep -q -x "funnelpulse run 02 03 --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://other/lake --bad-rows quarantine" "$FAKE_LOG"
+    [[ "$output" == *"lake: gs://other/lake (--lake after --)"* ]]
+    deploy submit.sh 02 -- --lake=gs://third/lake
+    expect_ok
+    grep -q -x "funnelpulse run 02 --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://third/lake" "$FAKE_LOG"
+    deploy submit.sh --lake=gs://fourth/lake 02 -- --lake gs://fourth/lake
+    expect_ok
+    grep -q -x "funnelpulse run 02 --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://fourth/lake" "$FAKE_LOG"
+    [[ "$output" == *"lake: gs://fourth/lake (--lake after --)"* ]]
+    deploy submit.sh 02
+    expect_ok
+    [[ "$output" == *"lake: gs://p1-funnelpulse-lake/lake (the cluster's bucket, Terraform output lake_url)"* ]]
+
+    rm "$FAKE_LOG"
+    deploy submit.sh --lake gs://a/lake 02 -- --lake gs://b/lake
+    [ "$status" -ne 0 ] && [[ "$output" == *"two lakes given: --lake gs://a/lake and --lake gs://b/lake (--lake after --): give one"* ]]
+    deploy submit.sh 02 -- --lake /tmp/local-lake
+    [ "$status" -ne 0 ] && [[ "$output" == *"lake /tmp/local-lake (--lake after --): a GCE cluster needs the lake in GCS"* ]]
+    FUNNELPULSE_LAKE=/tmp/env-lake deploy submit.sh 02
+    [ "$status" -ne 0 ] && [[ "$output" == *"lake /tmp/env-lake (FUNNELPULSE_LAKE): a GCE cluster needs the lake in GCS"* ]]
+    refute grep -q "^funnelpulse run" "$FAKE_LOG"
+
+    # The same on the scheduler VM (a Kafka stream), and for up --run-all.
+    deploy submit.sh --kafka-bootstrap-servers 10.1.2.3:9092 04 --source kafka -- --lake gs://other/lake
+    expect_ok
+    [[ "$(last_vm_argv)" == *'"run", "04", "--scheduler", "df://127.0.0.1:50050", "--lake", "gs://other/lake", "--source", "kafka"]' ]] || { last_vm_argv; false; }
+    deploy up.sh --project p1 --run-all -- --raw gs://elsewhere/raw --lake gs://other/lake
+    expect_ok
+    grep -q -x "funnelpulse run all --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://other/lake --raw gs://elsewhere/raw" "$FAKE_LOG"
+    [[ "$output" == *"lake gs://other/lake (--lake after --)"* ]]
+}
+
 @test "down stops the tunnel and destroys only module.cluster; the bucket survives" {
     deploy up.sh --project p1 --bucket keep-me
     expect_ok
@@ -524,7 +602,7 @@ EOF
     [[ "$apply" == *"-var kafka_bootstrap_servers=b1.example:9092,10.0.0.7:9093 -var kafka_topic=events -var managed_kafka=false "* ]]
 
     # The settings file and the environment, as for every setting.
-    printf 'FUNNELPULSE_MANAGED_KAFKA=true\nFUNNELPULSE_KAFKA_PARTITIONS=6\nFUNNELPULSE_KAFKA_TOPIC=from-file\n' >"$FUNNELPULSE_CONFIG"
+    printf 'FUNNELPULSE_MANAGED_KAFKA=true\nFUNNELPULSE_KAFKA_PARTITIONS=6\nFUNNELPULSE_KAFKA_TOPIC=from-file\n' >"$FUNNELPULSE_DEPLOY_CONFIG"
     FUNNELPULSE_KAFKA_VCPUS=6 deploy up.sh --project p1 --kafka-memory-gib 24 --dry-run
     expect_ok
     apply="$(grep -F '+ terraform' <<<"$output" | grep ' apply ')"
@@ -540,7 +618,7 @@ EOF
     # Tearing down still works with both set.
     deploy down.sh --project p1 --kafka-bootstrap-servers b1:9092 --dry-run
     expect_ok
-    : >"$FUNNELPULSE_CONFIG"
+    : >"$FUNNELPULSE_DEPLOY_CONFIG"
 
     deploy up.sh --project p1 --kafka-bootstrap-servers "b1:9092, b2:9092"
     [ "$status" -ne 0 ] && [[ "$output" == *"--kafka-bootstrap-servers must be HOST:PORT[,HOST:PORT…] without spaces"* ]]

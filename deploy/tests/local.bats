@@ -27,6 +27,22 @@ PY
 
 teardown() {
     "$DEPLOY/down.sh" --target local >/dev/null 2>&1 || true
+    local pid_file
+    for pid_file in "$BATS_TEST_TMPDIR"/holder-*.pid; do
+        if [[ -f "$pid_file" ]]; then kill "$(cat "$pid_file")" 2>/dev/null || true; fi
+    done
+}
+
+# Holds 127.0.0.1:PORT in the background (listening, or only bound: a socket
+# that neither ss nor lsof shows), its pid in holder-PORT.pid, until the test ends.
+hold_port() { # port, listen|bind
+    python3 -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))
+if sys.argv[2] == "listen": s.listen()
+open(sys.argv[3], "w").close()
+time.sleep(300)' "$1" "$2" "$BATS_TEST_TMPDIR/holder-$1.ready" &
+    echo $! >"$BATS_TEST_TMPDIR/holder-$1.pid"
+    until [[ -e "$BATS_TEST_TMPDIR/holder-$1.ready" ]]; do sleep 0.1; done
 }
 
 @test "up, status, submit and down run a real local cluster" {
@@ -46,6 +62,28 @@ teardown() {
 
     run "$DEPLOY/status.sh" --target local
     [[ "$output" =~ jobs:\ [0-9]+\ completed ]] || { echo "$output"; false; }
+
+    # A --lake among funnelpulse's options is the lake, not a second --lake.
+    run "$DEPLOY/submit.sh" --target local 01 02 -- --raw "$BATS_TEST_TMPDIR/raw" --lake "$BATS_TEST_TMPDIR/mylake"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "${lines[0]}" == "lake: $BATS_TEST_TMPDIR/mylake (--lake after --)" ]] || { echo "$output"; false; }
+    ls "$BATS_TEST_TMPDIR/mylake/tables/gold_funnel_hourly_brand/_delta_log/00000000000000000000.json" >/dev/null
+    run "$DEPLOY/submit.sh" --target local 02 -- --lake="$BATS_TEST_TMPDIR/mylake"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+
+    # The CLI's funnelpulse.toml (FUNNELPULSE_CONFIG) is the CLI's: the scripts hand it over.
+    echo 'bad-rows = "quarantine"' >"$BATS_TEST_TMPDIR/funnelpulse.toml"
+    FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/funnelpulse.toml" run "$DEPLOY/submit.sh" --target local 02
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    echo 'colour = "red"' >"$BATS_TEST_TMPDIR/funnelpulse.toml"
+    FUNNELPULSE_CONFIG="$BATS_TEST_TMPDIR/funnelpulse.toml" run "$DEPLOY/submit.sh" --target local 02
+    [ "$status" -ne 0 ] && [[ "$output" == *"config file $BATS_TEST_TMPDIR/funnelpulse.toml: unknown setting \"colour\""* ]] || { echo "$output"; false; }
+
+    # A second cluster on the same ports: the running one is named, with the way out.
+    run env FUNNELPULSE_LOCAL_DIR="$BATS_TEST_TMPDIR/other" "$DEPLOY/up.sh" --target local --executors 2
+    [ "$status" -ne 0 ]
+    [[ "$output" == "error: port $FUNNELPULSE_SCHEDULER_PORT on 127.0.0.1 (scheduler's) is in use by funnelpulse-"*"(pid $(cat "$FUNNELPULSE_LOCAL_DIR/scheduler.pid")): a local cluster runs already: stop it with deploy/down.sh --target local"* ]] || { echo "$output"; false; }
+    [ "${#lines[@]}" -eq 1 ]
 
     run "$DEPLOY/down.sh" --target local
     [ "$status" -eq 0 ]
@@ -86,6 +124,32 @@ teardown() {
     [ "$status" -ne 0 ] && [[ "$output" == *"no local cluster is running"* ]]
     run "$DEPLOY/submit.sh" --target local
     [ "$status" -ne 0 ] && [[ "$output" == *"name the stages"* ]]
+}
+
+@test "a port in use is named, with what holds it and the setting that moves the cluster" {
+    local executor_port=$((FUNNELPULSE_SCHEDULER_PORT + 1))
+    hold_port "$executor_port" listen
+    run "$DEPLOY/up.sh" --target local --executors 2
+    [ "$status" -ne 0 ]
+    [[ "$output" == "error: port $executor_port on 127.0.0.1 (executor1's) is in use by python"*" (pid $(cat "$BATS_TEST_TMPDIR/holder-$executor_port.pid")): stop it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
+    [ "${#lines[@]}" -eq 1 ]
+    # Found before anything started.
+    [ ! -e "$FUNNELPULSE_LOCAL_DIR/scheduler.pid" ]
+}
+
+@test "a port taken without listening is found in the scheduler's or executor's log" {
+    hold_port "$FUNNELPULSE_SCHEDULER_PORT" bind
+    run "$DEPLOY/up.sh" --target local --executors 1
+    [ "$status" -ne 0 ]
+    [[ "$output" == "error: port $FUNNELPULSE_SCHEDULER_PORT on 127.0.0.1 (scheduler's) is in use: stop the program holding it, or move the local cluster with FUNNELPULSE_SCHEDULER_PORT=P"* ]] || { echo "$output"; false; }
+    [ "${#lines[@]}" -eq 1 ]
+    teardown
+
+    hold_port $((FUNNELPULSE_SCHEDULER_PORT + 2)) bind
+    run "$DEPLOY/up.sh" --target local --executors 1
+    [ "$status" -ne 0 ]
+    [[ "$output" == "error: port $((FUNNELPULSE_SCHEDULER_PORT + 1)) or $((FUNNELPULSE_SCHEDULER_PORT + 2)) on 127.0.0.1 (executor1's) is in use: stop the program holding it"* ]] || { echo "$output"; false; }
+    [ "${#lines[@]}" -eq 1 ]
 }
 
 @test "up --run-all runs every stage on the local cluster and ends with the summary" {
