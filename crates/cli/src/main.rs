@@ -9,11 +9,12 @@ mod lake;
 mod run;
 mod stream;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "funnelpulse", version, about = "E-commerce funnel analytics on Apache DataFusion Ballista")]
-#[command(after_help = "Settings come from flags, then FUNNELPULSE_* environment variables, then funnelpulse.toml.")]
+#[command(after_help = "Settings come from flags, then FUNNELPULSE_* environment variables, then funnelpulse.toml \
+                         (keys: the flags' long names).")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,12 +44,26 @@ enum Command {
 /// Warnings, without Ballista's routine notes about spilling shuffle buffers.
 const QUIET_LOGS: &str = "warn,ballista_core::execution_plans::sort_shuffle=error";
 
+/// The command line; an invalid value is one line naming where it came from.
+fn parse(sources: &config::Sources) -> Cli {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut Cli::command())));
+    parsed.unwrap_or_else(|error| match sources.explain(&error) {
+        Some(line) => {
+            eprintln!("error: {line}");
+            std::process::exit(2);
+        }
+        None => error.exit(),
+    })
+}
+
 #[tokio::main]
 async fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(QUIET_LOGS)).init();
     let outcome = async {
-        config::load_config_file::<Cli>()?;
-        match Cli::parse().command {
+        let sources = config::load_config_file(&Cli::command())?;
+        match parse(&sources).command {
             Command::Generate(args) => generate::run(args),
             Command::Run(args) => run::run(args).await,
             Command::Evaluate(args) => evaluate::run(args).await,
