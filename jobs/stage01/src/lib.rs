@@ -41,9 +41,26 @@ pub async fn run(engine: &Engine, lake: &Lake, raw: &str, bad_rows: BadRows) -> 
         let store = engine.ctx.runtime_env().object_store(file.store_url()?)?;
         count_data_lines(store, file).await.with_context(|| format!("reading {}", file.url))
     });
-    for counts in futures::future::try_join_all(counting).await? {
+    let mut without_rows = Vec::new();
+    for (file, counts) in files.iter().zip(futures::future::try_join_all(counting).await?) {
         report.data_lines += counts.data_lines;
         report.blank_lines += counts.blank_lines;
+        if counts.data_lines == 0 {
+            without_rows.push(if file.size == 0 {
+                format!("{} is empty", file.name)
+            } else {
+                format!("{} holds no data rows (only a header)", file.name)
+            });
+        }
+    }
+    // An empty export is a mistake upstream: never a silently empty lake.
+    anyhow::ensure!(
+        report.data_lines > 0,
+        "no data rows in {raw}: {}; give --raw the files holding the events",
+        without_rows.join(", ")
+    );
+    for file in without_rows {
+        progress.line(format!("note: {file}: nothing is read from it"));
     }
     report.checks.push(("raw line count", started.elapsed()));
 
