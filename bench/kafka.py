@@ -180,7 +180,7 @@ def main():
     if not (lake / "tables/bronze_events").exists():
         raw = lake.parent / f"raw-{args.rows}"
         if not (raw / "truth.json").exists():
-            run_measured([args.binary, "generate", "--out", str(raw), "--rows", str(args.rows)])
+            run_measured([args.binary, "generate", "--out", str(raw), "--rows", str(args.rows), "--force"])
         run_measured([args.binary, "run", "01", "--raw", str(raw), "--lake", str(lake)])
 
     with tempfile.TemporaryDirectory() as data:

@@ -40,8 +40,9 @@ def main():
     if not any((lake / "stream_input").glob("*.parquet")):
         raw = lake.parent / f"raw-{args.rows}"
         if not (raw / "truth.json").exists():
-            run_measured([args.binary, "generate", "--out", str(raw), "--rows", str(args.rows)])
-        run_measured([args.binary, "run", "01", "03", "--raw", str(raw), "--lake", str(lake)])
+            run_measured([args.binary, "generate", "--out", str(raw), "--rows", str(args.rows), "--force"])
+        run_measured([args.binary, "run", "01", "03", "--raw", str(raw), "--lake", str(lake),
+                      "--stream-from", "2019-10-15", "--stream-to", "2019-10-31"])
     files = len(list((lake / "stream_input").glob("*.parquet")))
 
     secs, rss, out, batches = stream(args.binary, lake, [])

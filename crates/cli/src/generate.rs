@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
-use funnelpulse_generator::{GeneratorConfig, REAL_ROWS, generate};
+use funnelpulse_generator::{GeneratorConfig, REAL_ROWS, generate, prepare_out};
 
 #[derive(clap::Args, Debug)]
 pub struct GenerateArgs {
@@ -20,11 +20,18 @@ pub struct GenerateArgs {
     #[arg(long, env = "FUNNELPULSE_START", default_value = "2019-10-01")]
     pub start: NaiveDate,
     /// Number of days.
-    #[arg(long, env = "FUNNELPULSE_DAYS", default_value_t = 61)]
+    #[arg(long, env = "FUNNELPULSE_DAYS", default_value_t = 61, value_parser = clap::value_parser!(u32).range(1..))]
     pub days: u32,
+    /// Replace the files of an earlier `generate` in --out (other files are never deleted).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
+    let removed = prepare_out(&args.out, args.force)?;
+    if !removed.is_empty() {
+        println!("replacing the earlier generated data in {}: removed {}", args.out.display(), removed.join(", "));
+    }
     let report = generate(&GeneratorConfig {
         out: args.out,
         rows: args.rows,

@@ -11,12 +11,13 @@ mod stream;
 
 use std::io::Write;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use funnelpulse_core::redact;
 
 #[derive(Parser)]
 #[command(name = "funnelpulse", version, about = "E-commerce funnel analytics on Apache DataFusion Ballista")]
-#[command(after_help = "Settings come from flags, then FUNNELPULSE_* environment variables, then funnelpulse.toml.")]
+#[command(after_help = "Settings come from flags, then FUNNELPULSE_* environment variables, then funnelpulse.toml \
+                         (keys: the flags' long names).")]
 struct Cli {
     /// Show progress logs and, on failure, the whole error chain (as RUST_LOG=info does).
     #[arg(short, long, global = true, env = "FUNNELPULSE_VERBOSE")]
@@ -53,6 +54,20 @@ const QUIET_LOGS: &str =
 /// With `-v`: everything from warnings up, ours from info.
 const VERBOSE_LOGS: &str = "warn,funnelpulse=info";
 
+/// The command line; an invalid value is one line naming where it came from.
+fn parse(sources: &config::Sources) -> Cli {
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut Cli::command())));
+    parsed.unwrap_or_else(|error| match sources.explain(&error) {
+        Some(line) => {
+            eprintln!("error: {line}");
+            std::process::exit(2);
+        }
+        None => error.exit(),
+    })
+}
+
 #[tokio::main]
 async fn main() {
     let verbose = std::env::args().any(|a| a == "-v" || a == "--verbose")
@@ -66,8 +81,8 @@ async fn main() {
         })
         .init();
     let outcome = async {
-        config::load_config_file::<Cli>()?;
-        let cli = Cli::parse();
+        let sources = config::load_config_file(&Cli::command())?;
+        let cli = parse(&sources);
         if cli.verbose {
             log::info!("verbose: progress logs and whole error chains");
         }

@@ -1,6 +1,6 @@
 //! `funnelpulse run STAGE…`: runs stages in order on one engine.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 use funnelpulse_engine::{CommonArgs, StageRunner};
@@ -25,9 +25,9 @@ pub struct RunArgs {
     /// For stages 05 and 06 (the readers): which version of their input tables.
     #[command(flatten)]
     pub as_of: funnelpulse_engine::AsOfArgs,
-    /// Rows of the sample generated when stage 01 runs without --raw (over the
-    /// two weeks from 2019-10-15, the real data's density: about one planted
-    /// anomaly a day, and stage 03's default range).
+    /// Rows of the demo sample generated when stage 01 runs without --raw (over
+    /// the two weeks from 2019-10-15, the real data's density: about one planted
+    /// anomaly a day).
     #[arg(long, env = "FUNNELPULSE_SAMPLE_ROWS", default_value_t = 2_000_000)]
     pub sample_rows: u64,
 }
@@ -63,6 +63,17 @@ fn resolve_stages(requested: &[String]) -> anyhow::Result<Vec<&'static str>> {
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let stages = resolve_stages(&args.stages)?;
+    let sample = (stages.contains(&"01") && args.stage01.raw.is_none()).then(|| sample_dir(args.sample_rows));
+    if let Some(dir) = &sample {
+        // First, so that nobody mistakes the demo's results for their data's.
+        eprintln!(
+            "no --raw given: stage 01 reads the generated demo sample {} ({} rows from {}); give --raw DIR for \
+             your data",
+            dir.display(),
+            args.sample_rows,
+            sample_start()
+        );
+    }
     let mut runner = StageRunner::connect(&args.common).await?;
     eprintln!("running stages {} on {}", stages.join(", "), runner.engine().mode);
     let registry = runner.engine().ctx.runtime_env().object_store_registry.clone();
@@ -73,9 +84,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         // Each stage commits all its tables or none, so a failed attempt can be retried.
         let report = match stage {
             "01" => {
-                let raw = match &args.stage01.raw {
-                    Some(raw) => raw.clone(),
-                    None => default_sample(args.sample_rows)?,
+                let raw = match (&args.stage01.raw, &sample) {
+                    (Some(raw), _) => raw.clone(),
+                    (None, Some(dir)) => default_sample(dir, args.sample_rows)?,
+                    (None, None) => bail!("stage 01 needs --raw"),
                 };
                 let bad_rows = args.stage01.bad_rows;
                 let run = async |engine: &_| funnelpulse_stage01::run(engine, &lake, &raw, bad_rows).await;
@@ -136,16 +148,23 @@ fn stream_args(
 
 const SAMPLE_DAYS: u32 = 14;
 
+fn sample_start() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2019, 10, 15).expect("valid date")
+}
+
+fn sample_dir(rows: u64) -> PathBuf {
+    PathBuf::from(format!("data/sample-{rows}-{SAMPLE_DAYS}d"))
+}
+
 /// Without --raw, stage 01 reads a generated sample (made once, then reused).
-fn default_sample(rows: u64) -> anyhow::Result<String> {
-    let dir = PathBuf::from(format!("data/sample-{rows}-{SAMPLE_DAYS}d"));
+fn default_sample(dir: &Path, rows: u64) -> anyhow::Result<String> {
     if !dir.join("truth.json").exists() {
-        eprintln!("no --raw given: generating a {rows}-row sample in {}", dir.display());
+        eprintln!("generating the {rows}-row demo sample in {}", dir.display());
         funnelpulse_generator::generate(&GeneratorConfig {
-            out: dir.clone(),
+            out: dir.to_path_buf(),
             rows,
             seed: 42,
-            start: chrono::NaiveDate::from_ymd_opt(2019, 10, 15).expect("valid date"),
+            start: sample_start(),
             days: SAMPLE_DAYS,
         })?;
     }

@@ -123,7 +123,7 @@ fn missing_raw_files_and_bad_settings_are_named() {
     let out = funnelpulse(dir.path(), &["evaluate", "--lake", "empty-lake", "--truth", "nope.json"], &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("reading nope.json"), "{out:?}");
     let out = funnelpulse(dir.path(), &["run", "05", "--lake", "empty-lake", "--v2-fdr", "2"], &[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--v2-fdr must be between 0 and 1"), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("for --v2-fdr: must be between 0 and 1"), "{out:?}");
     let out = funnelpulse(dir.path(), &["run", "01", "--scheduler", "localhost:50050"], &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("must look like df://HOST:PORT"), "{out:?}");
     std::fs::write(dir.path().join("funnelpulse.toml"), "lake = 'x'\ncolour = 'red'\n").unwrap();

@@ -11,10 +11,17 @@ pub struct CommonArgs {
     #[arg(long, env = "FUNNELPULSE_LAKE", default_value = "lake")]
     pub lake: String,
     /// Ballista scheduler to submit to (df://HOST:PORT); embedded Ballista when absent.
-    #[arg(long, env = "FUNNELPULSE_SCHEDULER")]
+    #[arg(long, env = "FUNNELPULSE_SCHEDULER", value_parser = parse_scheduler)]
     pub scheduler: Option<String>,
     #[command(flatten)]
     pub cluster: ClusterArgs,
+}
+
+/// `--scheduler`: checked while parsing, so that an invalid value names its source.
+fn parse_scheduler(text: &str) -> Result<String, String> {
+    EngineMode::from_scheduler(Some(text))
+        .map(|_| text.to_string())
+        .map_err(|_| "must look like df://HOST:PORT (a Ballista scheduler, e.g. df://10.0.0.2:50050)".to_string())
 }
 
 /// How a stage on a remote cluster copes with lost executors and a

@@ -46,6 +46,55 @@ pub fn month_file_name(date: NaiveDate) -> String {
     format!("{}.csv", date.format("%Y-%b"))
 }
 
+/// True for the names `generate` writes: `truth.json` and `YYYY-Mon.csv`.
+pub fn is_generated_name(name: &str) -> bool {
+    let month = name.strip_suffix(".csv").map(|stem| format!("{stem}-01"));
+    name == "truth.json" || month.is_some_and(|m| NaiveDate::parse_from_str(&m, "%Y-%b-%d").is_ok())
+}
+
+/// Makes `out` ready for a new data set, so that no file of another one is
+/// left beside it (stage 01 would read both): a folder holding files of an
+/// earlier `generate` is refused unless `replace`, when those files are
+/// removed (their names are returned); any other file is refused (it is not
+/// ours to delete). Names starting with `.` are ignored.
+pub fn prepare_out(out: &Path, replace: bool) -> anyhow::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(out) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", out.display())),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let (ours, other): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| is_generated_name(n));
+    anyhow::ensure!(
+        other.is_empty(),
+        "{} holds files generate did not write ({}): the next run would read them with the new data; choose an \
+         empty folder for --out or move them away",
+        out.display(),
+        other.join(", ")
+    );
+    if ours.is_empty() {
+        return Ok(ours);
+    }
+    anyhow::ensure!(
+        replace,
+        "{} already holds generated data ({}): add --force to replace it, or choose another --out",
+        out.display(),
+        ours.join(", ")
+    );
+    for name in &ours {
+        let path = out.join(name);
+        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(ours)
+}
+
 pub const HEADER: &str =
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n";
 

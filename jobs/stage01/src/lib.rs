@@ -45,17 +45,35 @@ pub async fn run(engine: &Engine, lake: &Lake, raw: &str, bad_rows: BadRows) -> 
         let store = engine.ctx.runtime_env().object_store(file.store_url()?)?;
         count_data_lines(store, file).await.with_context(|| format!("reading {}", file.url))
     });
+    let mut without_rows = Vec::new();
     for (file, counts) in files.iter().zip(futures::future::try_join_all(counting).await?) {
-        if counts.data_lines == 0 {
-            progress.line(format!("{}: a header and no data rows", file.name));
-        }
         report.data_lines += counts.data_lines;
         report.blank_lines += counts.blank_lines;
+        if counts.data_lines == 0 {
+            without_rows.push(match (file.size, counts.blank_lines) {
+                (0, _) => format!("{} is empty", file.name),
+                (_, 0) => format!("{} holds no data rows (only a header)", file.name),
+                _ => format!("{} holds no data rows (only a header and blank lines)", file.name),
+            });
+        }
     }
     report.checks.push(("raw line count", started.elapsed()));
 
     let staged = StagedRun::begin(lake).await?;
     let built = build_tables(engine, &staged, files, bad_rows, &mut report, &progress).await;
+    // An empty export is a mistake upstream: never a silently empty lake. (Checked after
+    // the scan, which refuses a first line that is not the header.)
+    let built = built.and_then(|()| {
+        for file in &without_rows {
+            progress.line(format!("note: {file}: nothing is read from it"));
+        }
+        anyhow::ensure!(
+            report.data_lines > 0,
+            "no data rows in {raw}: {}; give --raw the files holding the events",
+            without_rows.join(", ")
+        );
+        Ok(())
+    });
     progress.step("committing");
     let started = Instant::now();
     staged.commit_or_abandon(built).await?;

@@ -34,31 +34,63 @@ use futures::{StreamExt, TryStreamExt};
 /// Where the stream input lives, relative to the lake root.
 pub const STREAM_INPUT: &str = "stream_input/";
 
+/// Days of the default range: the last 17 days of the data, as the original
+/// job's 2019-10-15 … 31 were of its October.
+pub const DEFAULT_DAYS: u64 = 17;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage03Args {
-    /// First event date (UTC) of the stream input.
-    #[arg(long, env = "FUNNELPULSE_STREAM_FROM", default_value = "2019-10-15")]
-    pub stream_from: NaiveDate,
-    /// Last event date (inclusive).
-    #[arg(long, env = "FUNNELPULSE_STREAM_TO", default_value = "2019-10-31")]
-    pub stream_to: NaiveDate,
+    /// First event date (UTC) of the stream input [default: 16 days before --stream-to].
+    #[arg(long, env = "FUNNELPULSE_STREAM_FROM")]
+    pub stream_from: Option<NaiveDate>,
+    /// Last event date (inclusive) [default: the last day of bronze_events].
+    #[arg(long, env = "FUNNELPULSE_STREAM_TO")]
+    pub stream_to: Option<NaiveDate>,
     /// Number of files to write.
-    #[arg(long, env = "FUNNELPULSE_STREAM_FILES", default_value_t = 50)]
+    #[arg(long, env = "FUNNELPULSE_STREAM_FILES", default_value_t = 50, value_parser = at_least_one)]
     pub stream_files: usize,
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("must be a whole number, at least 1".into()),
+    }
 }
 
 impl Default for Stage03Args {
     fn default() -> Self {
-        Self {
-            stream_from: NaiveDate::from_ymd_opt(2019, 10, 15).expect("date"),
-            stream_to: NaiveDate::from_ymd_opt(2019, 10, 31).expect("date"),
-            stream_files: 50,
-        }
+        Self { stream_from: None, stream_to: None, stream_files: 50 }
+    }
+}
+
+/// The days to write: the given dates, the rest from the data (`data_days`,
+/// bronze's sorted partition values). None when bronze has no dated row and
+/// no --stream-to was given.
+pub fn date_range(args: &Stage03Args, data_days: &[String]) -> Option<(NaiveDate, NaiveDate)> {
+    let last = data_days.iter().rev().find_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let to = args.stream_to.or(last)?;
+    let from = args.stream_from.unwrap_or(to - chrono::Days::new(DEFAULT_DAYS - 1));
+    // A given start after the data's last day: an empty range, not an inverted one.
+    Some((from, if args.stream_to.is_none() { to.max(from) } else { to }))
+}
+
+/// Why nothing was written, in one line.
+fn nothing_written(range: Option<(NaiveDate, NaiveDate)>, data_days: &[String]) -> String {
+    let dated: Vec<&String> = data_days.iter().filter(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok()).collect();
+    match (range, dated.first(), dated.last()) {
+        (Some((from, to)), Some(first), Some(last)) => format!(
+            "no bronze rows from {from} to {to} (bronze_events holds {first} … {last}): stream_input is empty; choose \
+             days within the data with --stream-from and --stream-to"
+        ),
+        _ => "bronze_events holds no dated rows (run stage 01 on data with events): stream_input is empty".to_string(),
     }
 }
 
 #[derive(Debug, Default, Clone)]
 pub struct Stage03Report {
+    /// The range written (None: bronze had no dated rows).
+    pub range: Option<(NaiveDate, NaiveDate)>,
     pub days: usize,
     pub rows: u64,
     pub files: usize,
@@ -68,9 +100,10 @@ pub struct Stage03Report {
 
 impl fmt::Display for Stage03Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let range = self.range.map(|(from, to)| format!(" ({from} … {to})")).unwrap_or_default();
         writeln!(
             f,
-            "stage 03 done in {:.1}s: {} bronze rows of {} days in {} files, in event-time order, at {}",
+            "stage 03 done in {:.1}s: {} bronze rows of {} days{range} in {} files, in event-time order, at {}",
             self.elapsed.as_secs_f64(),
             self.rows,
             self.days,
@@ -84,7 +117,9 @@ impl fmt::Display for Stage03Report {
 const CONCURRENT_FILES: usize = 4;
 
 pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Result<Stage03Report> {
-    anyhow::ensure!(args.stream_from <= args.stream_to, "--stream-from must not be after --stream-to");
+    if let (Some(from), Some(to)) = (args.stream_from, args.stream_to) {
+        anyhow::ensure!(from <= to, "--stream-from {from} is after --stream-to {to}: give an earlier --stream-from");
+    }
     anyhow::ensure!(args.stream_files >= 1, "--stream-files must be at least 1");
     let progress = StageProgress::start("03");
     for run in lake.recover().await? {
@@ -95,9 +130,17 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Re
         .snapshot(&BRONZE_EVENTS, &AsOf::Latest)
         .await?
         .with_context(|| format!("no bronze_events in {} (run stage 01 first)", lake.url()))?;
-    let (from, to) = (args.stream_from.to_string(), args.stream_to.to_string());
-    let days: Vec<String> = bronze.partitions().into_iter().filter(|d| *d >= from && *d <= to).collect();
-    let mut report = Stage03Report { days: days.len(), location: lake.url_of(STREAM_INPUT), ..Default::default() };
+    let data_days = bronze.partitions();
+    let range = date_range(args, &data_days);
+    let days: Vec<String> = match range {
+        Some((from, to)) => {
+            let (from, to) = (from.to_string(), to.to_string());
+            data_days.iter().filter(|d| **d >= from && **d <= to).cloned().collect()
+        }
+        None => Vec::new(),
+    };
+    let mut report =
+        Stage03Report { range, days: days.len(), location: lake.url_of(STREAM_INPUT), ..Default::default() };
     let outcome = write_files(engine, lake, &bronze, &run_id, &days, args.stream_files, &mut report, &progress).await;
     let moves = match outcome {
         Ok(moves) => moves,
@@ -107,7 +150,7 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Re
         }
     };
     if days.is_empty() {
-        progress.line(format!("no bronze rows between {from} and {to}: stream_input is empty"));
+        progress.line(nothing_written(range, &data_days));
     }
     progress.step("committing");
     lake.commit_folder(&run_id, STREAM_INPUT, moves).await?;
@@ -211,4 +254,38 @@ async fn rows_per_minute(bronze: DataFrame) -> anyhow::Result<Vec<(i64, i64)>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().unwrap()
+    }
+
+    fn args(from: Option<&str>, to: Option<&str>) -> Stage03Args {
+        Stage03Args { stream_from: from.map(day), stream_to: to.map(day), stream_files: 1 }
+    }
+
+    #[test]
+    fn the_default_range_is_the_last_17_days_of_the_data() {
+        let data: Vec<String> = ["2024-03-01", "2024-03-30", "2024-04-02", NULL_DAY].map(String::from).to_vec();
+        assert_eq!(date_range(&args(None, None), &data), Some((day("2024-03-17"), day("2024-04-02"))));
+        assert_eq!(date_range(&args(None, Some("2024-03-10")), &data), Some((day("2024-02-23"), day("2024-03-10"))));
+        assert_eq!(date_range(&args(Some("2024-03-31"), None), &data), Some((day("2024-03-31"), day("2024-04-02"))));
+        // A start after the data: an empty range at the start, which then says why it is empty.
+        assert_eq!(date_range(&args(Some("2025-01-01"), None), &data), Some((day("2025-01-01"), day("2025-01-01"))));
+        assert_eq!(date_range(&args(None, None), &[NULL_DAY.to_string()]), None);
+    }
+
+    #[test]
+    fn writing_nothing_says_why_in_one_line() {
+        let data: Vec<String> = ["2024-03-01", "2024-03-30"].map(String::from).to_vec();
+        let why = nothing_written(Some((day("2019-10-15"), day("2019-10-31"))), &data);
+        assert!(why.contains("2019-10-15 to 2019-10-31") && why.contains("holds 2024-03-01 … 2024-03-30"), "{why}");
+        assert!(nothing_written(None, &[]).contains("no dated rows"));
+    }
+
+    const NULL_DAY: &str = "__HIVE_DEFAULT_PARTITION__";
 }

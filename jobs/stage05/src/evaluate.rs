@@ -9,17 +9,17 @@ use std::collections::HashSet;
 use std::fmt;
 
 use anyhow::Context;
-use chrono::{DateTime, NaiveDateTime};
+use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::logical_expr::{cast, col};
 use funnelpulse_core::TableSpec;
-use funnelpulse_core::tables::{GOLD_ANOMALIES_HOURLY_BRAND, GOLD_ANOMALIES_HOURLY_BRAND_V2};
+use funnelpulse_core::tables::{GOLD_ANOMALIES_HOURLY_BRAND, GOLD_ANOMALIES_HOURLY_BRAND_V2, GOLD_FUNNEL_HOURLY_BRAND};
 use funnelpulse_engine::Engine;
 use funnelpulse_engine::tables::read_files;
 use funnelpulse_generator::Truth;
 use funnelpulse_generator::truth::AnomalyKind;
-use funnelpulse_lake::{AsOf, Lake};
+use funnelpulse_lake::{AsOf, Lake, TableFiles};
 use serde::Serialize;
 
 /// The detectors scored, with the names users know them by.
@@ -29,23 +29,33 @@ pub const DETECTORS: [(&str, TableSpec); 2] =
 /// One brand-hour and its type.
 type Flag = (String, NaiveDateTime, AnomalyKind);
 
+/// Precision is undefined (None, `null` in JSON, n/a) when nothing was
+/// flagged; recall and F1 when nothing was planted.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Score {
     pub planted: u64,
     pub flagged: u64,
     pub hits: u64,
-    pub precision: f64,
-    pub recall: f64,
-    pub f1: f64,
+    pub precision: Option<f64>,
+    pub recall: Option<f64>,
+    pub f1: Option<f64>,
 }
 
 impl Score {
     fn new(planted: u64, flagged: u64, hits: u64) -> Self {
-        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
         let (precision, recall) = (ratio(hits, flagged), ratio(hits, planted));
-        let f1 = if precision + recall == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+        let f1 = recall.map(|r| {
+            let p = precision.unwrap_or(0.0);
+            if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+        });
         Self { planted, flagged, hits, precision, recall, f1 }
     }
+}
+
+/// A score for the table: three decimals, or n/a.
+fn shown(value: Option<f64>) -> String {
+    value.map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".to_string())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -76,8 +86,15 @@ impl fmt::Display for Evaluation {
             for (kind, s) in [("drop", d.drop), ("spike", d.spike), ("overall", d.overall)] {
                 writeln!(
                     f,
-                    "    {:<8} {:<8} {:>7} {:>7} {:>5} {:>9.3} {:>7.3} {:>6.3}",
-                    d.detector, kind, s.planted, s.flagged, s.hits, s.precision, s.recall, s.f1
+                    "    {:<8} {:<8} {:>7} {:>7} {:>5} {:>9} {:>7} {:>6}",
+                    d.detector,
+                    kind,
+                    s.planted,
+                    s.flagged,
+                    s.hits,
+                    shown(s.precision),
+                    shown(s.recall),
+                    shown(s.f1)
                 )?;
             }
         }
@@ -87,6 +104,7 @@ impl fmt::Display for Evaluation {
 
 /// Scores every detector's committed table against `truth`.
 pub async fn evaluate(engine: &Engine, lake: &Lake, truth: &Truth, as_of: &AsOf) -> anyhow::Result<Evaluation> {
+    check_truth_fits(engine, lake, truth, as_of).await?;
     let planted: HashSet<Flag> = truth.anomalies.iter().map(|a| (a.brand.clone(), a.window_start, a.kind)).collect();
     let mut detectors = Vec::new();
     for (name, table) in DETECTORS {
@@ -96,6 +114,54 @@ pub async fn evaluate(engine: &Engine, lake: &Lake, truth: &Truth, as_of: &AsOf)
         detectors.push(score(name, table.name, &planted, &flagged));
     }
     Ok(Evaluation { truth_seed: truth.seed, truth_rows: truth.rows, detectors })
+}
+
+/// Refuses a truth.json of other data: its days must overlap the lake's,
+/// and every brand it plants an anomaly in within the lake's days must be in
+/// the lake (a truth of other data would be scored as all misses).
+async fn check_truth_fits(engine: &Engine, lake: &Lake, truth: &Truth, as_of: &AsOf) -> anyhow::Result<()> {
+    let table = GOLD_FUNNEL_HOURLY_BRAND;
+    let files = lake.snapshot(&table, as_of).await?;
+    let files = files.with_context(|| format!("no {} in {} (run stage 01 first)", table.name, lake.url()))?;
+    let days: Vec<NaiveDate> = files.partitions().iter().filter_map(|d| d.parse().ok()).collect();
+    let (Some(first), Some(last)) = (days.first(), days.last()) else {
+        anyhow::bail!("{} in {} has no rows: run stage 01 on data first", table.name, lake.url())
+    };
+    let truth_last = truth.start + chrono::Days::new(u64::from(truth.days.max(1)) - 1);
+    anyhow::ensure!(
+        truth.start <= *last && truth_last >= *first,
+        "the truth file is of other data: it covers {} … {truth_last}, the lake's {} holds {first} … {last}; give the \
+         truth.json generated with this lake's raw data (--truth)",
+        truth.start,
+        table.name
+    );
+    let in_range: Vec<&str> =
+        truth.anomalies.iter().filter(|a| days.contains(&a.window_start.date())).map(|a| a.brand.as_str()).collect();
+    if in_range.is_empty() {
+        return Ok(());
+    }
+    let brands = lake_brands(engine, &files).await?;
+    let missing: Vec<&str> = in_range.iter().copied().filter(|b| !brands.contains(*b)).collect();
+    anyhow::ensure!(
+        missing.is_empty(),
+        "the truth file is of other data: {} of its {} planted anomalies are in brands the lake has no events of \
+         (e.g. {:?}); give the truth.json generated with this lake's raw data (--truth)",
+        missing.len(),
+        in_range.len(),
+        missing[0]
+    );
+    Ok(())
+}
+
+async fn lake_brands(engine: &Engine, files: &TableFiles) -> anyhow::Result<HashSet<String>> {
+    let batches =
+        read_files(&engine.ctx, files)?.select(vec![cast(col("brand"), DataType::Utf8)])?.distinct()?.collect().await?;
+    let mut brands = HashSet::new();
+    for batch in batches {
+        let column = batch.column(0).as_string::<i32>();
+        brands.extend(column.iter().flatten().map(str::to_string));
+    }
+    Ok(brands)
 }
 
 pub fn read_truth(path: &std::path::Path) -> anyhow::Result<Truth> {
@@ -174,9 +240,20 @@ mod tests {
         .into();
         let s = score("t", "t", &planted, &flagged);
         assert_eq!(s.drop, Score::new(2, 2, 1));
-        assert_eq!((s.drop.precision, s.drop.recall, s.drop.f1), (0.5, 0.5, 0.5));
+        assert_eq!((s.drop.precision, s.drop.recall, s.drop.f1), (Some(0.5), Some(0.5), Some(0.5)));
         assert_eq!(s.spike, Score::new(1, 1, 0));
-        assert_eq!(s.spike.f1, 0.0);
+        assert_eq!(s.spike.f1, Some(0.0));
         assert_eq!(s.overall, Score::new(3, 3, 1));
+    }
+
+    #[test]
+    fn nothing_planted_or_flagged_is_not_a_score_of_zero() {
+        let none = Score::new(0, 0, 0);
+        assert_eq!((none.precision, none.recall, none.f1), (None, None, None));
+        let false_alarms = Score::new(0, 3, 0);
+        assert_eq!((false_alarms.precision, false_alarms.recall, false_alarms.f1), (Some(0.0), None, None));
+        let missed = Score::new(2, 0, 0);
+        assert_eq!((missed.precision, missed.recall, missed.f1), (None, Some(0.0), Some(0.0)));
+        assert_eq!((shown(None), shown(Some(0.5))), ("n/a".to_string(), "0.500".to_string()));
     }
 }

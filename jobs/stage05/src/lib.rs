@@ -29,22 +29,39 @@ pub struct Stage05Args {
     #[arg(long, env = "FUNNELPULSE_ANOMALY_MIN_VIEWS", default_value_t = 50)]
     pub anomaly_min_views: i64,
     /// Classic detector: flag when |z| reaches this.
-    #[arg(long, env = "FUNNELPULSE_Z_THRESHOLD", default_value_t = 2.0)]
+    #[arg(long, env = "FUNNELPULSE_Z_THRESHOLD", default_value_t = 2.0, value_parser = positive)]
     pub z_threshold: f64,
     /// v2 detector: brand-hours with fewer views are not tested.
     #[arg(long, env = "FUNNELPULSE_V2_MIN_VIEWS", default_value_t = 20)]
     pub v2_min_views: i64,
     /// v2 detector: weight, in views, of the brand's all-day rate in its hour-of-day baseline.
-    #[arg(long, env = "FUNNELPULSE_V2_PRIOR_VIEWS", default_value_t = 500.0)]
+    #[arg(long, env = "FUNNELPULSE_V2_PRIOR_VIEWS", default_value_t = 500.0, value_parser = not_negative)]
     pub v2_prior_views: f64,
     /// v2 detector: false discovery rate (flag when the Benjamini–Hochberg q-value is at most this).
-    #[arg(long, env = "FUNNELPULSE_V2_FDR", default_value_t = 0.05)]
+    #[arg(long, env = "FUNNELPULSE_V2_FDR", default_value_t = 0.05, value_parser = fraction)]
     pub v2_fdr: f64,
     /// v2 detector: smallest relative gap between observed and expected purchases to flag (0.25 = 25%).
-    #[arg(long, env = "FUNNELPULSE_V2_MIN_CHANGE", default_value_t = 0.25)]
+    #[arg(long, env = "FUNNELPULSE_V2_MIN_CHANGE", default_value_t = 0.25, value_parser = not_negative)]
     pub v2_min_change: f64,
     #[command(flatten)]
     pub alerts: alerts::AlertArgs,
+}
+
+// Checked while parsing, so that an invalid value names its source (flag, variable or file).
+fn number(text: &str) -> Result<f64, String> {
+    text.trim().parse::<f64>().map_err(|_| "not a number".to_string())
+}
+
+fn positive(text: &str) -> Result<f64, String> {
+    number(text).and_then(|v| if v > 0.0 { Ok(v) } else { Err("must be positive".into()) })
+}
+
+fn not_negative(text: &str) -> Result<f64, String> {
+    number(text).and_then(|v| if v >= 0.0 { Ok(v) } else { Err("must not be negative".into()) })
+}
+
+fn fraction(text: &str) -> Result<f64, String> {
+    number(text).and_then(|v| if v > 0.0 && v < 1.0 { Ok(v) } else { Err("must be between 0 and 1".into()) })
 }
 
 impl Default for Stage05Args {
