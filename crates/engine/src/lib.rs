@@ -23,6 +23,6 @@ pub mod args;
 pub mod attempts;
 pub mod progress;
 pub mod watchdog;
-pub use args::{AsOfArgs, ClusterArgs, CommonArgs};
+pub use args::{AsOfArgs, ClockArgs, ClusterArgs, CommonArgs};
 pub use attempts::{InvariantViolation, StageRunner};
 pub use progress::StageProgress;
