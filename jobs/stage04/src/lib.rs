@@ -579,3 +579,28 @@ pub async fn status(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreReg
         pending_batch: position.pending.map(|p| p.batch_id),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_future_cutoff_never_moves_back() {
+        let clock = ClockArgs::default();
+        let fresh = Position::default();
+        let now = chrono::Utc::now().timestamp_micros();
+        let hour = 3_600_000_000;
+        assert!((now + hour..now + hour + 60_000_000).contains(&future_cutoff(&clock, &fresh)));
+        // A cutoff logged by a clock that was ahead is kept.
+        let ahead = Position { future_cutoff: Some(now + 10 * hour), ..Default::default() };
+        assert_eq!(future_cutoff(&clock, &ahead), now + 10 * hour);
+    }
+
+    #[test]
+    fn offsets_of_older_versions_have_no_future_cutoff() {
+        let old: Offsets =
+            serde_json::from_str(r#"{"batch_id":3,"files":[],"quarantined":[],"watermark":null,"flush":false}"#)
+                .unwrap();
+        assert_eq!(old.future_cutoff, None);
+    }
+}
