@@ -90,7 +90,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     (None, None) => bail!("stage 01 needs --raw"),
                 };
                 let bad_rows = args.stage01.bad_rows;
-                let run = async |engine: &_| funnelpulse_stage01::run(engine, &lake, &raw, bad_rows).await;
+                // --max-clock-skew is defined once, with stage 04's options.
+                let clock = &args.stage04.clock;
+                let run = async |engine: &_| funnelpulse_stage01::run(engine, &lake, &raw, bad_rows, clock).await;
                 format!("{}\n", runner.run(stage, run).await?)
             }
             "02" => {

@@ -145,3 +145,35 @@ fn settings_come_from_flags_then_environment_then_the_config_file() {
     funnelpulse_ok(dir.path(), &["run", "01", "--lake", "lake-from-flag", "--bad-rows", "keep"]);
     assert!(dir.path().join("lake-from-flag/tables/bronze_events").exists());
 }
+
+/// Events later than the clock plus `--max-clock-skew` (a broken device
+/// clock) are a data-quality figure of stage 01: counted in its report, and
+/// kept in every table, as the original did.
+#[tokio::test]
+async fn events_from_the_future_are_counted_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(30)).format("%Y-%m-%d %H:%M:%S UTC");
+    let csv = format!(
+        "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n\
+         2019-10-01 10:00:00 UTC,view,1,2,,b,1.00,3,s\n\
+         2099-01-01 00:00:00 UTC,view,1,2,,b,1.00,3,s\n\
+         {soon},view,1,2,,b,1.00,3,s\n"
+    );
+    std::fs::write(raw.join("events.csv"), csv).unwrap();
+    let figure = |text: &str| -> String {
+        let line = text.lines().find(|l| l.contains("events from the future")).unwrap_or_else(|| panic!("{text}"));
+        line.split_whitespace().nth(4).unwrap().to_string()
+    };
+    let out = funnelpulse_ok(dir.path(), &["run", "01", "--raw", "raw", "--lake", "lake"]);
+    assert_eq!(figure(&out), "1", "only the 2099 event is from the future (the other is within 1h): {out}");
+    assert!(out.contains("later than") && out.contains("--max-clock-skew"), "{out}");
+    let lake = dir.path().join("lake");
+    for table in ["bronze_events", "silver_events"] {
+        assert_eq!(read_rows(&lake, table, "event_date", &["event_time"]).await.len(), 3, "{table} keeps them");
+    }
+    // The skew is a setting: a century of it makes 2099 possible.
+    let out = funnelpulse_ok(dir.path(), &["run", "01", "--raw", "raw", "--lake", "lake", "--max-clock-skew", "100y"]);
+    assert_eq!(figure(&out), "0", "{out}");
+}

@@ -230,6 +230,21 @@ async fn replay_produces_every_bronze_row_of_the_range_in_event_time_order() {
     }
     let used: std::collections::HashSet<i32> = records.iter().map(|r| r.0).collect();
     assert_eq!(used.len(), 3, "the records should spread over the 3 partitions");
+
+    // A second replay into the filled topic is refused (a stream would count the days twice).
+    let again = funnelpulse(
+        dir.path(),
+        &replay_args(
+            lake.to_str().unwrap(),
+            &broker.address(),
+            "events",
+            &["--from", "2019-10-02", "--to", "2019-10-03"],
+        ),
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success() && stderr.contains("already holds") && stderr.contains("--append"), "{stderr}");
+    assert_eq!(broker.read_all("events", 3).len(), records.len(), "nothing was produced");
 }
 
 #[tokio::test(flavor = "multi_thread")]

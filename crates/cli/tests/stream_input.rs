@@ -10,11 +10,20 @@ use common::tables::{Row, Value, read_rows, sorted};
 use common::{funnelpulse_ok, generate};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
+/// The data files (not the generation marker).
 fn stream_files(lake: &Path) -> Vec<std::path::PathBuf> {
     let dir = lake.join("stream_input");
     let mut files: Vec<_> = std::fs::read_dir(&dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    files.retain(|f| f.extension().is_some_and(|x| x == "parquet"));
     files.sort();
     files
+}
+
+/// `stream_input/_generation.json`: (id, files).
+fn generation(lake: &Path) -> (String, u64) {
+    let marker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lake.join("stream_input/_generation.json")).unwrap()).unwrap();
+    (marker["id"].as_str().unwrap().to_string(), marker["files"].as_u64().unwrap())
 }
 
 /// The rows of one Parquet file, bronze columns in order (plain DataFusion).
@@ -117,15 +126,20 @@ async fn stream_input_replays_the_range_in_event_time_order() {
     }
     assert_eq!(here, there, "cluster and embedded stream files differ");
 
-    // A re-run replaces the files; a range without data empties the folder.
+    // A re-run replaces the files, stamped with a new generation; a range without data empties the folder.
+    let first = generation(&lake);
+    assert_eq!(first.1, 5);
     funnelpulse_ok(dir.path(), &[&["run", "03", "--lake", lake_arg, "--stream-files", "3"][..], &range].concat());
     assert_eq!(stream_files(&lake).len(), 3);
+    let second = generation(&lake);
+    assert!(second.0 != first.0 && second.1 == 3, "{first:?} then {second:?}");
     let out = funnelpulse_ok(
         dir.path(),
         &["run", "03", "--lake", lake_arg, "--stream-from", "2020-01-01", "--stream-to", "2020-01-31"],
     );
     assert!(out.contains("stream_input is empty"), "{out}");
     assert!(stream_files(&lake).is_empty());
+    assert_eq!(generation(&lake).1, 0);
     assert!(!lake.join("_staging").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false), "staging left behind");
 }
 

@@ -267,3 +267,124 @@ async fn a_second_stream_on_a_checkpoint_is_refused_and_takes_over_once_the_firs
     assert!(out.contains("stage 04 done"), "{out}");
     assert_eq!(output_rows(&dir.path().join("lake")).await, uninterrupted, "windows lost or written twice");
 }
+
+/// Stage 03 stamps each rebuild of the stream input with a generation: a
+/// stream that has read one generation refuses the next with the fix instead
+/// of counting the rewritten files again (they used to be taken as new: every
+/// event a second time, as late rows and inflated windows), also while it
+/// runs; a checkpoint from before generations adopts the current one if its
+/// files are unchanged, and is refused otherwise.
+#[tokio::test]
+async fn a_rebuilt_stream_input_is_refused_with_the_fix_never_counted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = generate(dir.path(), 5_000, 2);
+    let lake = dir.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    funnelpulse_ok(dir.path(), &["run", "01", "--raw", raw.to_str().unwrap(), "--lake", lake_arg]);
+    let stage03 = ["run", "03", "--lake", lake_arg, "--stream-from", "2019-10-01", "--stream-to", "2019-10-02"];
+    let stage03 = [&stage03[..], &["--stream-files", "4"]].concat();
+    let out = funnelpulse_ok(dir.path(), &stage03);
+    assert!(out.contains("(generation "), "{out}");
+    funnelpulse_ok(dir.path(), &stream_args("lake", &[]));
+    let first = output_rows(&lake).await;
+    assert!(!first.is_empty());
+    let metadata = lake.join("checkpoints/stream_hourly_brand/metadata.json");
+
+    // A checkpoint from before generations, on an unchanged source: adopts the generation.
+    let strip_generation = || {
+        let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
+        json.as_object_mut().unwrap().remove("source_generation").expect("the checkpoint records the generation");
+        std::fs::write(&metadata, json.to_string()).unwrap();
+    };
+    strip_generation();
+    let out = funnelpulse_ok(dir.path(), &stream_args("lake", &[]));
+    assert!(out.contains("nothing new"), "{out}");
+    let adopted: serde_json::Value = serde_json::from_slice(&std::fs::read(&metadata).unwrap()).unwrap();
+    assert!(adopted["source_generation"].is_string(), "{adopted}");
+
+    // Stage 03 again: the stream refuses, in one line with the fix, and counts nothing twice.
+    funnelpulse_ok(dir.path(), &stage03);
+    let refused = |what: &str| {
+        let run = funnelpulse(dir.path(), &stream_args("lake", &[]), &[]);
+        let stderr = String::from_utf8_lossy(&run.stderr).to_string();
+        assert!(!run.status.success(), "{what}: a rebuilt source was read: {stderr}");
+        let error: Vec<&str> = stderr.lines().filter(|l| l.contains("rebuilt")).collect();
+        assert_eq!(error.len(), 1, "{what}: {stderr}");
+        assert!(error[0].contains("--reset-stream") && error[0].contains("stream_input"), "{what}: {stderr}");
+    };
+    refused("bound checkpoint");
+    let status = funnelpulse_ok(dir.path(), &["stream", "status", "--lake", lake_arg]);
+    assert!(status.contains("rebuilt") && status.contains("--reset-stream"), "{status}");
+    // The same for a checkpoint from before generations, whose files are gone.
+    strip_generation();
+    refused("checkpoint from before generations");
+    assert_eq!(output_rows(&lake).await, first, "windows counted twice");
+    assert!(read_rows(&lake, "late_events", "event_date", &["event_time"]).await.is_empty(), "events counted as late");
+
+    // --reset-stream starts over on the new files: the same windows once.
+    let out = funnelpulse_ok(dir.path(), &stream_args("lake", &["--reset-stream"]));
+    assert!(out.contains("stage 04 done"), "{out}");
+    assert_eq!(output_rows(&lake).await, first);
+
+    // A continuous stream stops, with the same line, when stage 03 rebuilds its source under it.
+    let mut stream = command(dir.path(), &["run", "04", "--lake", lake_arg, "--trigger-interval", "200ms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    funnelpulse_ok(dir.path(), &stage03);
+    let status = wait_for(|| stream.try_wait().unwrap());
+    let output = stream.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!status.success() && stderr.contains("rebuilt") && stderr.contains("--reset-stream"), "{stderr}");
+    assert_eq!(output_rows(&lake).await, first, "the running stream mixed two generations");
+}
+
+/// An event from the future (a broken device clock: 2099) is kept out of the
+/// watermark and the windows, in `future_events` with the reason, and
+/// counted: it used to move the watermark to 2098 and make every later event
+/// late. An event within `--max-clock-skew` of the clock is an ordinary one.
+#[tokio::test]
+async fn an_event_from_the_future_is_set_aside_and_does_not_move_the_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("lake/stream_input");
+    std::fs::create_dir_all(&source).unwrap();
+    let put = |name: &str, bytes: Vec<u8>| std::fs::write(source.join(name), bytes).unwrap();
+    put(
+        "a.parquet",
+        events_parquet(&[("2019-10-01 10:05:00", "view", "A", 1.0), ("2019-10-01 11:10:00", "cart", "A", 2.0)]),
+    );
+    put(
+        "b.parquet",
+        events_parquet(&[("2099-01-01 00:00:00", "view", "A", 1.0), ("2019-10-01 12:40:00", "purchase", "A", 5.0)]),
+    ); // watermark 10:40, not 2098-12-31 22:00
+    put("c.parquet", events_parquet(&[("2019-10-01 11:50:00", "view", "B", 1.0)])); // on time
+    // Half an hour ahead of the clock: within the default skew (1h), an ordinary event.
+    let soon = (chrono::Utc::now() + chrono::Duration::minutes(30)).format("%Y-%m-%d %H:%M:00").to_string();
+    put("d.parquet", events_parquet(&[(soon.as_str(), "view", "C", 1.0)]));
+
+    let out = funnelpulse_ok(dir.path(), &stream_args("lake", &["--max-files-per-trigger", "1"]));
+    assert!(out.contains("0 late rows") && out.contains("1 events from the future"), "{out}");
+    let progress = progress_lines(&dir.path().join("lake"));
+    assert_eq!(progress[1]["future_rows"], 1, "{}", progress[1]);
+    assert_eq!(progress[1]["watermark"], "2019-10-01 10:40:00", "{}", progress[1]);
+    assert_eq!(progress[1]["input_rows"], 2);
+    assert!(out.contains("late 0, future 1"), "the progress line counts it: {out}");
+
+    let lake = dir.path().join("lake");
+    let future =
+        read_rows(&lake, "future_events", "event_date", &["event_time", "batch_id", "reason", "event_date"]).await;
+    assert_eq!(future.len(), 1, "{future:?}");
+    assert_eq!(future[0][0], s("2099-01-01T00:00:00"));
+    assert_eq!(future[0][1], Value::I(1));
+    assert!(matches!(&future[0][2], Value::S(r) if r.contains("--max-clock-skew")), "{future:?}");
+    assert!(read_rows(&lake, "late_events", "event_date", &["event_time"]).await.is_empty());
+    let windows: Vec<Row> = read_rows(&lake, OUTPUT, "window_date", &["window_start", "brand", "views"]).await;
+    let hour = |b: &str| windows.iter().filter(|w| w[1] == s(b)).map(|w| w[0].clone()).collect::<Vec<_>>();
+    assert_eq!(hour("b"), vec![s("2019-10-01T11:00:00")], "c's event is on time: {windows:?}");
+    assert_eq!(hour("c").len(), 1, "the event within the skew is counted: {windows:?}");
+    assert!(!windows.iter().any(|w| matches!(&w[0], Value::S(t) if t.starts_with("2099"))), "{windows:?}");
+    let status = funnelpulse_ok(dir.path(), &["stream", "status", "--lake", "lake"]);
+    assert!(status.contains("1 events from the future"), "{status}");
+}

@@ -57,6 +57,22 @@ fn parse_fixed19(b: &[u8]) -> Option<i64> {
     Some(date.and_time(time).and_utc().timestamp_micros())
 }
 
+/// True for rows whose `event_time` is later than `cutoff` (µs): the clock
+/// plus the skew a source may have (`--max-clock-skew`). Such an event cannot
+/// have happened yet; stage 04 keeps it out of its watermark and windows,
+/// stage 01 counts it. Never null (a row without a time is not from the
+/// future); nothing is from the future without a cutoff.
+pub fn is_future(cutoff: Option<i64>) -> datafusion::logical_expr::Expr {
+    use datafusion::logical_expr::{cast, col, lit};
+    match cutoff {
+        Some(c) => {
+            let later = cast(col("event_time"), datafusion::arrow::datatypes::DataType::Int64).gt(lit(c));
+            datafusion::prelude::coalesce(vec![later, lit(false)])
+        }
+        None => lit(false),
+    }
+}
+
 /// Days since the Unix epoch of a timestamp in microseconds (UTC date).
 pub fn micros_to_epoch_days(micros: i64) -> i32 {
     micros.div_euclid(86_400_000_000) as i32

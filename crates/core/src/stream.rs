@@ -20,6 +20,7 @@ use datafusion::logical_expr::{Expr, cast, col, lit, when};
 use datafusion::prelude::{DataFrame, coalesce};
 use datafusion::scalar::ScalarValue;
 
+use crate::event_time::is_future;
 use crate::funnel::{
     MEASURE_COLUMNS, REVENUE_DECIMAL, funnel_counts, funnel_rates, hour_window_end, hour_window_start,
     purchase_price_exact,
@@ -47,10 +48,13 @@ pub fn is_late(watermark: Option<i64>) -> Expr {
 }
 
 /// Partial aggregates of a batch's rows per (window, brand, silver): rows,
-/// views, carts, purchases, exact revenue and the latest event time (µs).
+/// views, carts, purchases, exact revenue, the latest event time (µs) and
+/// the rows from the future (later than `cutoff`, see [`is_future`]).
 /// Non-silver rows are kept as their own groups so that the rows of all
-/// groups add up to the batch's input rows (a check of the job).
-pub fn batch_partials(input: DataFrame) -> Result<DataFrame> {
+/// groups add up to the batch's input rows (a check of the job); rows from
+/// the future are not silver here: they count in no window and not in the
+/// watermark.
+pub fn batch_partials(input: DataFrame, cutoff: Option<i64>) -> Result<DataFrame> {
     let mut measures = vec![count(lit(1i64)).alias("rows")];
     measures.extend(funnel_counts());
     measures.push(
@@ -58,10 +62,11 @@ pub fn batch_partials(input: DataFrame) -> Result<DataFrame> {
             .alias("revenue_exact"),
     );
     measures.push(max(cast(col("event_time"), DataType::Int64)).alias("max_event_time"));
+    measures.push(sum(cast(is_future(cutoff), DataType::Int64)).alias("future_rows"));
     let keys = vec![
         hour_window_start().alias("window_start"),
         cast(datafusion::prelude::lower(col("brand")), DataType::Utf8).alias("brand"),
-        coalesce(vec![silver_filter(), lit(false)]).alias("silver"),
+        coalesce(vec![silver_filter(), lit(false)]).and(!is_future(cutoff)).alias("silver"),
     ];
     let grouped = input.aggregate(keys, measures)?;
     let mut columns: Vec<Expr> = PARTIAL_COLUMNS.iter().map(|c| col(*c)).collect();
@@ -70,8 +75,18 @@ pub fn batch_partials(input: DataFrame) -> Result<DataFrame> {
 }
 
 /// Columns of a batch's partial aggregates.
-pub const PARTIAL_COLUMNS: [&str; 9] =
-    ["window_start", "brand", "silver", "rows", "views", "carts", "purchases", "revenue_exact", "max_event_time"];
+pub const PARTIAL_COLUMNS: [&str; 10] = [
+    "window_start",
+    "brand",
+    "silver",
+    "rows",
+    "views",
+    "carts",
+    "purchases",
+    "revenue_exact",
+    "max_event_time",
+    "future_rows",
+];
 
 /// Schema of the partials' files (without `window_date`); the state's files
 /// have a subset of these columns, so both are read as one table.
@@ -86,11 +101,13 @@ pub fn partials_file_schema() -> SchemaRef {
         Field::new("purchases", DataType::Int64, true),
         Field::new("revenue_exact", REVENUE_DECIMAL, true),
         Field::new("max_event_time", DataType::Int64, true),
+        Field::new("future_rows", DataType::Int64, true),
     ]))
 }
 
 /// What the client reads from a batch's partials: all rows, silver rows,
-/// late rows, the latest silver event time, and on-time views, carts, purchases.
+/// late rows, the latest silver event time, on-time views, carts,
+/// purchases, and the rows from the future.
 pub fn partials_summary(partials: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
     let silver = || col("silver").eq(lit(true));
     let late = is_late(watermark);
@@ -105,8 +122,25 @@ pub fn partials_summary(partials: DataFrame, watermark: Option<i64>) -> Result<D
             of(silver().and(!late.clone()), "views").alias("views"),
             of(silver().and(!late.clone()), "carts").alias("carts"),
             of(silver().and(!late), "purchases").alias("purchases"),
+            sum(col("future_rows")).alias("future_rows"),
         ],
     )
+}
+
+/// Rows from the future (see [`is_future`]): the raw columns, the batch that
+/// saw them, the limit they passed and the reason, with `event_date` last
+/// (the partition column).
+pub fn future_rows(input: DataFrame, cutoff: i64, batch_id: u64) -> Result<DataFrame> {
+    let reason = format!(
+        "event_time later than {} UTC, the clock when the batch was planned plus --max-clock-skew",
+        format_micros(cutoff)
+    );
+    let mut columns: Vec<Expr> = RAW_COLUMNS.iter().map(|c| col(*c)).collect();
+    columns.push(lit(batch_id as i64).alias("batch_id"));
+    columns.push(lit(ScalarValue::TimestampMicrosecond(Some(cutoff), None)).alias("clock_limit"));
+    columns.push(lit(reason).alias("reason"));
+    columns.push(cast(col("event_time"), DataType::Date32).alias("event_date"));
+    input.filter(is_future(Some(cutoff)))?.select(columns)
 }
 
 /// Late silver rows: the raw columns, the batch that saw them and the

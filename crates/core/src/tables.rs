@@ -42,6 +42,9 @@ pub const GOLD_STREAM_FUNNEL_HOURLY_BRAND: TableSpec =
     TableSpec { name: "gold_stream_funnel_hourly_brand", partition_col: "window_date" };
 /// Stage 04: silver events that arrived after their window was closed, with the batch that saw them.
 pub const LATE_EVENTS: TableSpec = TableSpec { name: "late_events", partition_col: "event_date" };
+/// Stage 04: events later than the clock plus `--max-clock-skew`, kept out of
+/// the watermark and the windows, with the batch that saw them and the reason.
+pub const FUTURE_EVENTS: TableSpec = TableSpec { name: "future_events", partition_col: "event_date" };
 /// Stage 04 with a Kafka source: records that are not events, with their offsets and the reason.
 pub const STREAM_DEAD_LETTERS: TableSpec = TableSpec { name: "stream_dead_letters", partition_col: "received_date" };
 /// Stage 04's checkpoint: the open windows after a batch (not a lake table).
@@ -50,7 +53,7 @@ pub const STREAM_STATE: TableSpec = TableSpec { name: "state", partition_col: "w
 pub const STREAM_PARTIALS: TableSpec = TableSpec { name: "partials", partition_col: "window_date" };
 
 /// Every table of the lake (not the checkpoint's), in pipeline order.
-pub const LAKE_TABLES: [TableSpec; 12] = [
+pub const LAKE_TABLES: [TableSpec; 13] = [
     BRONZE_REJECTS,
     BRONZE_EVENTS,
     SILVER_EVENTS,
@@ -62,6 +65,7 @@ pub const LAKE_TABLES: [TableSpec; 12] = [
     GOLD_ANOMALIES_HOURLY_BRAND_V2,
     GOLD_STREAM_FUNNEL_HOURLY_BRAND,
     LATE_EVENTS,
+    FUTURE_EVENTS,
     STREAM_DEAD_LETTERS,
 ];
 

@@ -58,6 +58,40 @@ impl Default for ClusterArgs {
     }
 }
 
+/// The clock that tells events from the future (an event later than the
+/// wall clock plus the skew cannot have happened yet). A replay of old data
+/// has every event in the past, as it should; only the impossible ones are
+/// from the future.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClockArgs {
+    /// Events later than the wall clock plus this are from the future (a
+    /// broken device clock): stage 04 keeps them out of its watermark and
+    /// windows (in future_events), stage 01 counts them.
+    #[arg(long, env = "FUNNELPULSE_MAX_CLOCK_SKEW", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_clock_skew: Duration,
+}
+
+impl Default for ClockArgs {
+    fn default() -> Self {
+        Self { max_clock_skew: Duration::from_secs(3600) }
+    }
+}
+
+impl ClockArgs {
+    /// The latest event time that can be real now (µs since the epoch, UTC).
+    pub fn cutoff_now(&self) -> i64 {
+        let later = chrono::Duration::from_std(self.max_clock_skew).ok().and_then(|skew| {
+            chrono::Utc::now().checked_add_signed(skew) // None: beyond chrono's range, nothing is from the future
+        });
+        later.map_or(i64::MAX, |t| t.timestamp_micros())
+    }
+
+    /// The skew for people (`1h`).
+    pub fn skew_text(&self) -> String {
+        humantime::format_duration(self.max_clock_skew).to_string()
+    }
+}
+
 /// `--as-of`: which version of the tables a reading command reads.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct AsOfArgs {

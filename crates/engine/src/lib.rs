@@ -24,6 +24,6 @@ pub mod attempts;
 pub mod progress;
 pub mod user_error;
 pub mod watchdog;
-pub use args::{AsOfArgs, ClusterArgs, CommonArgs};
+pub use args::{AsOfArgs, ClockArgs, ClusterArgs, CommonArgs};
 pub use attempts::{InvariantViolation, StageRunner};
 pub use progress::StageProgress;

@@ -56,6 +56,10 @@ pub struct ReplayArgs {
     /// Replication factor of a created topic.
     #[arg(long, default_value_t = 1)]
     pub replication_factor: i32,
+    /// Produce into a topic that already holds records (by default refused: a
+    /// stream reading it would count a second replay of the same days again).
+    #[arg(long)]
+    pub append: bool,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +102,9 @@ pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::
         .with_context(|| format!("no bronze_events in {} (run stage 01 first)", lake.url()))?;
     let days = days_in_range(&bronze, args.from, args.to)?;
     let partitions = ensure_topic(&args.kafka, create).await?;
+    if !args.append {
+        refuse_a_filled_topic(&args.kafka).await?;
+    }
     let total = count_rows(engine, &bronze, &days).await?;
 
     let producer = create_producer(&args.kafka)?;
@@ -137,6 +144,21 @@ pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::
         "replay does not add up: {total} bronze rows in the range, {rows} read, {produced} acknowledged"
     );
     Ok(ReplayReport { rows, produced, partitions, elapsed: started.elapsed(), topic: args.kafka.topic.clone() })
+}
+
+/// A topic is appended to, never rewritten: replaying into one that holds
+/// records (an earlier replay) would give a stream the same events twice.
+async fn refuse_a_filled_topic(kafka: &KafkaArgs) -> anyhow::Result<()> {
+    let reader = crate::source::TopicReader::new(kafka, "funnelpulse-replay", Duration::from_secs(30))?;
+    let held: i64 = reader.watermarks().await?.values().map(|(low, high)| (high - low).max(0)).sum();
+    anyhow::ensure!(
+        held == 0,
+        "topic {:?} already holds {held} records (an earlier replay?): a stream reading it would count those days \
+         again; replay into a new --topic (or delete and re-create this one, then run stage 04 with --reset-stream), \
+         or pass --append to add these records anyway",
+        kafka.topic
+    );
+    Ok(())
 }
 
 /// The idempotent producer. A producer polled by librdkafka's own thread,

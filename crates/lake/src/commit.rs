@@ -113,8 +113,11 @@ impl Lake {
     /// root) by the staged files `moves` (staged, final), all or nothing —
     /// the same journal as table commits. For data sets that are not tables
     /// (`stream_input/`).
+    /// Moves are applied in order; a file whose name a move reuses (the
+    /// generation marker) is replaced, not deleted.
     pub async fn commit_folder(&self, run_id: &str, target: &str, moves: Vec<(String, String)>) -> anyhow::Result<()> {
-        let deletes = self.list_rel(target).await?;
+        let mut deletes = self.list_rel(target).await?;
+        deletes.retain(|old| !moves.iter().any(|(_, to)| to == old));
         let name = target.trim_end_matches('/').to_string();
         let moves = TableMoves { table: name, folder: Some(target.to_string()), moves, deletes };
         self.apply_journal(&Journal { run_id: run_id.to_string(), tables: vec![moves] }).await

@@ -6,17 +6,20 @@
 //!   data files, each run's in its own folder
 //!   `run-<run>/<partition_col>=<value>/*.parquet` (see [`delta`]);
 //! - `stream_input/`: stage 03's files for the streaming stage (a folder,
-//!   replaced under `_commits/<run>.json` from `_staging/<run>/`);
+//!   replaced under `_commits/<run>.json` from `_staging/<run>/`, stamped
+//!   with a generation: see [`Generation`]);
 //! - `reports/`: files for people (evaluation scores, the HTML report).
 
 mod commit;
 pub mod delta;
 pub mod fault;
+mod generation;
 mod location;
 mod registry;
 mod stats;
 
 pub use commit::FileMeta;
 pub use delta::{AsOf, DataFile, HistoryEntry, TableChanged, TableFiles, VacuumReport};
+pub use generation::{GENERATION_FILE, Generation};
 pub use location::{Lake, new_run_id, to_url};
 pub use registry::LakeStores;

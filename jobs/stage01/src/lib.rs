@@ -9,9 +9,10 @@ use std::time::Instant;
 use anyhow::Context;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{col, lit, when};
+use funnelpulse_core::event_time::is_future;
 use funnelpulse_core::plans::{self, BadRows};
 use funnelpulse_core::tables::{BRONZE_EVENTS, BRONZE_REJECTS, GOLD_FUNNEL_HOURLY_BRAND, SILVER_EVENTS};
-use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
+use funnelpulse_engine::{ClockArgs, Engine, StageProgress, StagedRun, check, one_row_i64};
 use funnelpulse_lake::Lake;
 use funnelpulse_rawcsv::{RawEventsTable, RawFile, RawListing, ScanMode, count_data_lines, list_raw_files};
 
@@ -30,7 +31,15 @@ pub struct Stage01Args {
 }
 
 /// Runs stage 01 and commits its four tables, or leaves the lake as it was.
-pub async fn run(engine: &Engine, lake: &Lake, raw: &str, bad_rows: BadRows) -> anyhow::Result<Stage01Report> {
+/// `clock`: events later than the clock plus its skew are counted as from
+/// the future (and kept, as the original did).
+pub async fn run(
+    engine: &Engine,
+    lake: &Lake,
+    raw: &str,
+    bad_rows: BadRows,
+    clock: &ClockArgs,
+) -> anyhow::Result<Stage01Report> {
     let progress = StageProgress::start("01");
     progress.step("listing raw files");
     let RawListing { files, not_read } = find_raw_files(engine, raw).await?;
@@ -38,7 +47,14 @@ pub async fn run(engine: &Engine, lake: &Lake, raw: &str, bad_rows: BadRows) -> 
         progress.line(format!("not read: {} ({})", skipped.path, skipped.reason));
     }
     progress.step(format!("checking headers and counting lines of {} raw files", files.len()));
-    let mut report = Stage01Report { raw_files: files.len(), not_read, bad_rows, ..Default::default() };
+    let mut report = Stage01Report {
+        raw_files: files.len(),
+        not_read,
+        bad_rows,
+        future_cutoff: clock.cutoff_now(),
+        max_clock_skew: clock.skew_text(),
+        ..Default::default()
+    };
     // One byte scan per file, all at once.
     let started = Instant::now();
     let counting = files.iter().map(|file| async move {
@@ -133,7 +149,9 @@ async fn build_tables(
 
     let started = Instant::now();
     let bronze = staged.read(ctx, BRONZE_EVENTS).await?;
-    report.bronze_rows = one_row_i64(bronze.clone(), vec![count(lit(1))]).await?[0] as u64;
+    let from_future = count(when(is_future(Some(report.future_cutoff)), lit(1)).end()?);
+    let bronze_counts = one_row_i64(bronze.clone(), vec![count(lit(1)), from_future]).await?;
+    (report.bronze_rows, report.future_rows) = (bronze_counts[0] as u64, bronze_counts[1] as u64);
     let quarantined = if bad_rows == BadRows::Quarantine { report.problem_rows } else { 0 };
     check(
         "raw data lines = bronze rows + quarantined rows",
@@ -142,6 +160,14 @@ async fn build_tables(
     )?;
     report.checks.push(("bronze count", started.elapsed()));
     progress.line(format!("bronze_events: {} rows", report.bronze_rows));
+    if report.future_rows > 0 {
+        progress.line(format!(
+            "warning: {} rows have an event_time later than {} UTC (the clock plus --max-clock-skew): kept, as the \
+             original did; a stream (stage 04) sets such events aside",
+            report.future_rows,
+            funnelpulse_core::stream::format_micros(report.future_cutoff)
+        ));
+    }
 
     progress.step("filtering, de-duplicating → silver_events");
     // Slices of whole days: duplicates share event_time, so never span two slices.

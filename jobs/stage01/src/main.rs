@@ -1,7 +1,7 @@
 //! `funnelpulse-stage01`: the stage on its own (`funnelpulse run 01` does the same).
 
 use clap::Parser;
-use funnelpulse_engine::CommonArgs;
+use funnelpulse_engine::{ClockArgs, CommonArgs};
 use funnelpulse_stage01::Stage01Args;
 
 #[derive(Parser)]
@@ -11,6 +11,8 @@ struct Cli {
     common: CommonArgs,
     #[command(flatten)]
     stage: Stage01Args,
+    #[command(flatten)]
+    clock: ClockArgs,
 }
 
 #[tokio::main]
@@ -20,7 +22,7 @@ async fn main() -> anyhow::Result<()> {
     let mut runner = funnelpulse_engine::StageRunner::connect(&cli.common).await?;
     let lake = runner.open_lake(&cli.common.lake)?;
     let report = runner
-        .run("01", async |engine| funnelpulse_stage01::run(engine, &lake, &raw, cli.stage.bad_rows).await)
+        .run("01", async |engine| funnelpulse_stage01::run(engine, &lake, &raw, cli.stage.bad_rows, &cli.clock).await)
         .await?;
     println!("{report}");
     Ok(())

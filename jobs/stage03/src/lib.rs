@@ -10,6 +10,11 @@
 //! **Replacement.** The files are written under `_staging/<run>/` and moved
 //! in with the lake's commit journal, replacing the previous files all or
 //! nothing; each file appears by a rename, whole.
+//!
+//! **Generation.** Each run stamps the folder with its run id
+//! (`_generation.json`, the journal's first move): a stream that has read
+//! files of an earlier run refuses the new ones instead of counting the same
+//! events twice (see `funnelpulse_lake::Generation`).
 
 pub mod cuts;
 
@@ -28,7 +33,7 @@ use datafusion::scalar::ScalarValue;
 use funnelpulse_core::tables::BRONZE_EVENTS;
 use funnelpulse_engine::tables::read_files;
 use funnelpulse_engine::{Engine, StageProgress, check, one_row_i64};
-use funnelpulse_lake::{AsOf, Lake, TableFiles, new_run_id};
+use funnelpulse_lake::{AsOf, Generation, Lake, TableFiles, new_run_id};
 use futures::{StreamExt, TryStreamExt};
 
 /// Where the stream input lives, relative to the lake root.
@@ -96,6 +101,8 @@ pub struct Stage03Report {
     pub files: usize,
     pub elapsed: Duration,
     pub location: String,
+    /// The run id stamped on the files (`_generation.json`).
+    pub generation: String,
 }
 
 impl fmt::Display for Stage03Report {
@@ -103,12 +110,13 @@ impl fmt::Display for Stage03Report {
         let range = self.range.map(|(from, to)| format!(" ({from} … {to})")).unwrap_or_default();
         writeln!(
             f,
-            "stage 03 done in {:.1}s: {} bronze rows of {} days{range} in {} files, in event-time order, at {}",
+            "stage 03 done in {:.1}s: {} bronze rows of {} days{range} in {} files, in event-time order, at {} (generation {})",
             self.elapsed.as_secs_f64(),
             self.rows,
             self.days,
             self.files,
-            self.location
+            self.location,
+            self.generation
         )
     }
 }
@@ -139,10 +147,22 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Re
         }
         None => Vec::new(),
     };
-    let mut report =
-        Stage03Report { range, days: days.len(), location: lake.url_of(STREAM_INPUT), ..Default::default() };
-    let outcome = write_files(engine, lake, &bronze, &run_id, &days, args.stream_files, &mut report, &progress).await;
-    let moves = match outcome {
+    let mut report = Stage03Report {
+        range,
+        days: days.len(),
+        location: lake.url_of(STREAM_INPUT),
+        generation: run_id.clone(),
+        ..Default::default()
+    };
+    let outcome = async {
+        let files =
+            write_files(engine, lake, &bronze, &run_id, &days, args.stream_files, &mut report, &progress).await?;
+        // The marker moves first: see `funnelpulse_lake::Generation`.
+        let generation = Generation::new(&run_id, files.len(), report.rows);
+        let marker = lake.stage_generation(&run_id, STREAM_INPUT, &generation).await?;
+        anyhow::Ok(std::iter::once(marker).chain(files).collect::<Vec<_>>())
+    };
+    let moves = match outcome.await {
         Ok(moves) => moves,
         Err(e) => {
             let _ = lake.discard_staging(&run_id).await;

@@ -9,11 +9,15 @@
 //!    state) and the windows the new watermark closes (staged in the lake);
 //!    a third, when there are late events, writes them (staged); a fourth,
 //!    when the source turned records away (Kafka), writes the dead letters;
+//!    a fifth, when events are from the future (later than the batch's
+//!    logged cutoff: the clock plus `--max-clock-skew`), writes those — they
+//!    are in no window and not in the watermark;
 //! 3. *check*: the partials hold as many rows as the files' footers;
 //!    views, carts and purchases of the new state plus the closed
 //!    windows must equal those of the old state plus the batch's on-time
 //!    events, and the late rows written must equal the late rows counted —
 //!    a job that lost or doubled rows (e.g. a lost executor) never commits;
+//!    the same for the events from the future;
 //! 4. *commit*: the commit record (with the output files) is written, then
 //!    the files are appended to the tables (one Delta commit per table, which
 //!    carries the batch id: see [`finish_commit`]).
@@ -26,13 +30,14 @@ use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion::functions_aggregate::expr_fn::{count, max, sum};
 use datafusion::logical_expr::{Expr, cast, col, lit};
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
+use funnelpulse_core::event_time::is_future;
 use funnelpulse_core::schema::RAW_COLUMNS;
 use funnelpulse_core::stream::{
-    WINDOW_MICROS, advance_watermark, batch_partials, closed_rows, closed_rows_from_events, dedup_open_rows, late_rows,
-    merge, partials_file_schema, partials_summary, still_open, still_open_rows,
+    WINDOW_MICROS, advance_watermark, batch_partials, closed_rows, closed_rows_from_events, dedup_open_rows,
+    future_rows, late_rows, merge, partials_file_schema, partials_summary, still_open, still_open_rows,
 };
 use funnelpulse_core::tables::{
-    GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS, STREAM_PARTIALS, STREAM_STATE,
+    FUTURE_EVENTS, GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS, STREAM_PARTIALS, STREAM_STATE,
 };
 use funnelpulse_engine::tables::write_partitioned;
 use funnelpulse_engine::{Engine, check};
@@ -73,8 +78,8 @@ pub(crate) fn pause(point: &str, batch_id: u64) {
 }
 
 /// The stream's output tables (a stream with a file source writes no dead letters).
-pub const OUTPUT_TABLES: [funnelpulse_core::TableSpec; 3] =
-    [GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS];
+pub const OUTPUT_TABLES: [funnelpulse_core::TableSpec; 4] =
+    [GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, FUTURE_EVENTS, STREAM_DEAD_LETTERS];
 
 /// The run of a batch, which names its files' folder in each output table:
 /// `stream-<checkpoint id>-b<batch>`.
@@ -92,6 +97,7 @@ struct Counts {
     views: i64,
     carts: i64,
     purchases: i64,
+    future_rows: i64,
 }
 
 /// Totals of a folder of window rows (state or closed windows).
@@ -149,6 +155,7 @@ async fn summarise_partials(local: &SessionContext, url: &str, watermark: Option
         views: n(4),
         carts: n(5),
         purchases: n(6),
+        future_rows: n(7),
     })
 }
 
@@ -227,11 +234,14 @@ pub async fn execute(
     let t = Instant::now();
     let urls: Vec<String> = offsets.files.iter().map(|f| cx.source.url_of(&f.path)).collect();
     let input = if urls.is_empty() { None } else { Some(read_input(ctx, urls).await?) };
+    let cutoff = offsets.future_cutoff;
+    // The input without the events from the future: what windows and late events are made of.
+    let present = input.clone().map(|i| i.filter(!is_future(cutoff))).transpose()?;
     let partials_rel = Checkpoint::partials_rel(id);
     let partials_url = cx.checkpoint.folder.url_of(&partials_rel);
     let mut counts = Counts::default();
     if let Some(input) = &input {
-        write_partitioned(batch_partials(input.clone())?, &STREAM_PARTIALS, &partials_url)
+        write_partitioned(batch_partials(input.clone(), cutoff)?, &STREAM_PARTIALS, &partials_url)
             .await
             .context("aggregate job")?;
         if has_parquet(&cx.checkpoint.folder, &partials_rel).await? {
@@ -266,7 +276,8 @@ pub async fn execute(
         urls.extend(old_state_url);
         let writes = input.is_some() || (offsets.flush && !urls.is_empty());
         if writes {
-            let rows = dedup_open_rows(read_input(ctx, urls).await?, offsets.watermark)?;
+            // The state's events passed an earlier cutoff, never a later one than this batch's.
+            let rows = dedup_open_rows(read_input(ctx, urls).await?.filter(!is_future(cutoff))?, offsets.watermark)?;
             let open = (!offsets.flush).then(|| still_open_rows(rows.clone(), watermark)).transpose()?;
             write_windows(open, closed_rows_from_events(rows, closing)?, &state_url, &output_url).await?;
         }
@@ -285,11 +296,17 @@ pub async fn execute(
         writes && !offsets.flush
     };
     if counts.late_rows > 0 {
-        let input = input.clone().context("late rows without input")?;
+        let present = present.clone().context("late rows without input")?;
         let late_url = cx.lake.run_files_url(&run, &LATE_EVENTS);
-        write_partitioned(late_rows(input, offsets.watermark, id)?, &LATE_EVENTS, &late_url)
+        write_partitioned(late_rows(present, offsets.watermark, id)?, &LATE_EVENTS, &late_url)
             .await
             .context("late events job")?;
+    }
+    if let (true, Some(input), Some(cutoff)) = (counts.future_rows > 0, &input, cutoff) {
+        let url = cx.lake.run_files_url(&run, &FUTURE_EVENTS);
+        write_partitioned(future_rows(input.clone(), cutoff, id)?, &FUTURE_EVENTS, &url)
+            .await
+            .context("future events job")?;
     }
     if let Some(dead) = &offsets.dead_letters {
         let letters = ctx.read_parquet(cx.source.url_of(&dead.path), ParquetReadOptions::default()).await?;
@@ -312,6 +329,10 @@ pub async fn execute(
         totals(cx.local, cx.lake, &Lake::run_rel(&run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND), Shape::Windows).await?;
     let late = totals(cx.local, cx.lake, &Lake::run_rel(&run, &LATE_EVENTS), Shape::Rows).await?;
     reconcile(&counts, &old_state, &new_state, &closed, late.rows, id, cx.dedup)?;
+    let future = totals(cx.local, cx.lake, &Lake::run_rel(&run, &FUTURE_EVENTS), Shape::Rows).await?;
+    check(&format!("batch {id}: events from the future written = counted"), future.rows == counts.future_rows, || {
+        format!("{} vs {}", future.rows, counts.future_rows)
+    })?;
     let dead_letters = totals(cx.local, cx.lake, &Lake::run_rel(&run, &STREAM_DEAD_LETTERS), Shape::Rows).await?;
     let dead_logged = offsets.dead_letters.as_ref().map_or(0, |f| f.rows);
     check(
@@ -350,6 +371,7 @@ pub async fn execute(
         flush: offsets.flush,
         kafka_ranges: offsets.kafka.as_ref().map(|k| k.ranges.clone()).unwrap_or_default(),
         dead_letters: dead_logged,
+        future_rows: counts.future_rows as u64,
         ..Default::default()
     };
     progress.set_watermark(watermark, counts.max_event_time);
@@ -452,6 +474,7 @@ pub fn output_table_schemas(
     let no_windows = local.read_batch(RecordBatch::new_empty(partials_file_schema()))?;
     let closed = closed_rows(merge(no_windows, None)?, None)?;
     let late = late_rows(local.read_batch(RecordBatch::new_empty(input_schema()))?, None, 0)?;
+    let future = future_rows(local.read_batch(RecordBatch::new_empty(input_schema()))?, 0, 0)?;
     let without_partition = |df: &DataFrame, pcol: &str| -> anyhow::Result<SchemaRef> {
         use datafusion::arrow::datatypes::{Field, Schema};
         let arrow = df.schema().as_arrow();
@@ -463,6 +486,7 @@ pub fn output_table_schemas(
     let mut schemas = vec![
         (GOLD_STREAM_FUNNEL_HOURLY_BRAND, without_partition(&closed, GOLD_STREAM_FUNNEL_HOURLY_BRAND.partition_col)?),
         (LATE_EVENTS, without_partition(&late, LATE_EVENTS.partition_col)?),
+        (FUTURE_EVENTS, without_partition(&future, FUTURE_EVENTS.partition_col)?),
     ];
     if dead_letters {
         let letters = local.read_batch(RecordBatch::new_empty(funnelpulse_kafka::decode::dead_letter_schema()))?;

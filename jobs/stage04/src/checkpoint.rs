@@ -49,6 +49,10 @@ pub struct Metadata {
     /// Kafka source: the offset each partition started from.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kafka_start: BTreeMap<i32, i64>,
+    /// File source: the generation of the folder (stage 03's `_generation.json`)
+    /// whose files the checkpoint reads; none for a folder without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_generation: Option<String>,
 }
 
 impl Metadata {
@@ -62,6 +66,7 @@ impl Metadata {
             aggregation: aggregation.to_string(),
             created: chrono::Utc::now().to_rfc3339(),
             kafka_start: BTreeMap::new(),
+            source_generation: None,
         }
     }
 
@@ -120,6 +125,11 @@ pub struct Offsets {
     /// Kafka source: the offset ranges the batch consumes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kafka: Option<KafkaOffsets>,
+    /// Events later than this (µs) are from the future: the clock plus
+    /// `--max-clock-skew` when the batch was planned, logged so that a re-run
+    /// sets the same events aside (none in logs of older versions: nothing is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub future_cutoff: Option<i64>,
 }
 
 impl Offsets {
@@ -133,6 +143,7 @@ impl Offsets {
             flush: false,
             dead_letters: None,
             kafka: None,
+            future_cutoff: None,
         }
     }
 }
@@ -176,6 +187,11 @@ pub struct Position {
     pub pending: Option<Offsets>,
     /// Kafka source: the next offset of each partition after every logged batch.
     pub kafka_next: BTreeMap<i32, i64>,
+    /// The latest future cutoff logged: the next one is never earlier, so
+    /// that an event once in a window is never from the future later.
+    pub future_cutoff: Option<i64>,
+    /// Files taken by any batch, with their logged size.
+    pub taken: Vec<LoggedFile>,
 }
 
 impl Position {
@@ -183,6 +199,8 @@ impl Position {
     pub fn consume(&mut self, offsets: &Offsets) {
         self.seen.extend(offsets.files.iter().map(|f| f.path.clone()));
         self.seen.extend(offsets.quarantined.iter().map(|q| q.path.clone()));
+        self.taken.extend(offsets.files.iter().cloned());
+        self.future_cutoff = self.future_cutoff.max(offsets.future_cutoff);
         for range in offsets.kafka.iter().flat_map(|k| &k.ranges) {
             let next = self.kafka_next.entry(range.partition).or_insert(range.end);
             *next = (*next).max(range.end);

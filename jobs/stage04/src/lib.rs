@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use funnelpulse_core::tables::{GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS};
-use funnelpulse_engine::{Engine, StageProgress};
+use funnelpulse_core::tables::{FUTURE_EVENTS, GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS};
+use funnelpulse_engine::{ClockArgs, Engine, StageProgress};
 use funnelpulse_lake::{AsOf, Lake};
 
 use crate::batch::{BatchContext, Before, OUTPUT_TABLES, execute, finish_commit, output_table_schemas};
@@ -102,6 +102,9 @@ pub struct Stage04Args {
     /// this long (killed, or cut off) can be replaced by another.
     #[arg(long, env = "FUNNELPULSE_LEASE_TTL", default_value = "30s", value_parser = parse_duration)]
     pub lease_ttl: Duration,
+    /// `--max-clock-skew` (shared with stage 01's count of the same events).
+    #[command(flatten)]
+    pub clock: ClockArgs,
 }
 
 impl Default for Stage04Args {
@@ -120,6 +123,7 @@ impl Default for Stage04Args {
             reset_stream: false,
             dedup_within_watermark: false,
             lease_ttl: Duration::from_secs(30),
+            clock: ClockArgs::default(),
         }
     }
 }
@@ -142,7 +146,7 @@ impl fmt::Display for Stage04Report {
         write!(
             f,
             "stage 04 done in {:.1}s: {} batches, {} files, {} rows ({:.0} rows/s), {} windows emitted, {} late rows, \
-             {} files quarantined, {} dead letters; batch p50 {} ms; ",
+             {} files quarantined, {} dead letters, {} events from the future; batch p50 {} ms; ",
             seconds,
             self.batches.len(),
             sum(|b| b.files.len() as u64),
@@ -152,6 +156,7 @@ impl fmt::Display for Stage04Report {
             sum(|b| b.late_rows),
             sum(|b| b.quarantined.len() as u64),
             sum(|b| b.dead_letters),
+            sum(|b| b.future_rows),
             p50,
         )?;
         match self.batches.last() {
@@ -329,21 +334,22 @@ async fn run_holding(
     while !stop.requested() {
         progress.step(format!("batch {}: looking for new input", position.next_batch));
         let planning = Instant::now();
-        match stream.next(&position).await? {
+        match stream.next(&position, &checkpoint).await? {
             Next::Done => break,
             Next::Idle { waiting, warning } => {
                 warning.into_iter().for_each(|w| progress.line(w));
                 progress.step(waiting);
                 stop.sleep(args.trigger_interval).await;
             }
-            Next::Batch { offsets, warning } => {
+            Next::Batch { mut offsets, warning } => {
                 warning.into_iter().for_each(|w| progress.line(w));
+                offsets.future_cutoff = Some(future_cutoff(&args.clock, &position));
                 batch::pause("before-offsets", offsets.batch_id);
                 lease.check().await?;
                 checkpoint.write_offsets(&offsets).await?;
                 batch::pause("after-offsets", offsets.batch_id);
                 progress.step(format!("batch {}: running", offsets.batch_id));
-                let commit = run_logged(&cx, offsets, &mut position, planning.elapsed()).await?;
+                let commit = run_logged(&cx, &stream, offsets, &mut position, planning.elapsed()).await?;
                 stream.committed(&position).await;
                 progress.line(commit.to_string());
                 report.batches.push(commit);
@@ -355,7 +361,7 @@ async fn run_holding(
         lease.check().await?;
         checkpoint.write_offsets(&offsets).await?;
         progress.step("flushing open windows");
-        let commit = run_logged(&cx, offsets, &mut position, Duration::ZERO).await?;
+        let commit = run_logged(&cx, &stream, offsets, &mut position, Duration::ZERO).await?;
         progress.line(commit.to_string());
         report.batches.push(commit);
     }
@@ -364,10 +370,18 @@ async fn run_holding(
     Ok(report)
 }
 
+/// The future cutoff of the next batch: the clock plus the skew, never
+/// earlier than a cutoff already logged (a clock set back must not make an
+/// event counted in an open window one from the future).
+fn future_cutoff(clock: &ClockArgs, position: &Position) -> i64 {
+    clock.cutoff_now().max(position.future_cutoff.unwrap_or(i64::MIN))
+}
+
 /// Runs a logged batch; a file that turns out to be damaged is quarantined
 /// and the batch runs again without it.
 async fn run_logged(
     cx: &BatchContext<'_>,
+    stream: &StreamSource,
     mut offsets: Offsets,
     position: &mut Position,
     plan: Duration,
@@ -376,6 +390,9 @@ async fn run_logged(
     let commit = match execute(cx, &offsets, before, plan).await {
         Ok(commit) => commit,
         Err(error) => {
+            if let Some(rebuilt) = stream.rebuilt(cx.checkpoint).await {
+                return Err(rebuilt);
+            }
             let mut damaged = Vec::new();
             for file in &offsets.files {
                 if let Err(reason) = source::decode_fully(cx.source, file).await {
@@ -416,7 +433,7 @@ async fn resume(
     if let Some(pending) = position.pending.take() {
         progress.line(format!("re-running batch {} (started by a run that did not finish)", pending.batch_id));
         stream.prepare_rerun(&pending).await?;
-        let commit = run_logged(cx, pending, &mut position, Duration::ZERO).await?;
+        let commit = run_logged(cx, stream, pending, &mut position, Duration::ZERO).await?;
         stream.committed(&position).await;
         progress.line(commit.to_string());
         report.batches.push(commit);
@@ -426,7 +443,7 @@ async fn resume(
 
 /// The stream's output tables: with a source that turns records away, the dead letters too.
 fn output_tables(stream: &StreamSource) -> Vec<funnelpulse_core::TableSpec> {
-    let mut tables = vec![GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS];
+    let mut tables = vec![GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, FUTURE_EVENTS];
     if matches!(stream, StreamSource::Kafka(_)) {
         tables.push(STREAM_DEAD_LETTERS);
     }
@@ -448,7 +465,7 @@ async fn bind_checkpoint(
         args.watermark.as_micros() as i64,
         aggregation(args.dedup_within_watermark),
     );
-    if let Some(existing) = checkpoint.metadata().await? {
+    if let Some(mut existing) = checkpoint.metadata().await? {
         let differences = existing.differences(&wanted);
         if !differences.is_empty() {
             bail!(
@@ -461,6 +478,13 @@ async fn bind_checkpoint(
         if let StreamSource::Kafka(kafka) = stream {
             kafka.bind(&existing.kafka_start);
         }
+        if let StreamSource::Files(files) = stream
+            && files.bind(checkpoint, &mut existing, false).await?
+        {
+            checkpoint.write_metadata(&existing).await?;
+        }
+        // A checkpoint of an older version may lack a table added since (future_events).
+        create_empty_tables(lake, &existing, local, matches!(stream, StreamSource::Kafka(_))).await?;
         return Ok(existing);
     }
     for table in output_tables(stream) {
@@ -471,9 +495,14 @@ async fn bind_checkpoint(
             table.name
         );
     }
-    if let StreamSource::Kafka(kafka) = stream {
-        wanted.kafka_start = kafka.starting_positions().await?;
-        kafka.bind(&wanted.kafka_start);
+    match stream {
+        StreamSource::Kafka(kafka) => {
+            wanted.kafka_start = kafka.starting_positions().await?;
+            kafka.bind(&wanted.kafka_start);
+        }
+        StreamSource::Files(files) => {
+            files.bind(checkpoint, &mut wanted, true).await?;
+        }
     }
     checkpoint.write_metadata(&wanted).await?;
     create_empty_tables(lake, &wanted, local, matches!(stream, StreamSource::Kafka(_))).await?;
@@ -515,6 +544,7 @@ pub async fn status(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreReg
         .await?
         .with_context(|| format!("no stream checkpoint at {} (run stage 04 first)", checkpoint.url()))?;
     let (position, _) = checkpoint.position().await?;
+    let mut rebuilt = None;
     let waiting = match metadata.source.strip_prefix("kafka:") {
         Some(topic) if args.kafka.bootstrap_servers.is_some() => {
             let kafka = KafkaSourceArgs { topic: topic.to_string(), ..args.kafka.clone() };
@@ -525,6 +555,15 @@ pub async fn status(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreReg
         Some(_) => "records waiting in the topic: unknown (give --bootstrap-servers to see the lag)".to_string(),
         None => {
             let folder = Lake::open(&metadata.source, stores)?;
+            let current = folder.generation("").await?.map(|g| g.id);
+            // (A checkpoint from before generations is judged by its files at the next run.)
+            if metadata.source_generation.is_some() && current != metadata.source_generation {
+                let now = current.map_or("no generation marker".to_string(), |id| format!("generation {id}"));
+                rebuilt = Some(format!(
+                    "the source was rebuilt since this checkpoint read it (it holds {now}): the next run refuses it; \
+                     --reset-stream starts over on the new files"
+                ));
+            }
             StreamSource::Files(FileSource::new(folder, 1, Duration::ZERO)).waiting(&position).await?
         }
     };
@@ -536,6 +575,32 @@ pub async fn status(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreReg
             .to_string(),
         batches: checkpoint.progress_lines().await?,
         waiting,
+        rebuilt,
         pending_batch: position.pending.map(|p| p.batch_id),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_future_cutoff_never_moves_back() {
+        let clock = ClockArgs::default();
+        let fresh = Position::default();
+        let now = chrono::Utc::now().timestamp_micros();
+        let hour = 3_600_000_000;
+        assert!((now + hour..now + hour + 60_000_000).contains(&future_cutoff(&clock, &fresh)));
+        // A cutoff logged by a clock that was ahead is kept.
+        let ahead = Position { future_cutoff: Some(now + 10 * hour), ..Default::default() };
+        assert_eq!(future_cutoff(&clock, &ahead), now + 10 * hour);
+    }
+
+    #[test]
+    fn offsets_of_older_versions_have_no_future_cutoff() {
+        let old: Offsets =
+            serde_json::from_str(r#"{"batch_id":3,"files":[],"quarantined":[],"watermark":null,"flush":false}"#)
+                .unwrap();
+        assert_eq!(old.future_cutoff, None);
+    }
 }

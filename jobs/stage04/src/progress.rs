@@ -51,6 +51,10 @@ pub struct BatchProgress {
     /// Kafka source: records that were not events (in the dead-letter table).
     #[serde(default)]
     pub dead_letters: u64,
+    /// Events from the future (later than the clock plus `--max-clock-skew`),
+    /// in `future_events`, in no window and not in the watermark.
+    #[serde(default)]
+    pub future_rows: u64,
 }
 
 impl BatchProgress {
@@ -79,12 +83,13 @@ impl fmt::Display for BatchProgress {
         };
         write!(
             f,
-            "batch {}: {what}, {} rows ({:.0} rows/s), late {}, emitted {} windows, open {}, watermark {}; \
+            "batch {}: {what}, {} rows ({:.0} rows/s), late {}, future {}, emitted {} windows, open {}, watermark {}; \
              {} ms (plan {}, aggregate {}, write {}, check {}, commit {})",
             self.batch_id,
             self.input_rows,
             self.input_rows_per_second,
             self.late_rows,
+            self.future_rows,
             self.emitted_windows,
             self.open_windows,
             self.watermark.as_deref().unwrap_or("none"),
@@ -111,6 +116,8 @@ pub struct Status {
     pub batches: Vec<BatchProgress>,
     /// What waits in the source (files, or records in a topic).
     pub waiting: String,
+    /// File source: why the next run will refuse the source (stage 03 rebuilt it).
+    pub rebuilt: Option<String>,
     pub pending_batch: Option<u64>,
 }
 
@@ -124,14 +131,15 @@ impl fmt::Display for Status {
         writeln!(
             f,
             "  {} batches committed: {} files, {} input rows, {} late rows, {} windows emitted, {} files quarantined, \
-             {} dead letters",
+             {} dead letters, {} events from the future",
             self.batches.len(),
             sum(|b| b.files.len() as u64),
             sum(|b| b.input_rows),
             sum(|b| b.late_rows),
             sum(|b| b.emitted_windows),
             quarantined.len(),
-            sum(|b| b.dead_letters)
+            sum(|b| b.dead_letters),
+            sum(|b| b.future_rows)
         )?;
         if let Some(last) = self.batches.last() {
             writeln!(
@@ -147,6 +155,9 @@ impl fmt::Display for Status {
             writeln!(f, "  batch {id} was started and not committed: the next run re-runs it first")?;
         }
         writeln!(f, "  {}", self.waiting)?;
+        if let Some(rebuilt) = &self.rebuilt {
+            writeln!(f, "  {rebuilt}")?;
+        }
         for q in quarantined {
             writeln!(f, "  quarantined {}: {}", q.path, q.reason)?;
         }

@@ -10,7 +10,11 @@
 //!   writers should appear by atomic rename (stage 03 and GCS uploads do);
 //!   a file written in place must be complete before it settles;
 //! - a file whose footer cannot be read or which lacks the event columns is
-//!   quarantined with the reason, and the stream goes on.
+//!   quarantined with the reason, and the stream goes on;
+//! - a folder stamped with a generation (stage 03's `_generation.json`) is
+//!   read in one generation only: the checkpoint records it, and a rebuilt
+//!   folder stops the stream with the fix (`--reset-stream`) instead of its
+//!   files being counted a second time.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,10 +25,10 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::file::metadata::ParquetMetaDataReader;
 use funnelpulse_core::schema::event_fields;
-use funnelpulse_lake::{FileMeta, Lake};
+use funnelpulse_lake::{FileMeta, Generation, Lake};
 use object_store::ObjectStoreExt;
 
-use crate::checkpoint::{LoggedFile, Offsets, Position, Quarantined};
+use crate::checkpoint::{Checkpoint, LoggedFile, Metadata, Offsets, Position, Quarantined};
 use crate::source::Next;
 
 /// New files of the source, split by readiness.
@@ -60,11 +64,80 @@ pub struct FileSource {
     /// Bounded runs: the files present at the start.
     snapshot: Option<HashSet<String>>,
     warned_vanished: bool,
+    /// The generation the checkpoint reads (see [`FileSource::bind`]).
+    generation: Option<String>,
 }
 
 impl FileSource {
     pub fn new(folder: Lake, max_files_per_trigger: usize, settle: Duration) -> Self {
-        Self { folder, max_files_per_trigger, settle, snapshot: None, warned_vanished: false }
+        Self { folder, max_files_per_trigger, settle, snapshot: None, warned_vanished: false, generation: None }
+    }
+
+    /// Binds the stream to the folder's generation: a new checkpoint
+    /// (`metadata` not yet written) takes the current one; a checkpoint
+    /// bound to another is refused. A checkpoint from before generations
+    /// adopts the current one if every file it took is still there, the same
+    /// size (the folder was not rebuilt since), and is refused otherwise.
+    /// Returns true when `metadata` changed and must be written.
+    pub async fn bind(&mut self, checkpoint: &Checkpoint, metadata: &mut Metadata, new: bool) -> anyhow::Result<bool> {
+        let current = self.folder.generation("").await?;
+        let current_id = current.as_ref().map(|g| g.id.clone());
+        let mut changed = false;
+        if new {
+            changed = metadata.source_generation != current_id;
+            metadata.source_generation = current_id;
+        } else if metadata.source_generation.is_none()
+            && let Some(generation) = &current
+        {
+            let (position, _) = checkpoint.position().await?;
+            let altered = self.altered(&position.taken).await?;
+            if altered > 0 {
+                anyhow::bail!(
+                    "stream source {} was rebuilt by stage 03 at {} (generation {}): {altered} files checkpoint {} \
+                     has read are gone or changed, and the old and new files must not be mixed; run stage 04 with \
+                     --reset-stream to start over on the new files",
+                    self.folder.url(),
+                    generation.written,
+                    generation.id,
+                    checkpoint.url()
+                );
+            }
+            metadata.source_generation = current_id;
+            changed = true;
+        } else if metadata.source_generation != current_id {
+            return Err(rebuilt(&self.folder, checkpoint, metadata.source_generation.as_deref(), current.as_ref()));
+        }
+        self.generation = metadata.source_generation.clone();
+        Ok(changed)
+    }
+
+    /// Files of `taken` that are gone from the folder or have another size.
+    async fn altered(&self, taken: &[LoggedFile]) -> anyhow::Result<usize> {
+        let present: std::collections::HashMap<String, u64> =
+            self.folder.list_with_meta("").await?.into_iter().map(|f| (f.rel, f.size)).collect();
+        let taken: std::collections::BTreeMap<&str, u64> = taken.iter().map(|f| (f.path.as_str(), f.size)).collect();
+        Ok(taken.into_iter().filter(|(path, size)| present.get(*path) != Some(size)).count())
+    }
+
+    /// Fails when the folder's generation is no longer the one the stream
+    /// reads. Called after a listing: the marker changes before any file of
+    /// a rebuild appears, so a listing followed by an unchanged marker holds
+    /// files of the stream's generation only.
+    pub async fn check_generation(&self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+        let current = self.folder.generation("").await?;
+        self.changed(checkpoint, current.as_ref()).map_or(Ok(()), Err)
+    }
+
+    /// After a failed batch: the error to report instead when the folder was
+    /// rebuilt meanwhile (a marker that cannot be read says nothing).
+    pub async fn rebuilt_error(&self, checkpoint: &Checkpoint) -> Option<anyhow::Error> {
+        let current = self.folder.generation("").await.ok()?;
+        self.changed(checkpoint, current.as_ref())
+    }
+
+    fn changed(&self, checkpoint: &Checkpoint, current: Option<&Generation>) -> Option<anyhow::Error> {
+        (current.map(|g| &g.id) != self.generation.as_ref())
+            .then(|| rebuilt(&self.folder, checkpoint, self.generation.as_deref(), current))
     }
 
     /// Before the first batch: with `bounded` (`--available-now`) only the
@@ -88,8 +161,9 @@ impl FileSource {
     }
 
     /// The next batch's files (checked, the damaged ones quarantined), or why there is none.
-    pub async fn next(&mut self, position: &Position) -> anyhow::Result<Next> {
+    pub async fn next(&mut self, position: &Position, checkpoint: &Checkpoint) -> anyhow::Result<Next> {
         let listing = list_new(&self.folder, &position.seen, self.settle).await?;
+        self.check_generation(checkpoint).await?;
         let mut warning = None;
         if listing.vanished > 0 && !self.warned_vanished {
             self.warned_vanished = true;
@@ -132,6 +206,21 @@ impl FileSource {
         let listing = list_new(&self.folder, &position.seen, Duration::ZERO).await?;
         Ok(format!("{} new files waiting in the source", listing.ready.len() + listing.settling))
     }
+}
+
+/// The one-line error for a source whose generation is not the checkpoint's.
+fn rebuilt(folder: &Lake, checkpoint: &Checkpoint, read: Option<&str>, current: Option<&Generation>) -> anyhow::Error {
+    let now = match current {
+        Some(g) => format!("was rebuilt by stage 03 at {} (generation {})", g.written, g.id),
+        None => "lost its generation marker (_generation.json)".to_string(),
+    };
+    let read = read.map_or("files without a generation".to_string(), |id| format!("generation {id}"));
+    anyhow::anyhow!(
+        "stream source {} {now}, but checkpoint {} has read {read}: the two must not be mixed (the same events would \
+         count twice); run stage 04 with --reset-stream to start over on the new files",
+        folder.url(),
+        checkpoint.url()
+    )
 }
 
 /// The columns a batch reads, with the types of bronze; the rest of a file is ignored.

@@ -12,7 +12,7 @@ pub mod kafka;
 pub use files::{FileSource, decode_fully, input_schema};
 pub use kafka::{KafkaSource, KafkaSourceArgs};
 
-use crate::checkpoint::{Offsets, Position};
+use crate::checkpoint::{Checkpoint, Offsets, Position};
 
 /// What a source has for the next batch.
 pub enum Next {
@@ -38,10 +38,19 @@ impl StreamSource {
         }
     }
 
-    pub async fn next(&mut self, position: &Position) -> anyhow::Result<Next> {
+    pub async fn next(&mut self, position: &Position, checkpoint: &Checkpoint) -> anyhow::Result<Next> {
         match self {
-            Self::Files(s) => s.next(position).await,
+            Self::Files(s) => s.next(position, checkpoint).await,
             Self::Kafka(s) => s.next(position).await,
+        }
+    }
+
+    /// After a failed batch: the error to report when the source was rebuilt
+    /// meanwhile (its files vanished because of that), none otherwise.
+    pub async fn rebuilt(&self, checkpoint: &Checkpoint) -> Option<anyhow::Error> {
+        match self {
+            Self::Files(s) => s.rebuilt_error(checkpoint).await,
+            Self::Kafka(_) => None,
         }
     }
 
