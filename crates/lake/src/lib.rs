@@ -7,6 +7,8 @@
 //!   `run-<run>/<partition_col>=<value>/*.parquet` (see [`delta`]);
 //! - `stream_input/`: stage 03's files for the streaming stage (a folder,
 //!   replaced under `_commits/<run>.json` from `_staging/<run>/`);
+//! - `_runs/<run>.json`: the markers of the runs writing now; what a killed
+//!   run left is removed by the next run (see [`runs`]);
 //! - `reports/`: files for people (evaluation scores, the HTML report).
 
 mod commit;
@@ -14,9 +16,11 @@ pub mod delta;
 pub mod fault;
 mod location;
 mod registry;
+pub mod runs;
 mod stats;
 
 pub use commit::FileMeta;
 pub use delta::{AsOf, DataFile, HistoryEntry, TableChanged, TableFiles, VacuumReport};
 pub use location::{Lake, new_run_id, to_url};
 pub use registry::LakeStores;
+pub use runs::{RunMarker, Swept};

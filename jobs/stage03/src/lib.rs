@@ -87,10 +87,25 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Re
     anyhow::ensure!(args.stream_from <= args.stream_to, "--stream-from must not be after --stream-to");
     anyhow::ensure!(args.stream_files >= 1, "--stream-files must be at least 1");
     let progress = StageProgress::start("03");
-    for run in lake.recover().await? {
-        eprintln!("note: completed the interrupted commit of run {run}");
-    }
+    funnelpulse_engine::staged::prepare_lake(lake).await?;
     let run_id = new_run_id();
+    // Before anything is staged: the staging of a live run is never taken for a killed run's.
+    let marker = funnelpulse_lake::RunMarker::start(lake, &run_id).await?;
+    let outcome = replace_stream_input(engine, lake, args, &run_id, &progress).await;
+    marker.finish().await;
+    let report = outcome?;
+    progress.finish();
+    Ok(report)
+}
+
+/// Writes the stream input under `_staging/<run_id>/` and commits it in place of the old one.
+async fn replace_stream_input(
+    engine: &Engine,
+    lake: &Lake,
+    args: &Stage03Args,
+    run_id: &str,
+    progress: &StageProgress,
+) -> anyhow::Result<Stage03Report> {
     let bronze = lake
         .snapshot(&BRONZE_EVENTS, &AsOf::Latest)
         .await?
@@ -98,21 +113,21 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Re
     let (from, to) = (args.stream_from.to_string(), args.stream_to.to_string());
     let days: Vec<String> = bronze.partitions().into_iter().filter(|d| *d >= from && *d <= to).collect();
     let mut report = Stage03Report { days: days.len(), location: lake.url_of(STREAM_INPUT), ..Default::default() };
-    let outcome = write_files(engine, lake, &bronze, &run_id, &days, args.stream_files, &mut report, &progress).await;
+    let outcome = write_files(engine, lake, &bronze, run_id, &days, args.stream_files, &mut report, progress).await;
     let moves = match outcome {
         Ok(moves) => moves,
         Err(e) => {
-            let _ = lake.discard_staging(&run_id).await;
+            let _ = lake.discard_staging(run_id).await;
             return Err(e);
         }
     };
     if days.is_empty() {
         progress.line(format!("no bronze rows between {from} and {to}: stream_input is empty"));
     }
+    funnelpulse_lake::fault::crash_point("after-staging:stream_input");
     progress.step("committing");
-    lake.commit_folder(&run_id, STREAM_INPUT, moves).await?;
+    lake.commit_folder(run_id, STREAM_INPUT, moves).await?;
     report.elapsed = progress.elapsed();
-    progress.finish();
     Ok(report)
 }
 
