@@ -249,6 +249,8 @@ impl Lake {
     async fn remove_files(&self, rel: &str, removed: &mut Swept) -> anyhow::Result<()> {
         let files = self.list_with_meta(rel).await?;
         if files.is_empty() {
+            // A local folder created before the run's first file.
+            self.remove_empty_dirs(rel);
             return Ok(());
         }
         removed.files += files.len();
