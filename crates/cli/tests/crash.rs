@@ -151,6 +151,17 @@ fn run_of(lake: &Path, pid: u32) -> String {
     panic!("no marker of process {pid}");
 }
 
+/// The files of `run` in every table, with their sizes.
+fn run_files(lake: &Path, run: &str) -> Vec<(std::path::PathBuf, u64)> {
+    let tables = lake.join("tables");
+    names(&tables)
+        .iter()
+        .map(|t| tables.join(t).join(format!("run-{run}")))
+        .filter(|folder| folder.exists())
+        .flat_map(|folder| files_with_sizes(&folder))
+        .collect()
+}
+
 #[tokio::test]
 async fn runs_killed_midway_leave_no_orphan_files_and_live_runs_are_untouched() {
     use common::stream::kill_at;
@@ -163,31 +174,35 @@ async fn runs_killed_midway_leave_no_orphan_files_and_live_runs_are_untouched() 
     funnelpulse_ok(dir.path(), &run03);
     let before = stage01_tables(&lake).await;
 
-    // SIGKILLed while writing tables, between two table commits, and with stage 03's files staged.
+    // Two runs alive, paused while writing: no other run may touch their files.
+    let mut live03 = paused_at(dir.path(), &run03, "after-staging:stream_input");
+    let mut live01 = paused_at(dir.path(), &run01, "after-staging:silver_events");
+    let (run_03, run_01) = (run_of(&lake, live03.id()), run_of(&lake, live01.id()));
+    let live_staging = files_with_sizes(&lake.join("_staging").join(&run_03));
+    let live_tables = run_files(&lake, &run_01);
+    assert!(!live_staging.is_empty() && !live_tables.is_empty());
+
+    // SIGKILLed while writing tables, between two table commits, and with stage 03's files
+    // staged; each run removes what the run killed before it left.
     for point in ["after-staging:bronze_events", "after-staging:silver_events", "after-commit:bronze_events"] {
         kill_at(dir.path(), &run01, point);
     }
     for _ in 0..2 {
         kill_at(dir.path(), &run03, "after-staging:stream_input");
     }
-    assert_eq!(names(&lake.join("_staging")).len(), 2);
-    assert!(uncommitted_run_folders(dir.path(), &lake).len() >= 4, "the killed runs' folders are there");
-
-    // Two runs alive, paused while writing.
-    let mut live03 = paused_at(dir.path(), &run03, "after-staging:stream_input");
-    let mut live01 = paused_at(dir.path(), &run01, "after-staging:silver_events");
-    let (run_03, run_01) = (run_of(&lake, live03.id()), run_of(&lake, live01.id()));
-    let staged = files_with_sizes(&lake.join("_staging").join(&run_03));
-    assert!(!staged.is_empty());
+    assert_eq!(names(&lake.join("_staging")).len(), 2, "the live run's and the last killed run's");
+    let uncommitted = uncommitted_run_folders(dir.path(), &lake);
+    assert!(uncommitted.iter().any(|f| !f.ends_with(&run_01)), "a killed run's folders are left: {uncommitted:?}");
 
     // The next run removes what the killed runs left, and nothing of the live runs.
     let out = funnelpulse_ok(dir.path(), &run01);
     assert!(out.contains("left by the killed run"), "{out}");
     assert_eq!(stage01_tables(&lake).await, before);
     assert_eq!(names(&lake.join("_staging")), vec![run_03.clone()], "only the live run's staging is left");
-    assert_eq!(files_with_sizes(&lake.join("_staging").join(&run_03)), staged, "the live run's staging changed");
+    assert_eq!(files_with_sizes(&lake.join("_staging").join(&run_03)), live_staging, "the live staging changed");
+    assert_eq!(run_files(&lake, &run_01), live_tables, "the live run's table files changed");
     let left = uncommitted_run_folders(dir.path(), &lake);
-    assert!(!left.is_empty() && left.iter().all(|f| f.ends_with(&run_01)), "only the live run's files: {left:?}");
+    assert!(left.iter().all(|f| f.ends_with(&run_01)), "only the live run's files are uncommitted: {left:?}");
 
     // Once the live runs are killed too, vacuum removes their files.
     for child in [&mut live03, &mut live01] {
