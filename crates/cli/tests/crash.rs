@@ -182,17 +182,18 @@ async fn runs_killed_midway_leave_no_orphan_files_and_live_runs_are_untouched() 
     let live_tables = run_files(&lake, &run_01);
     assert!(!live_staging.is_empty() && !live_tables.is_empty());
 
-    // SIGKILLed while writing tables, between two table commits, and with stage 03's files
-    // staged; each run removes what the run killed before it left.
-    for point in ["after-staging:bronze_events", "after-staging:silver_events", "after-commit:bronze_events"] {
-        kill_at(dir.path(), &run01, point);
-    }
+    // SIGKILLed with stage 03's files staged, while writing tables and between two table
+    // commits: each run removes what the runs killed before it left, whichever stage.
     for _ in 0..2 {
         kill_at(dir.path(), &run03, "after-staging:stream_input");
     }
     assert_eq!(names(&lake.join("_staging")).len(), 2, "the live run's and the last killed run's");
+    for point in ["after-staging:bronze_events", "after-staging:silver_events", "after-commit:bronze_events"] {
+        kill_at(dir.path(), &run01, point);
+    }
+    assert_eq!(names(&lake.join("_staging")), vec![run_03.clone()], "the killed stage 03's staging is gone");
     let uncommitted = uncommitted_run_folders(dir.path(), &lake);
-    assert!(uncommitted.iter().any(|f| !f.ends_with(&run_01)), "a killed run's folders are left: {uncommitted:?}");
+    assert!(uncommitted.iter().any(|f| !f.ends_with(&run_01)), "the last killed run's files: {uncommitted:?}");
 
     // The next run removes what the killed runs left, and nothing of the live runs.
     let out = funnelpulse_ok(dir.path(), &run01);
