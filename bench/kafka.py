@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from batch import ROOT, run_measured  # noqa: E402
+from stream import progress_lines  # noqa: E402
 
 
 def free_port():
@@ -133,15 +134,14 @@ def latency(binary, address, lake, rate, seconds):
     admin.create_topics([NewTopic(topic, 3, 1)])[topic].result()
     stream = subprocess.Popen(
         [binary, "run", "04", "--lake", str(lake), "--source", "kafka", "--bootstrap-servers", address,
-         "--topic", topic, "--trigger-interval", "1s"],
+         "--topic", topic, "--trigger-interval", "1s", "--min-batches-to-retain", "1000000"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(3)  # the stream is up and polling
     sent = []
     produced = produce_at_rate(address, topic, rate, seconds, sent)
-    progress_file = lake / "checkpoints/stream_hourly_brand/progress.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline:
-        lines = [json.loads(line) for line in progress_file.open()] if progress_file.exists() else []
+        lines = progress_lines(lake)
         if sum(b["input_rows"] for b in lines) >= produced:
             break
         time.sleep(0.5)
@@ -196,9 +196,9 @@ def main():
             with tempfile.TemporaryDirectory() as stream_lake:
                 secs, rss, out = run_measured(
                     [args.binary, "run", "04", "--lake", stream_lake, "--source", "kafka", "--bootstrap-servers",
-                     address, "--topic", "events", "--available-now", "--flush-at-end"])
-                lines = [json.loads(line) for line in
-                         (Path(stream_lake) / "checkpoints/stream_hourly_brand/progress.jsonl").open()]
+                     address, "--topic", "events", "--available-now", "--flush-at-end",
+                     "--min-batches-to-retain", "1000000"])
+                lines = progress_lines(stream_lake)
                 batches = [b for b in lines if not b["flush"]]
                 rows = sum(b["input_rows"] for b in batches)
                 reads = statistics.median(b["durations"]["plan_ms"] for b in batches)

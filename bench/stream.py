@@ -5,7 +5,7 @@ On a lake with stage 03's stream input (by default the one bench/batch.py leaves
 in data/bench/lake; built here from the default-size data when missing):
 
 1. micro-batches of 2 files (the default) over the 50 files: latency per batch
-   (p50/p90 from the checkpoint's progress.jsonl) and the run's throughput;
+   (p50/p90 from the checkpoint's progress/ segments) and the run's throughput;
 2. catch-up: all 50 files in one batch: rows/s.
 
     cargo build --release -p funnelpulse && python3 bench/stream.py
@@ -21,11 +21,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from batch import ROOT, run_measured  # noqa: E402
 
 
+def progress_lines(lake):
+    """The stream's progress lines (segments progress/<first batch>.jsonl), oldest first."""
+    folder = Path(lake) / "checkpoints/stream_hourly_brand/progress"
+    return [json.loads(line) for segment in sorted(folder.glob("*.jsonl")) for line in segment.open()]
+
+
 def stream(binary, lake, extra):
     cmd = [binary, "run", "04", "--lake", str(lake), "--reset-stream", "--available-now", "--flush-at-end",
-           "--file-settle", "0s", *extra]
+           "--file-settle", "0s", "--min-batches-to-retain", "1000000", *extra]
     secs, rss, out = run_measured(cmd)
-    progress = [json.loads(line) for line in (lake / "checkpoints/stream_hourly_brand/progress.jsonl").open()]
+    progress = progress_lines(lake)
     return secs, rss, out, [p for p in progress if not p["flush"]]
 
 

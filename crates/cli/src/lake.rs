@@ -11,7 +11,8 @@ pub enum LakeCommand {
     /// Versions of a table: when, which operation, rows and files added, by which run.
     History(HistoryArgs),
     /// Delete files no version younger than --retain needs: replaced files and
-    /// files of killed runs. Versions older than that can no longer be read.
+    /// files of killed runs (those of a run known dead go at once, with its
+    /// staging). Versions older than that can no longer be read.
     Vacuum(VacuumArgs),
     /// Turn a lake written by FunnelPulse before Delta (folders of Parquet
     /// files) into Delta tables, in place: each table's first version holds
@@ -88,6 +89,14 @@ pub async fn run(command: LakeCommand) -> anyhow::Result<()> {
                 humantime::format_duration(args.retain)
             );
             let lake = Lake::open(&args.lake, stores.as_ref())?;
+            // Killed runs' staging and uncommitted files first: their own runs are gone.
+            for run in lake.recover().await? {
+                println!("completed the interrupted commit of run {run}");
+            }
+            let stale = args.retain.min(funnelpulse_lake::runs::DEFAULT_STALE);
+            for swept in lake.sweep_dead_runs(stale).await? {
+                println!("{swept}");
+            }
             let tables = if args.tables.is_empty() {
                 LAKE_TABLES.to_vec()
             } else {

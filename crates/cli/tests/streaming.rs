@@ -229,6 +229,78 @@ async fn late_events_are_counted_not_added_and_bad_or_growing_files_never_stall_
     terminate(&mut stream);
 }
 
+/// Files and folders under `dir`, and the empty folders among them.
+fn tree(dir: &std::path::Path) -> (Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
+    let (mut files, mut empty) = (Vec::new(), Vec::new());
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            let (f, e) = tree(&path);
+            if f.is_empty() && e.is_empty() {
+                empty.push(path);
+            } else {
+                files.extend(f);
+                empty.extend(e);
+            }
+        } else {
+            files.push(path);
+        }
+    }
+    (files, empty)
+}
+
+/// A long stream keeps a bounded checkpoint: the offsets and commits of the
+/// last --min-batches-to-retain batches (older ones folded), no emptied
+/// folders, the progress in rotated segments; a run killed after the log was
+/// pruned resumes without taking an old file again, and status still counts
+/// every batch.
+#[tokio::test]
+async fn a_long_stream_keeps_a_bounded_checkpoint_and_resumes_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("lake/stream_input");
+    std::fs::create_dir_all(&source).unwrap();
+    // One view per hour, one file per batch.
+    for i in 0..40 {
+        let time = format!("2019-10-{:02} {:02}:10:00", 1 + i / 24, i % 24);
+        std::fs::write(source.join(format!("f{i:03}.parquet")), events_parquet(&[(&time, "view", "A", 1.0)])).unwrap();
+    }
+    let args = stream_args("lake", &["--max-files-per-trigger", "1", "--min-batches-to-retain", "10"]);
+    // Batches 0 to 24 are committed, the log was pruned at batch 19.
+    kill_at(dir.path(), &args, "stream:after-write:25");
+    let checkpoint = dir.path().join("lake/checkpoints/stream_hourly_brand");
+    assert!(!checkpoint.join("offsets/0000000000.json").exists(), "the first offsets are kept past the retention");
+    let out = funnelpulse_ok(dir.path(), &args);
+    assert!(out.contains("re-running batch 25") && out.contains("16 batches, 15 files"), "{out}");
+
+    // Each hour's view counted once: no file lost, none taken twice.
+    let rows = read_rows(&dir.path().join("lake"), OUTPUT, "window_date", &["window_start", "brand", "views"]).await;
+    assert_eq!(rows.len(), 40, "{rows:?}");
+    assert!(rows.iter().all(|r| r[1] == s("a") && r[2] == Value::I(1)), "{rows:?}");
+
+    // Bounded: 10 batches kept, up to 10 more until the next clean-up (every 10 batches).
+    let (files, empty) = tree(&checkpoint);
+    assert!(empty.is_empty(), "empty folders left: {empty:?}");
+    let count = |folder: &str| files.iter().filter(|f| f.starts_with(checkpoint.join(folder))).count();
+    assert!((10..=21).contains(&count("offsets")), "offsets/: {files:?}");
+    assert!((10..=20).contains(&count("commits")), "commits/: {files:?}");
+    assert!(count("progress") <= 3, "progress/: {files:?}");
+    assert!(count("batches") <= 4, "batches/ holds the open windows only: {files:?}");
+    assert!(!checkpoint.join("progress.jsonl").exists());
+    let ids: Vec<u64> =
+        progress_lines(&dir.path().join("lake")).iter().map(|p| p["batch_id"].as_u64().unwrap()).collect();
+    assert!(ids.len() >= 10 && ids.windows(2).all(|w| w[1] == w[0] + 1) && ids.last() == Some(&40), "{ids:?}");
+
+    let status = funnelpulse_ok(dir.path(), &["stream", "status", "--lake", "lake"]);
+    assert!(status.contains("41 batches committed: 40 files, 40 input rows"), "{status}");
+    assert!(status.contains("last batch 40") && status.contains("0 new files waiting"), "{status}");
+
+    // A restart after the pruning finds nothing new.
+    let out = funnelpulse_ok(dir.path(), &args);
+    assert!(out.contains("nothing new"), "{out}");
+    let again = read_rows(&dir.path().join("lake"), OUTPUT, "window_date", &["window_start", "brand", "views"]).await;
+    assert_eq!(sorted(again), sorted(rows));
+}
+
 /// One stream per checkpoint: a second stream is refused while the first
 /// holds the lease; once the first is killed, the next one takes the
 /// checkpoint over and the output holds each window once, as an

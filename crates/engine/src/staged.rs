@@ -9,13 +9,15 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{DataFrame, SessionContext};
 use funnelpulse_core::TableSpec;
-use funnelpulse_lake::{AsOf, Lake, TableChanged, TableFiles, new_run_id};
+use funnelpulse_lake::{AsOf, Lake, RunMarker, TableChanged, TableFiles, new_run_id};
 
 use crate::tables::{as_one_task, read_files, write_partitioned};
 
 pub struct StagedRun {
     lake: Lake,
     pub run_id: String,
+    /// Says that this run is alive: its files are not a killed run's.
+    marker: RunMarker,
     /// Tables written so far, with the version each had when this run began
     /// writing it; a mutex so that one run can write several tables at once.
     written: std::sync::Mutex<Vec<Written>>,
@@ -34,12 +36,12 @@ struct Written {
 
 impl StagedRun {
     /// Completes an interrupted replacement of the stream input (stage 03's
-    /// journal), then starts a new run.
+    /// journal), removes what killed runs left, then starts a new run.
     pub async fn begin(lake: &Lake) -> anyhow::Result<Self> {
-        for run in lake.recover().await? {
-            log::warn!("completed the interrupted commit of run {run}");
-        }
-        Ok(Self { lake: lake.clone(), run_id: new_run_id(), written: Default::default(), read: Default::default() })
+        prepare_lake(lake).await?;
+        let run_id = new_run_id();
+        let marker = RunMarker::start(lake, &run_id).await?;
+        Ok(Self { lake: lake.clone(), run_id, marker, written: Default::default(), read: Default::default() })
     }
 
     /// Reads the latest committed version of `table` and remembers it: the
@@ -153,13 +155,23 @@ impl StagedRun {
     /// race commits nothing; then commits each table against the version it
     /// started from (a race in between is still refused, table by table).
     pub async fn commit(self) -> anyhow::Result<Vec<(String, i64)>> {
+        let committed = self.commit_tables().await;
+        self.marker.finish().await;
+        committed
+    }
+
+    async fn commit_tables(&self) -> anyhow::Result<Vec<(String, i64)>> {
         let written = self.written.lock().expect("written tables").clone();
         let read = self.read.lock().expect("read tables").clone();
         self.check_unchanged(&written, &read).await?;
         let mut committed = Vec::new();
         for table in &written {
             let files = self.lake.run_files(&self.run_id, &table.table, table.schema.clone()).await?;
-            match self.lake.commit_overwrite(&self.run_id, &files, table.base_version).await {
+            let commit = async {
+                self.marker.committing(&table.table).await?;
+                self.lake.commit_overwrite(&self.run_id, &files, table.base_version).await
+            };
+            match commit.await {
                 Ok(version) => committed.push((table.table.name.to_string(), version)),
                 Err(e) => {
                     let e = match e.downcast::<TableChanged>() {
@@ -207,6 +219,7 @@ impl StagedRun {
     pub async fn abandon(self) {
         let written = self.written.lock().expect("written tables").clone();
         self.discard_uncommitted(&written, 0).await;
+        self.marker.finish().await;
     }
 
     /// Deletes the files of the written tables from the `skip`-th on (those
@@ -218,6 +231,19 @@ impl StagedRun {
             }
         }
     }
+}
+
+/// Before a run writes: completes an interrupted replacement of the stream
+/// input (stage 03's journal), then removes what killed runs left (their
+/// staging, their files in tables they never committed).
+pub async fn prepare_lake(lake: &Lake) -> anyhow::Result<()> {
+    for run in lake.recover().await? {
+        log::warn!("completed the interrupted commit of run {run}");
+    }
+    for swept in lake.sweep_dead_runs(funnelpulse_lake::runs::DEFAULT_STALE).await? {
+        eprintln!("note: {swept}");
+    }
+    Ok(())
 }
 
 /// Runs a one-row aggregate and returns its columns as i64 (null → 0).

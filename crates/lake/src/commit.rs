@@ -192,7 +192,7 @@ impl Lake {
     }
 
     /// Local lakes only: object stores have no folders, the file system does.
-    pub(crate) fn remove_empty_dirs(&self, rel: &str) {
+    pub fn remove_empty_dirs(&self, rel: &str) {
         let Ok(root) = self.base.to_file_path() else { return };
         fn prune(dir: &std::path::Path) -> bool {
             let Ok(entries) = std::fs::read_dir(dir) else { return false };

@@ -2,8 +2,9 @@
 //! (like a kill -9, no clean-up) when it reaches `<point>`. Points:
 //! `after-staging:<table>` (a table is written, nothing committed),
 //! `after-commit:<table>` (that table is committed, the stage's later ones
-//! not) and `during-commit` (stage 03's journal is written and one file has
-//! been moved).
+//! not), `after-staging:stream_input` (stage 03's files are staged, no
+//! journal yet) and `during-commit` (stage 03's journal is written and one
+//! file has been moved). `FUNNELPULSE_PAUSE` stops at these points too.
 //! `stray-file:<table>` does not abort: it copies one of the table's staged
 //! files under a new name before the staged rows are checked, as a task that
 //! died midway on a lost executor leaves a partial file beside its retry's.
@@ -15,6 +16,7 @@
 //! run can overtake).
 
 pub fn crash_point(point: &str) {
+    pause_point(point);
     if armed(point) {
         eprintln!("FUNNELPULSE_FAULT: aborting at {point}");
         std::process::abort();

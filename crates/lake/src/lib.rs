@@ -8,6 +8,8 @@
 //! - `stream_input/`: stage 03's files for the streaming stage (a folder,
 //!   replaced under `_commits/<run>.json` from `_staging/<run>/`, stamped
 //!   with a generation: see [`Generation`]);
+//! - `_runs/<run>.json`: the markers of the runs writing now; what a killed
+//!   run left is removed by the next run (see [`runs`]);
 //! - `reports/`: files for people (evaluation scores, the HTML report).
 
 mod commit;
@@ -16,6 +18,7 @@ pub mod fault;
 mod generation;
 mod location;
 mod registry;
+pub mod runs;
 mod stats;
 
 pub use commit::FileMeta;
@@ -23,3 +26,4 @@ pub use delta::{AsOf, DataFile, HistoryEntry, TableChanged, TableFiles, VacuumRe
 pub use generation::{GENERATION_FILE, Generation};
 pub use location::{Lake, new_run_id, to_url};
 pub use registry::LakeStores;
+pub use runs::{RunMarker, Swept};

@@ -130,10 +130,25 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Re
     }
     anyhow::ensure!(args.stream_files >= 1, "--stream-files must be at least 1");
     let progress = StageProgress::start("03");
-    for run in lake.recover().await? {
-        eprintln!("note: completed the interrupted commit of run {run}");
-    }
+    funnelpulse_engine::staged::prepare_lake(lake).await?;
     let run_id = new_run_id();
+    // Before anything is staged: the staging of a live run is never taken for a killed run's.
+    let marker = funnelpulse_lake::RunMarker::start(lake, &run_id).await?;
+    let outcome = replace_stream_input(engine, lake, args, &run_id, &progress).await;
+    marker.finish().await;
+    let report = outcome?;
+    progress.finish();
+    Ok(report)
+}
+
+/// Writes the stream input under `_staging/<run_id>/` and commits it in place of the old one.
+async fn replace_stream_input(
+    engine: &Engine,
+    lake: &Lake,
+    args: &Stage03Args,
+    run_id: &str,
+    progress: &StageProgress,
+) -> anyhow::Result<Stage03Report> {
     let bronze = lake
         .snapshot(&BRONZE_EVENTS, &AsOf::Latest)
         .await?
@@ -151,31 +166,30 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Re
         range,
         days: days.len(),
         location: lake.url_of(STREAM_INPUT),
-        generation: run_id.clone(),
+        generation: run_id.to_string(),
         ..Default::default()
     };
     let outcome = async {
-        let files =
-            write_files(engine, lake, &bronze, &run_id, &days, args.stream_files, &mut report, &progress).await?;
+        let files = write_files(engine, lake, &bronze, run_id, &days, args.stream_files, &mut report, progress).await?;
         // The marker moves first: see `funnelpulse_lake::Generation`.
-        let generation = Generation::new(&run_id, files.len(), report.rows);
-        let marker = lake.stage_generation(&run_id, STREAM_INPUT, &generation).await?;
+        let generation = Generation::new(run_id, files.len(), report.rows);
+        let marker = lake.stage_generation(run_id, STREAM_INPUT, &generation).await?;
         anyhow::Ok(std::iter::once(marker).chain(files).collect::<Vec<_>>())
     };
     let moves = match outcome.await {
         Ok(moves) => moves,
         Err(e) => {
-            let _ = lake.discard_staging(&run_id).await;
+            let _ = lake.discard_staging(run_id).await;
             return Err(e);
         }
     };
     if days.is_empty() {
         progress.line(nothing_written(range, &data_days));
     }
+    funnelpulse_lake::fault::crash_point("after-staging:stream_input");
     progress.step("committing");
-    lake.commit_folder(&run_id, STREAM_INPUT, moves).await?;
+    lake.commit_folder(run_id, STREAM_INPUT, moves).await?;
     report.elapsed = progress.elapsed();
-    progress.finish();
     Ok(report)
 }
 

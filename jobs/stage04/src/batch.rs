@@ -68,6 +68,8 @@ pub struct BatchContext<'a> {
 pub struct Before {
     pub watermark: Option<i64>,
     pub state_batch: Option<u64>,
+    /// Every batch committed before.
+    pub totals: crate::progress::Totals,
 }
 
 /// Test hook: `FUNNELPULSE_PAUSE=stream:<point>` or `stream:<point>:<batch>`
@@ -375,7 +377,10 @@ pub async fn execute(
         ..Default::default()
     };
     progress.set_watermark(watermark, counts.max_event_time);
-    let commit = Commit { batch_id: id, watermark, state_batch, outputs, moves: Vec::new(), progress };
+    let mut totals = before.totals;
+    totals.add(&progress);
+    let commit =
+        Commit { batch_id: id, watermark, state_batch, outputs, moves: Vec::new(), progress, totals: Some(totals) };
     cx.lease.check().await?;
     cx.checkpoint.write_commit(&commit).await?;
     pause("after-commit-record", id);

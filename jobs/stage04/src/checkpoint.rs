@@ -6,15 +6,28 @@
 //! - `offsets/<id>.json`: the write-ahead log: a batch's files, the
 //!   watermark it runs with, the files quarantined — written *before* the
 //!   batch runs, so a restart re-runs exactly the same batch;
+//! - `offsets/folded-<id>.json`: what the offsets of batches up to `id` say
+//!   that a restart needs (files seen and quarantined, Kafka positions),
+//!   folded into one file so that older offsets can be deleted;
 //! - `batches/<id>/state/`: open windows after batch `id` (Parquet);
 //! - `commits/<id>.json`: written once the batch's output is staged and
 //!   checked — the commit point. It lists the output files of each table;
 //!   they are appended to the tables' Delta logs, each append carrying the
-//!   batch id, so a restart re-applies it only where it is missing;
-//! - `progress.jsonl`: one line of [`BatchProgress`] per committed batch;
+//!   batch id, so a restart re-applies it only where it is missing. It also
+//!   carries the stream's running totals;
+//! - `progress/<first id>.jsonl`: one line of [`BatchProgress`] per committed
+//!   batch, [`LOG_STEP`] batches per segment (object stores cannot append: a
+//!   batch rewrites its segment only, a bounded write);
 //! - `input/<id>.parquet`, `input/<id>.dead_letters.parquet`: a batch's
 //!   records staged by a source that is not a folder of files (Kafka),
 //!   deleted once the batch is committed.
+//!
+//! **Retention** (as Spark's `minBatchesToRetain`): every [`LOG_STEP`]
+//! batches, offsets, commits and progress segments older than the last
+//! `--min-batches-to-retain` batches are deleted, after the fold is written.
+//! The last commit is always among those kept, and an uncommitted batch is
+//! newer than it; so the checkpoint holds at most retain + [`LOG_STEP`]
+//! batches of files, and a restart or `stream status` reads a bounded number.
 //!
 //! On start: re-apply the last commit's appends, then re-run the batch whose
 //! offsets have no commit, if any. Outputs of a batch are a function of its
@@ -24,16 +37,23 @@ use std::collections::{BTreeMap, HashSet};
 
 use anyhow::Context;
 use funnelpulse_lake::{DataFile, Lake};
+use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use funnelpulse_kafka::source::PartitionRange;
 
-use crate::progress::BatchProgress;
+use crate::progress::{BatchProgress, Totals};
 
 /// Format of the checkpoint files; bumped when they change.
 const FORMAT: u32 = 1;
+
+/// Batches between two clean-ups of the log, and batches per progress segment.
+pub const LOG_STEP: u64 = 10;
+
+/// Offsets and commits kept by default (Spark's `minBatchesToRetain`).
+pub const DEFAULT_RETAIN: u64 = 100;
 
 /// The options a checkpoint is bound to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -173,6 +193,22 @@ pub struct Commit {
     #[serde(default, skip_serializing)]
     pub moves: Vec<(String, String)>,
     pub progress: BatchProgress,
+    /// Every batch up to this one (none: written before the totals were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<Totals>,
+}
+
+/// `offsets/folded-<id>.json`: the offsets of batches up to `up_to`, as a restart needs them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Folded {
+    pub up_to: u64,
+    /// Files taken or quarantined (relative to the source), sorted.
+    pub seen: Vec<String>,
+    pub quarantined: Vec<Quarantined>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kafka_next: BTreeMap<i32, i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub future_cutoff: Option<i64>,
 }
 
 /// Where the stream stands after the last commit.
@@ -190,26 +226,63 @@ pub struct Position {
     /// The latest future cutoff logged: the next one is never earlier, so
     /// that an event once in a window is never from the future later.
     pub future_cutoff: Option<i64>,
-    /// Files taken by any batch, with their logged size.
+    /// Files taken by the logged batches still kept, with their logged size
+    /// (what a checkpoint from before generations is checked against).
     pub taken: Vec<LoggedFile>,
+    /// Files quarantined by any logged batch, with the reason.
+    pub quarantined: Vec<Quarantined>,
+    /// Every committed batch.
+    pub totals: Totals,
 }
 
 impl Position {
-    /// Takes a logged batch into account.
+    /// Takes a logged batch into account (again: idempotent).
     pub fn consume(&mut self, offsets: &Offsets) {
         self.seen.extend(offsets.files.iter().map(|f| f.path.clone()));
-        self.seen.extend(offsets.quarantined.iter().map(|q| q.path.clone()));
         self.taken.extend(offsets.files.iter().cloned());
         self.future_cutoff = self.future_cutoff.max(offsets.future_cutoff);
-        for range in offsets.kafka.iter().flat_map(|k| &k.ranges) {
-            let next = self.kafka_next.entry(range.partition).or_insert(range.end);
-            *next = (*next).max(range.end);
+        let ranges = offsets.kafka.iter().flat_map(|k| &k.ranges).map(|r| (r.partition, r.end));
+        self.absorb(&offsets.quarantined, ranges);
+    }
+
+    /// Takes the batches a fold stands for into account.
+    fn consume_folded(&mut self, folded: &Folded) {
+        self.seen.extend(folded.seen.iter().cloned());
+        self.future_cutoff = self.future_cutoff.max(folded.future_cutoff);
+        self.absorb(&folded.quarantined, folded.kafka_next.iter().map(|(&p, &next)| (p, next)));
+    }
+
+    fn absorb(&mut self, quarantined: &[Quarantined], kafka_next: impl Iterator<Item = (i32, i64)>) {
+        for q in quarantined {
+            self.seen.insert(q.path.clone());
+            if !self.quarantined.iter().any(|known| known.path == q.path) {
+                self.quarantined.push(q.clone());
+            }
+        }
+        for (partition, end) in kafka_next {
+            let next = self.kafka_next.entry(partition).or_insert(end);
+            *next = (*next).max(end);
+        }
+    }
+
+    /// The fold of every logged batch, for a checkpoint whose last commit is `up_to`.
+    fn folded(&self, up_to: u64) -> Folded {
+        let mut seen: Vec<String> = self.seen.iter().cloned().collect();
+        seen.sort();
+        Folded {
+            up_to,
+            seen,
+            quarantined: self.quarantined.clone(),
+            kafka_next: self.kafka_next.clone(),
+            future_cutoff: self.future_cutoff,
         }
     }
 }
 
 pub struct Checkpoint {
     pub folder: Lake,
+    /// Batches whose offsets, commit and progress are kept (at least 1).
+    retain: u64,
 }
 
 fn id_name(id: u64) -> String {
@@ -220,9 +293,34 @@ fn id_of(rel: &str) -> Option<u64> {
     rel.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()
 }
 
+fn folded_rel(id: u64) -> String {
+    format!("offsets/folded-{}.json", id_name(id))
+}
+
+fn folded_id(rel: &str) -> Option<u64> {
+    rel.rsplit('/').next()?.strip_prefix("folded-")?.strip_suffix(".json")?.parse().ok()
+}
+
+/// The progress segment holding batch `id`.
+fn segment_rel(id: u64) -> String {
+    format!("progress/{}.jsonl", id_name(id - id % LOG_STEP))
+}
+
+fn segment_first(rel: &str) -> Option<u64> {
+    rel.strip_prefix("progress/")?.strip_suffix(".jsonl")?.parse().ok()
+}
+
+/// Before the segments: one file rewritten whole by every batch (read, then deleted).
+const LEGACY_PROGRESS: &str = "progress.jsonl";
+
 impl Checkpoint {
     pub fn new(folder: Lake) -> Self {
-        Self { folder }
+        Self { folder, retain: DEFAULT_RETAIN }
+    }
+
+    /// Keeps the offsets, commits and progress of the last `batches` batches.
+    pub fn retaining(self, batches: u64) -> Self {
+        Self { retain: batches.max(1), ..self }
     }
 
     pub fn url(&self) -> String {
@@ -295,6 +393,7 @@ impl Checkpoint {
     }
 
     /// Reads the log: the last commit, every file seen, and a pending batch.
+    /// Reads the latest fold and the offsets after it only: a bounded number.
     pub async fn position(&self) -> anyhow::Result<(Position, Option<Commit>)> {
         let last = self.last_commit().await?;
         let mut position = Position::default();
@@ -302,10 +401,28 @@ impl Checkpoint {
             position.next_batch = c.batch_id + 1;
             position.watermark = c.watermark;
             position.state_batch = c.state_batch;
+            position.totals = match c.totals {
+                Some(totals) => totals,
+                None => self.legacy_totals(c).await?,
+            };
         }
-        for id in self.ids("offsets/").await? {
-            let offsets: Offsets =
-                self.read_json(&format!("offsets/{}.json", id_name(id))).await?.context("offsets vanished")?;
+        let listed = self.folder.list_rel("offsets/").await?;
+        let mut folded_up_to = None;
+        if let Some(id) = listed.iter().filter_map(|r| folded_id(r)).max() {
+            let folded: Folded = self.read_json(&folded_rel(id)).await?.context("fold vanished")?;
+            position.consume_folded(&folded);
+            folded_up_to = Some(folded.up_to);
+        }
+        let mut ids: Vec<u64> =
+            listed.iter().filter_map(|r| id_of(r)).filter(|&id| folded_up_to.is_none_or(|up| id > up)).collect();
+        ids.sort();
+        let reads = ids.iter().map(|&id| async move {
+            let rel = format!("offsets/{}.json", id_name(id));
+            let offsets: Offsets = self.read_json(&rel).await?.context("offsets vanished")?;
+            anyhow::Ok((id, offsets))
+        });
+        let logged: Vec<(u64, Offsets)> = futures::stream::iter(reads).buffered(16).try_collect().await?;
+        for (id, offsets) in logged {
             position.consume(&offsets);
             if id == position.next_batch {
                 position.pending = Some(offsets);
@@ -319,6 +436,51 @@ impl Checkpoint {
             }
         }
         Ok((position, last))
+    }
+
+    /// Totals of a checkpoint written before commits carried them: its
+    /// progress log was never rotated, so it holds every batch.
+    async fn legacy_totals(&self, last: &Commit) -> anyhow::Result<Totals> {
+        let mut lines = self.all_progress().await?;
+        if !lines.iter().any(|p| p.batch_id == last.batch_id) {
+            lines.push(last.progress.clone());
+        }
+        let mut totals = Totals::default();
+        lines.iter().for_each(|p| totals.add(p));
+        Ok(totals)
+    }
+
+    /// After batch `committed` (the last commit; nothing is pending): every
+    /// [`LOG_STEP`] batches, folds the offsets, then deletes the offsets,
+    /// commits and progress segments of batches older than the last `retain`.
+    pub async fn prune_log(&self, position: &Position, committed: u64) -> anyhow::Result<()> {
+        let keep_from = (committed + 1).saturating_sub(self.retain);
+        let offsets = self.folder.list_rel("offsets/").await?;
+        let old = |rel: &String| id_of(rel).is_some_and(|id| id < keep_from);
+        if offsets.iter().filter(|r| old(r)).count() < LOG_STEP as usize {
+            return Ok(());
+        }
+        // The fold first: once it is written, the offsets it stands for may go.
+        self.write_json(&folded_rel(committed), &position.folded(committed)).await?;
+        let stale_fold = |rel: &String| folded_id(rel).is_some_and(|id| id < committed);
+        let mut doomed: Vec<String> = offsets.iter().filter(|r| old(r)).cloned().collect();
+        doomed.extend(self.folder.list_rel("commits/").await?.into_iter().filter(old));
+        let segments = self.folder.list_rel("progress/").await?;
+        doomed.extend(segments.into_iter().filter(|r| segment_first(r).is_some_and(|f| f + LOG_STEP <= keep_from)));
+        doomed.push(LEGACY_PROGRESS.to_string());
+        // Older folds last: a restart in between still finds a fold and the offsets after it.
+        doomed.extend(offsets.iter().filter(|r| stale_fold(r)).cloned());
+        for rel in doomed {
+            self.delete(&rel).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, rel: &str) -> anyhow::Result<()> {
+        match self.folder.store().delete(&self.folder.path_of(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("deleting {}", self.folder.url_of(rel))),
+        }
     }
 
     /// Folder (relative to the checkpoint) of a batch's open windows.
@@ -350,10 +512,7 @@ impl Checkpoint {
         for rel in self.folder.list_rel("input/").await? {
             let id = rel.trim_start_matches("input/").split('.').next().and_then(|n| n.parse::<u64>().ok());
             if id.is_some_and(|id| id <= last) {
-                match self.folder.store().delete(&self.folder.path_of(&rel)).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                self.delete(&rel).await?;
             }
         }
         Ok(())
@@ -367,18 +526,19 @@ impl Checkpoint {
             if keep.as_ref().is_some_and(|k| rel.starts_with(k.as_str())) {
                 continue;
             }
-            match self.folder.store().delete(&self.folder.path_of(&rel)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.delete(&rel).await?;
         }
+        // A local checkpoint: the emptied folders too (bounded: the checkpoint is).
+        self.folder.remove_empty_dirs("");
         Ok(())
     }
 
-    /// Appends a batch's progress to `progress.jsonl` (unless it is there:
-    /// a restart after a commit re-appends the commit's progress).
+    /// Appends a batch's progress to its segment (unless it is there: a
+    /// restart after a commit re-appends the commit's progress). Rewrites
+    /// that segment only: at most [`LOG_STEP`] lines.
     pub async fn append_progress(&self, progress: &BatchProgress) -> anyhow::Result<()> {
-        let mut lines = self.progress_lines().await?;
+        let rel = segment_rel(progress.batch_id);
+        let mut lines = self.progress_file(&rel).await?;
         if lines.iter().any(|p| p.batch_id == progress.batch_id) {
             return Ok(());
         }
@@ -388,34 +548,66 @@ impl Checkpoint {
             text.push_str(&serde_json::to_string(line)?);
             text.push('\n');
         }
-        self.folder.store().put(&self.folder.path_of("progress.jsonl"), PutPayload::from(text.into_bytes())).await?;
+        self.folder
+            .store()
+            .put(&self.folder.path_of(&rel), PutPayload::from(text.into_bytes()))
+            .await
+            .with_context(|| format!("writing {}", self.folder.url_of(&rel)))?;
         Ok(())
     }
 
-    pub async fn progress_lines(&self) -> anyhow::Result<Vec<BatchProgress>> {
-        match self.folder.store().get(&self.folder.path_of("progress.jsonl")).await {
+    async fn progress_file(&self, rel: &str) -> anyhow::Result<Vec<BatchProgress>> {
+        match self.folder.store().get(&self.folder.path_of(rel)).await {
             Ok(got) => {
                 let bytes = got.bytes().await?;
                 let text = String::from_utf8_lossy(&bytes);
                 text.lines()
                     .filter(|l| !l.trim().is_empty())
-                    .map(|l| serde_json::from_str(l).context("progress.jsonl has a damaged line"))
+                    .map(|l| {
+                        serde_json::from_str(l)
+                            .with_context(|| format!("{} has a damaged line", self.folder.url_of(rel)))
+                    })
                     .collect()
             }
             Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.folder.url_of(rel))),
         }
+    }
+
+    /// The progress of the last `n` committed batches at most (newest segments only).
+    pub async fn recent_progress(&self, n: usize) -> anyhow::Result<Vec<BatchProgress>> {
+        let segments = self.folder.list_rel("progress/").await?;
+        let mut lines: Vec<BatchProgress> = Vec::new();
+        for rel in segments.iter().rev() {
+            let mut older = self.progress_file(rel).await?;
+            older.append(&mut lines);
+            lines = older;
+            if lines.len() >= n {
+                break;
+            }
+        }
+        if lines.len() < n {
+            let mut legacy = self.progress_file(LEGACY_PROGRESS).await?;
+            legacy.retain(|p| !lines.iter().any(|l| l.batch_id == p.batch_id));
+            legacy.append(&mut lines);
+            lines = legacy;
+        }
+        lines.sort_by_key(|p| p.batch_id);
+        Ok(lines.split_off(lines.len().saturating_sub(n)))
+    }
+
+    /// Every line kept: the segments and a checkpoint's older progress file.
+    pub async fn all_progress(&self) -> anyhow::Result<Vec<BatchProgress>> {
+        self.recent_progress(usize::MAX).await
     }
 
     /// Deletes everything in the checkpoint (`--reset`).
     /// Deletes the checkpoint, but not its lease (held by the stream that clears it).
     pub async fn clear(&self) -> anyhow::Result<()> {
         for rel in self.folder.list_rel("").await?.into_iter().filter(|rel| !rel.starts_with("lease/")) {
-            match self.folder.store().delete(&self.folder.path_of(&rel)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+            self.delete(&rel).await?;
         }
+        self.folder.remove_empty_dirs("");
         Ok(())
     }
 }
@@ -428,6 +620,10 @@ mod tests {
     fn batch_ids_round_trip_through_file_names() {
         assert_eq!(id_of(&format!("offsets/{}.json", id_name(42))), Some(42));
         assert_eq!(id_of("offsets/notes.txt"), None);
+        assert_eq!(id_of(&folded_rel(42)), None, "a fold is not a batch's offsets");
+        assert_eq!(folded_id(&folded_rel(42)), Some(42));
+        assert_eq!(segment_rel(42), "progress/0000000040.jsonl");
+        assert_eq!(segment_first(&segment_rel(42)), Some(40));
     }
 
     #[test]

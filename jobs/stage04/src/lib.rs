@@ -105,6 +105,11 @@ pub struct Stage04Args {
     /// `--max-clock-skew` (shared with stage 01's count of the same events).
     #[command(flatten)]
     pub clock: ClockArgs,
+    /// Batches whose offsets, commit and progress lines the checkpoint keeps (as Spark's
+    /// minBatchesToRetain); older ones are folded and deleted every 10 batches.
+    #[arg(long, env = "FUNNELPULSE_MIN_BATCHES_TO_RETAIN", default_value_t = checkpoint::DEFAULT_RETAIN,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_batches_to_retain: u64,
 }
 
 impl Default for Stage04Args {
@@ -124,6 +129,7 @@ impl Default for Stage04Args {
             dedup_within_watermark: false,
             lease_ttl: Duration::from_secs(30),
             clock: ClockArgs::default(),
+            min_batches_to_retain: checkpoint::DEFAULT_RETAIN,
         }
     }
 }
@@ -185,7 +191,8 @@ struct Places {
 
 fn open_checkpoint(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Checkpoint> {
     let url = args.checkpoint.clone().unwrap_or_else(|| lake.url_of(CHECKPOINT));
-    Ok(Checkpoint::new(Lake::open(&url, stores).with_context(|| format!("checkpoint {url}"))?))
+    let folder = Lake::open(&url, stores).with_context(|| format!("checkpoint {url}"))?;
+    Ok(Checkpoint::new(folder).retaining(args.min_batches_to_retain))
 }
 
 fn open_places(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Places> {
@@ -282,9 +289,7 @@ pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Re
     anyhow::ensure!(args.max_files_per_trigger >= 1, "--max-files-per-trigger must be at least 1");
     anyhow::ensure!(args.kafka.max_records_per_trigger >= 1, "--max-records-per-trigger must be at least 1");
     let progress = StageProgress::start("04");
-    for run in lake.recover().await? {
-        eprintln!("note: completed the interrupted commit of run {run}");
-    }
+    funnelpulse_engine::staged::prepare_lake(lake).await?;
     let stores = engine.ctx.runtime_env().object_store_registry.clone();
     let Places { files, checkpoint, stream, source_name } = open_places(lake, args, stores.as_ref())?;
     let local = local_context()?;
@@ -386,7 +391,7 @@ async fn run_logged(
     position: &mut Position,
     plan: Duration,
 ) -> anyhow::Result<BatchProgress> {
-    let before = Before { watermark: position.watermark, state_batch: position.state_batch };
+    let before = Before { watermark: position.watermark, state_batch: position.state_batch, totals: position.totals };
     let commit = match execute(cx, &offsets, before, plan).await {
         Ok(commit) => commit,
         Err(error) => {
@@ -415,6 +420,8 @@ async fn run_logged(
     position.next_batch = commit.batch_id + 1;
     position.watermark = commit.watermark;
     position.state_batch = commit.state_batch;
+    position.totals = commit.totals.unwrap_or_default();
+    cx.checkpoint.prune_log(position, commit.batch_id).await?;
     Ok(commit.progress)
 }
 
@@ -535,6 +542,13 @@ async fn reset(lake: &Lake, checkpoint: &Checkpoint) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Files quarantined by committed batches (not by the one pending).
+fn committed_quarantine(position: &Position) -> Vec<Quarantined> {
+    let pending = position.pending.iter().flat_map(|p| &p.quarantined);
+    let pending: std::collections::HashSet<&str> = pending.map(|q| q.path.as_str()).collect();
+    position.quarantined.iter().filter(|q| !pending.contains(q.path.as_str())).cloned().collect()
+}
+
 /// `funnelpulse stream status`: what the checkpoint says, and what waits in
 /// the source (for a Kafka stream, when the brokers are given).
 pub async fn status(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Status> {
@@ -573,7 +587,9 @@ pub async fn status(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreReg
         output: metadata.output.clone(),
         watermark_delay: humantime::format_duration(Duration::from_micros(metadata.watermark_micros as u64))
             .to_string(),
-        batches: checkpoint.progress_lines().await?,
+        totals: position.totals,
+        recent: checkpoint.recent_progress(5).await?,
+        quarantined: committed_quarantine(&position),
         waiting,
         rebuilt,
         pending_batch: position.pending.map(|p| p.batch_id),

@@ -1,6 +1,7 @@
 //! Per-batch progress, like Spark's `StreamingQueryProgress`: printed after
-//! each batch and appended to `<checkpoint>/progress.jsonl`; `funnelpulse
-//! stream status` summarises it.
+//! each batch and appended to `<checkpoint>/progress/<first id>.jsonl`
+//! (segments of the checkpoint's retained batches); `funnelpulse stream
+//! status` shows the totals of the last commit and the latest batches.
 
 use std::fmt;
 
@@ -55,6 +56,34 @@ pub struct BatchProgress {
     /// in `future_events`, in no window and not in the watermark.
     #[serde(default)]
     pub future_rows: u64,
+}
+
+/// Sums over every committed batch, carried by each commit: `stream status`
+/// reads them from the last commit, whatever the progress log still holds.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Totals {
+    pub batches: u64,
+    pub files: u64,
+    pub input_rows: u64,
+    pub late_rows: u64,
+    pub emitted_windows: u64,
+    pub quarantined: u64,
+    pub dead_letters: u64,
+    #[serde(default)]
+    pub future_rows: u64,
+}
+
+impl Totals {
+    pub fn add(&mut self, batch: &BatchProgress) {
+        self.batches += 1;
+        self.files += batch.files.len() as u64;
+        self.input_rows += batch.input_rows;
+        self.late_rows += batch.late_rows;
+        self.emitted_windows += batch.emitted_windows;
+        self.quarantined += batch.quarantined.len() as u64;
+        self.dead_letters += batch.dead_letters;
+        self.future_rows += batch.future_rows;
+    }
 }
 
 impl BatchProgress {
@@ -113,7 +142,12 @@ pub struct Status {
     pub source: String,
     pub output: String,
     pub watermark_delay: String,
-    pub batches: Vec<BatchProgress>,
+    /// Every committed batch.
+    pub totals: Totals,
+    /// The latest committed batches, oldest first.
+    pub recent: Vec<BatchProgress>,
+    /// Files quarantined by committed batches.
+    pub quarantined: Vec<Quarantined>,
     /// What waits in the source (files, or records in a topic).
     pub waiting: String,
     /// File source: why the next run will refuse the source (stage 03 rebuilt it).
@@ -126,22 +160,21 @@ impl fmt::Display for Status {
         writeln!(f, "checkpoint {}", self.checkpoint)?;
         writeln!(f, "  source {}  →  output {}", self.source, self.output)?;
         writeln!(f, "  watermark delay {}", self.watermark_delay)?;
-        let sum = |g: fn(&BatchProgress) -> u64| self.batches.iter().map(g).sum::<u64>();
-        let quarantined: Vec<&Quarantined> = self.batches.iter().flat_map(|b| &b.quarantined).collect();
+        let t = &self.totals;
         writeln!(
             f,
             "  {} batches committed: {} files, {} input rows, {} late rows, {} windows emitted, {} files quarantined, \
              {} dead letters, {} events from the future",
-            self.batches.len(),
-            sum(|b| b.files.len() as u64),
-            sum(|b| b.input_rows),
-            sum(|b| b.late_rows),
-            sum(|b| b.emitted_windows),
-            quarantined.len(),
-            sum(|b| b.dead_letters),
-            sum(|b| b.future_rows)
+            t.batches,
+            t.files,
+            t.input_rows,
+            t.late_rows,
+            t.emitted_windows,
+            t.quarantined,
+            t.dead_letters,
+            t.future_rows
         )?;
-        if let Some(last) = self.batches.last() {
+        if let Some(last) = self.recent.last() {
             writeln!(
                 f,
                 "  last batch {} at {}: watermark {}, {} open windows",
@@ -158,12 +191,12 @@ impl fmt::Display for Status {
         if let Some(rebuilt) = &self.rebuilt {
             writeln!(f, "  {rebuilt}")?;
         }
-        for q in quarantined {
+        for q in &self.quarantined {
             writeln!(f, "  quarantined {}: {}", q.path, q.reason)?;
         }
-        if !self.batches.is_empty() {
+        if !self.recent.is_empty() {
             writeln!(f, "  recent batches:")?;
-            for b in self.batches.iter().rev().take(5).rev() {
+            for b in &self.recent {
                 writeln!(f, "    {b}")?;
             }
         }

@@ -62,8 +62,13 @@ pub fn kill_at(dir: &Path, args: &[&str], point: &str) -> String {
     panic!("the run never reached {point}:\n{seen}");
 }
 
+/// The progress lines the checkpoint keeps (its segments `progress/<first batch>.jsonl`), oldest first.
 pub fn progress_lines(lake: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(lake.join("checkpoints/stream_hourly_brand/progress.jsonl")).unwrap_or_default();
+    let folder = lake.join("checkpoints/stream_hourly_brand/progress");
+    let mut segments: Vec<_> =
+        std::fs::read_dir(&folder).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    segments.sort();
+    let text: String = segments.iter().map(|s| std::fs::read_to_string(s).unwrap()).collect();
     text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
