@@ -42,6 +42,7 @@ pub struct Args {
 
 /// Runs the process until it is stopped.
 pub async fn serve(args: Args) -> anyhow::Result<()> {
+    ports_free(&args.bind_host, &[(args.port, "--port"), (args.grpc_port, "--grpc-port")])?;
     let mut config = ExecutorProcessConfig {
         bind_host: args.bind_host,
         external_host: args.external_host,
@@ -63,5 +64,16 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
         config.vcores = slots;
     }
     start_executor_process(Arc::new(config)).await?;
+    Ok(())
+}
+
+/// Ballista's executor stops with success when one of its services cannot
+/// bind its port, so a taken port is checked (and named) before it starts.
+fn ports_free(host: &str, ports: &[(u16, &str)]) -> anyhow::Result<()> {
+    for (port, flag) in ports {
+        if let Err(error) = std::net::TcpListener::bind((host, *port)) {
+            anyhow::bail!("port {port} ({flag}) on {host} cannot be used: {error}");
+        }
+    }
     Ok(())
 }
