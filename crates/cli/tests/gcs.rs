@@ -376,3 +376,29 @@ async fn a_key_with_disable_oauth_reaches_an_emulator_without_tokens() {
     assert!(sent.is_empty(), "credentials were sent: {sent:?}");
     assert_same_tables(&gcp.mirrored_lake(), &local.lake, 4).await;
 }
+
+/// No credentials at all (no key, no gcloud login, no metadata server, as on a
+/// laptop): one short error that says which ways there are to provide one.
+#[tokio::test]
+async fn missing_credentials_say_how_to_provide_them() {
+    let local = reference(&["01"]);
+    let gcp = FakeGcp::start(&new_token(), &new_token());
+    let closed = format!("127.0.0.1:{}", common::free_port()); // no metadata server there
+    let env = [
+        ("GOOGLE_BASE_URL".to_string(), format!("http://127.0.0.1:{}", gcp.gcs.port)),
+        ("GCE_METADATA_HOST".to_string(), closed.clone()),
+        ("GCE_METADATA_IP".to_string(), closed),
+    ];
+    let lake = gcp.lake_url();
+    let args = ["run", "01", "--raw", local.raw.to_str().unwrap(), "--lake", &lake];
+    let started = std::time::Instant::now();
+    let out = gcp.funnelpulse(local.dir.path(), &args, &env);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "ran without credentials:\n{stderr}");
+    assert!(stderr.contains("no Google credentials for gs://"), "no hint:\n{stderr}");
+    assert!(stderr.contains("GOOGLE_APPLICATION_CREDENTIALS"), "{stderr}");
+    let error_lines = stderr.lines().filter(|l| !l.starts_with('[')).count();
+    assert!(error_lines <= 3, "more than a few lines:\n{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(120), "took {:?}", started.elapsed());
+    assert!(gcp.lake_objects().is_empty(), "objects written without credentials");
+}
