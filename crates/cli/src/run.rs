@@ -82,48 +82,60 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let all = args.stages.iter().any(|s| s == "all");
     for stage in stages {
         // Each stage commits all its tables or none, so a failed attempt can be retried.
-        let report = match stage {
-            "01" => {
-                let raw = match (&args.stage01.raw, &sample) {
-                    (Some(raw), _) => raw.clone(),
-                    (None, Some(dir)) => default_sample(dir, args.sample_rows)?,
-                    (None, None) => bail!("stage 01 needs --raw"),
-                };
-                let bad_rows = args.stage01.bad_rows;
-                // --max-clock-skew is defined once, with stage 04's options.
-                let clock = &args.stage04.clock;
-                let run = async |engine: &_| funnelpulse_stage01::run(engine, &lake, &raw, bad_rows, clock).await;
-                format!("{}\n", runner.run(stage, run).await?)
-            }
-            "02" => {
-                format!("{}\n", runner.run(stage, async |engine| funnelpulse_stage02::run(engine, &lake).await).await?)
-            }
-            "03" => {
-                let run = async |engine: &_| funnelpulse_stage03::run(engine, &lake, &args.stage03).await;
-                format!("{}\n", runner.run(stage, run).await?)
-            }
-            "04" => {
-                let stage04 = stream_args(&args.stage04, all, with_stream_input);
-                let run = async |engine: &_| funnelpulse_stage04::run(engine, &lake, &stage04).await;
-                format!("{}\n", runner.run(stage, run).await?)
-            }
-            "05" => {
-                let as_of = args.as_of.or_latest();
-                let run = async |engine: &_| funnelpulse_stage05::run(engine, &lake, &args.stage05, &as_of).await;
-                format!("{}\n", runner.run(stage, run).await?)
-            }
-            "06" => {
-                let as_of = args.as_of.for_several_tables("stage 06")?;
-                runner
-                    .run(stage, async |engine| funnelpulse_stage06::run(engine, &lake, &as_of).await)
-                    .await?
-                    .to_string()
-            }
-            other => bail!("stage {other} is not available"),
+        let report = async {
+            anyhow::Ok(match stage {
+                "01" => {
+                    let raw = match (&args.stage01.raw, &sample) {
+                        (Some(raw), _) => raw.clone(),
+                        (None, Some(dir)) => default_sample(dir, args.sample_rows)?,
+                        (None, None) => bail!("stage 01 needs --raw"),
+                    };
+                    let bad_rows = args.stage01.bad_rows;
+                    // --max-clock-skew is defined once, with stage 04's options.
+                    let clock = &args.stage04.clock;
+                    let run = async |engine: &_| funnelpulse_stage01::run(engine, &lake, &raw, bad_rows, clock).await;
+                    format!("{}\n", runner.run(stage, run).await?)
+                }
+                "02" => {
+                    format!(
+                        "{}\n",
+                        runner.run(stage, async |engine| funnelpulse_stage02::run(engine, &lake).await).await?
+                    )
+                }
+                "03" => {
+                    let run = async |engine: &_| funnelpulse_stage03::run(engine, &lake, &args.stage03).await;
+                    format!("{}\n", runner.run(stage, run).await?)
+                }
+                "04" => {
+                    let stage04 = stream_args(&args.stage04, all, with_stream_input);
+                    let run = async |engine: &_| funnelpulse_stage04::run(engine, &lake, &stage04).await;
+                    format!("{}\n", runner.run(stage, run).await?)
+                }
+                "05" => {
+                    let as_of = args.as_of.or_latest();
+                    let run = async |engine: &_| funnelpulse_stage05::run(engine, &lake, &args.stage05, &as_of).await;
+                    format!("{}\n", runner.run(stage, run).await?)
+                }
+                "06" => {
+                    let as_of = args.as_of.for_several_tables("stage 06")?;
+                    runner
+                        .run(stage, async |engine| funnelpulse_stage06::run(engine, &lake, &as_of).await)
+                        .await?
+                        .to_string()
+                }
+                other => bail!("stage {other} is not available"),
+            })
         };
+        let report = report.await.map_err(|error| in_lake(error, stage, &lake))?;
         print!("{report}");
     }
     Ok(())
+}
+
+/// Says which stage and lake failed, unless the error names the lake already.
+fn in_lake(error: anyhow::Error, stage: &str, lake: &Lake) -> anyhow::Error {
+    let url = lake.url().as_str().trim_end_matches('/');
+    if format!("{error:#}").contains(url) { error } else { error.context(format!("stage {stage} on the lake {url}")) }
 }
 
 /// Stage 04's options in this command: `all` runs it bounded (available

@@ -142,3 +142,52 @@ fn within_a_minute(command: &mut Command) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// The user mistakes of issue 16, each one line naming what is wrong, with no
+/// secret of the command line echoed back.
+#[test]
+fn every_user_mistake_is_one_line_naming_the_setting_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("empty")).unwrap();
+    std::fs::create_dir_all(d.join("other")).unwrap();
+    std::fs::write(d.join("other/mine.csv"), "x\n").unwrap();
+    let closed = format!("df://127.0.0.1:{}", common::free_port());
+    let lake_with_secret = "gs://bucket/lake?token=SECRET1";
+    // Every Google endpoint on a closed loopback port: nothing leaves this machine.
+    let nowhere = format!("127.0.0.1:{}", common::free_port());
+    let nowhere_url = format!("http://{nowhere}");
+    let no_gcp = vec![
+        ("GOOGLE_BASE_URL", nowhere_url.as_str()),
+        ("GCE_METADATA_HOST", nowhere.as_str()),
+        ("GCE_METADATA_IP", nowhere.as_str()),
+    ];
+    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+        (vec!["run", "01", "--raw", "nowhere", "--lake", "lake"], vec![], "nowhere"),
+        (vec!["run", "01", "--raw", "empty", "--lake", "lake"], vec![], "no raw CSV files"),
+        (vec!["run", "01", "--raw", "other", "--lake", "lake"], vec![], "mine.csv"),
+        (vec!["run", "01", "--raw", "empty"], vec![("FUNNELPULSE_BAD_ROWS", "sometimes")], "FUNNELPULSE_BAD_ROWS"),
+        (vec!["run", "04", "--max-clock-skew", "soon"], vec![], "--max-clock-skew"),
+        (vec!["run", "01", "--raw", "empty", "--scheduler", &closed], vec![], "does not answer"),
+        (vec!["run", "05", "--lake", lake_with_secret], no_gcp.clone(), "gs://bucket"),
+        (vec!["generate", "--out", "other", "--rows", "10"], vec![], "other"),
+    ];
+    for (args, env, named) in cases {
+        let out = funnelpulse(d, &args, &env);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{args:?} succeeded:\n{stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.starts_with('[') && !l.starts_with("running ")).collect();
+        assert!(lines.len() <= 3, "{args:?}: more than a few lines:\n{stderr}");
+        assert!(stderr.contains(named), "{args:?}: {named:?} not named:\n{stderr}");
+        assert!(!stderr.contains("SECRET1"), "{args:?}: the secret leaked:\n{stderr}");
+        for noise in ["DataFusionError", "Shared(", "External("] {
+            assert!(!stderr.contains(noise), "{args:?}: {noise:?} in:\n{stderr}");
+        }
+    }
+    // A settings file with a value of the wrong type names the key and the file.
+    std::fs::write(d.join("funnelpulse.toml"), "lake = 5\n").unwrap();
+    let out = funnelpulse(d, &["run", "05"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && stderr.contains("\"lake\"") && stderr.contains("funnelpulse.toml"), "{stderr}");
+    assert!(stderr.trim().lines().count() <= 2, "{stderr}");
+}

@@ -202,7 +202,13 @@ impl Lake {
     }
 
     /// Loads the log of `table` at `at`; `None` when the table does not exist.
+    /// The table's log at `at`; an error names the table and the lake.
     async fn load(&self, table: &TableSpec, at: &AsOf) -> anyhow::Result<Option<DeltaTable>> {
+        let when = if matches!(at, AsOf::Latest) { String::new() } else { format!(" at {at:?}") };
+        self.load_log(table, at).await.with_context(|| format!("reading {}{when} in {}", table.name, self.url()))
+    }
+
+    async fn load_log(&self, table: &TableSpec, at: &AsOf) -> anyhow::Result<Option<DeltaTable>> {
         let mut delta = self.delta(table)?;
         if !delta.log_store().is_delta_table_location().await? {
             self.refuse_legacy(table).await?;
@@ -217,7 +223,7 @@ impl Lake {
             AsOf::Version(v) => delta.load_version(*v as u64).await,
             AsOf::Time(t) => delta.load_with_datetime(*t).await,
         };
-        loaded.with_context(|| format!("reading {} at {at:?}", table.name))?;
+        loaded?;
         if let AsOf::Time(time) = at {
             // A time before the table's first commit: delta-rs gives version 0, but the table did not exist yet.
             let state = delta.snapshot()?;
