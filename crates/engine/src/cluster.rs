@@ -69,9 +69,21 @@ pub fn client_endpoint(endpoint: Endpoint, fetch_timeout: Duration) -> Endpoint 
         .keep_alive_while_idle(true)
 }
 
+/// Parquet footers and file statistics DataFusion keeps per process. Its
+/// defaults (50 MiB and 20 MiB) let a long-running stream, which reads new
+/// files every batch, grow by 70 MiB before the caches start evicting; a
+/// stage re-reads a few hundred files at most, whose footers fit in these.
+const METADATA_CACHE_BYTES: usize = 16 << 20;
+const STATISTICS_CACHE_BYTES: usize = 4 << 20;
+
 /// Runtime whose object stores resolve `file://` and `gs://` URLs.
 pub fn runtime_env(_config: &SessionConfig) -> Result<Arc<RuntimeEnv>> {
-    Ok(Arc::new(RuntimeEnvBuilder::new().with_object_store_registry(LakeStores::new()).build()?))
+    let caches = datafusion::execution::cache::cache_manager::CacheManagerConfig::default()
+        .with_metadata_cache_limit(METADATA_CACHE_BYTES)
+        .with_file_statistics_cache_limit(STATISTICS_CACHE_BYTES);
+    Ok(Arc::new(
+        RuntimeEnvBuilder::new().with_object_store_registry(LakeStores::new()).with_cache_manager(caches).build()?,
+    ))
 }
 
 /// Session state built from a config (used by the scheduler for each job).
