@@ -328,7 +328,8 @@ gce_default_sample() {
     [[ -f "$RAW/truth.json" ]] && return 0
     funnelpulse="$(binary funnelpulse)"
     echo "no --raw given: generating the default sample ($rows rows, 14 days from 2019-10-15) in $RAW"
-    run "$funnelpulse" generate --out "$RAW" --rows "$rows" --start 2019-10-15 --days 14 || die "generating the sample failed (see above)"
+    # --force: a generation killed before truth.json left files of its own there.
+    run "$funnelpulse" generate --out "$RAW" --rows "$rows" --start 2019-10-15 --days 14 --force || die "generating the sample failed (see above)"
 }
 
 # Mirrors the local RAW to raw_url/<its name> (rsync: a second run uploads only
