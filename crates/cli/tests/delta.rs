@@ -277,7 +277,12 @@ def canon(t):\n\
 \x20           return name\n\
 \x20   return t\n\
 def show(table, columns):\n\
-\x20   print(table, ','.join(n + ':' + canon(t) for n, t in columns))\n";
+\x20   print(table, ','.join(n + ':' + canon(t) for n, t in columns), flush=True)\n";
+
+/// Ends a reader script once everything is printed: DuckDB's delta extension
+/// was seen aborting in the interpreter's teardown ("terminate called without
+/// an active exception") after a complete, correct run.
+const EXIT_NOW: &str = "import os\nos._exit(0)\n";
 
 /// Schemas as pyarrow (deltalake), Polars and DuckDB's delta extension read them.
 fn reader_schemas(lake: &Path, tables: &[String]) -> [Vec<String>; 3] {
@@ -285,12 +290,12 @@ fn reader_schemas(lake: &Path, tables: &[String]) -> [Vec<String>; 3] {
     let pyarrow = format!(
         "import deltalake\n{NORMALISE_TYPES}for t in {tables:?}:\n\
          \x20   a = deltalake.DeltaTable('{lake}/tables/' + t).to_pyarrow_table()\n\
-         \x20   show(t, [(f.name, f.type) for f in a.schema])\n"
+         \x20   show(t, [(f.name, f.type) for f in a.schema])\n{EXIT_NOW}"
     );
     let polars = format!(
         "import polars\n{NORMALISE_TYPES}for t in {tables:?}:\n\
          \x20   s = polars.read_delta('{lake}/tables/' + t).schema\n\
-         \x20   show(t, list(s.items()))\n"
+         \x20   show(t, list(s.items()))\n{EXIT_NOW}"
     );
     let duckdb = format!(
         "import duckdb, glob, sys\n{NORMALISE_TYPES}\
@@ -299,12 +304,18 @@ fn reader_schemas(lake: &Path, tables: &[String]) -> [Vec<String>; 3] {
          con.execute(f\"LOAD '{{ext}}'\")\n\
          for t in {tables:?}:\n\
          \x20   r = con.sql(f\"select * from delta_scan('{lake}/tables/{{t}}')\")\n\
-         \x20   show(t, list(zip(r.columns, r.types)))\n"
+         \x20   show(t, list(zip(r.columns, r.types)))\n{EXIT_NOW}"
     );
     let venv = std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/duckdb-delta-venv/bin/python");
     let run = |python: &Path, script: &str| {
         let out = Command::new(python).args(["-c", script]).output().unwrap();
-        assert!(out.status.success(), "reader failed: {}", String::from_utf8_lossy(&out.stderr));
+        let reader = script.lines().next().unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "reader `{reader}` failed: {}\nafter printing:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
         let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
         lines.sort();
         lines
