@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, NaiveDateTime};
 
+// Semantics: docs/semantics.md#event-time
 /// Microseconds since the Unix epoch, or `None` when the text is not a timestamp.
 pub fn parse_event_time_micros(text: &str) -> Option<i64> {
     let text = text.trim_end();
@@ -57,6 +58,7 @@ fn parse_fixed19(b: &[u8]) -> Option<i64> {
     Some(date.and_time(time).and_utc().timestamp_micros())
 }
 
+// Semantics: docs/semantics.md#events-from-the-future
 /// True for rows whose `event_time` is later than `cutoff` (µs): the clock
 /// plus the skew a source may have (`--max-clock-skew`). Such an event cannot
 /// have happened yet; stage 04 keeps it out of its watermark and windows,

@@ -12,6 +12,7 @@ fn is_event(kind: &str) -> Expr {
     col("event_type").eq(lit(kind.to_string()))
 }
 
+// Semantics: docs/semantics.md#funnel-measures-and-rates
 /// `views`, `carts`, `purchases` (remove_from_cart is not counted) and
 /// `revenue` (sum of purchase prices, 0.0 when there are none).
 pub fn funnel_measures() -> Vec<Expr> {
@@ -24,6 +25,7 @@ pub fn funnel_measures() -> Vec<Expr> {
     ]
 }
 
+// Semantics: docs/semantics.md#revenue
 /// Sum of purchase prices, 0.0 when there are none.
 ///
 /// Summed as a decimal (exact, 10 fractional digits) so that the result does
@@ -56,6 +58,7 @@ fn rate(numerator: &str, denominator: &str) -> Expr {
     .unwrap()
 }
 
+// Semantics: docs/semantics.md#funnel-measures-and-rates
 /// Rates computed over the measures, in table order.
 pub fn funnel_rates() -> Vec<Expr> {
     vec![
@@ -69,6 +72,7 @@ pub fn funnel_rates() -> Vec<Expr> {
 pub const MEASURE_COLUMNS: [&str; 7] =
     ["views", "carts", "purchases", "revenue", "view_to_cart_rate", "cart_to_purchase_rate", "conversion_rate"];
 
+// Semantics: docs/semantics.md#hour-windows
 /// Start of the epoch-aligned 1-hour tumbling window holding `event_time`.
 pub fn hour_window_start() -> Expr {
     cast(date_trunc(lit("hour"), col("event_time")), timestamp_type())
@@ -80,6 +84,7 @@ pub fn hour_window_end() -> Expr {
     cast(cast(col("window_start"), DataType::Int64) + lit(3_600_000_000i64), timestamp_type())
 }
 
+// Semantics: docs/semantics.md#price-bands
 /// `<10`, `10-30`, `30-60`, `60_plus` (lower bounds inclusive).
 pub fn price_band() -> Expr {
     let price = || col("price");
@@ -90,6 +95,7 @@ pub fn price_band() -> Expr {
         .unwrap()
 }
 
+// Semantics: docs/semantics.md#category-root
 /// The part of `category_code_norm` before the first `.`; null stays null.
 pub fn category_root() -> Expr {
     split_part(col("category_code_norm"), lit("."), lit(1i64))

@@ -11,6 +11,8 @@
 //!
 //! It travels to schedulers and executors by name: the codecs of
 //! `funnelpulse-rawcsv` decode [`KEEP_FIRST`] into [`keep_first_udaf`].
+//!
+//! Semantics: docs/semantics.md#de-duplication
 
 use std::cmp::Ordering;
 use std::sync::Arc;

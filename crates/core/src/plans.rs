@@ -1,6 +1,6 @@
 //! The pipeline's logical plans, as functions from DataFrame to DataFrame.
 //!
-//! Each function is one table of the reference semantics; stage crates chain
+//! Each function is one table of the semantics (docs/semantics.md); stage crates chain
 //! them and decide where the results are written.
 
 use datafusion::arrow::datatypes::DataType;
@@ -16,6 +16,7 @@ use crate::keep_first::{KEPT_FIELDS, keep_first};
 use crate::schema::{PROBLEM, RAW_COLUMNS, RAW_TEXT, SOURCE_FILE, SOURCE_LINE};
 use crate::silver::{DEDUP_CARRIED, DEDUP_KEY, silver_derived_columns, silver_filter};
 
+// Semantics: docs/semantics.md#bad-rows
 /// What happens to raw rows that had a problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
 pub enum BadRows {
@@ -32,6 +33,7 @@ fn cols(names: &[&str]) -> Vec<Expr> {
     names.iter().map(|n| col(*n)).collect()
 }
 
+// Semantics: docs/semantics.md#bronze_events
 /// bronze_events: the typed raw columns plus `event_date`.
 pub fn bronze(raw: DataFrame, bad_rows: BadRows) -> Result<DataFrame> {
     let raw = match bad_rows {
@@ -43,6 +45,7 @@ pub fn bronze(raw: DataFrame, bad_rows: BadRows) -> Result<DataFrame> {
     raw.select(columns)
 }
 
+// Semantics: docs/semantics.md#bronze_rejects
 /// bronze_rejects: where each problem row came from, what was wrong, and its text.
 pub fn rejects(problem_rows: DataFrame) -> Result<DataFrame> {
     problem_rows.select(vec![
@@ -54,11 +57,13 @@ pub fn rejects(problem_rows: DataFrame) -> Result<DataFrame> {
     ])
 }
 
+// Semantics: docs/semantics.md#silver_events
 /// silver_events: filtered, de-duplicated on the key, normalised.
 pub fn silver(bronze: DataFrame) -> Result<DataFrame> {
     with_silver_columns(dedup(silver_eligible(bronze)?)?)
 }
 
+// Semantics: docs/semantics.md#de-duplication
 /// One row per de-duplication key: the row that sorts first by price, then
 /// category_id, brand, category_code (ascending, nulls last). Rows equal in
 /// all of these are identical, so the choice never depends on input order.
@@ -72,6 +77,7 @@ pub fn dedup(rows: DataFrame) -> Result<DataFrame> {
     grouped.select(columns)
 }
 
+// Semantics: docs/semantics.md#stream-input-stage-03
 /// The order events are replayed in (stream files, Kafka): event time, then
 /// enough columns to make it total, so that every replay is the same.
 pub fn replay_order() -> Vec<SortExpr> {
@@ -114,6 +120,7 @@ fn window_date() -> Expr {
     cast(col("window_start"), DataType::Date32).alias("window_date")
 }
 
+// Semantics: docs/semantics.md#gold_funnel_hourly_brand
 /// gold_funnel_hourly_brand: by hour window and `brand_norm` (null brand is a group).
 pub fn gold_hourly_brand(silver: DataFrame) -> Result<DataFrame> {
     let mut leading = window_columns();
@@ -126,6 +133,7 @@ pub fn gold_hourly_brand(silver: DataFrame) -> Result<DataFrame> {
     )
 }
 
+// Semantics: docs/semantics.md#gold_funnel_daily_brand
 /// gold_funnel_daily_brand: by `event_date` and brand.
 pub fn gold_daily_brand(silver: DataFrame) -> Result<DataFrame> {
     funnel_table(
@@ -136,6 +144,7 @@ pub fn gold_daily_brand(silver: DataFrame) -> Result<DataFrame> {
     )
 }
 
+// Semantics: docs/semantics.md#gold_funnel_daily_category
 /// gold_funnel_daily_category: by `event_date` and category root.
 pub fn gold_daily_category(silver: DataFrame) -> Result<DataFrame> {
     funnel_table(
@@ -146,6 +155,7 @@ pub fn gold_daily_category(silver: DataFrame) -> Result<DataFrame> {
     )
 }
 
+// Semantics: docs/semantics.md#gold_funnel_hourly_price_band
 /// gold_funnel_hourly_price_band: by hour window and price band.
 pub fn gold_hourly_price_band(silver: DataFrame) -> Result<DataFrame> {
     let mut leading = window_columns();

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
+// Semantics: docs/semantics.md#raw-input
 /// The Kaggle header, in file order.
 pub const RAW_COLUMNS: [&str; 9] = [
     "event_time",
@@ -17,6 +18,7 @@ pub const RAW_COLUMNS: [&str; 9] = [
     "user_session",
 ];
 
+// Semantics: docs/semantics.md#conventions
 /// Timestamps are stored as UTC wall-clock microseconds without a zone
 /// (Parquet `isAdjustedToUTC=false`), which DuckDB, Polars and Spark read as
 /// plain timestamps equal to the text in the CSV.

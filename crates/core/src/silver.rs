@@ -4,6 +4,7 @@
 use datafusion::logical_expr::{Expr, col, lit};
 use datafusion::prelude::{lower, regexp_replace};
 
+// Semantics: docs/semantics.md#silver-filter
 /// `price IS NOT NULL AND price > 0 AND event_time IS NOT NULL AND event_type IS NOT NULL`.
 pub fn silver_filter() -> Expr {
     col("price")
@@ -13,6 +14,7 @@ pub fn silver_filter() -> Expr {
         .and(col("event_type").is_not_null())
 }
 
+// Semantics: docs/semantics.md#brand-normalisation
 /// Columns silver adds to bronze, in table order, each with its name.
 pub fn silver_derived_columns() -> Vec<Expr> {
     vec![
@@ -24,11 +26,13 @@ pub fn silver_derived_columns() -> Vec<Expr> {
     ]
 }
 
+// Semantics: docs/semantics.md#category-normalisation
 /// `regexp_replace(lower(code), '[^a-z0-9.]', '_')`, replacing every match like Spark does.
 pub fn category_code_norm(code: Expr) -> Expr {
     regexp_replace(lower(code), lit("[^a-z0-9.]"), lit("_"), Some(lit("g")))
 }
 
+// Semantics: docs/semantics.md#de-duplication
 /// The de-duplication key; nulls in the key compare equal (GROUP BY semantics).
 pub const DEDUP_KEY: [&str; 5] = ["event_time", "user_id", "user_session", "product_id", "event_type"];
 

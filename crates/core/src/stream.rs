@@ -38,6 +38,7 @@ fn window_start_micros() -> Expr {
     cast(col("window_start"), DataType::Int64)
 }
 
+// Semantics: docs/semantics.md#late-events
 /// True for rows whose window ended at or before the watermark (late).
 /// Nothing is late before the first watermark.
 pub fn is_late(watermark: Option<i64>) -> Expr {
@@ -47,6 +48,7 @@ pub fn is_late(watermark: Option<i64>) -> Expr {
     }
 }
 
+// Semantics: docs/semantics.md#which-rows-a-batch-counts
 /// Partial aggregates of a batch's rows per (window, brand, silver): rows,
 /// views, carts, purchases, exact revenue, the latest event time (µs) and
 /// the rows from the future (later than `cutoff`, see [`is_future`]).
@@ -127,6 +129,7 @@ pub fn partials_summary(partials: DataFrame, watermark: Option<i64>) -> Result<D
     )
 }
 
+// Semantics: docs/semantics.md#future_events
 /// Rows from the future (see [`is_future`]): the raw columns, the batch that
 /// saw them, the limit they passed and the reason, with `event_date` last
 /// (the partition column).
@@ -143,6 +146,7 @@ pub fn future_rows(input: DataFrame, cutoff: i64, batch_id: u64) -> Result<DataF
     input.filter(is_future(Some(cutoff)))?.select(columns)
 }
 
+// Semantics: docs/semantics.md#late_events
 /// Late silver rows: the raw columns, the batch that saw them and the
 /// watermark they missed, with `event_date` last (the partition column).
 pub fn late_rows(input: DataFrame, watermark: Option<i64>, batch_id: u64) -> Result<DataFrame> {
@@ -157,6 +161,7 @@ pub fn late_rows(input: DataFrame, watermark: Option<i64>, batch_id: u64) -> Res
         .select(columns)
 }
 
+// Semantics: docs/semantics.md#window-output
 /// Open windows after adding a batch: `rows` reads the previous state and
 /// the batch's partials as one table (state rows have no `silver` flag);
 /// non-silver and late groups are left out.
@@ -174,6 +179,7 @@ pub fn merge(rows: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
     ])
 }
 
+// Semantics: docs/semantics.md#de-duplication-within-the-watermark
 /// With de-duplication: the open windows' silver rows — the previous
 /// state's rows and the batch's on-time rows, read as one table — one per
 /// de-duplication key (the same choice as silver), with `window_start`.
@@ -218,6 +224,7 @@ pub fn still_open(merged: DataFrame, watermark: Option<i64>) -> Result<DataFrame
     open.select(columns)
 }
 
+// Semantics: docs/semantics.md#gold_stream_funnel_hourly_brand
 /// Windows closed by the watermark (all of them when `watermark` is None:
 /// the flush at the end of a bounded run), as rows of the output table.
 pub fn closed_rows(merged: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
@@ -237,6 +244,7 @@ pub fn closed_rows(merged: DataFrame, watermark: Option<i64>) -> Result<DataFram
     with_measures.select(columns)
 }
 
+// Semantics: docs/semantics.md#watermark
 /// `max(event_time) − delay`, never behind the previous watermark.
 pub fn advance_watermark(previous: Option<i64>, max_event_time: Option<i64>, delay_micros: i64) -> Option<i64> {
     let candidate = max_event_time.map(|t| t - delay_micros);

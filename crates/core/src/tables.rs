@@ -1,7 +1,8 @@
-//! The lake's tables: names (as in the reference semantics) and partition columns.
+//! The lake's tables: names (as in docs/semantics.md) and partition columns.
 
 use datafusion::arrow::datatypes::DataType;
 
+// Semantics: docs/semantics.md#storage-and-partitioning
 /// A table of the lake: `<lake>/tables/<name>/<partition_col>=<value>/*.parquet`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableSpec {
@@ -31,7 +32,7 @@ pub const GOLD_FUNNEL_HOURLY_PRICE_BAND: TableSpec =
 
 /// Hive's name for a null partition value; DuckDB, Spark and our reader map it back to null.
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
-/// Stage 05, classic z-score detector (the semantics).
+/// Stage 05, classic z-score detector (docs/semantics.md#classic-detector).
 pub const GOLD_ANOMALIES_HOURLY_BRAND: TableSpec =
     TableSpec { name: "gold_anomalies_hourly_brand", partition_col: "window_date" };
 /// Stage 05, count-aware rate test (FunnelPulse's own, the default for alerts).

@@ -58,6 +58,7 @@ impl Default for ClusterArgs {
     }
 }
 
+// Semantics: docs/semantics.md#events-from-the-future
 /// The clock that tells events from the future (an event later than the
 /// wall clock plus the skew cannot have happened yet). A replay of old data
 /// has every event in the past, as it should; only the impossible ones are

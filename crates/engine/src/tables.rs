@@ -10,6 +10,7 @@ use funnelpulse_core::TableSpec;
 use funnelpulse_core::tables::NULL_PARTITION;
 use funnelpulse_lake::{AsOf, Lake, TableFiles};
 
+// Semantics: docs/semantics.md#storage-and-partitioning
 /// The partition value as text (`YYYY-MM-DD`, or Hive's null marker).
 ///
 /// DataFusion's writer would write a null date as `1970-01-01`, so the

@@ -62,6 +62,7 @@ fn number(object: &Map<String, Value>, key: &str) -> Result<Option<f64>, String>
     }
 }
 
+// Semantics: docs/semantics.md#kafka-records-and-dead-letters
 /// The event in a record's value, or why there is none.
 pub fn decode_event(value: Option<&[u8]>) -> Result<Event, String> {
     let value = value.ok_or("the record has no value")?;
@@ -161,6 +162,7 @@ pub fn events_batch(events: &[Event]) -> anyhow::Result<RecordBatch> {
     Ok(RecordBatch::try_new(Arc::new(Schema::new(event_fields())), columns)?)
 }
 
+// Semantics: docs/semantics.md#stream_dead_letters
 /// Columns of the dead-letter table, `received_date` (the record's
 /// timestamp's day, UTC) last: the partition column.
 pub fn dead_letter_schema() -> SchemaRef {

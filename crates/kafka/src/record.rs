@@ -9,6 +9,8 @@
 //! **Key**: the `user_id` in decimal (no key when it is null). Kafka keeps the
 //! records of one key in one partition, in order, so a user's session arrives
 //! in the order it happened.
+//!
+//! Semantics: docs/semantics.md#kafka-records-and-dead-letters
 
 use chrono::DateTime;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};

@@ -54,6 +54,7 @@ pub struct RawRecord {
 /// How long one metadata or offsets request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+// Semantics: docs/semantics.md#kafka-records-and-dead-letters
 /// Splits at most `max_records` offsets over the partitions that have
 /// records between their position and their end, in proportion to each
 /// one's backlog (as Spark's `maxOffsetsPerTrigger` does): partitions

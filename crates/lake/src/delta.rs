@@ -18,6 +18,8 @@
 //! `read_version`, and the commit is refused with [`TableChanged`] — an
 //! overwrite computed from an older state never lands. No lock server: the
 //! log is the arbiter.
+//!
+//! Semantics: docs/semantics.md#storage-and-partitioning
 
 use std::collections::HashMap;
 use std::sync::Arc;

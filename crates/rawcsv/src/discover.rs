@@ -23,6 +23,7 @@ pub enum Compression {
     Xz,
 }
 
+// Semantics: docs/semantics.md#raw-input
 /// The name endings read as raw CSV, compared case-insensitively.
 const CSV_ENDINGS: [(&str, Compression); 7] = [
     (".csv", Compression::None),
@@ -266,6 +267,7 @@ pub fn header_order(file: &RawFile, line: &[u8]) -> Result<ColumnOrder, String> 
 /// Longest header line looked at before giving up on it.
 const HEADER_LIMIT: usize = 64 << 10;
 
+// Semantics: docs/semantics.md#reconciliation-checks
 /// Counts data and blank lines with a byte scan, independently of the parser,
 /// and checks the header first: a bad header fails here, on the client, with
 /// one line, before any job is planned.

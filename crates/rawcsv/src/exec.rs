@@ -193,6 +193,7 @@ impl FileReader {
         Ok(())
     }
 
+    // Semantics: docs/semantics.md#raw-input
     fn consume_line(&mut self, line: &[u8]) -> Result<()> {
         self.line_no += 1;
         let line = line.strip_suffix(b"\r").unwrap_or(line);

@@ -53,6 +53,7 @@ fn non_empty(field: &str) -> Option<&str> {
     (!field.is_empty()).then_some(field)
 }
 
+// Semantics: docs/semantics.md#parsing-a-line
 /// Parses the fields of one line, in the file's column order. Problems are
 /// appended to `problems` (empty when the row is clean).
 pub fn parse_fields<'a>(
@@ -114,6 +115,7 @@ impl ColumnOrder {
     /// The Kaggle order itself.
     pub const KAGGLE: Self = Self { positions: [0, 1, 2, 3, 4, 5, 6, 7, 8] };
 
+    // Semantics: docs/semantics.md#raw-input
     /// Reads the header line (a UTF-8 BOM, spaces around names and letter
     /// case are ignored). Every Kaggle column must appear once and no other:
     /// the error says which are missing, unknown or repeated.

@@ -113,6 +113,7 @@ async fn find_raw_files(engine: &Engine, raw: &str) -> anyhow::Result<RawListing
     Ok(listing)
 }
 
+// Semantics: docs/semantics.md#reconciliation-checks
 async fn build_tables(
     engine: &Engine,
     staged: &StagedRun,

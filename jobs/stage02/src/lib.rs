@@ -36,6 +36,7 @@ impl fmt::Display for Stage02Report {
 
 type Plan = fn(datafusion::prelude::DataFrame) -> datafusion::error::Result<datafusion::prelude::DataFrame>;
 
+// Semantics: docs/semantics.md#gold_funnel_daily_brand
 const TABLES: [(TableSpec, Plan); 3] = [
     (GOLD_FUNNEL_DAILY_BRAND, plans::gold_daily_brand),
     (GOLD_FUNNEL_DAILY_CATEGORY, plans::gold_daily_category),

@@ -4,6 +4,7 @@ use chrono::DateTime;
 
 const MINUTE_MICROS: i64 = 60_000_000;
 
+// Semantics: docs/semantics.md#stream-input-stage-03
 /// Splits minutes (start µs, rows; sorted) into at most `files` consecutive
 /// intervals `[start, end)` of whole minutes with about equal rows. Fewer
 /// intervals when there are fewer minutes than files; never an empty one.

@@ -69,6 +69,7 @@ impl Default for Stage03Args {
     }
 }
 
+// Semantics: docs/semantics.md#stream-input-stage-03
 /// The days to write: the given dates, the rest from the data (`data_days`,
 /// bronze's sorted partition values). None when bronze has no dated row and
 /// no --stream-to was given.

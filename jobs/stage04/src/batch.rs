@@ -206,6 +206,7 @@ async fn totals(local: &SessionContext, folder: &Lake, rel: &str, shape: Shape) 
     Ok(Totals { rows: n(0), views: n(1), carts: n(2), purchases: n(3), max_window_start: v[4] })
 }
 
+// Semantics: docs/semantics.md#watermark
 /// Runs a logged batch up to its commit record and applies it. The same
 /// offsets and previous state always give the same rows.
 pub async fn execute(
@@ -438,6 +439,7 @@ pub async fn finish_commit(cx: &BatchContext<'_>, commit: &Commit) -> anyhow::Re
     Ok(())
 }
 
+// Semantics: docs/semantics.md#reconciliation-checks
 fn reconcile(
     counts: &Counts,
     old_state: &Totals,

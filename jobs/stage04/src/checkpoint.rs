@@ -32,6 +32,8 @@
 //! On start: re-apply the last commit's appends, then re-run the batch whose
 //! offsets have no commit, if any. Outputs of a batch are a function of its
 //! offsets and the previous state only, so the re-run writes the same rows.
+//!
+//! Semantics: docs/semantics.md#checkpoint-files
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -37,6 +37,7 @@ use crate::source::{FileSource, KafkaSource, KafkaSourceArgs, Next, StreamSource
 pub const STREAM_INPUT: &str = "stream_input/";
 /// Default checkpoint, relative to the lake root.
 pub const CHECKPOINT: &str = "checkpoints/stream_hourly_brand/";
+// Semantics: docs/semantics.md#de-duplication-within-the-watermark
 /// What the checkpoint aggregates; a checkpoint of another aggregation is refused.
 fn aggregation(dedup: bool) -> &'static str {
     if dedup {
@@ -60,6 +61,7 @@ pub enum SourceKind {
     Kafka,
 }
 
+// Semantics: docs/semantics.md#streaming-funnel-stage-04
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage04Args {
     /// Where the stream's events come from.
@@ -375,6 +377,7 @@ async fn run_holding(
     Ok(report)
 }
 
+// Semantics: docs/semantics.md#which-rows-a-batch-counts
 /// The future cutoff of the next batch: the clock plus the skew, never
 /// earlier than a cutoff already logged (a clock set back must not make an
 /// event counted in an open window one from the future).

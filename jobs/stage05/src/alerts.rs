@@ -282,6 +282,7 @@ impl std::fmt::Display for Delivery {
     }
 }
 
+// Semantics: docs/semantics.md#alerts-state
 /// The delivered anomalies of one table, as a JSON list of keys in the lake.
 struct Ledger;
 

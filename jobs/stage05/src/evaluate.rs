@@ -4,6 +4,8 @@
 //! A flagged brand-hour is a hit when the same brand and hour was planted
 //! with the same type; a planted drop flagged as a spike is both a miss and a
 //! false alarm.
+//!
+//! Semantics: docs/semantics.md#evaluation
 
 use std::collections::HashSet;
 use std::fmt;

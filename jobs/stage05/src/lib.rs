@@ -1,8 +1,9 @@
 //! Stage 05: conversion anomalies per brand-hour, from `gold_funnel_hourly_brand`.
 //!
-//! Writes `gold_anomalies_hourly_brand` (the classic detector of the
-//! semantics) and `gold_anomalies_hourly_brand_v2` (a count-aware rate test),
-//! committed together. [`evaluate`] scores both against planted truth.
+//! Writes `gold_anomalies_hourly_brand` (the classic detector,
+//! docs/semantics.md#classic-detector) and `gold_anomalies_hourly_brand_v2`
+//! (a count-aware rate test, docs/semantics.md#rate-test-v2), committed together.
+//! [`evaluate`] scores both against planted truth.
 
 pub mod alerts;
 pub mod evaluate;
@@ -20,6 +21,7 @@ use funnelpulse_engine::tables::read_files;
 use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
 use funnelpulse_lake::{AsOf, Lake};
 
+// Semantics: docs/semantics.md#anomalies-stage-05
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage05Args {
     /// Classic detector: brand-hours with at least this many views form the baselines.

@@ -1,6 +1,6 @@
 //! Stage 06: the summary report.
 //!
-//! Gathers the figures the original printed (semantics §06) with Ballista
+//! Gathers the figures the original printed (docs/semantics.md#report-stage-06) with Ballista
 //! queries over the lake, prints them, and writes one self-contained HTML page
 //! with charts (`<lake>/reports/summary.html`) and the same figures as JSON
 //! (`<lake>/reports/summary.json`).

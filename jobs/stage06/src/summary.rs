@@ -1,6 +1,6 @@
 //! What the report shows, gathered from the lake with Ballista queries.
 //!
-//! Everything the original summary printed (semantics §06) plus the series
+//! Everything the original summary printed (docs/semantics.md#report-stage-06) plus the series
 //! the charts need. Serialised as `summary.json` beside the HTML page.
 
 use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, sum};
@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::query::{Cell, Kind, rows};
 
+// Semantics: docs/semantics.md#report-stage-06
 /// Every table a full pipeline run makes, in pipeline order.
 pub const REPORTED_TABLES: [TableSpec; 11] = [
     BRONZE_EVENTS,
@@ -31,6 +32,7 @@ pub const REPORTED_TABLES: [TableSpec; 11] = [
     GOLD_ANOMALIES_HOURLY_BRAND_V2,
 ];
 
+// Semantics: docs/semantics.md#price-bands
 /// Price bands in their natural order.
 pub const PRICE_BANDS: [&str; 4] = ["<10", "10-30", "30-60", "60_plus"];
 

@@ -1,5 +1,7 @@
 //! The classic detector: z-scores of `conversion_rate` against the brand's and
 //! the brand-hour-of-day's mean and sample standard deviation.
+//!
+//! Semantics: docs/semantics.md#classic-detector
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::JoinType;
@@ -11,7 +13,7 @@ use datafusion::prelude::DataFrame;
 use super::{hour_of_day, join_back, per_key};
 use crate::funnel::MEASURE_COLUMNS;
 
-/// The thresholds of the classic detector (the semantics' defaults).
+/// The thresholds of the classic detector (the original's defaults, docs/semantics.md#classic-detector).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClassicThresholds {
     /// Rows that enter the baselines: `views >= baseline_min_views` (and a brand).
@@ -63,6 +65,7 @@ fn z_score(suffix: &str) -> Expr {
         .unwrap()
 }
 
+// Semantics: docs/semantics.md#gold_anomalies_hourly_brand
 /// gold_anomalies_hourly_brand: the flagged rows of `gold` (gold_funnel_hourly_brand,
 /// whose last column is `window_date`) with their baselines and z-scores.
 pub fn classic_anomalies(gold: DataFrame, t: ClassicThresholds) -> Result<DataFrame> {

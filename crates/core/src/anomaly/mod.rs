@@ -1,7 +1,7 @@
 //! Stage 05: conversion anomalies on `gold_funnel_hourly_brand`.
 //!
-//! - [`classic`]: the original z-score detector, exactly as in the reference
-//!   semantics → `gold_anomalies_hourly_brand`.
+//! - [`classic`]: the original z-score detector, exactly as the original ran it
+//!   (docs/semantics.md#classic-detector) → `gold_anomalies_hourly_brand`.
 //! - [`rate_test`]: a count-aware test of each hour's purchases against the
 //!   brand's own leave-one-out, hour-of-day baseline →
 //!   `gold_anomalies_hourly_brand_v2`.
@@ -16,6 +16,7 @@ use datafusion::error::Result;
 use datafusion::logical_expr::{Expr, cast, col, lit};
 use datafusion::prelude::{DataFrame, date_part};
 
+// Semantics: docs/semantics.md#anomalies-stage-05
 /// `hour(window_start)` as an integer 0–23 (UTC), like Spark's `hour()`.
 pub fn hour_of_day() -> Expr {
     cast(date_part(lit("hour"), col("window_start")), DataType::Int32)

@@ -24,6 +24,8 @@
 //!    huge brands make tiny, uninteresting differences significant).
 //!
 //! Every number a user needs to judge a flag is a column.
+//!
+//! Semantics: docs/semantics.md#rate-test-v2
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::JoinType;
@@ -156,6 +158,7 @@ fn running_min(x: Expr, order: Vec<datafusion::logical_expr::SortExpr>) -> Resul
     Expr::from(WindowFunction::new(WindowFunctionDefinition::AggregateUDF(min_udaf()), vec![x])).order_by(order).build()
 }
 
+// Semantics: docs/semantics.md#gold_anomalies_hourly_brand_v2
 /// gold_anomalies_hourly_brand_v2: the flagged brand-hours of `gold`
 /// (gold_funnel_hourly_brand, last column `window_date`) with the evidence.
 pub fn rate_test_anomalies(gold: DataFrame, o: RateTestOptions) -> Result<DataFrame> {

@@ -41,6 +41,7 @@ pub struct Listing {
     pub vanished: usize,
 }
 
+// Semantics: docs/semantics.md#quarantined-files
 fn is_data_file(rel: &str) -> bool {
     rel.ends_with(".parquet") && !rel.split('/').any(|seg| seg.starts_with('.') || seg.starts_with('_'))
 }
@@ -274,6 +275,7 @@ async fn footer_schema(source: &Lake, file: &FileMeta) -> anyhow::Result<Result<
         .map_err(|e| format!("not a readable Parquet file ({e})")))
 }
 
+// Semantics: docs/semantics.md#quarantined-files
 /// Reads a file's footer and checks its columns; returns its row count, or
 /// (inner `Err`) the reason to quarantine it.
 pub async fn check_file(source: &Lake, file: &FileMeta) -> anyhow::Result<Result<u64, String>> {
