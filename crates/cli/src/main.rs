@@ -68,8 +68,11 @@ fn parse(sources: &config::Sources) -> Cli {
     })
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    funnelpulse_engine::memory::main_runtime().block_on(async_main());
+}
+
+async fn async_main() {
     let verbose = std::env::args().any(|a| a == "-v" || a == "--verbose")
         || std::env::var("FUNNELPULSE_VERBOSE").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
     let logs = if verbose { VERBOSE_LOGS } else { QUIET_LOGS };

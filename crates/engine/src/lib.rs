@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod codec;
 pub mod embedded;
 pub mod files_table;
+pub mod memory;
 pub mod session;
 pub mod staged;
 pub mod tables;

@@ -15,8 +15,11 @@ struct Cli {
     clock: ClockArgs,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    funnelpulse_engine::memory::main_runtime().block_on(async_main())
+}
+
+async fn async_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let raw = cli.stage.raw.clone().ok_or_else(|| anyhow::anyhow!("--raw is required (folder of Kaggle CSVs)"))?;
     let mut runner = funnelpulse_engine::StageRunner::connect(&cli.common).await?;

@@ -13,8 +13,11 @@ struct Cli {
     stage: Stage04Args,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    funnelpulse_engine::memory::main_runtime().block_on(async_main())
+}
+
+async fn async_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut runner = funnelpulse_engine::StageRunner::connect(&cli.common).await?;
     let lake = runner.open_lake(&cli.common.lake)?;

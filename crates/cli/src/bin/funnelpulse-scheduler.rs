@@ -2,8 +2,11 @@
 
 use clap::Parser;
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    funnelpulse_engine::memory::main_runtime().block_on(async_main());
+}
+
+async fn async_main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if let Err(error) = funnelpulse_scheduler::serve(funnelpulse_scheduler::Args::parse()).await {
         log::debug!("{error:?}");
