@@ -46,7 +46,7 @@ pub struct VacuumArgs {
     pub lake: String,
     /// Keep what versions of this age need (time travel within it still works).
     /// Below an hour, a run still writing its files could lose them.
-    #[arg(long, default_value = "168h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "168h", value_parser = funnelpulse_engine::args::parse_duration)]
     pub retain: Duration,
     /// Allow --retain below one hour (no run may be writing to the lake).
     #[arg(long)]

@@ -24,13 +24,19 @@ fn parse_scheduler(text: &str) -> Result<String, String> {
         .map_err(|_| "must look like df://HOST:PORT (a Ballista scheduler, e.g. df://10.0.0.2:50050)".to_string())
 }
 
+/// Every duration flag (`--job-timeout 30m`, `--watermark 2h`, `--trigger-interval 500ms`):
+/// one parser, so that every invalid value gets the same examples.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 2h, 90s, 500ms)"))
+}
+
 /// How a stage on a remote cluster copes with lost executors and a
 /// restarted scheduler (no effect on the embedded engine).
 #[derive(clap::Args, Debug, Clone)]
 pub struct ClusterArgs {
     /// Longest one cluster job may run or wait: a job over it is cancelled
     /// (PATCH /api/job/{id}; a lost executor can hang a job) and its stage retried.
-    #[arg(long, env = "FUNNELPULSE_JOB_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FUNNELPULSE_JOB_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
     pub job_timeout: Duration,
     /// Retries of a stage after a cluster failure: a failed or timed-out job,
     /// a lost scheduler, or a failed reconciliation check.
@@ -38,12 +44,12 @@ pub struct ClusterArgs {
     pub stage_retries: u32,
     /// How long to wait, before a retry, for the scheduler to answer with at
     /// least one registered executor.
-    #[arg(long, env = "FUNNELPULSE_CLUSTER_WAIT", default_value = "3m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FUNNELPULSE_CLUSTER_WAIT", default_value = "3m", value_parser = parse_duration)]
     pub cluster_wait: Duration,
     /// Longest the client waits on a silent executor while fetching a job's
     /// result (no answer to a request or to HTTP/2 pings): the fetch then
     /// fails, the job counts as failed and the stage is retried (at least 1s).
-    #[arg(long, env = "FUNNELPULSE_FETCH_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FUNNELPULSE_FETCH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub fetch_timeout: Duration,
 }
 
@@ -68,7 +74,7 @@ pub struct ClockArgs {
     /// Events later than the wall clock plus this are from the future (a
     /// broken device clock): stage 04 keeps them out of its watermark and
     /// windows (in future_events), stage 01 counts them.
-    #[arg(long, env = "FUNNELPULSE_MAX_CLOCK_SKEW", default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "FUNNELPULSE_MAX_CLOCK_SKEW", default_value = "1h", value_parser = parse_duration)]
     pub max_clock_skew: Duration,
 }
 

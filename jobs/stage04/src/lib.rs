@@ -47,10 +47,6 @@ fn aggregation(dedup: bool) -> &'static str {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 2h, 90s, 500ms)"))
-}
-
 /// Where the events come from.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SourceKind {
@@ -79,7 +75,7 @@ pub struct Stage04Args {
     #[arg(long, env = "FUNNELPULSE_MAX_FILES_PER_TRIGGER", default_value_t = 2)]
     pub max_files_per_trigger: usize,
     /// Watermark delay: windows close when the latest event time minus this passes their end.
-    #[arg(long, env = "FUNNELPULSE_WATERMARK", default_value = "2h", value_parser = parse_duration)]
+    #[arg(long, env = "FUNNELPULSE_WATERMARK", default_value = "2h", value_parser = funnelpulse_engine::args::parse_duration)]
     pub watermark: Duration,
     /// Process the files present at the start, then stop (bounded run).
     #[arg(long)]
@@ -88,10 +84,10 @@ pub struct Stage04Args {
     #[arg(long)]
     pub flush_at_end: bool,
     /// Continuous mode: how often the source folder is polled when there is nothing new.
-    #[arg(long, env = "FUNNELPULSE_TRIGGER_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "FUNNELPULSE_TRIGGER_INTERVAL", default_value = "2s", value_parser = funnelpulse_engine::args::parse_duration)]
     pub trigger_interval: Duration,
     /// A file is taken only once it has not been modified for this long.
-    #[arg(long, env = "FUNNELPULSE_FILE_SETTLE", default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, env = "FUNNELPULSE_FILE_SETTLE", default_value = "2s", value_parser = funnelpulse_engine::args::parse_duration)]
     pub file_settle: Duration,
     /// Start over: delete the checkpoint and the stream's output tables first.
     #[arg(long)]
@@ -102,7 +98,7 @@ pub struct Stage04Args {
     pub dedup_within_watermark: bool,
     /// One stream per checkpoint: a stream that has not renewed its lease for
     /// this long (killed, or cut off) can be replaced by another.
-    #[arg(long, env = "FUNNELPULSE_LEASE_TTL", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "FUNNELPULSE_LEASE_TTL", default_value = "30s", value_parser = funnelpulse_engine::args::parse_duration)]
     pub lease_ttl: Duration,
     /// `--max-clock-skew` (shared with stage 01's count of the same events).
     #[command(flatten)]

@@ -26,10 +26,6 @@ use object_store::{ObjectStoreExt, PutPayload};
 use crate::checkpoint::{Checkpoint, KafkaOffsets, LoggedFile, Offsets, Position};
 use crate::source::Next;
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (examples: 2m, 90s)"))
-}
-
 #[derive(clap::Args, Debug, Clone)]
 pub struct KafkaSourceArgs {
     /// With --source kafka: the brokers, HOST:PORT[,HOST:PORT…].
@@ -55,7 +51,7 @@ pub struct KafkaSourceArgs {
           value_parser = funnelpulse_kafka::parse_option)]
     pub kafka_options: Vec<(String, String)>,
     /// With --source kafka: how long the broker may be unreachable before the stream stops.
-    #[arg(long, env = "FUNNELPULSE_KAFKA_PATIENCE", default_value = "2m", value_parser = parse_duration)]
+    #[arg(long, env = "FUNNELPULSE_KAFKA_PATIENCE", default_value = "2m", value_parser = funnelpulse_engine::args::parse_duration)]
     pub kafka_patience: Duration,
 }
 
