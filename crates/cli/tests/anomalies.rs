@@ -76,6 +76,27 @@ async fn v2_detector_equals_an_independent_implementation() {
     assert_close_rows("gold_anomalies_hourly_brand_v2", v2_table(&run.lake).await, expected, 1e-6);
 }
 
+/// `--v2-prior-views 0`: an hour whose brand has no other view at that hour of
+/// day has no baseline and is not tested (0/0 once made a NaN expected rate,
+/// which sorts above every number and poisons its brand's dispersion).
+#[tokio::test]
+async fn v2_without_a_prior_skips_hours_without_a_baseline() {
+    let run = embedded_run();
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    common::copy_dir(&run.lake, &lake);
+    let gold = gold(&lake).await;
+    assert!(anomalies::hours_alone_at_their_hour_of_day(&gold, 5) > 0, "no hour without a baseline to test with");
+    let mut args = vec!["run", "05", "--lake", lake.to_str().unwrap()];
+    args.extend(OPTIONS);
+    args.extend(["--v2-prior-views", "0"]);
+    funnelpulse_ok(dir.path(), &args);
+    let options = V2Options { min_views: 5, prior_views: 0.0, fdr: 0.9, min_change: 0.1 };
+    let expected = anomalies::v2(&gold, &options);
+    assert!(!expected.is_empty(), "too few anomalies to test with");
+    assert_close_rows("v2 without a prior", v2_table(&lake).await, expected, 1e-6);
+}
+
 /// Default options on 12 days at the default data's density (143k rows a
 /// day): 12 planted anomalies, scored by `funnelpulse evaluate`.
 #[tokio::test]

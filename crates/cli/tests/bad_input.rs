@@ -103,8 +103,9 @@ fn missing_raw_files_and_bad_settings_are_named() {
     std::fs::create_dir_all(dir.path().join("raw")).unwrap();
     let out = funnelpulse(dir.path(), &["run", "01", "--raw", "raw", "--lake", "lake"], &[]);
     assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("no raw CSV files (*.csv, *.csv.gz, *.csv.zst, *.csv.bz2, *.csv.xz) in raw"),
+        String::from_utf8_lossy(&out.stderr).contains(
+            "no raw CSV files (*.csv, *.csv.gz, *.csv.gzip, *.csv.zst, *.csv.zstd, *.csv.bz2 and *.csv.xz) in raw"
+        ),
         "{out:?}"
     );
     let out = funnelpulse(dir.path(), &["run", "01", "--raw", "raw"], &[("FUNNELPULSE_BAD_ROWS", "sometimes")]);

@@ -133,6 +133,21 @@ async fn line_numbers_in_a_compressed_file_are_exact() {
     assert!(text.contains("raw data lines                   4"), "{text}");
 }
 
+/// Two exports of the same name in two subfolders: a bad row names the path
+/// below `--raw`, so the two files stay apart in bronze_rejects.
+#[tokio::test]
+async fn rejects_name_the_file_by_its_path_below_the_raw_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    for (folder, line) in [("2019-10", "2019-10-01 10:00:00 UTC,view,1,2"), ("2019-11", "bad,view,1,2,,b,1.00,3,s")] {
+        let sub = dir.path().join("raw").join(folder);
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("events.csv"), format!("{HEADER}\n{line}\n")).unwrap();
+    }
+    funnelpulse_ok(dir.path(), &["run", "01", "--raw", "raw", "--lake", "lake"]);
+    let rejects = sorted(read_rows(&dir.path().join("lake"), "bronze_rejects", "event_date", &["source_file"]).await);
+    assert_eq!(rejects, vec![vec![Value::S("2019-10/events.csv".into())], vec![Value::S("2019-11/events.csv".into())]]);
+}
+
 #[tokio::test]
 async fn reordered_columns_are_mapped_by_the_header() {
     let dir = tempfile::tempdir().unwrap();

@@ -279,3 +279,24 @@ mod tests {
         assert_eq!(format_micros(1_571_097_600_000_000), "2019-10-15 00:00:00");
     }
 }
+
+// Semantics: docs/semantics.md#stream-input-stage-03
+/// Days of a stream's default range: the last 17 days of the data, as the
+/// original job's 2019-10-15 … 31 were of its October.
+pub const DEFAULT_STREAM_DAYS: u64 = 17;
+
+/// The days a stream is cut from (stage 03) or replayed from (`kafka replay`):
+/// the given dates, the rest from the data (`data_days`, bronze's sorted
+/// partition values: the default end is its last dated day). None when the
+/// data has no dated day and no end was given.
+pub fn stream_date_range(
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    data_days: &[String],
+) -> Option<(chrono::NaiveDate, chrono::NaiveDate)> {
+    let last = data_days.iter().rev().find_map(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let end = to.or(last)?;
+    let start = from.unwrap_or(end - chrono::Days::new(DEFAULT_STREAM_DAYS - 1));
+    // A given start after the data's last day: an empty range, not an inverted one.
+    Some((start, if to.is_none() { end.max(start) } else { end }))
+}

@@ -35,12 +35,12 @@ use crate::topic::{client_config, ensure_topic};
 pub struct ReplayArgs {
     #[command(flatten)]
     pub kafka: KafkaArgs,
-    /// First event date (UTC) to replay.
-    #[arg(long, default_value = "2019-10-15")]
-    pub from: NaiveDate,
-    /// Last event date (inclusive).
-    #[arg(long, default_value = "2019-10-31")]
-    pub to: NaiveDate,
+    /// First event date (UTC) to replay [default: 16 days before --to, as stage 03's range].
+    #[arg(long)]
+    pub from: Option<NaiveDate>,
+    /// Last event date (inclusive) [default: the last day of bronze_events].
+    #[arg(long)]
+    pub to: Option<NaiveDate>,
     /// Events per second (default: as fast as the broker takes them).
     #[arg(long, conflicts_with = "speedup")]
     pub rate: Option<f64>,
@@ -90,7 +90,9 @@ impl fmt::Display for ReplayReport {
 const IN_FLIGHT: u64 = 20_000;
 
 pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::Result<ReplayReport> {
-    anyhow::ensure!(args.from <= args.to, "--from must not be after --to");
+    if let (Some(from), Some(to)) = (args.from, args.to) {
+        anyhow::ensure!(from <= to, "--from must not be after --to");
+    }
     anyhow::ensure!(args.rate.is_none_or(|r| r > 0.0), "--rate must be positive");
     anyhow::ensure!(args.speedup.is_none_or(|s| s > 0.0), "--speedup must be positive");
     let started = Instant::now();
@@ -236,16 +238,24 @@ impl ProducerContext for Deliveries {
 }
 
 /// Bronze's days in the range; none is an error naming the days bronze has.
-fn days_in_range(bronze: &TableFiles, from: NaiveDate, to: NaiveDate) -> anyhow::Result<Vec<String>> {
-    let (from, to) = (from.to_string(), to.to_string());
+/// The bronze days to replay: `--from … --to`, by default the last 17 days of the data.
+fn days_in_range(bronze: &TableFiles, from: Option<NaiveDate>, to: Option<NaiveDate>) -> anyhow::Result<Vec<String>> {
     let all = bronze.partitions();
-    let days: Vec<String> = all.iter().filter(|d| **d >= from && **d <= to).cloned().collect();
+    let range = funnelpulse_core::stream::stream_date_range(from, to, &all);
+    let days: Vec<String> = match range {
+        Some((from, to)) => {
+            let (from, to) = (from.to_string(), to.to_string());
+            all.iter().filter(|d| **d >= from && **d <= to).cloned().collect()
+        }
+        None => Vec::new(),
+    };
     if days.is_empty() {
+        let wanted = range.map_or("dated".to_string(), |(from, to)| format!("from {from} to {to}"));
         let held = match (all.iter().min(), all.iter().max()) {
             (Some(first), Some(last)) => format!("it holds {first} … {last}"),
             _ => "it is empty".to_string(),
         };
-        anyhow::bail!("bronze_events has no rows from {from} to {to} ({held}): choose the days with --from and --to");
+        anyhow::bail!("bronze_events has no rows {wanted} ({held}): choose the days with --from and --to");
     }
     Ok(days)
 }

@@ -23,6 +23,15 @@ pub enum Compression {
     Xz,
 }
 
+/// The endings of [`CSV_ENDINGS`] as users read them (a macro: messages are built with `concat!`).
+macro_rules! read_endings {
+    () => {
+        "*.csv, *.csv.gz, *.csv.gzip, *.csv.zst, *.csv.zstd, *.csv.bz2 and *.csv.xz"
+    };
+}
+/// The raw files read, for messages: every ending of [`CSV_ENDINGS`].
+pub const READ_ENDINGS: &str = read_endings!();
+
 // Semantics: docs/semantics.md#raw-input
 /// The name endings read as raw CSV, compared case-insensitively.
 const CSV_ENDINGS: [(&str, Compression); 7] = [
@@ -74,7 +83,9 @@ impl Compression {
 pub struct RawFile {
     /// Full URL (`file:///…`, `gs://bucket/…`).
     pub url: String,
-    /// Name shown in `bronze_rejects.source_file` (the file name).
+    /// Name shown in `bronze_rejects.source_file`: the path below the raw
+    /// folder (files of the same name in two subfolders stay apart), or the
+    /// file name when `--raw` is one file.
     pub name: String,
     pub size: u64,
     /// From the name; the reader decompresses as it streams.
@@ -119,7 +130,8 @@ pub async fn list_raw_files(store: &dyn ObjectStore, url: &url::Url) -> anyhow::
     let file = Path::from_url_path(url.path().trim_end_matches('/'))?;
     if let Ok(meta) = store.head(&file).await {
         let compression = meta.location.filename().and_then(Compression::of_name).unwrap_or_default();
-        return Ok(RawListing { files: vec![to_raw_file(base, meta, compression)], not_read: vec![] });
+        let name = meta.location.filename().unwrap_or_default().to_string();
+        return Ok(RawListing { files: vec![to_raw_file(base, meta, compression, name)], not_read: vec![] });
     }
     let prefix = Path::from_url_path(url.path())?;
     let mut listing = RawListing::default();
@@ -128,7 +140,7 @@ pub async fn list_raw_files(store: &dyn ObjectStore, url: &url::Url) -> anyhow::
         let rel = meta.location.as_ref().strip_prefix(prefix.as_ref()).unwrap_or(meta.location.as_ref());
         let rel = rel.trim_start_matches('/').to_string();
         match classify(&meta) {
-            Ok(compression) => listing.files.push(to_raw_file(base, meta, compression)),
+            Ok(compression) => listing.files.push(to_raw_file(base, meta, compression, rel)),
             Err(reason) => listing.not_read.push(NotRead { path: rel, reason }),
         }
     }
@@ -144,7 +156,7 @@ fn classify(meta: &object_store::ObjectMeta) -> Result<Compression, &'static str
         return Err("hidden or marker file (name starts with '.' or '_')");
     }
     let Some(compression) = Compression::of_name(name) else {
-        return Err("not a CSV file: only *.csv, *.csv.gz, *.csv.zst, *.csv.bz2 and *.csv.xz are read");
+        return Err(concat!("not a CSV file: only ", read_endings!(), " are read"));
     };
     if meta.size == 0 {
         return Err("empty file (0 bytes): not even a header");
@@ -152,13 +164,8 @@ fn classify(meta: &object_store::ObjectMeta) -> Result<Compression, &'static str
     Ok(compression)
 }
 
-fn to_raw_file(base: &str, meta: object_store::ObjectMeta, compression: Compression) -> RawFile {
-    RawFile {
-        url: format!("{base}/{}", meta.location),
-        name: meta.location.filename().unwrap_or_default().to_string(),
-        size: meta.size,
-        compression,
-    }
+fn to_raw_file(base: &str, meta: object_store::ObjectMeta, compression: Compression, name: String) -> RawFile {
+    RawFile { url: format!("{base}/{}", meta.location), name, size: meta.size, compression }
 }
 
 /// Lines of a raw file as the reader sees them.

@@ -20,7 +20,8 @@ pub use report::Stage01Report;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage01Args {
-    /// Raw Kaggle CSVs: a folder (every *.csv, *.csv.gz, *.csv.zst, *.csv.bz2, *.csv.xz under it;
+    /// Raw Kaggle CSVs: a folder (every *.csv, *.csv.gz, *.csv.zst, *.csv.bz2, *.csv.xz under it, also
+    /// *.csv.gzip and *.csv.zstd;
     /// other files are listed as not read) or one file, local or gs://.
     #[arg(long, env = "FUNNELPULSE_RAW")]
     pub raw: Option<String>,
@@ -66,9 +67,9 @@ pub async fn run(
         report.data_lines += counts.data_lines;
         report.blank_lines += counts.blank_lines;
         if counts.data_lines == 0 {
-            without_rows.push(match (file.size, counts.blank_lines) {
-                (0, _) => format!("{} is empty", file.name),
-                (_, 0) => format!("{} holds no data rows (only a header)", file.name),
+            // (0-byte files are listed as not read and never counted.)
+            without_rows.push(match counts.blank_lines {
+                0 => format!("{} holds no data rows (only a header)", file.name),
                 _ => format!("{} holds no data rows (only a header and blank lines)", file.name),
             });
         }
@@ -108,7 +109,7 @@ async fn find_raw_files(engine: &Engine, raw: &str) -> anyhow::Result<RawListing
             0 => "it is empty or does not exist".to_string(),
             n => format!("{n} other files, e.g. {} ({})", listing.not_read[0].path, listing.not_read[0].reason),
         };
-        anyhow::bail!("no raw CSV files (*.csv, *.csv.gz, *.csv.zst, *.csv.bz2, *.csv.xz) in {raw}: {seen}");
+        anyhow::bail!("no raw CSV files ({}) in {raw}: {seen}", funnelpulse_rawcsv::discover::READ_ENDINGS);
     }
     Ok(listing)
 }

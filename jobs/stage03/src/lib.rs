@@ -39,10 +39,6 @@ use futures::{StreamExt, TryStreamExt};
 /// Where the stream input lives, relative to the lake root.
 pub const STREAM_INPUT: &str = "stream_input/";
 
-/// Days of the default range: the last 17 days of the data, as the original
-/// job's 2019-10-15 … 31 were of its October.
-pub const DEFAULT_DAYS: u64 = 17;
-
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage03Args {
     /// First event date (UTC) of the stream input [default: 16 days before --stream-to].
@@ -74,11 +70,7 @@ impl Default for Stage03Args {
 /// bronze's sorted partition values). None when bronze has no dated row and
 /// no --stream-to was given.
 pub fn date_range(args: &Stage03Args, data_days: &[String]) -> Option<(NaiveDate, NaiveDate)> {
-    let last = data_days.iter().rev().find_map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-    let to = args.stream_to.or(last)?;
-    let from = args.stream_from.unwrap_or(to - chrono::Days::new(DEFAULT_DAYS - 1));
-    // A given start after the data's last day: an empty range, not an inverted one.
-    Some((from, if args.stream_to.is_none() { to.max(from) } else { to }))
+    funnelpulse_core::stream::stream_date_range(args.stream_from, args.stream_to, data_days)
 }
 
 /// Why nothing was written, in one line.

@@ -18,7 +18,7 @@ use crate::query::{Cell, Kind, rows};
 
 // Semantics: docs/semantics.md#report-stage-06
 /// Every table a full pipeline run makes, in pipeline order.
-pub const REPORTED_TABLES: [TableSpec; 11] = [
+pub const REPORTED_TABLES: [TableSpec; 13] = [
     BRONZE_EVENTS,
     BRONZE_REJECTS,
     SILVER_EVENTS,
@@ -28,6 +28,8 @@ pub const REPORTED_TABLES: [TableSpec; 11] = [
     GOLD_FUNNEL_HOURLY_PRICE_BAND,
     GOLD_STREAM_FUNNEL_HOURLY_BRAND,
     LATE_EVENTS,
+    FUTURE_EVENTS,
+    STREAM_DEAD_LETTERS,
     GOLD_ANOMALIES_HOURLY_BRAND,
     GOLD_ANOMALIES_HOURLY_BRAND_V2,
 ];

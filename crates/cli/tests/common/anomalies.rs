@@ -152,6 +152,17 @@ pub struct V2Options {
     pub min_change: f64,
 }
 
+/// The hours with at least `min_views` views whose brand has no other view at
+/// that hour of day: without a prior (`--v2-prior-views 0`) they have no baseline.
+pub fn hours_alone_at_their_hour_of_day(gold: &[Row], min_views: i64) -> usize {
+    let all = hours(gold);
+    let mut views: HashMap<(&str, i64), i64> = HashMap::new();
+    for h in &all {
+        *views.entry((&h.brand, h.hour)).or_default() += h.views;
+    }
+    all.iter().filter(|h| h.views >= min_views && views[&(h.brand.as_str(), h.hour)] == h.views).count()
+}
+
 /// gold_anomalies_hourly_brand_v2 as documented in the README.
 pub fn v2(gold: &[Row], o: &V2Options) -> Vec<Row> {
     let all = hours(gold);
@@ -178,6 +189,9 @@ pub fn v2(gold: &[Row], o: &V2Options) -> Vec<Row> {
         let (bv, bp, hv, hp) = (bv - h.views, bp - h.purchases, hv - h.views, hp - h.purchases);
         if bv == 0 {
             continue;
+        }
+        if hv as f64 + o.prior_views == 0.0 {
+            continue; // no other view at this hour of day and no prior: no baseline
         }
         let brand_rate = bp as f64 / bv as f64;
         let expected_rate = (hp as f64 + o.prior_views * brand_rate) / (hv as f64 + o.prior_views);

@@ -130,8 +130,14 @@ fn scored_hours(gold: DataFrame, o: RateTestOptions) -> Result<DataFrame> {
 
     let other = |total: &str, own: &str| col(total) - col(own);
     let brand_rate = ratio(other("brand_purchases", "purchases"), other("brand_views", "views"));
-    let expected_rate = (f64_of(other("brand_hour_purchases", "purchases")) + lit(o.prior_views) * col("brand_rate"))
-        / (f64_of(other("brand_hour_views", "views")) + lit(o.prior_views));
+    // No other view at this hour of day and no prior (`--v2-prior-views 0`): no
+    // baseline (null, dropped below), not 0/0 = NaN, which sorts above every number.
+    let baseline_weight = f64_of(other("brand_hour_views", "views")) + lit(o.prior_views);
+    let expected_rate = when(baseline_weight.clone().eq(lit(0.0)), lit(datafusion::scalar::ScalarValue::Float64(None)))
+        .otherwise(
+            (f64_of(other("brand_hour_purchases", "purchases")) + lit(o.prior_views) * col("brand_rate"))
+                / baseline_weight,
+        )?;
     tested
         .with_column("baseline_views", other("brand_views", "views"))?
         .with_column("baseline_hour_views", other("brand_hour_views", "views"))?
