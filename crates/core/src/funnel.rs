@@ -73,6 +73,9 @@ pub const MEASURE_COLUMNS: [&str; 7] =
     ["views", "carts", "purchases", "revenue", "view_to_cart_rate", "cart_to_purchase_rate", "conversion_rate"];
 
 // Semantics: docs/semantics.md#hour-windows
+/// Length of a funnel window: one hour in microseconds (the unit of `event_time`).
+pub const WINDOW_MICROS: i64 = 3_600_000_000;
+
 /// Start of the epoch-aligned 1-hour tumbling window holding `event_time`.
 pub fn hour_window_start() -> Expr {
     cast(date_trunc(lit("hour"), col("event_time")), timestamp_type())
@@ -80,18 +83,25 @@ pub fn hour_window_start() -> Expr {
 
 /// `window_end = window_start + 1 hour` over an existing `window_start` column.
 pub fn hour_window_end() -> Expr {
-    // Add 3,600,000,000 µs on the integer representation: exact and cheap.
-    cast(cast(col("window_start"), DataType::Int64) + lit(3_600_000_000i64), timestamp_type())
+    // Add the window's length on the integer representation: exact and cheap.
+    cast(cast(col("window_start"), DataType::Int64) + lit(WINDOW_MICROS), timestamp_type())
 }
 
 // Semantics: docs/semantics.md#price-bands
-/// `<10`, `10-30`, `30-60`, `60_plus` (lower bounds inclusive).
+/// The price bands' labels in their natural order.
+pub const PRICE_BANDS: [&str; 4] = ["<10", "10-30", "30-60", "60_plus"];
+
+/// The first three bands' upper bounds (exclusive; the next band's lower bound).
+const PRICE_BAND_BOUNDS: [f64; 3] = [10.0, 30.0, 60.0];
+
+/// The band of `price` (lower bounds inclusive).
 pub fn price_band() -> Expr {
     let price = || col("price");
-    when(price().lt(lit(10.0)), lit("<10"))
-        .when(price().lt(lit(30.0)), lit("10-30"))
-        .when(price().lt(lit(60.0)), lit("30-60"))
-        .otherwise(lit("60_plus"))
+    let [ten, thirty, sixty] = PRICE_BAND_BOUNDS;
+    when(price().lt(lit(ten)), lit(PRICE_BANDS[0]))
+        .when(price().lt(lit(thirty)), lit(PRICE_BANDS[1]))
+        .when(price().lt(lit(sixty)), lit(PRICE_BANDS[2]))
+        .otherwise(lit(PRICE_BANDS[3]))
         .unwrap()
 }
 

@@ -15,10 +15,15 @@ pub fn silver_filter() -> Expr {
 }
 
 // Semantics: docs/semantics.md#brand-normalisation
+/// A brand as funnels group it: lower case (silver's `brand_norm`, the stream's `brand`).
+pub fn brand_norm(brand: Expr) -> Expr {
+    lower(brand)
+}
+
 /// Columns silver adds to bronze, in table order, each with its name.
 pub fn silver_derived_columns() -> Vec<Expr> {
     vec![
-        lower(col("brand")).alias("brand_norm"),
+        brand_norm(col("brand")).alias("brand_norm"),
         category_code_norm(col("category_code")).alias("category_code_norm"),
         col("user_session").is_null().alias("dq_missing_session"),
         col("brand").is_null().alias("dq_missing_brand"),

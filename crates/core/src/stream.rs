@@ -26,10 +26,9 @@ use crate::funnel::{
     purchase_price_exact,
 };
 use crate::schema::{RAW_COLUMNS, timestamp_type};
-use crate::silver::silver_filter;
+use crate::silver::{brand_norm, silver_filter};
 
-/// Length of a window.
-pub const WINDOW_MICROS: i64 = 3_600_000_000;
+pub use crate::funnel::WINDOW_MICROS;
 
 /// Columns of the state (open windows): keys and partial measures.
 pub const STATE_COLUMNS: [&str; 6] = ["window_start", "brand", "views", "carts", "purchases", "revenue_exact"];
@@ -67,7 +66,7 @@ pub fn batch_partials(input: DataFrame, cutoff: Option<i64>) -> Result<DataFrame
     measures.push(sum(cast(is_future(cutoff), DataType::Int64)).alias("future_rows"));
     let keys = vec![
         hour_window_start().alias("window_start"),
-        cast(datafusion::prelude::lower(col("brand")), DataType::Utf8).alias("brand"),
+        cast(brand_norm(col("brand")), DataType::Utf8).alias("brand"),
         coalesce(vec![silver_filter(), lit(false)]).and(!is_future(cutoff)).alias("silver"),
     ];
     let grouped = input.aggregate(keys, measures)?;
@@ -204,7 +203,7 @@ pub fn still_open_rows(rows: DataFrame, watermark: Option<i64>) -> Result<DataFr
 /// aggregated exactly like `gold_funnel_hourly_brand`.
 pub fn closed_rows_from_events(rows: DataFrame, watermark: Option<i64>) -> Result<DataFrame> {
     let closed = closed_only(rows, watermark)?;
-    crate::plans::gold_hourly_brand(closed.with_column("brand_norm", datafusion::prelude::lower(col("brand")))?)
+    crate::plans::gold_hourly_brand(closed.with_column("brand_norm", brand_norm(col("brand")))?)
 }
 
 /// Rows of windows the watermark has closed; all rows when it is None (a flush).

@@ -19,7 +19,7 @@ pub mod staged;
 pub mod tables;
 
 pub use session::{Engine, EngineMode};
-pub use staged::{StagedRun, check, one_row_i64};
+pub use staged::{StagedRun, check, first_row_i64, one_row_i64};
 pub mod args;
 pub mod attempts;
 pub mod progress;

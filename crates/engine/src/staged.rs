@@ -248,17 +248,24 @@ pub async fn prepare_lake(lake: &Lake) -> anyhow::Result<()> {
 
 /// Runs a one-row aggregate and returns its columns as i64 (null → 0).
 pub async fn one_row_i64(df: DataFrame, exprs: Vec<Expr>) -> anyhow::Result<Vec<i64>> {
-    let n = exprs.len();
     let named: Vec<Expr> = exprs.into_iter().enumerate().map(|(i, e)| e.alias(format!("c{i}"))).collect();
-    let casted: Vec<Expr> = (0..n).map(|i| cast(datafusion::prelude::col(format!("c{i}")), DataType::Int64)).collect();
-    let batches = df.aggregate(vec![], named)?.select(casted)?.collect().await?;
-    let mut values = vec![0i64; n];
-    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+    Ok(first_row_i64(df.aggregate(vec![], named)?).await?.into_iter().map(|v| v.unwrap_or(0)).collect())
+}
+
+/// The first row of `df` with every column cast to i64 (None: null, or no row).
+pub async fn first_row_i64(df: DataFrame) -> anyhow::Result<Vec<Option<i64>>> {
+    let columns: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| cast(datafusion::prelude::col(f.name()), DataType::Int64).alias(f.name()))
+        .collect();
+    let mut values = vec![None; columns.len()];
+    let batches = df.select(columns)?.collect().await?;
+    if let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) {
         for (i, v) in values.iter_mut().enumerate() {
             let array = batch.column(i).as_any().downcast_ref::<Int64Array>().context("expected an i64 column")?;
-            if array.is_valid(0) {
-                *v = array.value(0);
-            }
+            *v = array.is_valid(0).then(|| array.value(0));
         }
     }
     Ok(values)

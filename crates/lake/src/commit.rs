@@ -84,26 +84,37 @@ impl Lake {
         Ok(rows.iter().sum())
     }
 
-    /// The footer of the Parquet file `rel` of `size` bytes: the 8-byte tail
-    /// gives the metadata's length, then the metadata is read.
+    /// The footer of the Parquet file `rel` of `size` bytes, which must be usable.
     pub async fn parquet_footer(&self, rel: &str, size: u64) -> anyhow::Result<ParquetMetaData> {
-        use datafusion::parquet::file::metadata::{FooterTail, ParquetMetaDataReader};
+        self.try_parquet_footer(rel, size).await?.map_err(anyhow::Error::msg)
+    }
+
+    /// The footer of the Parquet file `rel` of `size` bytes, in two ranged
+    /// reads (the 8-byte tail gives the metadata's length, then the metadata).
+    /// The outer error is a store that failed (try again later), the inner
+    /// one a file that is not usable Parquet, with why.
+    pub async fn try_parquet_footer(&self, rel: &str, size: u64) -> anyhow::Result<Result<ParquetMetaData, String>> {
+        use datafusion::parquet::file::metadata::ParquetMetaDataReader;
         let path = self.path_of(rel);
-        anyhow::ensure!(size >= 8, "{size} bytes is too short for Parquet");
+        if size < 12 {
+            return Ok(Err(format!("{size} bytes is too short for Parquet")));
+        }
         let tail = self.store.get_range(&path, size - 8..size).await?;
-        let tail = FooterTail::try_new(tail.as_ref().try_into()?)?;
-        let end = size - 8;
-        let start = end.checked_sub(tail.metadata_length() as u64).context("metadata longer than the file")?;
-        Ok(ParquetMetaDataReader::decode_metadata(&self.store.get_range(&path, start..end).await?)?)
+        if &tail[4..] != b"PAR1" {
+            return Ok(Err("no Parquet footer: truncated, or still being written".into()));
+        }
+        let length = u64::from(u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")));
+        if length + 12 > size {
+            return Ok(Err(format!("footer of {length} bytes in a file of {size}")));
+        }
+        let footer = self.store.get_range(&path, size - 8 - length..size - 8).await?;
+        Ok(ParquetMetaDataReader::decode_metadata(&footer).map_err(|e| e.to_string()))
     }
 
     /// Deletes every file under the folder `rel` (missing files are fine).
     pub async fn delete_all(&self, rel: &str) -> anyhow::Result<()> {
         for file in self.list_rel(rel).await? {
-            match self.store.delete(&self.path_of(&file)).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e).with_context(|| format!("deleting {file}")),
-            }
+            self.delete_if_present(&file).await?;
         }
         self.remove_empty_dirs(rel);
         Ok(())
@@ -138,10 +149,7 @@ impl Lake {
         for table in &journal.tables {
             self.move_files(&table.moves).await.with_context(|| format!("commit {}", journal.run_id))?;
             for old in &table.deletes {
-                match self.store.delete(&self.path_of(old)).await {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                    Err(e) => return Err(e).with_context(|| format!("commit {}: deleting {old}", journal.run_id)),
-                }
+                self.delete_if_present(old).await.with_context(|| format!("commit {}", journal.run_id))?;
             }
             let folder = table.folder.clone().unwrap_or_else(|| Lake::table_rel_by_name(&table.table));
             self.remove_empty_dirs(&folder);

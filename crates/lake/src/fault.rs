@@ -14,8 +14,15 @@
 //! with a real SIGKILL. `FUNNELPULSE_PAUSE=<point>:<ms>` only waits that
 //! long and goes on (`before-commit:<table>`: a slow commit, which another
 //! run can overtake).
+//!
+//! Only with the cargo feature `fault-points` (the tests' builds enable it
+//! through the cli's dev-dependency): in any other build these functions do
+//! nothing, so no environment variable can make a production binary abort.
 
 pub fn crash_point(point: &str) {
+    if !cfg!(feature = "fault-points") {
+        return;
+    }
     pause_point(point);
     if armed(point) {
         eprintln!("FUNNELPULSE_FAULT: aborting at {point}");
@@ -24,6 +31,9 @@ pub fn crash_point(point: &str) {
 }
 
 pub fn pause_point(point: &str) {
+    if !cfg!(feature = "fault-points") {
+        return;
+    }
     let wanted = std::env::var("FUNNELPULSE_PAUSE").unwrap_or_default();
     if let Some(ms) = wanted.strip_prefix(point).and_then(|rest| rest.strip_prefix(':')) {
         if let Ok(ms) = ms.parse::<u64>() {
@@ -42,7 +52,7 @@ pub fn pause_point(point: &str) {
 
 /// Whether `FUNNELPULSE_FAULT` names `point`.
 pub fn armed(point: &str) -> bool {
-    std::env::var("FUNNELPULSE_FAULT").is_ok_and(|wanted| wanted == point)
+    cfg!(feature = "fault-points") && std::env::var("FUNNELPULSE_FAULT").is_ok_and(|wanted| wanted == point)
 }
 
 /// At `stray-file:<table>`, copies the first staged Parquet file of `table`

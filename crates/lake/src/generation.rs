@@ -39,16 +39,10 @@ impl Lake {
     /// root itself); `None` when the folder carries no marker.
     pub async fn generation(&self, rel: &str) -> anyhow::Result<Option<Generation>> {
         let marker = format!("{rel}{GENERATION_FILE}");
-        match self.store.get(&self.path_of(&marker)).await {
-            Ok(got) => {
-                let bytes = got.bytes().await?;
-                let generation = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("generation marker {} is damaged", self.url_of(&marker)))?;
-                Ok(Some(generation))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", self.url_of(&marker))),
-        }
+        let Some(bytes) = self.read_if_present(&marker).await? else { return Ok(None) };
+        let generation = serde_json::from_slice(&bytes)
+            .with_context(|| format!("generation marker {} is damaged", self.url_of(&marker)))?;
+        Ok(Some(generation))
     }
 
     /// Writes `generation` under the run's staging and returns its move

@@ -93,6 +93,26 @@ impl Lake {
         Ok(self.url_of(&rel))
     }
 
+    /// The bytes of `rel`, None when it does not exist (a marker, ledger or
+    /// checkpoint file not written yet): the one place where NotFound is fine on read.
+    pub async fn read_if_present(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        use object_store::ObjectStoreExt;
+        match self.store.get(&self.path_of(rel)).await {
+            Ok(got) => Ok(Some(got.bytes().await.with_context(|| format!("reading {}", self.url_of(rel)))?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", self.url_of(rel))),
+        }
+    }
+
+    /// Deletes `rel`; one already gone is fine (a repeated or concurrent clean-up).
+    pub async fn delete_if_present(&self, rel: &str) -> anyhow::Result<()> {
+        use object_store::ObjectStoreExt;
+        match self.store.delete(&self.path_of(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("deleting {}", self.url_of(rel))),
+        }
+    }
+
     /// Relative path (below the lake root) of an object-store path.
     pub(crate) fn rel_of(&self, path: &Path) -> String {
         let root = Path::from_url_path(self.base.path()).expect("lake root is valid");

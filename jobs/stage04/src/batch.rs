@@ -25,10 +25,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::functions_aggregate::expr_fn::{count, max, sum};
-use datafusion::logical_expr::{Expr, cast, col, lit};
+use datafusion::logical_expr::{cast, col, lit};
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
 use funnelpulse_core::event_time::is_future;
 use funnelpulse_core::schema::RAW_COLUMNS;
@@ -40,7 +39,7 @@ use funnelpulse_core::tables::{
     FUTURE_EVENTS, GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS, STREAM_PARTIALS, STREAM_STATE,
 };
 use funnelpulse_engine::tables::write_partitioned;
-use funnelpulse_engine::{Engine, check};
+use funnelpulse_engine::{Engine, check, first_row_i64};
 use funnelpulse_lake::Lake;
 use funnelpulse_lake::fault::pause_point;
 
@@ -128,26 +127,10 @@ async fn read_windows(ctx: &SessionContext, urls: Vec<String>) -> anyhow::Result
     Ok(ctx.read_parquet(urls, options).await?)
 }
 
-/// First row of a one-row result as optional i64s.
-async fn one_row(df: DataFrame) -> anyhow::Result<Vec<Option<i64>>> {
-    let n = df.schema().fields().len();
-    let columns: Vec<Expr> =
-        df.schema().fields().iter().map(|f| cast(col(f.name()), DataType::Int64).alias(f.name())).collect();
-    let batches = df.select(columns)?.collect().await?;
-    let mut values = vec![None; n];
-    if let Some(batch) = batches.iter().find(|b| b.num_rows() > 0) {
-        for (i, v) in values.iter_mut().enumerate() {
-            let array = batch.column(i).as_primitive::<Int64Type>();
-            *v = array.is_valid(0).then(|| array.value(0));
-        }
-    }
-    Ok(values)
-}
-
 async fn summarise_partials(local: &SessionContext, url: &str, watermark: Option<i64>) -> anyhow::Result<Counts> {
     let schema = partials_file_schema();
     let partials = local.read_parquet(url, ParquetReadOptions::default().schema(&schema)).await?;
-    let v = one_row(partials_summary(partials, watermark)?).await?;
+    let v = first_row_i64(partials_summary(partials, watermark)?).await?;
     let n = |i: usize| v[i].unwrap_or(0);
     Ok(Counts {
         input_rows: n(0),
@@ -183,15 +166,15 @@ async fn totals(local: &SessionContext, folder: &Lake, rel: &str, shape: Shape) 
     }
     let mut df = local.read_parquet(folder.url_of(rel), ParquetReadOptions::default()).await?;
     if shape == Shape::Rows {
-        let rows = one_row(df.aggregate(vec![], vec![count(lit(1i64)).alias("rows")])?).await?;
+        let rows = first_row_i64(df.aggregate(vec![], vec![count(lit(1i64)).alias("rows")])?).await?;
         return Ok(Totals { rows: rows[0].unwrap_or(0), ..Default::default() });
     }
     if shape == Shape::Events {
         let window = funnelpulse_core::funnel::hour_window_start().alias("window_start");
-        let brand = datafusion::prelude::lower(col("brand")).alias("brand");
+        let brand = funnelpulse_core::silver::brand_norm(col("brand")).alias("brand");
         df = df.aggregate(vec![window, brand], funnelpulse_core::funnel::funnel_counts())?;
     }
-    let v = one_row(df.aggregate(
+    let v = first_row_i64(df.aggregate(
         vec![],
         vec![
             count(lit(1i64)).alias("rows"),

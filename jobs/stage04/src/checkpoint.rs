@@ -330,16 +330,10 @@ impl Checkpoint {
     }
 
     async fn read_json<T: DeserializeOwned>(&self, rel: &str) -> anyhow::Result<Option<T>> {
-        match self.folder.store().get(&self.folder.path_of(rel)).await {
-            Ok(got) => {
-                let bytes = got.bytes().await?;
-                let value = serde_json::from_slice(&bytes)
-                    .with_context(|| format!("checkpoint file {} is damaged", self.folder.url_of(rel)))?;
-                Ok(Some(value))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", self.folder.url_of(rel))),
-        }
+        let Some(bytes) = self.folder.read_if_present(rel).await? else { return Ok(None) };
+        let value = serde_json::from_slice(&bytes)
+            .with_context(|| format!("checkpoint file {} is damaged", self.folder.url_of(rel)))?;
+        Ok(Some(value))
     }
 
     /// One put: readers see the old or the new file, never part of one.
@@ -479,10 +473,7 @@ impl Checkpoint {
     }
 
     async fn delete(&self, rel: &str) -> anyhow::Result<()> {
-        match self.folder.store().delete(&self.folder.path_of(rel)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("deleting {}", self.folder.url_of(rel))),
-        }
+        self.folder.delete_if_present(rel).await
     }
 
     /// Folder (relative to the checkpoint) of a batch's open windows.
@@ -559,21 +550,12 @@ impl Checkpoint {
     }
 
     async fn progress_file(&self, rel: &str) -> anyhow::Result<Vec<BatchProgress>> {
-        match self.folder.store().get(&self.folder.path_of(rel)).await {
-            Ok(got) => {
-                let bytes = got.bytes().await?;
-                let text = String::from_utf8_lossy(&bytes);
-                text.lines()
-                    .filter(|l| !l.trim().is_empty())
-                    .map(|l| {
-                        serde_json::from_str(l)
-                            .with_context(|| format!("{} has a damaged line", self.folder.url_of(rel)))
-                    })
-                    .collect()
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", self.folder.url_of(rel))),
-        }
+        let Some(bytes) = self.folder.read_if_present(rel).await? else { return Ok(Vec::new()) };
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).with_context(|| format!("{} has a damaged line", self.folder.url_of(rel))))
+            .collect()
     }
 
     /// The progress of the last `n` committed batches at most (newest segments only).

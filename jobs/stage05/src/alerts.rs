@@ -292,14 +292,8 @@ impl Ledger {
     }
 
     async fn load(lake: &Lake, rel: &str) -> anyhow::Result<BTreeSet<String>> {
-        match lake.store().get(&lake.path_of(rel)).await {
-            Ok(found) => {
-                let bytes = found.bytes().await?;
-                serde_json::from_slice(&bytes).with_context(|| format!("{} is not an alert ledger", lake.url_of(rel)))
-            }
-            Err(object_store::Error::NotFound { .. }) => Ok(BTreeSet::new()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", lake.url_of(rel))),
-        }
+        let Some(bytes) = lake.read_if_present(rel).await? else { return Ok(BTreeSet::new()) };
+        serde_json::from_slice(&bytes).with_context(|| format!("{} is not an alert ledger", lake.url_of(rel)))
     }
 
     async fn save(lake: &Lake, rel: &str, sent: &BTreeSet<String>) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@ use datafusion::functions_aggregate::expr_fn::{count, count_distinct, max, min, 
 use datafusion::logical_expr::{Expr, col, lit, when};
 use datafusion::prelude::DataFrame;
 use funnelpulse_core::TableSpec;
+use funnelpulse_core::funnel::PRICE_BANDS;
 use funnelpulse_core::silver::silver_filter;
 use funnelpulse_core::tables::*;
 use funnelpulse_engine::Engine;
@@ -33,10 +34,6 @@ pub const REPORTED_TABLES: [TableSpec; 13] = [
     GOLD_ANOMALIES_HOURLY_BRAND,
     GOLD_ANOMALIES_HOURLY_BRAND_V2,
 ];
-
-// Semantics: docs/semantics.md#price-bands
-/// Price bands in their natural order.
-pub const PRICE_BANDS: [&str; 4] = ["<10", "10-30", "30-60", "60_plus"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TableCount {

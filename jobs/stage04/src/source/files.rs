@@ -23,7 +23,6 @@ use std::time::Duration;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
-use datafusion::parquet::file::metadata::ParquetMetaDataReader;
 use funnelpulse_core::schema::event_fields;
 use funnelpulse_lake::{FileMeta, Generation, Lake};
 use object_store::ObjectStoreExt;
@@ -250,24 +249,9 @@ fn acceptable(found: &DataType, wanted: &Field) -> bool {
 /// failure to read (the stream stops, the file is tried again later), the
 /// inner one a file that is not usable Parquet (it is quarantined).
 async fn footer_schema(source: &Lake, file: &FileMeta) -> anyhow::Result<Result<(Schema, u64), String>> {
-    let unreadable = |e: String| Err(format!("not a readable Parquet file ({e})"));
-    let path = source.path_of(&file.rel);
-    let size = file.size;
-    if size < 12 {
-        return Ok(unreadable(format!("{size} bytes")));
-    }
-    let tail = source.store().get_range(&path, size - 8..size).await?;
-    if &tail[4..] != b"PAR1" {
-        return Ok(unreadable("no Parquet footer: truncated, or still being written".into()));
-    }
-    let length = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as u64;
-    if length + 12 > size {
-        return Ok(unreadable(format!("footer of {length} bytes in a file of {size}")));
-    }
-    let footer = source.store().get_range(&path, size - 8 - length..size - 8).await?;
-    let metadata = match ParquetMetaDataReader::decode_metadata(&footer) {
+    let metadata = match source.try_parquet_footer(&file.rel, file.size).await? {
         Ok(metadata) => metadata,
-        Err(e) => return Ok(unreadable(e.to_string())),
+        Err(e) => return Ok(Err(format!("not a readable Parquet file ({e})"))),
     };
     let file_metadata = metadata.file_metadata();
     Ok(parquet_to_arrow_schema(file_metadata.schema_descr(), file_metadata.key_value_metadata())
