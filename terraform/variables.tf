@@ -91,7 +91,9 @@ variable "release_sha256" {
   default     = null
 
   validation {
-    condition = var.release_sha256 == null || (
+    # A conditional, not ||: Terraform before 1.12 evaluates both sides of ||,
+    # and length(null) is an error.
+    condition = var.release_sha256 == null ? true : (
       length(var.release_sha256) == 3 &&
       alltrue([for name in ["funnelpulse-scheduler", "funnelpulse-executor", "funnelpulse"] : can(regex("^[0-9a-f]{64}$", lookup(var.release_sha256, name, "")))])
     )

