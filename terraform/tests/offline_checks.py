@@ -288,6 +288,8 @@ def check_invariants():
     tunnel = resources(cluster, "google_iap_tunnel_instance_iam_member").get("scheduler", {})
     if tunnel.get("for_each") != "${toset(var.iap_members)}" or tunnel.get("role") != "roles/iap.tunnelResourceAccessor":
         problems.append("IAP tunnel access must be google_iap_tunnel_instance_iam_member on the scheduler, for each of var.iap_members")
+    if "google_compute_instance.scheduler.instance_id" not in str(tunnel.get("lifecycle")):
+        problems.append("the IAP grant must be replaced with the scheduler (replace_triggered_by its instance_id): a replaced instance loses its IAM policy")
     for name_, module in modules.items():
         for name, member in resources(module, "google_project_iam_member").items():
             if "iap" in str(member.get("role", "")):

@@ -102,10 +102,13 @@ resource "google_compute_instance" "scheduler" {
   # runs inside it (a failed upload, a wedged watchdog): Compute Engine itself
   # STOPs the scheduler after scheduler_max_run_seconds of running (each start
   # begins a new period). 0 turns it off, for a stream you keep running.
-  # Changing it replaces the VM (the provider marks it ForceNew).
+  # Changing it replaces the VM (the provider marks it ForceNew). With it,
+  # no automatic restart (as in the provider's own tests of max_run_duration):
+  # a VM Compute Engine stopped at its limit must stay stopped, and one a host
+  # failure stopped waits for the next deploy/up.sh like an idle-stopped one.
   scheduling {
     provisioning_model          = "STANDARD"
-    automatic_restart           = true
+    automatic_restart           = var.scheduler_max_run_seconds == 0
     on_host_maintenance         = "MIGRATE"
     instance_termination_action = var.scheduler_max_run_seconds > 0 ? "STOP" : null
 

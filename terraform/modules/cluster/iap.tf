@@ -14,4 +14,11 @@ resource "google_iap_tunnel_instance_iam_member" "scheduler" {
   instance = google_compute_instance.scheduler.name
   role     = "roles/iap.tunnelResourceAccessor"
   member   = each.value
+
+  # A new release replaces the scheduler under the same name, and its IAM
+  # policy goes with the old instance: grant again on the new one (its
+  # instance_id is new), not at the next apply only.
+  lifecycle {
+    replace_triggered_by = [google_compute_instance.scheduler.instance_id]
+  }
 }
