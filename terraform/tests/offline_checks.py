@@ -11,6 +11,7 @@ and python-hcl2 that checkov brings):
     python offline_checks.py provider     # every resource argument used is in terraform/tests/provider_arguments.json
     python offline_checks.py validations  # the root variables' validations, run by Terraform itself (no provider needed)
     python offline_checks.py release      # the VMs' release precondition (modules/release), run by Terraform itself
+    python offline_checks.py references   # what `terraform validate` would say about names: vars, locals, resources, module inputs and outputs
     python offline_checks.py metadata     # the metadata attributes set here are the ones startup.sh reads
     python offline_checks.py skips        # every inline checkov skip gives its reason
     python offline_checks.py prices       # terraform/prices.tsv prices the default machine types
@@ -605,6 +606,70 @@ def check_release():
     return fail(problems)
 
 
+def code_of(path):
+    """A .tf file without its comments (# and // to the end of a line, outside strings)."""
+    lines = []
+    for line in path.read_text().splitlines():
+        quoted, out = False, []
+        for i, char in enumerate(line):
+            if char == '"' and (i == 0 or line[i - 1] != "\\"):
+                quoted = not quoted
+            if not quoted and (char == "#" or line[i:i + 2] == "//"):
+                break
+            out.append(char)
+        lines.append("".join(out))
+    return "\n".join(lines)
+
+
+def check_references():
+    """Without the provider, `terraform validate` cannot run: the names it would check.
+    In each module, every var.X, local.X, resource and data reference is declared there;
+    every module call passes only variables the module declares and all it requires;
+    every module.M.O names an output of M."""
+    problems = []
+    folders = {"root": TERRAFORM, **{p.name: p for p in sorted((TERRAFORM / "modules").iterdir()) if p.is_dir()}}
+    parsed = {name: load(path) for name, path in folders.items()}
+
+    def names(module, kind):
+        return {n for block in module.get(kind, []) for n in block}
+
+    for name, path in folders.items():
+        module = parsed[name]
+        code = "\n".join(code_of(f) for f in sorted(path.glob("*.tf")))
+        variables, locals_ = names(module, "variable"), names(module, "locals")
+        declared = {(kind, n) for block in module.get("resource", []) for kind, inst in block.items() for n in inst}
+        data = {(kind, n) for block in module.get("data", []) for kind, inst in block.items() for n in inst}
+        calls = {n: body for block in module.get("module", []) for n, body in block.items()}
+        where = "terraform/" + ("" if name == "root" else f"modules/{name}/")
+        for ref in sorted(set(re.findall(r"\bvar\.([a-z0-9_]+)", code)) - variables):
+            problems.append(f"{where}: var.{ref} is not declared")
+        for ref in sorted(set(re.findall(r"\blocal\.([a-z0-9_]+)", code)) - locals_):
+            problems.append(f"{where}: local.{ref} is not declared")
+        for kind, ref in sorted(set(re.findall(r"(?<![.\w])((?:google|terraform)_[a-z0-9_]+)\.([a-z0-9_]+)\b", code))):
+            if (kind, ref) not in declared and not re.search(rf'resource\s+"{kind}"\s+"{ref}"', code):
+                problems.append(f"{where}: {kind}.{ref} is not a resource of this module")
+        for kind, ref in sorted(set(re.findall(r"\bdata\.([a-z0-9_]+)\.([a-z0-9_]+)", code)) - data):
+            problems.append(f"{where}: data.{kind}.{ref} is not declared")
+        for call, ref in sorted(set(re.findall(r"\bmodule\.([a-z0-9_]+)(?:\[[^\]]*\])?\.([a-z0-9_]+)", code))):
+            if name == "root" and call in ("cluster", "identity") and ref.startswith("google_"):
+                continue  # moved blocks address resources, not outputs
+            if call not in calls:
+                problems.append(f"{where}: module.{call} is not called here")
+                continue
+            target = Path(path, calls[call]["source"]).resolve().name
+            if ref not in names(parsed.get(target, {}), "output"):
+                problems.append(f"{where}: module.{call}.{ref} is not an output of modules/{target}")
+        for call, body in calls.items():
+            target = Path(path, body["source"]).resolve().name
+            callee = {n: b for block in parsed.get(target, {}).get("variable", []) for n, b in block.items()}
+            given = set(body) - {"source", "count", "for_each", "depends_on", "providers", "version"}
+            for arg in sorted(given - set(callee)):
+                problems.append(f"{where}: module {call} passes {arg}, which modules/{target} does not declare")
+            for arg in sorted({n for n, b in callee.items() if "default" not in b} - given):
+                problems.append(f"{where}: module {call} does not pass {arg}, which modules/{target} requires")
+    return fail(problems)
+
+
 def check_metadata():
     cluster = load(TERRAFORM / "modules" / "cluster")
     locals_ = {k: v for block in cluster.get("locals", []) for k, v in block.items()}
@@ -755,7 +820,7 @@ def check_policy_ran(report_path):
 def main(argv):
     checks = {"fmt": check_fmt, "interface": check_interface, "invariants": check_invariants,
               "lifetimes": check_lifetimes, "apis": check_apis, "provider": check_provider,
-              "validations": check_validations, "release": check_release,
+              "validations": check_validations, "release": check_release, "references": check_references,
               "metadata": check_metadata, "skips": check_skips, "prices": check_prices,
               "policy": check_policy, "policy-ran": check_policy_ran}
     if len(argv) < 2 or argv[1] not in checks:
