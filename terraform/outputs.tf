@@ -92,6 +92,6 @@ output "managed_kafka_cluster" {
 }
 
 output "managed_kafka_bootstrap_command" {
-  description = "With managed_kafka: prints the managed cluster's bootstrap address (add :9092 when it has no port); empty otherwise."
-  value       = var.managed_kafka ? "gcloud managed-kafka clusters describe ${module.cluster.managed_kafka_cluster_id} --location ${var.region} --project ${var.project_id} --format=value(bootstrapAddress)" : ""
+  description = "With managed_kafka: a shell command (quoted for eval) that prints the managed cluster's bootstrap address (add :9092 when it has no port); empty otherwise."
+  value       = var.managed_kafka ? "gcloud managed-kafka clusters describe ${module.cluster.managed_kafka_cluster_id} --location ${var.region} --project ${var.project_id} --format='value(bootstrapAddress)'" : ""
 }
