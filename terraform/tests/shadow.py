@@ -331,6 +331,31 @@ def main():
         second = state_ids(terraform)
         problems += [f"up again replaced the long-lived {a}" for a in sorted(long_lived) if second.get(a) != long_lived[a]]
         problems += [f"up again did not create {a}" for a in sorted(cluster - set(second))]
+        # The other settings: watchdog off, managed Kafka, a budget. Turning the watchdog off
+        # drops its grants, never its custom roles; Kafka lives in module.cluster, its API not.
+        others = {**base, **release, "idle_minutes": "0", "managed_kafka": "true", "billing_account": "012345-6789AB-CDEF01"}
+        code, text = run("apply", vars=others, auto_approve=True)
+        if code != 0:
+            return problems + [f"up with idle_minutes=0, managed_kafka, billing_account: exit {code}: {text[:800]}"]
+        third = state_ids(terraform)
+        for name in ("watchdog", "watchdog_operations"):
+            address = f"module.identity.terraform_data.google_project_iam_custom_role__{name}"
+            if third.get(address) != long_lived.get(address):
+                problems.append(f"turning the watchdog off replaced or removed custom role {name}")
+        for wanted in ("module.cluster.module.kafka[0].terraform_data.google_managed_kafka_cluster__kafka",
+                       'module.project.terraform_data.google_project_service__apis["managedkafka.googleapis.com"]',
+                       "module.project.terraform_data.google_billing_budget__monthly[0]"):
+            if wanted not in third:
+                problems.append(f"managed_kafka and billing_account did not create {wanted}")
+        if any("watchdog_resize" in a for a in third):
+            problems.append("idle_minutes=0 kept the watchdog's resize grant")
+        code, text = run("destroy", var=others, target=["module.cluster"], auto_approve=True)
+        if code != 0:
+            return problems + [f"down with managed Kafka: exit {code}: {text[:800]}"]
+        fourth = state_ids(terraform)
+        problems += [f"down left {a}" for a in sorted(fourth) if a.startswith("module.cluster")]
+        problems += [f"down with managed Kafka removed the long-lived {a}" for a in sorted(third)
+                     if not a.startswith("module.cluster") and fourth.get(a) != third[a]]
     return problems + migration(release)
 
 
