@@ -1,22 +1,47 @@
-# FunnelPulse on GCE: a lake bucket that outlives clusters (module.lake) and a
-# Ballista cluster without public IPs (module.cluster; with managed_kafka, it
-# includes a Managed Service for Apache Kafka cluster on its subnet,
-# module.cluster.module.kafka). `deploy/down.sh` runs
-# `terraform destroy -target=module.cluster`, so only the bucket survives it.
+# FunnelPulse on GCE, in two lifetimes:
+#   long-lived  module.project  (the APIs, the optional billing budget),
+#               module.identity (the VMs' service accounts, custom roles, grants),
+#               module.lake     (the bucket: lake/, raw/, releases/);
+#   per cluster module.cluster  (network, firewall, VMs, executor group, health
+#               check, IAP access; with managed_kafka a Managed Service for
+#               Apache Kafka cluster, module.cluster.module.kafka).
+# `deploy/down.sh` runs `terraform destroy -target=module.cluster`: only the
+# cluster goes, and the next `deploy/up.sh` finds everything else in place.
 # What gets created and why: docs/terraform.md.
 
 locals {
   bucket_name = var.bucket_name != "" ? var.bucket_name : "${var.project_id}-funnelpulse-lake"
-  labels      = { app = "funnelpulse" }
+  # app=funnelpulse for the billing reports and `--filter labels.app=funnelpulse`;
+  # funnelpulse-deployment=<name_prefix> tells deployments apart, and lets a
+  # script find what one deployment made without its Terraform state.
+  labels = merge(var.labels, {
+    "app"                    = "funnelpulse"
+    "funnelpulse-deployment" = var.name_prefix
+  })
 }
 
 provider "google" {
   project = var.project_id
   region  = var.region
   zone    = var.zone
-  # Every resource that takes labels gets app=funnelpulse (billing reports,
-  # `gcloud ... --filter labels.app=funnelpulse`); the modules set them explicitly too.
+  # Every resource that takes labels gets them; the modules set them explicitly too.
   default_labels = local.labels
+  # The billing budget API bills its calls to a project: with user
+  # credentials (gcloud auth application-default login) that must be named,
+  # or the call lands on gcloud's own project and fails. Only with a budget.
+  user_project_override = var.billing_account != ""
+  billing_project       = var.billing_account != "" ? var.project_id : null
+}
+
+module "project" {
+  source = "./modules/project"
+
+  project_id        = var.project_id
+  name_prefix       = var.name_prefix
+  managed_kafka     = var.managed_kafka
+  billing_account   = var.billing_account
+  budget_amount     = var.budget_amount
+  budget_thresholds = var.budget_thresholds
 }
 
 module "lake" {
@@ -25,6 +50,20 @@ module "lake" {
   bucket_name = local.bucket_name
   location    = var.region
   labels      = local.labels
+
+  depends_on = [module.project]
+}
+
+module "identity" {
+  source = "./modules/identity"
+
+  project_id  = var.project_id
+  zone        = var.zone
+  name_prefix = var.name_prefix
+  bucket_name = module.lake.bucket_name
+  watchdog    = var.idle_minutes > 0
+
+  depends_on = [module.project]
 }
 
 module "cluster" {
@@ -41,7 +80,19 @@ module "cluster" {
   executor_spot          = var.executor_spot
   idle_minutes           = var.idle_minutes
   release_version        = var.release_version
+  release_sha256         = var.release_sha256
   labels                 = local.labels
+
+  # Long-lived identities (module.identity), so that down.sh keeps them.
+  scheduler_service_account_email = module.identity.scheduler_service_account_email
+  executor_service_account_email  = module.identity.executor_service_account_email
+  executor_group                  = module.identity.executor_group
+
+  # Who may open IAP tunnels to the scheduler; Compute Engine's own stop
+  # after so many seconds of running; autohealing's grace period.
+  iap_members                     = var.iap_members
+  scheduler_max_run_seconds       = var.scheduler_max_run_seconds
+  executor_autoheal_delay_seconds = var.executor_autoheal_delay_seconds
 
   # Kafka for stage 04: an existing broker, or (managed_kafka) a Managed
   # Service for Apache Kafka cluster that the module makes on its subnet. Its
@@ -63,6 +114,22 @@ module "cluster" {
   # from its own metadata, so a VM needs nothing but the release in the bucket.
   startup_script  = file("${path.root}/../deploy/gce/startup.sh")
   watchdog_script = file("${path.root}/../deploy/gce/watchdog.sh")
+
+  depends_on = [module.project]
+}
+
+# The custom roles lived in module.cluster before: moved, not destroyed and
+# created again (a deleted custom role's id is blocked for about 37 days).
+# The old shared account funnelpulse-vm is replaced by the two accounts of
+# module.identity (a different account_id: nothing to move).
+moved {
+  from = module.cluster.google_project_iam_custom_role.watchdog[0]
+  to   = module.identity.google_project_iam_custom_role.watchdog
+}
+
+moved {
+  from = module.cluster.google_project_iam_custom_role.watchdog_operations[0]
+  to   = module.identity.google_project_iam_custom_role.watchdog_operations
 }
 
 # A broker outside this VPC (another project's VPC, on premises, the

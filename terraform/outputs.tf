@@ -36,7 +36,35 @@ output "executor_group" {
 }
 
 output "service_account_email" {
-  value = module.cluster.service_account_email
+  description = "The scheduler VM's service account (the one IAP SSH logs in to); kept for the deploy scripts, same as scheduler_service_account_email."
+  value       = module.identity.scheduler_service_account_email
+}
+
+output "scheduler_service_account_email" {
+  value = module.identity.scheduler_service_account_email
+}
+
+output "executor_service_account_email" {
+  value = module.identity.executor_service_account_email
+}
+
+output "region" {
+  value = var.region
+}
+
+output "release_version" {
+  description = "The release the VMs were applied with (null when none)."
+  value       = var.release_version
+}
+
+output "deployment_label" {
+  description = "The label every labelled resource of this deployment carries, as a gcloud --filter."
+  value       = "labels.funnelpulse-deployment=${var.name_prefix}"
+}
+
+output "apis" {
+  description = "The APIs Terraform declares (module.project; never disabled by Terraform)."
+  value       = module.project.apis
 }
 
 output "tunnel_command" {
@@ -45,7 +73,7 @@ output "tunnel_command" {
 }
 
 output "kafka_bootstrap_servers" {
-  description = "The brokers the funnelpulse client on the scheduler VM uses: the managed cluster's bootstrap address (port 9092, SASL_SSL), kafka_bootstrap_servers, or empty."
+  description = "The brokers given in kafka_bootstrap_servers, or empty; with managed_kafka always empty: read the managed cluster's address with managed_kafka_bootstrap_command."
   value       = module.cluster.kafka_bootstrap_servers
 
   precondition {
@@ -61,4 +89,9 @@ output "kafka_topic" {
 output "managed_kafka_cluster" {
   description = "The Managed Service for Apache Kafka cluster (projects/<project>/locations/<region>/clusters/<id>), or empty."
   value       = module.cluster.managed_kafka_cluster
+}
+
+output "managed_kafka_bootstrap_command" {
+  description = "With managed_kafka: a shell command (quoted for eval) that prints the managed cluster's bootstrap address (add :9092 when it has no port); empty otherwise."
+  value       = var.managed_kafka ? "gcloud managed-kafka clusters describe ${module.cluster.managed_kafka_cluster_id} --location ${var.region} --project ${var.project_id} --format='value(bootstrapAddress)'" : ""
 }

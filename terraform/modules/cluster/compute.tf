@@ -6,8 +6,10 @@
 
 locals {
   scheduler_name = "${var.name_prefix}-scheduler"
-  executor_group = "${var.name_prefix}-executors"
-  release_url    = var.release_version == "" ? "" : "gs://${var.bucket_name}/releases/${var.release_version}"
+  executor_group = var.executor_group
+  release_url    = var.release_version == null ? "" : "gs://${var.bucket_name}/releases/${var.release_version}"
+  # The sha256 of each binary a role downloads goes into its metadata as
+  # funnelpulse-sha256-<binary>, and startup.sh refuses a download that differs.
 
   # The attributes of both roles (the scheduler adds its own below).
   metadata = {
@@ -32,6 +34,25 @@ locals {
     "funnelpulse-kafka-bootstrap-servers" = local.kafka_bootstrap_servers
     "funnelpulse-kafka-topic"             = var.kafka_topic
   }
+
+  # Literal keys (checkov evaluates the merged metadata; a for expression
+  # here would leave it unknown).
+  scheduler_sha256 = {
+    "funnelpulse-sha256-funnelpulse-scheduler" = try(var.release_sha256["funnelpulse-scheduler"], "")
+    "funnelpulse-sha256-funnelpulse"           = try(var.release_sha256["funnelpulse"], "")
+  }
+  executor_sha256 = {
+    "funnelpulse-sha256-funnelpulse-executor" = try(var.release_sha256["funnelpulse-executor"], "")
+  }
+}
+
+# Checked before any VM is created or changed (module release; not on
+# destroy: deploy/down.sh needs no release).
+module "release" {
+  source = "../release"
+
+  release_version = var.release_version
+  release_sha256  = var.release_sha256
 }
 
 # A new release replaces the scheduler (its in-memory state is lost either
@@ -46,9 +67,8 @@ resource "google_compute_instance" "scheduler" {
   name         = local.scheduler_name
   zone         = var.zone
   machine_type = var.scheduler_machine_type
-  tags         = [local.tag_node, local.tag_scheduler]
   labels       = merge(var.labels, { role = "scheduler" })
-  metadata     = merge(local.metadata, local.scheduler_metadata)
+  metadata     = merge(local.metadata, local.scheduler_metadata, local.scheduler_sha256)
 
   boot_disk {
     auto_delete = true
@@ -67,8 +87,8 @@ resource "google_compute_instance" "scheduler" {
   }
 
   service_account {
-    email = google_service_account.vm.email
-    # Access is decided by the service account's IAM roles above, not scopes.
+    email = var.scheduler_service_account_email
+    # Access is decided by the service account's IAM roles (module identity), not scopes.
     scopes = ["cloud-platform"]
   }
 
@@ -79,10 +99,26 @@ resource "google_compute_instance" "scheduler" {
   }
 
   # Never Spot: the scheduler holds every job's state in memory.
+  # max_run_duration: a backstop outside the VM for the idle watchdog, which
+  # runs inside it (a failed upload, a wedged watchdog): Compute Engine itself
+  # STOPs the scheduler after scheduler_max_run_seconds of running (each start
+  # begins a new period). 0 turns it off, for a stream you keep running.
+  # Changing it replaces the VM (the provider marks it ForceNew). With it,
+  # no automatic restart (as in the provider's own tests of max_run_duration):
+  # a VM Compute Engine stopped at its limit must stay stopped, and one a host
+  # failure stopped waits for the next deploy/up.sh like an idle-stopped one.
   scheduling {
-    provisioning_model  = "STANDARD"
-    automatic_restart   = true
-    on_host_maintenance = "MIGRATE"
+    provisioning_model          = "STANDARD"
+    automatic_restart           = var.scheduler_max_run_seconds == 0
+    on_host_maintenance         = "MIGRATE"
+    instance_termination_action = var.scheduler_max_run_seconds > 0 ? "STOP" : null
+
+    dynamic "max_run_duration" {
+      for_each = var.scheduler_max_run_seconds > 0 ? [var.scheduler_max_run_seconds] : []
+      content {
+        seconds = max_run_duration.value
+      }
+    }
   }
 
   # The idle watchdog powers this VM off; the next `terraform apply`
@@ -90,14 +126,13 @@ resource "google_compute_instance" "scheduler" {
   desired_status            = "RUNNING"
   allow_stopping_for_update = true
 
-  depends_on = [
-    google_storage_bucket_iam_member.lake_objects,
-    google_project_iam_member.watchdog_resize,
-    google_project_iam_member.watchdog_operations,
-  ]
-
   lifecycle {
     replace_triggered_by = [terraform_data.release]
+
+    precondition {
+      condition     = module.release.ok
+      error_message = module.release.error
+    }
   }
 }
 
@@ -105,9 +140,8 @@ resource "google_compute_instance_template" "executor" {
   #checkov:skip=CKV_GCP_38:Customer-supplied keys cannot be given to VMs a managed instance group creates on its own (Spot replacements); the disk holds the binary and transient shuffle files (Google-managed encryption at rest applies).
   name_prefix  = "${var.name_prefix}-executor-"
   machine_type = var.executor_machine_type
-  tags         = [local.tag_node, local.tag_executor]
   labels       = merge(var.labels, { role = "executor" })
-  metadata     = merge(local.metadata, { "funnelpulse-role" = "executor" })
+  metadata     = merge(local.metadata, { "funnelpulse-role" = "executor" }, local.executor_sha256)
 
   disk {
     boot         = true
@@ -124,7 +158,7 @@ resource "google_compute_instance_template" "executor" {
   }
 
   service_account {
-    email  = google_service_account.vm.email
+    email  = var.executor_service_account_email
     scopes = ["cloud-platform"]
   }
 
@@ -149,6 +183,11 @@ resource "google_compute_instance_template" "executor" {
 
   lifecycle {
     create_before_destroy = true
+
+    precondition {
+      condition     = module.release.ok
+      error_message = module.release.error
+    }
   }
 }
 
@@ -173,9 +212,36 @@ resource "google_compute_instance_group_manager" "executors" {
     max_unavailable_fixed = 1
   }
 
+  # Autohealing: an executor whose gRPC port 50052 stops answering (its
+  # binary never arrived, the process died, the VM hangs) is recreated and
+  # boots through startup.sh again. The initial delay covers the boot and the
+  # download (startup.sh waits up to 20 minutes for the binaries).
+  auto_healing_policies {
+    health_check      = google_compute_health_check.executor.id
+    initial_delay_sec = var.executor_autoheal_delay_seconds
+  }
+
   # The VMs are RUNNING long before their binaries are uploaded (after apply);
   # deploy/up.sh waits for registered executors instead.
   wait_for_instances = false
 
-  depends_on = [google_storage_bucket_iam_member.lake_objects]
+  # Executors boot after the scheduler exists (with managed Kafka that is
+  # after the Kafka cluster, which can take long): they register with it.
+  depends_on = [google_compute_instance.scheduler]
+}
+
+# TCP on the executors' gRPC port: what the scheduler launches tasks on.
+# Google's health checkers reach it through the firewall rule
+# allow-health-checks (35.191.0.0/16, 130.211.0.0/22, port 50052 only).
+resource "google_compute_health_check" "executor" {
+  name                = "${var.name_prefix}-executor-grpc"
+  description         = "FunnelPulse executors: TCP on the gRPC port 50052 (MIG autohealing)."
+  check_interval_sec  = 30
+  timeout_sec         = 10
+  healthy_threshold   = 1
+  unhealthy_threshold = 4
+
+  tcp_health_check {
+    port = 50052
+  }
 }

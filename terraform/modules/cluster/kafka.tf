@@ -12,7 +12,7 @@ module "kafka" {
   region                = var.region
   name_prefix           = var.name_prefix
   subnetwork_id         = google_compute_subnetwork.subnet.id
-  service_account_email = google_service_account.vm.email
+  service_account_email = var.scheduler_service_account_email
   topic                 = var.kafka_topic
   partitions            = var.kafka_partitions
   vcpu_count            = var.kafka_vcpu_count
@@ -21,7 +21,12 @@ module "kafka" {
 }
 
 locals {
-  # What the funnelpulse client on the scheduler VM connects to: the managed
-  # cluster's bootstrap address, or the given brokers (or none).
-  kafka_bootstrap_servers = var.managed_kafka ? module.kafka[0].bootstrap_servers : var.kafka_bootstrap_servers
+  # What the funnelpulse client on the scheduler VM connects to: the given
+  # brokers, or none. A managed cluster's bootstrap address is not known to
+  # Terraform: the provider's bootstrap_address attribute was merged upstream
+  # after the newest release we could check (docs/terraform.md, "Provider
+  # arguments"), so the deploy scripts read it with
+  # `gcloud managed-kafka clusters describe` (output
+  # managed_kafka_bootstrap_command) and pass it to the client explicitly.
+  kafka_bootstrap_servers = var.kafka_bootstrap_servers
 }

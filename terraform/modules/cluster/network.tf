@@ -6,10 +6,9 @@
 locals {
   # 35.235.240.0/20 is where IAP TCP forwarding connects from
   # (`gcloud compute start-iap-tunnel`, `gcloud compute ssh --tunnel-through-iap`).
-  iap_range     = "35.235.240.0/20"
-  tag_node      = "${var.name_prefix}-node"
-  tag_scheduler = "${var.name_prefix}-scheduler"
-  tag_executor  = "${var.name_prefix}-executor"
+  iap_range = "35.235.240.0/20"
+  # Where Google Cloud's health checkers connect from.
+  health_check_ranges = ["35.191.0.0/16", "130.211.0.0/22"]
 }
 
 resource "google_compute_network" "vpc" {
@@ -53,14 +52,19 @@ resource "google_compute_address" "scheduler" {
   labels       = var.labels
 }
 
-# GCP denies all other ingress by default; these are the only ways in.
+# GCP denies all other ingress by default; these are the only ways in. Every
+# rule names its targets, and its sources inside the VPC, by service account,
+# never by network tag: anyone allowed to create a VM in the project could
+# give it a tag, but running a VM as one of these accounts takes
+# iam.serviceAccounts.actAs on it (CKV_FP_2 refuses tag-based rules on the
+# cluster's ports).
 
 resource "google_compute_firewall" "iap_ssh" {
-  name          = "${var.name_prefix}-allow-iap-ssh"
-  network       = google_compute_network.vpc.id
-  direction     = "INGRESS"
-  source_ranges = [local.iap_range]
-  target_tags   = [local.tag_node]
+  name                    = "${var.name_prefix}-allow-iap-ssh"
+  network                 = google_compute_network.vpc.id
+  direction               = "INGRESS"
+  source_ranges           = [local.iap_range]
+  target_service_accounts = [var.scheduler_service_account_email, var.executor_service_account_email]
 
   allow {
     protocol = "tcp"
@@ -70,11 +74,11 @@ resource "google_compute_firewall" "iap_ssh" {
 
 # The laptop's tunnel: gRPC, REST and the embedded Flight proxy all on 50050.
 resource "google_compute_firewall" "iap_scheduler" {
-  name          = "${var.name_prefix}-allow-iap-scheduler"
-  network       = google_compute_network.vpc.id
-  direction     = "INGRESS"
-  source_ranges = [local.iap_range]
-  target_tags   = [local.tag_scheduler]
+  name                    = "${var.name_prefix}-allow-iap-scheduler"
+  network                 = google_compute_network.vpc.id
+  direction               = "INGRESS"
+  source_ranges           = [local.iap_range]
+  target_service_accounts = [var.scheduler_service_account_email]
 
   allow {
     protocol = "tcp"
@@ -84,11 +88,11 @@ resource "google_compute_firewall" "iap_scheduler" {
 
 # Executors register and heartbeat to the scheduler.
 resource "google_compute_firewall" "nodes_to_scheduler" {
-  name        = "${var.name_prefix}-allow-nodes-scheduler"
-  network     = google_compute_network.vpc.id
-  direction   = "INGRESS"
-  source_tags = [local.tag_node]
-  target_tags = [local.tag_scheduler]
+  name                    = "${var.name_prefix}-allow-nodes-scheduler"
+  network                 = google_compute_network.vpc.id
+  direction               = "INGRESS"
+  source_service_accounts = [var.executor_service_account_email]
+  target_service_accounts = [var.scheduler_service_account_email]
 
   allow {
     protocol = "tcp"
@@ -100,14 +104,29 @@ resource "google_compute_firewall" "nodes_to_scheduler" {
 # each other's shuffle output and the scheduler's Flight proxy fetches results
 # (Flight 50051). Only from the cluster's own VMs.
 resource "google_compute_firewall" "nodes_to_executors" {
-  name        = "${var.name_prefix}-allow-nodes-executors"
-  network     = google_compute_network.vpc.id
-  direction   = "INGRESS"
-  source_tags = [local.tag_node]
-  target_tags = [local.tag_executor]
+  name                    = "${var.name_prefix}-allow-nodes-executors"
+  network                 = google_compute_network.vpc.id
+  direction               = "INGRESS"
+  source_service_accounts = [var.scheduler_service_account_email, var.executor_service_account_email]
+  target_service_accounts = [var.executor_service_account_email]
 
   allow {
     protocol = "tcp"
     ports    = ["50051", "50052"]
+  }
+}
+
+# Google's health checkers (the executor group's autohealing) probe TCP 50052
+# from these two ranges; nothing else of the executors is open to them.
+resource "google_compute_firewall" "health_checks" {
+  name                    = "${var.name_prefix}-allow-health-checks"
+  network                 = google_compute_network.vpc.id
+  direction               = "INGRESS"
+  source_ranges           = local.health_check_ranges
+  target_service_accounts = [var.executor_service_account_email]
+
+  allow {
+    protocol = "tcp"
+    ports    = ["50052"]
   }
 }

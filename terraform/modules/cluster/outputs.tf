@@ -10,8 +10,8 @@ output "executor_group" {
   value = google_compute_instance_group_manager.executors.name
 }
 
-output "service_account_email" {
-  value = google_service_account.vm.email
+output "health_check" {
+  value = google_compute_health_check.executor.name
 }
 
 output "kafka_bootstrap_servers" {
@@ -21,4 +21,8 @@ output "kafka_bootstrap_servers" {
 
 output "managed_kafka_cluster" {
   value = var.managed_kafka ? module.kafka[0].cluster_name : ""
+}
+
+output "managed_kafka_cluster_id" {
+  value = var.managed_kafka ? module.kafka[0].cluster_id : ""
 }

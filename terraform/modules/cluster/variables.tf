@@ -40,7 +40,9 @@ variable "idle_minutes" {
 }
 
 variable "release_version" {
-  type = string
+  description = "The release the VMs run; null only when destroying (the VMs' precondition says so)."
+  type        = string
+  default     = null
 }
 
 variable "labels" {
@@ -111,4 +113,47 @@ variable "executor_disk_gb" {
   description = "Executor boot disk, which also holds the shuffle files."
   type        = number
   default     = 50
+}
+
+# ---- from module identity (long-lived: deploy/down.sh keeps it) ----
+
+variable "scheduler_service_account_email" {
+  description = "The scheduler VM's service account."
+  type        = string
+}
+
+variable "executor_service_account_email" {
+  description = "The executors' service account."
+  type        = string
+}
+
+variable "executor_group" {
+  description = "Name of the executor group (the watchdog's grant is conditioned on it)."
+  type        = string
+}
+
+# ---- release, access, cost limits ----
+
+variable "release_sha256" {
+  description = "sha256 (hex) of each binary of the release: funnelpulse-scheduler, funnelpulse-executor, funnelpulse. Null only when destroying."
+  type        = map(string)
+  default     = null
+}
+
+variable "iap_members" {
+  description = "Principals that may open IAP tunnels to the scheduler VM (roles/iap.tunnelResourceAccessor on that instance only)."
+  type        = list(string)
+  default     = []
+}
+
+variable "scheduler_max_run_seconds" {
+  description = "Compute Engine stops the scheduler after this many seconds of running; 0: never."
+  type        = number
+  default     = 28800
+}
+
+variable "executor_autoheal_delay_seconds" {
+  description = "Grace period after an executor boots before autohealing checks it (boot and binary download)."
+  type        = number
+  default     = 1500
 }

@@ -1,6 +1,6 @@
 # Google Cloud Managed Service for Apache Kafka for stage 04's Kafka source:
 # a cluster reachable only from inside the cluster's VPC, its topic, and the
-# client role for the VMs' service account. The funnelpulse client that
+# client role for the scheduler VM's service account. The funnelpulse client that
 # reads and writes the topic runs on the scheduler VM (deploy/submit.sh).
 #
 # Networking: the service runs the brokers in a Google-managed tenant VPC and
@@ -60,9 +60,10 @@ resource "google_managed_kafka_topic" "events" {
 # Every connection authenticates as a Google principal with
 # managedkafka.clusters.connect; this role has it, plus what a producer and
 # a consumer need, and no administration of clusters or topics. Project-wide
-# (the provider has no per-cluster IAM resource for Managed Kafka): the VMs
-# could also connect to another managed Kafka cluster of the project that
-# their network reaches, nothing more.
+# (the provider has no per-cluster IAM resource for Managed Kafka), and for
+# the scheduler's account only: the client runs on the scheduler VM, the
+# executors never talk to Kafka. It could also connect to another managed
+# Kafka cluster of the project that its network reaches, nothing more.
 resource "google_project_iam_member" "kafka_client" {
   project = var.project_id
   role    = "roles/managedkafka.client"

@@ -3,10 +3,15 @@ output "cluster_name" {
   value       = google_managed_kafka_cluster.kafka.name
 }
 
-# The service returns the address without a port: 9092 is its SASL listener
-# (SASL_SSL: every connection is TLS and authenticated as a Google principal).
-output "bootstrap_servers" {
-  value = "${google_managed_kafka_cluster.kafka.bootstrap_address}:9092"
+# No bootstrap address here: the provider's bootstrap_address attribute was
+# merged upstream (2026-08-27) after the newest release whose source we could
+# check (8.0), so it may be missing from the provider a user gets, and
+# Terraform rejects a reference to an unknown attribute even with Kafka off.
+# The deploy scripts read it instead with
+#   gcloud managed-kafka clusters describe <cluster_id> --location <region> --format 'value(bootstrapAddress)'
+# (port 9092, SASL_SSL, when the value has none).
+output "cluster_id" {
+  value = google_managed_kafka_cluster.kafka.cluster_id
 }
 
 output "topic" {

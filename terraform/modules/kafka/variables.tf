@@ -18,7 +18,7 @@ variable "subnetwork_id" {
 }
 
 variable "service_account_email" {
-  description = "The VMs' service account: gets roles/managedkafka.client (connect, produce, consume)."
+  description = "The scheduler VM's service account (the funnelpulse client runs there): gets roles/managedkafka.client (connect, produce, consume)."
   type        = string
 }
 
