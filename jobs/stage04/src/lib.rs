@@ -15,6 +15,7 @@ pub mod lease;
 pub mod progress;
 pub mod source;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,7 +31,7 @@ use funnelpulse_lake::{AsOf, Lake};
 use crate::batch::{BatchContext, Before, OUTPUT_TABLES, execute, finish_commit, output_table_schemas};
 use crate::checkpoint::{Checkpoint, Metadata, Offsets, Position, Quarantined};
 use crate::lease::Lease;
-use crate::progress::{BatchProgress, Status};
+use crate::progress::{BatchProgress, Status, Totals};
 use crate::source::{FileSource, KafkaSource, KafkaSourceArgs, Next, StreamSource};
 
 /// Default source, relative to the lake root (stage 03's output).
@@ -132,38 +133,63 @@ impl Default for Stage04Args {
     }
 }
 
+/// Batch durations kept for the run's p50: a stream that runs for days keeps
+/// its sums, its last batch and this many durations, not every batch.
+const RECENT_DURATIONS: usize = 10_000;
+
 #[derive(Debug, Default)]
 pub struct Stage04Report {
-    pub batches: Vec<BatchProgress>,
+    /// Sums over this run's batches.
+    pub totals: Totals,
+    /// This run's last batch.
+    pub last: Option<BatchProgress>,
+    /// The durations of this run's latest batches (flushes aside), oldest first.
+    recent_ms: VecDeque<u64>,
     pub elapsed: Duration,
     pub output: String,
 }
 
+impl Stage04Report {
+    fn add(&mut self, batch: BatchProgress) {
+        self.totals.add(&batch);
+        if !batch.flush {
+            if self.recent_ms.len() == RECENT_DURATIONS {
+                self.recent_ms.pop_front();
+            }
+            self.recent_ms.push_back(batch.durations.total_ms);
+        }
+        self.last = Some(batch);
+    }
+
+    /// The median duration of the latest batches, in ms.
+    fn p50_ms(&self) -> u64 {
+        let mut sorted: Vec<u64> = self.recent_ms.iter().copied().collect();
+        sorted.sort_unstable();
+        sorted.get(sorted.len().saturating_sub(1) / 2).copied().unwrap_or(0)
+    }
+}
+
 impl fmt::Display for Stage04Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sum = |g: fn(&BatchProgress) -> u64| self.batches.iter().map(g).sum::<u64>();
-        let rows = sum(|b| b.input_rows);
+        let t = &self.totals;
         let seconds = self.elapsed.as_secs_f64().max(1e-3);
-        let mut totals: Vec<u64> = self.batches.iter().filter(|b| !b.flush).map(|b| b.durations.total_ms).collect();
-        totals.sort();
-        let p50 = totals.get(totals.len().saturating_sub(1) / 2).copied().unwrap_or(0);
         write!(
             f,
             "stage 04 done in {:.1}s: {} batches, {} files, {} rows ({:.0} rows/s), {} windows emitted, {} late rows, \
              {} files quarantined, {} dead letters, {} events from the future; batch p50 {} ms; ",
             seconds,
-            self.batches.len(),
-            sum(|b| b.files.len() as u64),
-            rows,
-            rows as f64 / seconds,
-            sum(|b| b.emitted_windows),
-            sum(|b| b.late_rows),
-            sum(|b| b.quarantined.len() as u64),
-            sum(|b| b.dead_letters),
-            sum(|b| b.future_rows),
-            p50,
+            t.batches,
+            t.files,
+            t.input_rows,
+            t.input_rows as f64 / seconds,
+            t.emitted_windows,
+            t.late_rows,
+            t.quarantined,
+            t.dead_letters,
+            t.future_rows,
+            self.p50_ms(),
         )?;
-        match self.batches.last() {
+        match &self.last {
             Some(last) => writeln!(
                 f,
                 "watermark {}, {} windows open; output at {}",
@@ -355,7 +381,8 @@ async fn run_holding(
                 let commit = run_logged(&cx, &stream, offsets, &mut position, planning.elapsed()).await?;
                 stream.committed(&position).await;
                 progress.line(commit.to_string());
-                report.batches.push(commit);
+                report.add(commit);
+                funnelpulse_engine::memory::release_free_memory();
             }
         }
     }
@@ -366,7 +393,7 @@ async fn run_holding(
         progress.step("flushing open windows");
         let commit = run_logged(&cx, &stream, offsets, &mut position, Duration::ZERO).await?;
         progress.line(commit.to_string());
-        report.batches.push(commit);
+        report.add(commit);
     }
     report.elapsed = progress.elapsed();
     progress.finish();
@@ -442,7 +469,7 @@ async fn resume(
         let commit = run_logged(cx, stream, pending, &mut position, Duration::ZERO).await?;
         stream.committed(&position).await;
         progress.line(commit.to_string());
-        report.batches.push(commit);
+        report.add(commit);
     }
     Ok(position)
 }
