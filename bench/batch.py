@@ -71,7 +71,7 @@ def main():
     # The stream input, anomaly detection and the report on the same lake (not
     # part of the ratio), then the detectors' scores against the planted anomalies.
     for stage in ["03", "05", "06"]:
-        # Stage 03 on the range the README's stream figures were measured on.
+        # Stage 03 on the range docs/benchmarks.md's stream figures were measured on.
         options = ["--stream-from", "2019-10-15", "--stream-to", "2019-10-31"] if stage == "03" else []
         secs, rss, out = run_measured([binary, "run", stage, "--lake", str(lake), *options])
         print(f"\nstage {stage}: wall {secs:.1f}s, peak RSS {rss / 2**20:.0f} MiB")

@@ -11,8 +11,8 @@ delete), deletes, uploads of Delta log entries, and all requests.
     python3 bench/commit_cost.py [--binary target/release/funnelpulse] [--rows 1000000]
 
 Give --binary a build of another commit to measure it the same way (the
-"before" figure of the README comes from commit 6807693, the last one with
-the staging-and-rename commit).
+"before" figure in docs/benchmarks.md, "Commit cost on gs://", comes from
+commit 6807693, the last one with the staging-and-rename commit).
 """
 import argparse
 import json
