@@ -2,7 +2,7 @@
 # Dataproc initialization action: runs FunnelPulse's Ballista executor on the
 # nodes of a Dataproc cluster, beside YARN, registered with a scheduler: ours
 # on the master, or an existing one named in the metadata. Dataproc runs it
-# as root on every node when the cluster is created; usage in README.md here.
+# as root on every node when the cluster is created; usage in docs/dataproc.md.
 #
 # Cluster metadata (gcloud dataproc clusters create … --metadata K=V,…):
 #   funnelpulse-release                  gs://<bucket>/releases/<version> (required; upload it first)
@@ -64,7 +64,7 @@ install_binary() { # name, release url
     dest="$(at "$BIN_DIR")/$1"
     mkdir -p "$(dirname "$dest")"
     until gcloud storage cp "$url" "$dest.download"; do
-        [[ $SECONDS -lt $deadline ]] || die "$url is still missing after ${DOWNLOAD_TIMEOUT}s: upload the release before creating the cluster (README.md)"
+        [[ $SECONDS -lt $deadline ]] || die "$url is still missing after ${DOWNLOAD_TIMEOUT}s: upload the release before creating the cluster (docs/dataproc.md)"
         log "waiting for $url"
         sleep "$RETRY_SECONDS"
     done
@@ -153,7 +153,7 @@ main() {
     master="$(metadata attributes/dataproc-master)"
     workers="$(metadata attributes/dataproc-worker-count)"
     release="$(metadata attributes/funnelpulse-release)"
-    [[ "$release" == gs://* ]] || die "cluster metadata funnelpulse-release is '$release', not gs://<bucket>/releases/<version> (README.md)"
+    [[ "$release" == gs://* ]] || die "cluster metadata funnelpulse-release is '$release', not gs://<bucket>/releases/<version> (docs/dataproc.md)"
     release="${release%/}"
     scheduler_host="$(metadata attributes/funnelpulse-scheduler-host)"
     [[ -n "$master" ]] || die "dataproc-master is not in the metadata"

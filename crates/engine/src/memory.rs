@@ -5,9 +5,9 @@
 //! top of each arena. A long-running stream (stage 04, a scheduler or an
 //! executor serving thousands of jobs) runs its tasks on ever-changing tokio
 //! and Ballista threads, so freed batches stay scattered over many arenas and
-//! the resident size creeps up by tens of KiB per micro-batch without bound.
-//! One arena per core keeps it flat (measured with `bench/stream_soak.py`, see
-//! the README's soak figures) at no measurable cost to batch stages.
+//! the resident size creeps up by tens of KiB per micro-batch. One arena per
+//! core, with freed pages handed back after each batch, keeps it flat
+//! (`bench/stream_soak.py`; figures in docs/benchmarks.md, "Long-running stream (soak)").
 
 /// Limits glibc's malloc arenas to one per core (at least two), unless the
 /// user set `MALLOC_ARENA_MAX` (glibc reads that itself). Call first thing in

@@ -163,7 +163,7 @@ pub fn hours_alone_at_their_hour_of_day(gold: &[Row], min_views: i64) -> usize {
     all.iter().filter(|h| h.views >= min_views && views[&(h.brand.as_str(), h.hour)] == h.views).count()
 }
 
-/// gold_anomalies_hourly_brand_v2 as documented in the README.
+/// gold_anomalies_hourly_brand_v2 as documented in docs/semantics.md and docs/anomalies.md.
 pub fn v2(gold: &[Row], o: &V2Options) -> Vec<Row> {
     let all = hours(gold);
     let mut brand_totals: HashMap<&str, (i64, i64)> = HashMap::new();

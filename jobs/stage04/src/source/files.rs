@@ -1,6 +1,6 @@
 //! The file source: which files of the source folder a batch may take.
 //!
-//! Rules (documented in the README):
+//! Rules (documented in docs/streaming.md):
 //! - only `*.parquet` files count; names or folders starting with `.` or `_`
 //!   are ignored (temporary files of writers, like Spark does);
 //! - files are taken in **name order** (stage 03 numbers its files in event
