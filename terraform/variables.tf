@@ -86,7 +86,7 @@ variable "release_version" {
 }
 
 variable "release_sha256" {
-  description = "sha256 (64 lower-case hex digits) of each binary of the release, by name: funnelpulse-scheduler, funnelpulse-executor, funnelpulse. The VMs get them in their metadata (funnelpulse-sha256-<name>) and refuse a download that differs. Required with release_version."
+  description = "sha256 (64 lower-case hex digits) of each binary of the release, by name: funnelpulse-scheduler, funnelpulse-executor, funnelpulse. The VMs get them in their metadata (funnelpulse-release-sha256-<name>) and refuse a download that differs. Required with release_version."
   type        = map(string)
   default     = null
 

@@ -81,8 +81,8 @@ SCHEDULER_METADATA = {
 # Each binary's sha256, in the metadata of the role that downloads it (issue 17: startup.sh
 # checks them; until the deploy side reads them, a missing read is reported, not failed).
 SHA256_METADATA = {
-    "scheduler": {"funnelpulse-sha256-funnelpulse-scheduler", "funnelpulse-sha256-funnelpulse"},
-    "executor": {"funnelpulse-sha256-funnelpulse-executor"},
+    "scheduler": {"funnelpulse-release-sha256-funnelpulse-scheduler", "funnelpulse-release-sha256-funnelpulse"},
+    "executor": {"funnelpulse-release-sha256-funnelpulse-executor"},
 }
 IAP_RANGE = "35.235.240.0/20"
 HEALTH_CHECK_RANGES = ["35.191.0.0/16", "130.211.0.0/22"]
@@ -696,7 +696,7 @@ def check_metadata():
         if key not in startup:
             problems.append(f"deploy/gce/startup.sh does not read {key}")
     for key in sorted(set().union(*SHA256_METADATA.values())):
-        if key not in startup and "funnelpulse-sha256-" not in startup:
+        if key not in startup and "funnelpulse-release-sha256-" not in startup:
             print(f"  note: deploy/gce/startup.sh does not read {key} yet (issue 17, the deploy side)")
     text = "\n".join(p.read_text() for p in (TERRAFORM / "modules" / "cluster").glob("*.tf"))
     for role in ("scheduler", "executor"):

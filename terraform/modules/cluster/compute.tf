@@ -9,7 +9,7 @@ locals {
   executor_group = var.executor_group
   release_url    = var.release_version == null ? "" : "gs://${var.bucket_name}/releases/${var.release_version}"
   # The sha256 of each binary a role downloads goes into its metadata as
-  # funnelpulse-sha256-<binary>, and startup.sh refuses a download that differs.
+  # funnelpulse-release-sha256-<binary>, and startup.sh refuses a download that differs.
 
   # The attributes of both roles (the scheduler adds its own below).
   metadata = {
@@ -38,11 +38,11 @@ locals {
   # Literal keys (checkov evaluates the merged metadata; a for expression
   # here would leave it unknown).
   scheduler_sha256 = {
-    "funnelpulse-sha256-funnelpulse-scheduler" = try(var.release_sha256["funnelpulse-scheduler"], "")
-    "funnelpulse-sha256-funnelpulse"           = try(var.release_sha256["funnelpulse"], "")
+    "funnelpulse-release-sha256-funnelpulse-scheduler" = try(var.release_sha256["funnelpulse-scheduler"], "")
+    "funnelpulse-release-sha256-funnelpulse"           = try(var.release_sha256["funnelpulse"], "")
   }
   executor_sha256 = {
-    "funnelpulse-sha256-funnelpulse-executor" = try(var.release_sha256["funnelpulse-executor"], "")
+    "funnelpulse-release-sha256-funnelpulse-executor" = try(var.release_sha256["funnelpulse-executor"], "")
   }
 }
 
