@@ -63,6 +63,18 @@ def _allows_cluster_port(block):
     return any(_port_covered(spec, port) for spec in ports for port in CLUSTER_PORTS)
 
 
+def _cluster_port_block(conf):
+    """The index of the first allow block by which an enabled ingress rule
+    opens a cluster port; None when the rule opens none."""
+    direction = str(_first(conf.get("direction", "INGRESS"))).upper()
+    if direction != "INGRESS" or _first(conf.get("disabled", False)) is True:
+        return None
+    for index, block in enumerate(conf.get("allow", [])):
+        if isinstance(block, dict) and _allows_cluster_port(block):
+            return index
+    return None
+
+
 class ClusterPortsNotOpenToInternet(BaseResourceCheck):
     def __init__(self):
         super().__init__(
@@ -73,16 +85,11 @@ class ClusterPortsNotOpenToInternet(BaseResourceCheck):
         )
 
     def scan_resource_conf(self, conf):
-        direction = str(_first(conf.get("direction", "INGRESS"))).upper()
-        if direction != "INGRESS" or _first(conf.get("disabled", False)) is True:
+        index = _cluster_port_block(conf)
+        if index is None or not any(_open_to_everyone(cidr) for cidr in _as_list(conf.get("source_ranges"))):
             return CheckResult.PASSED
-        if not any(_open_to_everyone(cidr) for cidr in _as_list(conf.get("source_ranges"))):
-            return CheckResult.PASSED
-        for index, block in enumerate(conf.get("allow", [])):
-            if isinstance(block, dict) and _allows_cluster_port(block):
-                self.evaluated_keys = ["source_ranges", f"allow/[{index}]"]
-                return CheckResult.FAILED
-        return CheckResult.PASSED
+        self.evaluated_keys = ["source_ranges", f"allow/[{index}]"]
+        return CheckResult.FAILED
 
 
 check = ClusterPortsNotOpenToInternet()

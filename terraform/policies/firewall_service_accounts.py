@@ -17,7 +17,7 @@ Loaded like CKV_FP_1 (terraform/.checkov.yaml).
 from checkov.common.models.enums import CheckCategories, CheckResult
 from checkov.terraform.checks.resource.base_resource_check import BaseResourceCheck
 
-from firewall_cluster_ports import _allows_cluster_port, _as_list, _first
+from firewall_cluster_ports import _as_list, _cluster_port_block
 
 
 class ClusterPortsByServiceAccount(BaseResourceCheck):
@@ -30,10 +30,7 @@ class ClusterPortsByServiceAccount(BaseResourceCheck):
         )
 
     def scan_resource_conf(self, conf):
-        direction = str(_first(conf.get("direction", "INGRESS"))).upper()
-        if direction != "INGRESS" or _first(conf.get("disabled", False)) is True:
-            return CheckResult.PASSED
-        if not any(isinstance(b, dict) and _allows_cluster_port(b) for b in conf.get("allow", [])):
+        if _cluster_port_block(conf) is None:
             return CheckResult.PASSED
         tagged = [key for key in ("source_tags", "target_tags") if _as_list(conf.get(key))]
         if tagged:
