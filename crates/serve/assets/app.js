@@ -45,7 +45,8 @@
         scales: {
           y: { title: { display: true, text: 'view → purchase %' }, beginAtZero: true },
           views: { position: 'right', grid: { drawOnChartArea: false }, title: { display: true, text: 'views' } },
-          x: { ticks: { maxTicksLimit: 14 } },
+          // Hours as `2019-10-22 13:00`, days as they are.
+          x: { ticks: { maxTicksLimit: 14, callback: function (value) { return this.getLabelForValue(value).replace('T', ' ').slice(0, 16); } } },
         },
         plugins: {
           tooltip: {
@@ -125,7 +126,7 @@
     const values = {
       batches: count.format(s.batches),
       watermark: s.watermark || '–',
-      rows_per_second: s.rows_per_second == null ? '–' : count.format(Math.round(s.rows_per_second)),
+      rows_per_second: s.rows_per_second == null ? '–' : count.format(Math.round(s.rows_per_second)),  // newest batch with rows
       input_rows: count.format(s.input_rows),
       late_rows: count.format(s.late_rows),
       dead_letters: count.format(s.dead_letters),

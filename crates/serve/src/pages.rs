@@ -285,6 +285,14 @@ fn optional(x: Option<f64>, digits: usize) -> String {
     x.map_or("–".to_string(), |v| format!("{v:.digits$}"))
 }
 
+/// A probability: scientific notation when tiny.
+fn small(x: Option<f64>) -> String {
+    match x {
+        Some(v) if v < 1e-3 => format!("{v:.2e}"),
+        other => optional(other, 4),
+    }
+}
+
 fn anomaly_table(rows: &[Anomaly], v2: bool) -> Markup {
     html! {
         table {
@@ -301,7 +309,7 @@ fn anomaly_table(rows: &[Anomaly], v2: bool) -> Markup {
                     td { (thousands(a.views)) } td { (thousands(a.purchases)) }
                     @if v2 {
                         td { (optional(a.expected_purchases, 1)) } td { (a.baseline_views.map_or("–".into(), thousands)) }
-                        td { (format!("{:.2}", a.score)) } td { (a.p_value.map_or("–".into(), |p| format!("{p:.2e}"))) } td { (optional(a.q_value, 4)) }
+                        td { (format!("{:.2}", a.score)) } td { (small(a.p_value)) } td { (small(a.q_value)) }
                     } @else {
                         td { (rate_pct(a.conversion_rate)) } td { (rate_pct(a.conv_mean_brand)) }
                         td { (format!("{:.2}", a.score)) } td { (optional(a.z_brand_hour, 2)) }
@@ -398,7 +406,7 @@ pub fn stream(s: &Stream) -> Markup {
             div.tiles {
                 div.tile { (field("batches", thousands(s.batches))) span { "batches committed" } }
                 div.tile { (field("watermark", s.watermark.clone().unwrap_or("–".into()))) span { "watermark (UTC)" } }
-                div.tile { (field("rows_per_second", rate)) span { "input rows/s (newest batch)" } }
+                div.tile { (field("rows_per_second", rate)) span { "input rows/s (newest batch with rows)" } }
                 div.tile { (field("input_rows", thousands(s.input_rows))) span { "input rows" } }
                 div.tile { (field("late_rows", thousands(s.late_rows))) span { "late rows" } }
                 div.tile { (field("dead_letters", thousands(s.dead_letters))) span { "dead letters" } }

@@ -207,7 +207,7 @@ pub struct Stream {
     pub emitted_windows: u64,
     pub dead_letters: u64,
     pub future_rows: u64,
-    /// The newest batch's input rate.
+    /// The input rate of the newest batch that read rows.
     pub rows_per_second: Option<f64>,
     /// What waits in the source (files, or the topic's lag).
     pub waiting: String,
@@ -273,7 +273,7 @@ pub async fn stream(d: &Arc<Dashboard>, query: Option<&str>) -> Result<Stream, F
         emitted_windows: t.emitted_windows,
         dead_letters: t.dead_letters,
         future_rows: t.future_rows,
-        rows_per_second: recent.first().map(|b| b.rows_per_second),
+        rows_per_second: recent.iter().find(|b| b.input_rows > 0).map(|b| b.rows_per_second),
         waiting: status.waiting.clone(),
         rebuilt: status.rebuilt.clone(),
         quarantined: status.quarantined.iter().map(|q| (q.path.clone(), q.reason.clone())).collect(),
