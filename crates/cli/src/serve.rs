@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use funnelpulse_engine::{CommonArgs, Engine};
+use funnelpulse_engine::{CommonArgs, EngineMode};
 use funnelpulse_lake::Lake;
-use funnelpulse_serve::{Dashboard, Limits};
+use funnelpulse_serve::{Dashboard, Engine, Limits};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -37,14 +37,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             args.bind
         );
     }
-    let mode = args.common.engine_mode()?;
-    let engine = Engine::connect_with(mode.clone(), &args.common.cluster).await?;
-    let stores = engine.ctx.runtime_env().object_store_registry.clone();
+    let (engine, running) = match args.common.engine_mode()? {
+        EngineMode::Embedded { parallelism } => {
+            (Engine::local(parallelism)?, format!("queries in this process ({parallelism} partitions)"))
+        }
+        remote => {
+            let engine = funnelpulse_engine::Engine::connect_with(remote.clone(), &args.common.cluster).await?;
+            (Engine::Cluster(engine), remote.to_string())
+        }
+    };
+    let stores = engine.ctx().runtime_env().object_store_registry.clone();
     let lake = Lake::open(&args.common.lake, stores.as_ref())?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {} (--bind)", args.bind))?;
-    println!("dashboard on http://{} — lake {}, {mode} (Ctrl-C stops it)", listener.local_addr()?, lake.url());
+    println!("dashboard on http://{} — lake {}, {running} (Ctrl-C stops it)", listener.local_addr()?, lake.url());
     let limits = Limits { max_queries: args.max_queries, query_timeout: args.query_timeout };
     let dashboard = Arc::new(Dashboard::new(engine, lake, stores, args.bootstrap_servers, limits));
     funnelpulse_serve::serve(dashboard, listener).await

@@ -177,7 +177,7 @@ impl Dashboard {
             Some(r) => files.only_partitions(&r.dates()),
             None => files,
         };
-        Ok(Some(read_files(&self.engine.ctx, &files)?))
+        Ok(Some(read_files(&self.ctx, &files)?))
     }
 
     async fn required(&self, table: &TableSpec, range: Option<Range>) -> anyhow::Result<DataFrame> {
@@ -201,10 +201,10 @@ impl Dashboard {
         let mut known = Known { versions, ..Default::default() };
         if let Some(files) = brands {
             known.last_date = files.partitions().last().and_then(|d| d.parse().ok());
-            known.brands = self.distinct(read_files(&self.engine.ctx, &files)?, "brand").await?;
+            known.brands = self.distinct(read_files(&self.ctx, &files)?, "brand").await?;
         }
         if let Some(files) = categories {
-            known.categories = self.distinct(read_files(&self.engine.ctx, &files)?, "category_root").await?;
+            known.categories = self.distinct(read_files(&self.ctx, &files)?, "category_root").await?;
         }
         *self.known.lock().unwrap() = Some(known.clone());
         Ok(known)
@@ -453,7 +453,7 @@ impl Dashboard {
         if let Some((_, q)) = self.quality.lock().unwrap().as_ref().filter(|(v, _)| *v == versions) {
             return Ok(q.clone());
         }
-        let ctx = &self.engine.ctx;
+        let ctx = &self.ctx;
         let read = |i: usize| snapshots[i].as_ref().map(|f| read_files(ctx, f)).transpose();
         let mut q = Quality::default();
         if let Some(rejects) = read(1)? {

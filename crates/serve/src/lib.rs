@@ -4,8 +4,9 @@
 //! charts are drawn in the browser by Chart.js (Debian's libjs-chart.js,
 //! served by the binary: no network needed) from the `/api/` JSON endpoints,
 //! which answer the same figures the pages show. Queries are DataFusion plans
-//! built from typed, validated parameters and run by the engine (embedded
-//! Ballista, or a cluster), each over the last committed version of its tables.
+//! built from typed, validated parameters, each over the last committed
+//! version of its tables, run in this process ([`Engine::Local`]) or by a
+//! Ballista cluster ([`Engine::Cluster`]).
 
 mod data;
 mod error;
@@ -23,7 +24,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use datafusion::execution::object_store::ObjectStoreRegistry;
-use funnelpulse_engine::Engine;
+use datafusion::prelude::SessionContext;
 use funnelpulse_lake::Lake;
 use tokio::sync::Semaphore;
 
@@ -44,10 +45,38 @@ impl Default for Limits {
     }
 }
 
+/// Where the dashboard's queries run.
+pub enum Engine {
+    /// DataFusion in this process, over the same object stores and table
+    /// reader as the stages. The dashboard's queries read a few partitions
+    /// of small tables: a Ballista job per query (even embedded) would add
+    /// its scheduling round-trip, about 150 ms, to every chart.
+    Local(SessionContext),
+    /// A Ballista cluster's session (`--scheduler`), kept with its job watchdog.
+    Cluster(funnelpulse_engine::Engine),
+}
+
+impl Engine {
+    /// In-process DataFusion with `partitions` target partitions.
+    pub fn local(partitions: usize) -> anyhow::Result<Engine> {
+        let config = funnelpulse_engine::cluster::session_config().with_target_partitions(partitions);
+        Ok(Engine::Local(SessionContext::new_with_state(funnelpulse_engine::cluster::session_state(config)?)))
+    }
+
+    pub fn ctx(&self) -> &SessionContext {
+        match self {
+            Engine::Local(ctx) => ctx,
+            Engine::Cluster(engine) => &engine.ctx,
+        }
+    }
+}
+
 /// The server's state: one engine session, the lake, and small caches keyed
 /// by table versions (so a new commit is seen at the next request).
 pub struct Dashboard {
-    engine: Engine,
+    ctx: SessionContext,
+    /// Owns the session (and a cluster's job watchdog).
+    _engine: Engine,
     lake: Lake,
     stores: Arc<dyn ObjectStoreRegistry>,
     bootstrap_servers: Option<String>,
@@ -68,7 +97,8 @@ impl Dashboard {
         limits: Limits,
     ) -> Self {
         Self {
-            engine,
+            ctx: engine.ctx().clone(),
+            _engine: engine,
             lake,
             stores,
             bootstrap_servers,
