@@ -311,8 +311,18 @@ pub struct Anomaly {
     /// Classic only: the brand's mean conversion and the hour-of-day z-score.
     pub conv_mean_brand: Option<f64>,
     pub z_brand_hour: Option<f64>,
-    /// In the alert ledger (`<lake>/alerts/<table>.sent.json`).
+    /// In the alert ledger (`<lake>/alerts/<table>.sent.json`); set by [`Anomaly::mark_alerted`].
     pub alerted: bool,
+}
+
+impl Anomaly {
+    /// Marks the anomalies whose key (`brand|YYYY-MM-DD HH:MM:SS|type`, as
+    /// stage 05 writes it) is in the ledger.
+    pub fn mark_alerted(found: &mut [Anomaly], sent: &BTreeSet<String>) {
+        for a in found {
+            a.alerted = sent.contains(&format!("{}|{}|{}", a.brand, a.window_start.replace('T', " "), a.kind));
+        }
+    }
 }
 
 fn float(cell: &Cell) -> Option<f64> {
@@ -348,18 +358,16 @@ impl Dashboard {
             (col(c), Kind::Float),
             (col(d), Kind::Float),
         ];
-        let sent = self.ledger(detector).await?.0;
         let mut found: Vec<Anomaly> = rows(df, columns)
             .await?
             .iter()
             .map(|r| {
                 let (window_start, brand, kind) =
                     (r[0].text().unwrap_or_default(), r[1].text().unwrap_or_default(), r[2].text().unwrap_or_default());
-                let key = format!("{brand}|{}|{kind}", window_start.replace('T', " "));
                 let v2 = detector == Detector::V2;
                 Anomaly {
                     detector,
-                    alerted: sent.contains(&key),
+                    alerted: false,
                     window_start,
                     brand,
                     kind,

@@ -371,15 +371,17 @@ pub fn quality(q: &Quality) -> Markup {
             section #rejects {
                 h2 { "Rejected lines by reason" }
                 @if q.rejects_by_reason.is_empty() { p { "No raw line had a problem." } }
-                table { tr { th { "reason" } th { "lines" } }
-                    @for (reason, n) in &q.rejects_by_reason { tr { td { (reason) } td { (thousands(*n)) } } } }
+                @else {
+                    table { tr { th { "reason" } th { "lines" } }
+                        @for (reason, n) in &q.rejects_by_reason { tr { td { (reason) } td { (thousands(*n)) } } } }
+                }
             }
             section {
-                h2 { "Stream set-asides" }
+                h2 { "Stream set-asides and row counts" }
                 table {
                     tr { td { "late events (late_events)" } td { (count(q.late_events)) } }
                     tr { td { "events from the future (future_events)" } td { (count(q.future_events)) } }
-                    tr { td { "Kafka dead letters (stream_dead_letters)" } td { (count(q.dead_letters)) } }
+                    tr { td { "Kafka dead letters (stream_dead_letters)" } td { (q.dead_letters.map_or("no Kafka stream yet".into(), thousands)) } }
                     tr { td { "bronze rows / silver-eligible" } td { (thousands(q.bronze_rows)) " / " (thousands(q.silver_eligible_rows)) } }
                 }
             }

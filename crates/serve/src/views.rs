@@ -170,8 +170,10 @@ pub async fn anomalies(d: &Dashboard, query: Option<&str>) -> Result<Anomalies, 
     let (v2_total, classic_total) = (v2.len(), classic.len());
     v2.truncate(MAX_ANOMALIES);
     classic.truncate(MAX_ANOMALIES);
-    let (_, v2_ledger_written) = d.ledger(Detector::V2).await?;
-    let (_, classic_ledger_written) = d.ledger(Detector::Classic).await?;
+    let (v2_sent, v2_ledger_written) = d.ledger(Detector::V2).await?;
+    let (classic_sent, classic_ledger_written) = d.ledger(Detector::Classic).await?;
+    Anomaly::mark_alerted(&mut v2, &v2_sent);
+    Anomaly::mark_alerted(&mut classic, &classic_sent);
     Ok(Anomalies { range, brand, v2_total, classic_total, v2, classic, v2_ledger_written, classic_ledger_written })
 }
 
