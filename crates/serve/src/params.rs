@@ -73,7 +73,7 @@ impl Range {
         self.from.iter_days().take_while(|d| *d <= self.to).map(|d| d.to_string()).collect()
     }
 
-    /// The range with each end moved by `days` (clamped to the calendar).
+    /// The range with each end moved out by `days`.
     pub fn widened(&self, days: i64) -> Range {
         let by = chrono::Duration::days(days);
         Range { from: self.from - by, to: self.to + by }
@@ -169,10 +169,6 @@ impl Filters {
             ),
         };
         Ok(Filters { brands, category, band })
-    }
-
-    pub fn is_empty(&self) -> bool {
-        *self == Filters::default()
     }
 }
 
