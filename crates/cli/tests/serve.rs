@@ -81,6 +81,7 @@ fn lake() -> &'static Run {
     RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let raw = generate(dir.path(), 300_000, 8);
+        add_html_brand(&raw);
         let lake = dir.path().join("lake");
         let lake_arg = lake.to_str().unwrap();
         // Low classic thresholds so that small data has anomalies to show.
@@ -91,6 +92,23 @@ fn lake() -> &'static Run {
         );
         Run { dir, lake }
     })
+}
+
+/// A brand whose name is markup (and an ampersand): pages must show it as text.
+const HTML_BRAND: &str = "<b>bold</b>&co";
+
+/// Appends a view and a purchase of [`HTML_BRAND`] to the generated data (its last day).
+fn add_html_brand(raw: &Path) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(raw)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    files.sort();
+    let mut csv = std::fs::OpenOptions::new().append(true).open(files.last().unwrap()).unwrap();
+    for (time, kind) in [("12:00:00", "view"), ("12:01:00", "purchase")] {
+        writeln!(csv, "2019-10-08 {time} UTC,{kind},1,2,,{HTML_BRAND},12.5,3,s-html").unwrap();
+    }
 }
 
 /// The shared lake and a server of this test's own over it (a server in a
@@ -462,6 +480,16 @@ fn bad_input_answers_4xx_with_a_message() {
         assert_eq!(status, 400, "{path}?{q}: {body}");
         assert_message(path, &body);
     }
+    // A brand of the data whose name is markup: shown escaped, as text.
+    let escaped = "&lt;b&gt;bold&lt;/b&gt;&amp;co";
+    for path in ["/funnel", "/anomalies"] {
+        let (status, page) =
+            run.server.get(&format!("{path}?{}", query(&[("brand", HTML_BRAND), ("to", "2019-10-08")])));
+        assert_eq!(status, 200, "{path}: {page}");
+        assert!(page.contains(escaped) && !page.contains(HTML_BRAND), "{path} does not escape the brand");
+    }
+    let v = run.server.json(&format!("/api/funnel?{}", query(&[("brand", HTML_BRAND), ("to", "2019-10-08")])));
+    assert_eq!((v["totals"]["views"].as_u64(), v["totals"]["purchases"].as_u64()), (Some(1), Some(1)));
     let (status, body) = run.server.get("/nothing-here");
     assert_eq!(status, 404, "{body}");
 }
@@ -541,6 +569,16 @@ fn pages_render_in_headless_chromium() {
             "0",
         ),
         (format!("/anomalies?{range}#drill={top_v2}"), vec![format!("data-drilled=\"{top_v2}\"")], "0"),
+        // A brand whose name is markup: its drill-down title is text.
+        (
+            format!(
+                "/funnel?{}#drill={}",
+                query(&[("brand", HTML_BRAND), ("to", &last)]),
+                url::form_urlencoded::byte_serialize(HTML_BRAND.as_bytes()).collect::<String>()
+            ),
+            vec!["id=\"drill-title\">&lt;b&gt;bold&lt;/b&gt;&amp;co: hourly series<".into()],
+            "0",
+        ),
         ("/stream".to_string(), vec!["data-batches=\"".into()], "0"),
         ("/quality".to_string(), vec!["duplicates removed".into()], "0"),
     ];
