@@ -650,12 +650,36 @@ fn the_stream_page_follows_a_running_stream() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The page itself, in a real browser: when its DOM is taken, it shows at
+    // least every batch committed 2 s before.
+    let (dom, log) = headless(&server.url("/stream"), &["--dump-dom"]);
+    let taken = std::time::SystemTime::now();
     let _ = stream.kill();
     let _ = stream.wait();
-    eprintln!("commit → stream endpoint delays: {delays:?}");
+    let shown: u64 = dom
+        .split("data-batches=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the stream page never updated itself:\n{log}"));
+    let committed_before = committed_since(&commits, started, taken - Duration::from_secs(2));
+    assert!(shown >= committed_before, "the page shows {shown} batches; {committed_before} were committed 2 s earlier");
+    eprintln!(
+        "commit → stream endpoint delays: {delays:?}; page showed {shown}, {committed_before} committed 2 s before"
+    );
     assert!(!delays.is_empty(), "no batch was committed while the test watched");
     // The page polls every second: a commit shows within the poll plus this delay.
     assert!(delays.iter().all(|d| *d + Duration::from_secs(1) <= Duration::from_secs(2)), "{delays:?}");
+}
+
+/// Batches committed between `since` and `until` (by their commit files).
+fn committed_since(commits: &Path, since: std::time::SystemTime, until: std::time::SystemTime) -> u64 {
+    let written = |e: &std::fs::DirEntry| e.metadata().ok().and_then(|m| m.modified().ok());
+    std::fs::read_dir(commits)
+        .unwrap()
+        .flatten()
+        .filter(|e| written(e).is_some_and(|w| w >= since && w <= until))
+        .count() as u64
 }
 
 /// The newest commit file written since `since`: (batch id, when).
