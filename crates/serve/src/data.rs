@@ -340,6 +340,7 @@ impl Dashboard {
         if !brands.is_empty() {
             df = df.filter(col("brand").in_list(brands.iter().map(|b| lit(b.clone())).collect(), false))?;
         }
+        // Four evidence columns per detector (classic has two: its last slots are read and unused).
         let (a, b, c, d) = match detector {
             Detector::V2 => ("expected_purchases", "baseline_views", "p_value", "q_value"),
             Detector::Classic => ("conv_mean_brand", "z_brand_hour", "z_brand", "z_brand"),

@@ -93,14 +93,16 @@ pub async fn series(d: &Dashboard, query: Option<&str>) -> Result<Series, Failur
     points.sort_by(|a, b| a.key.cmp(&b.key));
     let mut anomalies = Vec::new();
     if filters.category.is_none() && filters.band.is_none() {
-        for detector in [Detector::V2, Detector::Classic] {
-            for a in d.anomalies(detector, range, &filters.brands).await? {
-                let at = match grain {
-                    Grain::Hour => a.window_start.clone(),
-                    Grain::Day => a.window_start[..10].to_string(),
-                };
-                anomalies.push(Marker { at, brand: a.brand, kind: a.kind, detector });
-            }
+        let (v2, classic) = tokio::try_join!(
+            d.anomalies(Detector::V2, range, &filters.brands),
+            d.anomalies(Detector::Classic, range, &filters.brands)
+        )?;
+        for a in v2.into_iter().chain(classic) {
+            let at = match grain {
+                Grain::Hour => a.window_start.clone(),
+                Grain::Day => a.window_start[..10].to_string(),
+            };
+            anomalies.push(Marker { at, brand: a.brand, kind: a.kind, detector: a.detector });
         }
     }
     Ok(Series { range, grain, filters, points, anomalies })
