@@ -700,6 +700,10 @@ gce_submit() {
     lake_line
     if [[ "${ARGS[0]}" == kafka-replay ]]; then
         gce_replay "${ARGS[@]:1}"
+    elif [[ "${ARGS[0]}" == serve ]]; then
+        # The dashboard runs here (127.0.0.1), its queries on the cluster through the tunnel.
+        gce_check_client_credentials
+        run "$(binary funnelpulse)" serve --scheduler "$(scheduler_url)" --lake "$LAKE" "${ARGS[@]:1}"
     else
         gce_run_stages "${ARGS[@]}"
     fi

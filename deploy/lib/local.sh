@@ -149,6 +149,8 @@ local_submit() {
     lake_line
     if [[ "${ARGS[0]}" == kafka-replay ]]; then
         cmd=("$funnelpulse" kafka replay --scheduler "$(scheduler_url)" --lake "$LAKE" "${ARGS[@]:1}")
+    elif [[ "${ARGS[0]}" == serve ]]; then
+        cmd=("$funnelpulse" serve --scheduler "$(scheduler_url)" --lake "$LAKE" "${ARGS[@]:1}")
     else
         cmd=("$funnelpulse" run "${ARGS[@]}" --scheduler "$(scheduler_url)" --lake "$LAKE")
     fi

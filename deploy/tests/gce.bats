@@ -457,6 +457,17 @@ EOF
     [ "$status" -ne 0 ] && [[ "$output" == *"fake stage failure"* ]]
 }
 
+@test "submit serve runs the dashboard here, its queries on the cluster through the tunnel" {
+    deploy up.sh --project p1
+    expect_ok
+    rm "$FAKE_LOG"
+    deploy submit.sh serve --bind 127.0.0.1:9000
+    expect_ok
+    grep -q -x "funnelpulse serve --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://p1-funnelpulse-lake/lake --bind 127.0.0.1:9000" "$FAKE_LOG"
+    deploy submit.sh 02 serve
+    [ "$status" -ne 0 ] && [[ "$output" == *"serve runs alone"* ]]
+}
+
 @test "submit to a scheduler the watchdog stopped says to start it again" {
     deploy up.sh --project p1
     expect_ok

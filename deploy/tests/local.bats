@@ -115,6 +115,13 @@ time.sleep(300)' "$1" "$2" "$BATS_TEST_TMPDIR/holder-$1.ready" &
     [[ "$output" != *SECRET* && "$output" != *hunter2pass* ]] || { echo "$output"; false; }
 }
 
+@test "submit serve runs the dashboard against the local cluster" {
+    run "$DEPLOY/submit.sh" --target local --dry-run serve --bind 127.0.0.1:9000
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"+ $FUNNELPULSE_BIN_DIR/funnelpulse serve --scheduler df://127.0.0.1:$FUNNELPULSE_SCHEDULER_PORT --lake "*" --bind 127.0.0.1:9000"* ]] ||
+        { echo "$output"; false; }
+}
+
 @test "bad settings and a missing cluster are refused clearly" {
     run "$DEPLOY/up.sh" --target moon
     [ "$status" -ne 0 ] && [[ "$output" == *"unknown target 'moon'"* ]]

@@ -7,6 +7,7 @@ mod generate;
 mod kafka;
 mod lake;
 mod run;
+mod serve;
 mod stream;
 
 use std::io::Write;
@@ -42,6 +43,8 @@ enum Command {
     /// Inspect the streaming funnel (stage 04).
     #[command(subcommand)]
     Stream(stream::StreamCommand),
+    /// The interactive dashboard: overview, funnel explorer, anomalies, stream, data quality.
+    Serve(serve::ServeArgs),
     /// The lake's Delta tables: history of versions, vacuum.
     #[command(subcommand)]
     Lake(lake::LakeCommand),
@@ -97,6 +100,7 @@ async fn async_main() {
             Command::Stream(command) => stream::run(command).await,
             Command::Kafka(command) => kafka::run(command).await,
             Command::Lake(command) => lake::run(command).await,
+            Command::Serve(args) => serve::run(args).await,
         }
     }
     .await;

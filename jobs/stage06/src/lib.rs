@@ -8,7 +8,7 @@
 mod charts;
 pub mod format;
 mod html;
-mod query;
+pub mod query;
 pub mod summary;
 mod terminal;
 
