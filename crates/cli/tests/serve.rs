@@ -694,3 +694,173 @@ fn newest_commit(commits: &Path, since: std::time::SystemTime) -> Option<(u64, s
         })
         .max()
 }
+
+/// A W3C WebDriver session on Debian's chromedriver (headless Chromium),
+/// spoken over plain HTTP: what a user does (pick filters, press Apply, click
+/// a brand, click an anomaly), not a page loaded with its answer in the URL.
+struct Browser {
+    driver: Child,
+    port: u16,
+    session: String,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver runs: `apt-get install chromium-driver` (.ci/run does)");
+        wait_for_port(port);
+        let mut browser = Browser { driver, port, session: String::new() };
+        let capabilities = serde_json::json!({ "capabilities": { "alwaysMatch": { "goog:chromeOptions": {
+            "binary": which(chromium()),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,1400"],
+        } } } });
+        let created = browser.call("POST", "/session", Some(capabilities));
+        browser.session = created["sessionId"].as_str().expect("a WebDriver session").to_string();
+        browser
+    }
+
+    /// One WebDriver command: its `value`, or a panic naming the command and the driver's answer.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        // chromedriver keeps the connection open: read the head, then Content-Length bytes.
+        let mut reader = std::io::BufReader::new(stream);
+        let mut head = String::new();
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+            if line.trim().is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        assert!(head.contains(" 200 "), "WebDriver {method} {path}: {head}\n{answer}");
+        answer["value"].clone()
+    }
+
+    fn session_path(&self, rest: &str) -> String {
+        format!("/session/{}{rest}", self.session)
+    }
+
+    fn open(&self, url: &str) {
+        self.call("POST", &self.session_path("/url"), Some(serde_json::json!({ "url": url })));
+        self.wait_for("the page's scripts", "return document.documentElement.dataset.ready === '1'");
+    }
+
+    /// Runs `script` in the page until it returns true (10 s at most), failing on a script error.
+    fn wait_for(&self, what: &str, script: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let error = self.script("return document.documentElement.dataset.error || null");
+            assert!(error.is_null(), "script error while waiting for {what}: {error}");
+            if self.script(script) == Value::Bool(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}: not within 10 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn script(&self, script: &str) -> Value {
+        self.call(
+            "POST",
+            &self.session_path("/execute/sync"),
+            Some(serde_json::json!({ "script": script, "args": [] })),
+        )
+    }
+
+    /// Clicks the first element `css` selects.
+    fn click(&self, css: &str) {
+        let found = self.call(
+            "POST",
+            &self.session_path("/element"),
+            Some(serde_json::json!({ "using": "css selector", "value": css })),
+        );
+        let id = found.as_object().and_then(|o| o.values().next()).and_then(Value::as_str).expect("an element id");
+        self.call("POST", &self.session_path(&format!("/element/{id}/click")), Some(serde_json::json!({})));
+    }
+
+    fn text(&self, css: &str) -> String {
+        let script = format!("return document.querySelector({}).textContent.trim()", serde_json::json!(css));
+        self.script(&script).as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let path = self.session_path("");
+            let _ = std::panic::catch_unwind(|| self.call("DELETE", &path, None));
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// The full path of a command on PATH (chromedriver wants the browser's path).
+fn which(command: &str) -> String {
+    let out = Command::new("sh").args(["-c", &format!("command -v {command}")]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_user_filters_and_clicks_through_the_dashboard_in_chromium() {
+    let run = run();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (first, last) = rt.block_on(dates(&run.lake));
+    let (brands, _) = rt.block_on(filter_values(&run.lake));
+    let browser = Browser::start();
+
+    // Funnel explorer: pick a brand and a price band in the form, press Apply.
+    browser.open(&run.server.url(&format!("/funnel?{}", query(&[("from", &first), ("to", &last)]))));
+    browser.click(&format!("select[name=brand] option[value={}]", serde_json::json!(brands[0])));
+    browser.click("select[name=band] option[value='10-30']");
+    browser.click("form[action='/funnel'] button");
+    browser.wait_for("the filtered page", "return location.search.includes('band=10-30')");
+    browser.wait_for("the page's scripts", "return document.documentElement.dataset.ready === '1'");
+    let filters = query(&[("from", &first), ("to", &last), ("brand", &brands[0]), ("band", "10-30")]);
+    let expected = run.server.json(&format!("/api/funnel?{filters}"));
+    let views = funnelpulse_stage06::format::thousands(expected["totals"]["views"].as_u64().unwrap());
+    assert_eq!(browser.text("tr[data-step=views] td:nth-child(3)"), views, "the filtered funnel's views");
+
+    // A click on a brand draws its series below.
+    browser.click("#top-brands a.drill");
+    browser.wait_for(
+        "the brand's series",
+        &format!("return document.documentElement.dataset.drilled === {}", serde_json::json!(brands[0])),
+    );
+    assert!(browser.text("#drill-title").starts_with(&brands[0]), "{}", browser.text("#drill-title"));
+
+    // Anomalies: a click on the first flagged hour draws that brand's hours around it.
+    browser.open(&run.server.url(&format!("/anomalies?{}", query(&[("from", &first), ("to", &last)]))));
+    let name = browser.script("return document.querySelector('tr.pick').dataset.name");
+    let name = name.as_str().expect("the test data has anomalies").to_string();
+    browser.click("tr.pick");
+    browser.wait_for(
+        "the anomaly's series",
+        &format!("return document.documentElement.dataset.drilled === {}", serde_json::json!(name)),
+    );
+    assert!(browser.text("#drill-title").contains(" around "), "{}", browser.text("#drill-title"));
+}
