@@ -98,14 +98,21 @@ self_test() {
         return 1
     fi
     err="$(mktemp)"
-    if size="$(gcloud compute instance-groups managed describe "$GROUP" --zone "$ZONE" --format='value(targetSize)' 2>"$err")" &&
-        [[ "$size" =~ ^[0-9]+$ ]] &&
-        gcloud compute instance-groups managed resize "$GROUP" --size "$size" --zone "$ZONE" --quiet >/dev/null 2>>"$err"; then
-        log "self-test: may resize $GROUP in $ZONE (resized it to its current size $size)"
-        report self-test "ok: resized $GROUP to its current size $size"
-        rm -f "$err"
-        return 0
-    fi
+    # Three tries, a poll interval apart: at the first boot the group may not exist yet
+    # (Terraform makes it beside this VM).
+    local attempt
+    for attempt in 1 2 3; do
+        : >"$err"
+        if size="$(gcloud compute instance-groups managed describe "$GROUP" --zone "$ZONE" --format='value(targetSize)' 2>"$err")" &&
+            [[ "$size" =~ ^[0-9]+$ ]] &&
+            gcloud compute instance-groups managed resize "$GROUP" --size "$size" --zone "$ZONE" --quiet >/dev/null 2>>"$err"; then
+            log "self-test: may resize $GROUP in $ZONE (resized it to its current size $size)"
+            report self-test "ok: resized $GROUP to its current size $size"
+            rm -f "$err"
+            return 0
+        fi
+        [[ "$attempt" == 3 ]] || sleep "$INTERVAL"
+    done
     local why
     why="$(grep -v '^[[:space:]]*$' "$err" | tail -n 1)"
     rm -f "$err"

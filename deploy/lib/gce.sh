@@ -23,7 +23,7 @@ SCHEDULER_DISK_GB=20
 EXECUTOR_DISK_GB=50
 # The label every resource of a deployment carries besides app=funnelpulse (terraform/ sets it to
 # name_prefix, which the scripts leave at its default): down.sh --by-label finds them by it.
-DEPLOYMENT_LABEL=funnelpulse-deployment
+DEPLOYMENT_LABEL="funnelpulse-deployment"
 DEPLOYMENT=funnelpulse
 # The binaries of a release: gs://<bucket>/releases/<version>/<name>; each one's sha256 goes to
 # Terraform (release_sha256) and from there to the VMs' metadata, which startup.sh checks.
@@ -978,10 +978,9 @@ gce_submit() {
     gce_read_outputs || die "no cluster in the Terraform state ($TF_DIR): start one with deploy/up.sh"
     gce_resolve_project
     gce_resolve_lake
-    if ! gce_tunnel_pid >/dev/null; then
-        gce_check_scheduler_running
-        gce_start_tunnel
-    fi
+    # Asked even with a tunnel open: the watchdog may have stopped the scheduler since.
+    gce_check_scheduler_running
+    if ! gce_tunnel_pid >/dev/null; then gce_start_tunnel; fi
     gce_wait_for_executors 1
     lake_line
     if [[ "${ARGS[0]}" == kafka-replay ]]; then

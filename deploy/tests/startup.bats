@@ -110,8 +110,7 @@ gcloud storage cp $RELEASE/funnelpulse $ROOT/opt/funnelpulse/bin/funnelpulse.dow
 @test "scheduler: the watchdog is installed and started even when the release never arrives" {
     as_role scheduler sched.internal
     rm -r "${FAKE_GCS:?}"/*
-    export FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS=1 FUNNELPULSE_RETRY_SECONDS=0.2
-    run "$STARTUP"
+    FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS=1 FUNNELPULSE_RETRY_SECONDS=0.2 run "$STARTUP"
     [ "$status" -ne 0 ]
     [ -x "$ROOT/opt/funnelpulse/bin/funnelpulse-watchdog" ]
     [ "$(call_index 'enable --now funnelpulse-watchdog')" -lt "$(call_index 'gcloud storage cp')" ]
@@ -120,8 +119,7 @@ gcloud storage cp $RELEASE/funnelpulse $ROOT/opt/funnelpulse/bin/funnelpulse.dow
 @test "without a timeout, a VM waits for its release as long as it takes" {
     as_role executor exec-1.internal
     unset FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS
-    export FAKE_GCS_MISSING_TRIES=8 FUNNELPULSE_RETRY_SECONDS=0.1
-    run "$STARTUP"
+    FAKE_GCS_MISSING_TRIES=8 FUNNELPULSE_RETRY_SECONDS=0.1 run "$STARTUP"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
     [[ "$output" == *"(attempt 8;"* ]]
     grep -qx "systemctl enable --now funnelpulse-executor.service" "$FAKE_LOG"
