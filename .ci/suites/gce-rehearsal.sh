@@ -16,7 +16,8 @@
 #
 #   FUNNELPULSE_BIN_DIR  the binaries (default ${CARGO_TARGET_DIR:-$HOME/.cache/funnelpulse-target}/debug)
 #   FUNNELPULSE_KEEP=1   keep the work folder (logs, VM disks, serial logs) after the run
-#   FUNNELPULSE_REHEARSAL_CASES="up_after_down rollout"  run only these cases (debugging; in order)
+#   FUNNELPULSE_REHEARSAL_CASES="up_after_down rollout"  run only these cases (debugging; in order;
+#                        with "hold", the cluster is then kept FUNNELPULSE_REHEARSAL_HOLD seconds, default 600)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"

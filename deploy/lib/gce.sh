@@ -14,7 +14,8 @@
 #   FUNNELPULSE_PRICES         the price table (default deploy/prices.tsv)
 #   FUNNELPULSE_SAMPLE_ROWS    rows of the default sample for stage 01 (default 2000000, as funnelpulse run)
 
-TF_DIR="$ROOT_DIR/terraform"
+# The Terraform configuration (FUNNELPULSE_TF_DIR: another copy of it, e.g. in tests).
+TF_DIR="${FUNNELPULSE_TF_DIR:-$ROOT_DIR/terraform}"
 GCE_STATE_DIR="$LOCAL_DIR/gce"
 PRICES="${FUNNELPULSE_PRICES:-$DEPLOY_DIR/prices.tsv}"
 # The boot disks (pd-balanced) terraform/ gives the VMs (scheduler_disk_gb, executor_disk_gb):

@@ -166,6 +166,9 @@ expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "cal
 }
 
 @test "the optional Terraform variables: IAP members, the scheduler's run limit, a budget alert; a state bucket" {
+    # The backend override goes beside the configuration: a copy's folder here, not terraform/.
+    export FUNNELPULSE_TF_DIR="$BATS_TEST_TMPDIR/tf"
+    mkdir -p "$FUNNELPULSE_TF_DIR"
     deploy up.sh --project p1 --iap-member user:a@example.com --iap-member group:team@example.com --max-run 14400 \
         --billing-account 012345-6789AB-CDEF01 --state-bucket p1-tfstate
     expect_ok
@@ -173,16 +176,16 @@ expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "cal
     apply="$(grep '^terraform .* apply -input' "$FAKE_LOG")"
     [[ "$apply" == *'-var iap_members=["user:a@example.com","group:team@example.com"] -var scheduler_max_run_seconds=14400 -var billing_account=012345-6789AB-CDEF01 '* ]] ||
         { echo "$apply"; false; }
-    grep -qx "terraform -chdir=$ROOT/terraform init -input=false -backend-config=bucket=p1-tfstate -backend-config=prefix=funnelpulse -force-copy" "$FAKE_LOG"
-    grep -qx '  backend "gcs" {}' "$ROOT/terraform/funnelpulse_backend_override.tf"
+    grep -qx "terraform -chdir=$FUNNELPULSE_TF_DIR init -input=false -backend-config=bucket=p1-tfstate -backend-config=prefix=funnelpulse -force-copy" "$FAKE_LOG"
+    grep -qx '  backend "gcs" {}' "$FUNNELPULSE_TF_DIR/funnelpulse_backend_override.tf"
     # Remembered: down.sh and the next up.sh use the same state.
     rm "$FAKE_LOG"
     deploy down.sh
     expect_ok
-    grep -qx "terraform -chdir=$ROOT/terraform init -input=false -backend-config=bucket=p1-tfstate -backend-config=prefix=funnelpulse -force-copy" "$FAKE_LOG"
+    grep -qx "terraform -chdir=$FUNNELPULSE_TF_DIR init -input=false -backend-config=bucket=p1-tfstate -backend-config=prefix=funnelpulse -force-copy" "$FAKE_LOG"
     # down.sh gives the release up.sh applied (a required variable is required by destroy too).
     grep -q -- " destroy -target=module.cluster .*-var release_version=[0-9a-f]\{12\} -var release_sha256={" "$FAKE_LOG"
-    rm -f "$ROOT/terraform/funnelpulse_backend_override.tf"
+    rm -f "$FUNNELPULSE_TF_DIR/funnelpulse_backend_override.tf"
     # Without them, none of these variables is given: Terraform's defaults apply.
     rm -rf "$FUNNELPULSE_LOCAL_DIR" "$FAKE_LOG"
     deploy up.sh --project p1 --dry-run
@@ -193,6 +196,7 @@ expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "cal
     [ "$status" -ne 0 ] && [[ "$output" == *"--max-run must be a number of seconds (0 = never), not '4h'"* ]]
     deploy up.sh --project p1 --state-bucket gs://x --dry-run
     [ "$status" -ne 0 ] && [[ "$output" == *"--state-bucket must be a bucket name (without gs://)"* ]]
+    [ ! -e "$FUNNELPULSE_TF_DIR/funnelpulse_backend_override.tf" ]
     [ ! -e "$ROOT/terraform/funnelpulse_backend_override.tf" ]
 }
 
