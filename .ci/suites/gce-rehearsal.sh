@@ -154,7 +154,18 @@ start_servers() {
     export GOOGLE_SERVICE_ACCOUNT_KEY="{\"private_key\": \"unused\", \"private_key_id\": \"unused\", \"client_email\": \"rehearsal@example.invalid\", \"disable_oauth\": true, \"gcs_base_url\": \"$FAKE_GCS_URL\"}"
 }
 
+apt_install() { # command package…
+    command -v "$1" >/dev/null 2>&1 && return
+    shift
+    export DEBIAN_FRONTEND=noninteractive
+    if apt-get update -qq >/dev/null 2>&1; then
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 || true
+    fi
+}
+
 setup() {
+    apt_install objcopy binutils
+    apt_install jq jq
     for tool in jq curl python3 flock setsid objcopy; do
         command -v "$tool" >/dev/null 2>&1 || cannot_run "$tool not found"
     done
