@@ -29,6 +29,13 @@
 #   --kafka-partitions N          FUNNELPULSE_KAFKA_PARTITIONS (gce, managed: the topic's partitions, default 3)
 #   --kafka-vcpus N               FUNNELPULSE_KAFKA_VCPUS (gce, managed: vCPUs, default 3, the minimum)
 #   --kafka-memory-gib N          FUNNELPULSE_KAFKA_MEMORY_GIB (gce, managed: 1 to 8 GiB per vCPU, default 3)
+#   --iap-member M                FUNNELPULSE_IAP_MEMBERS (gce; who may open IAP tunnels/SSH to the VMs, e.g.
+#                                 user:me@example.com; repeatable, or comma-separated; default: Terraform's)
+#   --max-run SECONDS             FUNNELPULSE_MAX_RUN_SECONDS (gce; the scheduler VM stops by itself after this
+#                                 long, enforced by Compute Engine; 0 = never; default: Terraform's)
+#   --billing-account ID          FUNNELPULSE_BILLING_ACCOUNT (gce; a billing budget alert on that account)
+#   --state-bucket NAME           FUNNELPULSE_STATE_BUCKET (gce; Terraform state in gs://NAME, remembered in
+#                                 FUNNELPULSE_LOCAL_DIR/gce/state-bucket; default: the local terraform.tfstate)
 #   FUNNELPULSE_LOCAL_DIR         pid files, logs, work dirs (local) and tunnel state (gce/) (default .funnelpulse-local)
 #   FUNNELPULSE_BIN_DIR           where funnelpulse, -scheduler, -executor are (default target/release)
 #   FUNNELPULSE_CLUSTER_BIN_DIR   gce: the Linux x86-64 scheduler, executor and client to upload (default FUNNELPULSE_BIN_DIR)
@@ -135,6 +142,11 @@ MANAGED_KAFKA="${FUNNELPULSE_MANAGED_KAFKA:-false}"
 KAFKA_PARTITIONS="${FUNNELPULSE_KAFKA_PARTITIONS:-3}"
 KAFKA_VCPUS="${FUNNELPULSE_KAFKA_VCPUS:-3}"
 KAFKA_MEMORY_GIB="${FUNNELPULSE_KAFKA_MEMORY_GIB:-3}"
+IAP_MEMBERS=()
+if [[ -n "${FUNNELPULSE_IAP_MEMBERS:-}" ]]; then IFS=, read -r -a IAP_MEMBERS <<<"$FUNNELPULSE_IAP_MEMBERS"; fi
+MAX_RUN="${FUNNELPULSE_MAX_RUN_SECONDS:-}"
+BILLING_ACCOUNT="${FUNNELPULSE_BILLING_ACCOUNT:-}"
+STATE_BUCKET="${FUNNELPULSE_STATE_BUCKET:-}"
 DEFAULT_KAFKA_TOPIC=funnelpulse_events
 # Where LAKE comes from, shown with it (lake_line).
 LAKE_FROM=""
@@ -193,6 +205,10 @@ parse_common() {
         --kafka-partitions) KAFKA_PARTITIONS="${2:?--kafka-partitions needs a number}"; shift 2 ;;
         --kafka-vcpus) KAFKA_VCPUS="${2:?--kafka-vcpus needs a number}"; shift 2 ;;
         --kafka-memory-gib) KAFKA_MEMORY_GIB="${2:?--kafka-memory-gib needs a number of GiB}"; shift 2 ;;
+        --iap-member) IAP_MEMBERS+=("${2:?--iap-member needs a member, e.g. user:me@example.com}"); shift 2 ;;
+        --max-run) MAX_RUN="${2:?--max-run needs a number of seconds (0 = never)}"; shift 2 ;;
+        --billing-account) BILLING_ACCOUNT="${2:?--billing-account needs a billing account id}"; shift 2 ;;
+        --state-bucket) STATE_BUCKET="${2:?--state-bucket needs a bucket name}"; shift 2 ;;
         --dry-run) DRY_RUN=1; shift ;;
         --) REST+=("$@"); break ;;
         -h | --help) usage; exit 0 ;;
@@ -212,6 +228,16 @@ parse_common() {
     [[ "$IDLE_MINUTES" =~ ^[0-9]+$ ]] || die "--idle-minutes must be a number of minutes (0 disables the watchdog), not '$IDLE_MINUTES'"
     [[ "$TUNNEL_PORT" =~ ^[0-9]+$ && "$TUNNEL_PORT" -ge 1 && "$TUNNEL_PORT" -le 65535 ]] || die "--tunnel-port must be a port number, not '$TUNNEL_PORT'"
     check_kafka_settings
+    [[ -z "$MAX_RUN" || "$MAX_RUN" =~ ^[0-9]+$ ]] || die "--max-run must be a number of seconds (0 = never), not '$MAX_RUN'"
+    local member
+    for member in "${IAP_MEMBERS[@]+"${IAP_MEMBERS[@]}"}"; do
+        [[ "$member" =~ ^(user|group|serviceAccount|domain|principal|principalSet):[^[:space:]\",]+$ ]] ||
+            die "--iap-member must be an IAM member such as user:me@example.com or group:team@example.com, not '$member'"
+    done
+    [[ -z "$BILLING_ACCOUNT" || "$BILLING_ACCOUNT" =~ ^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$ ]] ||
+        die "--billing-account must be a billing account id like 012345-6789AB-CDEF01, not '$BILLING_ACCOUNT'"
+    [[ -z "$STATE_BUCKET" || "$STATE_BUCKET" =~ ^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$ ]] ||
+        die "--state-bucket must be a bucket name (without gs://), not '$STATE_BUCKET'"
     if [[ "$TARGET" == local ]]; then
         if [[ -z "$LAKE" ]]; then LAKE="$LOCAL_DIR/lake" LAKE_FROM="the local target's default"; fi
         [[ "$SCHEDULER_PORT" =~ ^[0-9]{1,5}$ && "$SCHEDULER_PORT" -ge 1 && $((SCHEDULER_PORT + 2 * EXECUTORS)) -le 65535 ]] ||

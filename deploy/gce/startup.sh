@@ -4,6 +4,10 @@
 # metadata attributes:
 #   funnelpulse-role            scheduler | executor
 #   funnelpulse-release         gs://<bucket>/releases/<version>: the binaries' folder
+#   funnelpulse-release-sha256-<binary>
+#                               the sha256 (64 hex digits) of each binary of the release:
+#                               funnelpulse-release-sha256-funnelpulse-scheduler, …-funnelpulse-executor,
+#                               …-funnelpulse (the client); terraform/ writes them from release_sha256
 #   funnelpulse-scheduler-host  the scheduler's internal address (executors)
 #   funnelpulse-idle-minutes    the idle watchdog's limit, 0 = no watchdog (scheduler)
 #   funnelpulse-executor-group  the executors' managed instance group (watchdog)
@@ -12,24 +16,29 @@
 #   funnelpulse-lake            gs://<bucket>/lake (scheduler: the client's lake)
 #   funnelpulse-kafka-bootstrap-servers, funnelpulse-kafka-topic
 #                               the Kafka brokers (may be empty) and topic (scheduler: the client's)
-# It downloads the role's binary from the release (waiting for deploy/up.sh,
-# which uploads it after `terraform apply`), installs it in
-# /opt/funnelpulse/bin and runs it as a systemd service; on the scheduler it
-# also installs the idle watchdog, and the funnelpulse client for the stages
-# that run on this VM (deploy/submit.sh: Kafka is reachable only from inside
-# the VPC) with its settings in /etc/funnelpulse/client.env, and
-# /opt/funnelpulse/bin/funnelpulse-client, which runs the client with them.
+# On the scheduler it installs and starts the idle watchdog FIRST, before any
+# download: a release that never arrives, or does not pass its check, still
+# gets the cluster stopped. Then it downloads the role's binary from the release
+# (deploy/up.sh uploads it before Terraform makes the VMs; a VM still waits for
+# it, without end), checks its sha256 against the metadata and refuses it on a
+# mismatch (saying why, here: the serial console), installs it in
+# /opt/funnelpulse/bin and runs it as a systemd service; on the scheduler, last,
+# the funnelpulse client for the stages that run on this VM (deploy/submit.sh:
+# Kafka is reachable only from inside the VPC) with its settings in
+# /etc/funnelpulse/client.env, and /opt/funnelpulse/bin/funnelpulse-client,
+# which runs the client with them.
 # Safe to run again (a new release restarts the service; an unchanged one is
 # not downloaded again).
 #
 # For tests: GCE_METADATA_HOST (host:port of the metadata server),
 # FUNNELPULSE_ROOT (install root, default /), FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS
-# (default 1200) and FUNNELPULSE_RETRY_SECONDS (default 15).
+# (give up after this long; default 0: never, the VM waits for the release) and
+# FUNNELPULSE_RETRY_SECONDS (default 15).
 set -euo pipefail
 
 ROOT="${FUNNELPULSE_ROOT:-/}"
 METADATA_URL="http://${GCE_METADATA_HOST:-metadata.google.internal}/computeMetadata/v1/instance"
-DOWNLOAD_TIMEOUT="${FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS:-1200}"
+DOWNLOAD_TIMEOUT="${FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS:-0}"
 RETRY_SECONDS="${FUNNELPULSE_RETRY_SECONDS:-15}"
 # Paths as the VM sees them (the units name them); files go under $ROOT.
 BIN_DIR=/opt/funnelpulse/bin
@@ -80,38 +89,59 @@ put_file() { # path, content, mode
     CHANGED=1
 }
 
-# Copies a release object, retrying until deploy/up.sh has uploaded it.
+# Copies a release object, retrying until it is there: deploy/up.sh uploads it before
+# Terraform makes the VMs, but a VM made by hand, or an upload that failed half-way,
+# may come first. A VM waits without end by default (an executor that gave up would sit
+# there billing, and nothing runs this script again before a reboot); the scheduler's
+# watchdog, started before, stops the cluster meanwhile. With a timeout it gives up.
 download() { # url, destination
     local deadline=$((SECONDS + DOWNLOAD_TIMEOUT)) attempt=1 err
     err="$(mktemp)"
     until gcloud storage cp "$1" "$2" 2>"$err"; do
-        if [[ $SECONDS -ge $deadline ]]; then
+        if [[ "$DOWNLOAD_TIMEOUT" -gt 0 && $SECONDS -ge $deadline ]]; then
             cat "$err" >&2
-            die "$1 is still missing after ${DOWNLOAD_TIMEOUT}s: upload the release (deploy/up.sh does, after terraform apply) and reboot this VM"
+            die "$1 is still missing after ${DOWNLOAD_TIMEOUT}s: upload the release (deploy/up.sh does) and reboot this VM"
         fi
-        log "waiting for $1 (attempt $attempt; deploy/up.sh uploads it after terraform apply): $(tail -n 1 "$err")"
+        log "waiting for $1 (attempt $attempt; deploy/up.sh uploads it): $(tail -n 1 "$err")"
         attempt=$((attempt + 1))
         sleep "$RETRY_SECONDS"
     done
     rm -f "$err"
 }
 
+file_sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# The sha256 the metadata gives for a binary of the release; refuses to go on without one.
+expected_sha256() { # name
+    local sum
+    sum="$(metadata "attributes/funnelpulse-release-sha256-$1")"
+    [[ "$sum" =~ ^[0-9a-f]{64}$ ]] ||
+        die "metadata attribute funnelpulse-release-sha256-$1 is '$sum', not a sha256 (64 hex digits): refusing to run an unchecked $1 (terraform/ writes it from release_sha256, which deploy/up.sh passes)"
+    echo "$sum"
+}
+
 # Installs a binary (funnelpulse-<role>, or the client funnelpulse) from the
-# release unless that release is already installed.
+# release unless that release is already installed, after checking its sha256.
 install_binary() { # name, release url
-    local name="$1" url="$2/$1" dest
+    local name="$1" url="$2/$1" dest expected actual
     dest="$(at "$BIN_DIR")/$name"
-    if [[ -x "$dest" && "$(cat "$dest.release" 2>/dev/null)" == "$url" ]]; then
+    expected="$(expected_sha256 "$name")"
+    if [[ -x "$dest" && "$(cat "$dest.release" 2>/dev/null)" == "$url" && "$(file_sha256 "$dest")" == "$expected" ]]; then
         log "$name of $2 is already installed"
         return
     fi
     mkdir -p "$(dirname "$dest")"
     download "$url" "$dest.download"
+    actual="$(file_sha256 "$dest.download")"
+    if [[ "$actual" != "$expected" ]]; then
+        rm -f "$dest.download"
+        die "refusing $url: its sha256 is $actual, but the metadata (funnelpulse-release-sha256-$name) says $expected (an upload cut short, or an object changed in the bucket); nothing of it was installed or started. deploy/up.sh uploads the release again; then reboot this VM (the executor group's autohealing recreates its VMs)"
+    fi
     chmod 0755 "$dest.download"
     mv -f "$dest.download" "$dest"
     echo "$url" >"$dest.release"
     CHANGED=1
-    log "installed $BIN_DIR/$name from $url"
+    log "installed $BIN_DIR/$name from $url (sha256 $actual, as the metadata says)"
 }
 
 ensure_user() {
@@ -164,7 +194,8 @@ watchdog_unit() { # executor group, zone
     cat <<UNIT
 [Unit]
 Description=FunnelPulse idle watchdog: scales the executors to 0 and powers this VM off when no job ran for a while
-After=funnelpulse-scheduler.service
+Wants=network-online.target
+After=network-online.target
 
 [Service]
 ExecStart=$BIN_DIR/funnelpulse-watchdog
@@ -281,6 +312,8 @@ main() {
     "") die "metadata attribute funnelpulse-role is missing: set it to scheduler or executor (terraform/ does)" ;;
     *) die "unknown funnelpulse-role '$role': expected scheduler or executor" ;;
     esac
+    # The watchdog first: whatever happens below (no release, a bad one), the cluster stops by itself.
+    if [[ "$role" == scheduler ]]; then setup_watchdog; fi
     release="$(metadata attributes/funnelpulse-release)"
     [[ "$release" == gs://* ]] ||
         die "metadata attribute funnelpulse-release is '${release}', not gs://<bucket>/releases/<version>: apply terraform/ with release_version set (deploy/up.sh does)"
@@ -288,6 +321,7 @@ main() {
     log "role $role, host $host, release $release"
 
     ensure_user
+    CHANGED=0
     install_binary "funnelpulse-$role" "$release"
     if [[ "$role" == scheduler ]]; then
         put_file "$UNIT_DIR/funnelpulse-scheduler.service" "$(scheduler_unit "$host")" 0644
@@ -299,7 +333,6 @@ main() {
     start_service "funnelpulse-$role.service" "$CHANGED"
     log "funnelpulse-$role.service started"
     if [[ "$role" == scheduler ]]; then
-        setup_watchdog
         setup_client "$release"
     fi
 }

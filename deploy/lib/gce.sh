@@ -11,12 +11,28 @@
 # Further settings (environment or settings file):
 #   FUNNELPULSE_WAIT_SECONDS   how long up.sh waits for the executors (default 600)
 #   FUNNELPULSE_POLL_SECONDS   how often it asks the scheduler (default 2)
-#   FUNNELPULSE_PRICES         the price table (default terraform/prices.tsv)
+#   FUNNELPULSE_PRICES         the price table (default deploy/prices.tsv)
 #   FUNNELPULSE_SAMPLE_ROWS    rows of the default sample for stage 01 (default 2000000, as funnelpulse run)
 
-TF_DIR="$ROOT_DIR/terraform"
+# The Terraform configuration (FUNNELPULSE_TF_DIR: another copy of it, e.g. in tests).
+TF_DIR="${FUNNELPULSE_TF_DIR:-$ROOT_DIR/terraform}"
 GCE_STATE_DIR="$LOCAL_DIR/gce"
-PRICES="${FUNNELPULSE_PRICES:-$ROOT_DIR/terraform/prices.tsv}"
+PRICES="${FUNNELPULSE_PRICES:-$DEPLOY_DIR/prices.tsv}"
+# The boot disks (pd-balanced) terraform/ gives the VMs (scheduler_disk_gb, executor_disk_gb):
+# the scheduler's stays while the watchdog has it stopped; executors scaled to 0 lose theirs.
+SCHEDULER_DISK_GB=20
+EXECUTOR_DISK_GB=50
+# The label every resource of a deployment carries besides app=funnelpulse (terraform/ sets it to
+# name_prefix, which the scripts leave at its default): down.sh --by-label finds them by it.
+DEPLOYMENT_LABEL="funnelpulse-deployment"
+DEPLOYMENT=funnelpulse
+# The binaries of a release: gs://<bucket>/releases/<version>/<name>; each one's sha256 goes to
+# Terraform (release_sha256) and from there to the VMs' metadata, which startup.sh checks.
+RELEASE_BINARIES=(funnelpulse-scheduler funnelpulse-executor funnelpulse)
+# The APIs a deployment needs (up.sh checks them first; terraform/ declares them too).
+REQUIRED_APIS=(compute.googleapis.com iap.googleapis.com iam.googleapis.com cloudresourcemanager.googleapis.com storage.googleapis.com)
+# Where --state-bucket keeps the Terraform state: a backend override beside the configuration.
+BACKEND_OVERRIDE="$TF_DIR/funnelpulse_backend_override.tf"
 WAIT_SECONDS="${FUNNELPULSE_WAIT_SECONDS:-600}"
 POLL_SECONDS="${FUNNELPULSE_POLL_SECONDS:-2}"
 # The scheduler's port on its VM (gRPC, REST and the embedded Flight proxy).
@@ -62,7 +78,8 @@ gce_resolve_project() {
     [[ -n "$PROJECT" ]] || die "no GCP project: pass --project ID, set FUNNELPULSE_PROJECT (in the environment or deploy/gce.env), or run 'gcloud config set project ID'"
 }
 
-# The -var arguments of terraform apply/destroy (variables of terraform/variables.tf).
+# The -var arguments of terraform apply/destroy (variables of terraform/variables.tf); the
+# release's (release_version, release_sha256) are RELEASE_VARS (gce_release_vars).
 gce_tf_vars() {
     TF_VARS=(-var "project_id=$PROJECT" -var "region=$REGION" -var "zone=$ZONE" -var "bucket_name=$BUCKET"
         -var "scheduler_machine_type=$SCHEDULER_MACHINE_TYPE" -var "executor_machine_type=$EXECUTOR_MACHINE_TYPE"
@@ -70,9 +87,82 @@ gce_tf_vars() {
         -var "kafka_bootstrap_servers=$KAFKA_BOOTSTRAP_SERVERS" -var "kafka_topic=${KAFKA_TOPIC:-$DEFAULT_KAFKA_TOPIC}"
         -var "managed_kafka=$MANAGED_KAFKA" -var "kafka_partitions=$KAFKA_PARTITIONS"
         -var "kafka_vcpu_count=$KAFKA_VCPUS" -var "kafka_memory_gib=$KAFKA_MEMORY_GIB")
+    # Optional: Terraform's defaults apply when they are not given.
+    if [[ ${#IAP_MEMBERS[@]} -gt 0 ]]; then TF_VARS+=(-var "iap_members=$(hcl_strings "${IAP_MEMBERS[@]}")"); fi
+    if [[ -n "$MAX_RUN" ]]; then TF_VARS+=(-var "scheduler_max_run_seconds=$MAX_RUN"); fi
+    if [[ -n "$BILLING_ACCOUNT" ]]; then TF_VARS+=(-var "billing_account=$BILLING_ACCOUNT"); fi
+}
+
+# An HCL list of strings (the values are checked plain: no quotes or backslashes in them).
+hcl_strings() {
+    local out="" word
+    for word in "$@"; do out+="${out:+,}\"$word\""; done
+    echo "[$out]"
+}
+
+# RELEASE_VARS: release_version and release_sha256 (binary name → sha256 hex, an HCL map),
+# from gce_check_binaries; down.sh, which has no binaries, gives what up.sh applied last
+# (remembered in FUNNELPULSE_LOCAL_DIR/gce/release), else placeholders (destroy uses neither).
+gce_release_vars() {
+    local map="" i
+    if [[ -n "${VERSION:-}" && ${#RELEASE_SUMS[@]} -gt 0 ]]; then
+        for i in "${!RELEASE_BINARIES[@]}"; do map+="${map:+,}\"${RELEASE_BINARIES[$i]}\"=\"${RELEASE_SUMS[$i]}\""; done
+        RELEASE_VARS=(-var "release_version=$VERSION" -var "release_sha256={$map}")
+        return 0
+    fi
+    if [[ -s "$GCE_STATE_DIR/release" ]]; then
+        RELEASE_VARS=()
+        local line
+        while IFS= read -r line; do [[ -n "$line" ]] && RELEASE_VARS+=(-var "$line"); done <"$GCE_STATE_DIR/release"
+        return 0
+    fi
+    for i in "${!RELEASE_BINARIES[@]}"; do map+="${map:+,}\"${RELEASE_BINARIES[$i]}\"=\"$(printf '0%.0s' $(seq 64))\""; done
+    RELEASE_VARS=(-var "release_version=000000000000" -var "release_sha256={$map}")
 }
 
 gce_terraform() { run terraform -chdir="$TF_DIR" "$@"; }
+
+# terraform init; with --state-bucket (or one remembered from an earlier up.sh), the state
+# lives in gs://<state bucket>/funnelpulse/: a backend override file beside the configuration
+# (git-ignored) and -backend-config=bucket=…; -force-copy moves a local state there once.
+gce_terraform_init() {
+    local backend=()
+    if [[ -z "$STATE_BUCKET" && -s "$GCE_STATE_DIR/state-bucket" ]]; then STATE_BUCKET="$(cat "$GCE_STATE_DIR/state-bucket")"; fi
+    if [[ -n "$STATE_BUCKET" ]]; then
+        if [[ "$DRY_RUN" == 1 ]]; then
+            echo "+ write $BACKEND_OVERRIDE: terraform { backend \"gcs\" {} }"
+        else
+            printf '%s\n' "# Written by deploy/up.sh --state-bucket $STATE_BUCKET: Terraform keeps its state in GCS." \
+                'terraform {' '  backend "gcs" {}' '}' >"$BACKEND_OVERRIDE"
+            mkdir -p "$GCE_STATE_DIR"
+            echo "$STATE_BUCKET" >"$GCE_STATE_DIR/state-bucket"
+        fi
+        backend=("-backend-config=bucket=$STATE_BUCKET" "-backend-config=prefix=funnelpulse" -force-copy)
+    fi
+    gce_terraform init -input=false "${backend[@]+"${backend[@]}"}"
+}
+
+# The APIs Terraform and the scripts need, checked before anything is made: one message
+# naming the missing ones and the command that enables them.
+gce_check_apis() {
+    local apis=("${REQUIRED_APIS[@]}") enabled missing=() api err
+    if [[ "$MANAGED_KAFKA" == true ]]; then apis+=(managedkafka.googleapis.com); fi
+    if [[ -n "$BILLING_ACCOUNT" ]]; then apis+=(billingbudgets.googleapis.com); fi
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "+ gcloud services list --enabled --project $PROJECT --format=value(config.name)  # needs ${apis[*]}"
+        return 0
+    fi
+    mkdir -p "$GCE_STATE_DIR"
+    err="$GCE_STATE_DIR/services.log"
+    enabled="$(gcloud services list --enabled --project "$PROJECT" --format='value(config.name)' 2>"$err")" ||
+        die "could not list the enabled APIs of project $PROJECT: $(tail -n 1 "$err")
+Check the project id and that your account may read it (gcloud auth login); nothing was created."
+    for api in "${apis[@]}"; do
+        grep -qx "$api" <<<"$enabled" || missing+=("$api")
+    done
+    [[ ${#missing[@]} -eq 0 ]] || die "project $PROJECT lacks the APIs ${missing[*]}; nothing was created. Enable them (it takes a minute), then run deploy/up.sh again:
+  gcloud services enable ${missing[*]} --project $PROJECT"
+}
 
 # Reads the outputs of terraform/outputs.tf into OUT_*; fails when the state has
 # no cluster. With --dry-run, placeholders stand for them.
@@ -134,25 +224,50 @@ sha256() {
 # VERSION: first 12 hex digits of the sha256 over the three binaries
 # (scheduler, executor, then the client the scheduler VM runs for Kafka
 # stages), so a new build goes to a new folder and the VMs never mix versions.
+# RELEASE_SUMS: each binary's own sha256, in RELEASE_BINARIES' order (the VMs check them).
 gce_check_binaries() {
     SCHEDULER_BIN="$CLUSTER_BIN_DIR/funnelpulse-scheduler"
     EXECUTOR_BIN="$CLUSTER_BIN_DIR/funnelpulse-executor"
     CLIENT_BIN="$CLUSTER_BIN_DIR/funnelpulse"
+    RELEASE_SUMS=()
     if [[ "$DRY_RUN" == 1 && ! -f "$SCHEDULER_BIN" ]]; then
         VERSION="<version>"
+        RELEASE_SUMS=("<sha256>" "<sha256>" "<sha256>")
         return 0
     fi
     gce_check_cluster_binary "$SCHEDULER_BIN"
     gce_check_cluster_binary "$EXECUTOR_BIN"
     gce_check_cluster_binary "$CLIENT_BIN"
     VERSION="$(cat "$SCHEDULER_BIN" "$EXECUTOR_BIN" "$CLIENT_BIN" | sha256 | cut -c1-12)"
+    local path
+    for path in "$SCHEDULER_BIN" "$EXECUTOR_BIN" "$CLIENT_BIN"; do
+        RELEASE_SUMS+=("$(sha256 <"$path")")
+    done
 }
 
-# Uploads the binaries, every time: the bucket's lifecycle rule deletes old
-# releases by age, and a fresh copy keeps the running one from expiring.
+# The release's folder: Terraform's output, else the bucket's name as terraform/ makes it
+# (after the first, lake-only apply the cluster's outputs may not exist yet).
+gce_release_prefix() {
+    OUT_RELEASE_PREFIX="${OUT_RELEASE_PREFIX:-gs://${OUT_BUCKET:-${BUCKET:-$PROJECT-funnelpulse-lake}}/releases}"
+}
+
+# Uploads the binaries and their SHA256SUMS, every time, before any VM is made or
+# replaced: the bucket's lifecycle rule deletes old releases by age, and a fresh copy
+# keeps the running one from expiring. The VMs check each binary against the sha256
+# in their metadata (release_sha256), not against this file, which is for people.
 gce_upload_release() {
-    run gcloud storage cp "$SCHEDULER_BIN" "$EXECUTOR_BIN" "$CLIENT_BIN" "$OUT_RELEASE_PREFIX/$VERSION/" ||
-        die "uploading the binaries to $OUT_RELEASE_PREFIX/$VERSION/ failed (see above); the VMs wait 20 minutes for them: re-run deploy/up.sh"
+    local sums_dir i
+    if [[ "$DRY_RUN" == 1 ]]; then
+        sums_dir="<tmp>"
+    else
+        sums_dir="$(mktemp -d)"
+        for i in "${!RELEASE_BINARIES[@]}"; do
+            printf '%s  %s\n' "${RELEASE_SUMS[$i]}" "${RELEASE_BINARIES[$i]}"
+        done >"$sums_dir/SHA256SUMS"
+    fi
+    run gcloud storage cp "$SCHEDULER_BIN" "$EXECUTOR_BIN" "$CLIENT_BIN" "$sums_dir/SHA256SUMS" "$OUT_RELEASE_PREFIX/$VERSION/" ||
+        die "uploading the binaries to $OUT_RELEASE_PREFIX/$VERSION/ failed (see above): no VM was created or changed; re-run deploy/up.sh"
+    if [[ "$DRY_RUN" != 1 ]]; then rm -rf "$sums_dir"; fi
 }
 
 # ---- the IAP tunnel ----
@@ -218,19 +333,34 @@ gce_stop_tunnel() {
 
 gce_tunnel_log_tail() { tail -n "$1" "$GCE_STATE_DIR/tunnel.log" 2>/dev/null || true; }
 
-# Waits until the scheduler answers through the tunnel with at least $1
-# executors registered, for at most WAIT_SECONDS. A tunnel that exits is
-# started again, three times at most (it exits on a bad zone, name or permission).
+# Waits, for at most WAIT_SECONDS, until the executor group runs the current release
+# everywhere and is stable (gcloud's wait-until), and then until the scheduler answers
+# through the tunnel with at least $1 executors of the group's current VMs registered and
+# no other one: an executor of an older release, still registered while the group replaces
+# it (or before the scheduler forgets it), would make a mixed cluster, on which no stage
+# may start. A tunnel that exits is started again, three times at most (it exits on a bad
+# zone, name or permission).
 gce_wait_for_executors() {
-    local want="$1" deadline=$((SECONDS + WAIT_SECONDS)) count said="" saying restarts=0
+    local want="$1" deadline=$((SECONDS + WAIT_SECONDS)) json counts current="" stale=0 said="" saying restarts=0
     if [[ "$DRY_RUN" == 1 ]]; then
-        echo "+ curl -fsS $API_BASE/api/executors  # until $want executors are registered, at most $WAIT_SECONDS s"
+        echo "+ gcloud compute instance-groups managed wait-until $OUT_GROUP --version-target-reached --zone $OUT_ZONE --project $OUT_PROJECT --timeout $WAIT_SECONDS"
+        echo "+ gcloud compute instance-groups managed wait-until $OUT_GROUP --stable --zone $OUT_ZONE --project $OUT_PROJECT --timeout $WAIT_SECONDS"
+        echo "+ curl -fsS $API_BASE/api/executors  # until $want executors of the group's current VMs are registered and no other, at most $WAIT_SECONDS s"
         return 0
     fi
+    gce_wait_for_group version-target-reached "the executor group $OUT_GROUP did not reach the new release (its VMs are replaced one by one)"
+    gce_wait_for_group stable "the executor group $OUT_GROUP did not become stable (VMs still being created, replaced or repaired)"
     while true; do
-        count="$(api executors 2>/dev/null | jq 'if type == "array" then length else empty end' 2>/dev/null || true)"
-        if [[ -n "$count" && "$count" -ge "$want" ]]; then
-            echo "$count executors registered"
+        current="" stale=0
+        if json="$(api executors 2>/dev/null)" && jq -e 'type == "array"' >/dev/null 2>&1 <<<"$json"; then
+            if counts="$(gce_count_executors "$json")"; then
+                read -r current stale <<<"$counts"
+            else
+                current=""
+            fi
+        fi
+        if [[ -n "$current" && "$current" -ge "$want" && "$stale" -eq 0 ]]; then
+            echo "$current executors registered"
             return 0
         fi
         if ! gce_tunnel_pid >/dev/null; then
@@ -241,11 +371,13 @@ Check that your account may use IAP tunnels (roles/iap.tunnelResourceAccessor) a
             echo "the IAP tunnel exited ($(gce_tunnel_log_tail 1)); starting it again"
             gce_start_tunnel
         fi
-        [[ $SECONDS -lt $deadline ]] || gce_wait_timeout "$want" "$count"
-        if [[ -z "$count" ]]; then
+        [[ $SECONDS -lt $deadline ]] || gce_wait_timeout "$want" "$current" "$stale"
+        if [[ -z "$current" ]]; then
             saying="waiting for the scheduler to answer on localhost:$TUNNEL_PORT (the VMs boot and fetch the binaries)…"
+        elif [[ "$stale" -gt 0 ]]; then
+            saying="waiting: $current of $want executors of this release registered, and $stale of an older release or a VM that is gone still registered (no stage starts on a mixed cluster)…"
         else
-            saying="waiting: $count of $want executors registered…"
+            saying="waiting: $current of $want executors registered…"
         fi
         [[ "$saying" == "$said" ]] || echo "$saying"
         said="$saying"
@@ -253,45 +385,104 @@ Check that your account may use IAP tunnels (roles/iap.tunnelResourceAccessor) a
     done
 }
 
-gce_wait_timeout() { # wanted, registered (empty: the scheduler did not answer)
+# gcloud compute instance-groups managed wait-until GROUP --CONDITION, bounded by WAIT_SECONDS.
+gce_wait_for_group() { # condition, what it means when it times out
+    local err="$GCE_STATE_DIR/wait-until.log"
+    mkdir -p "$GCE_STATE_DIR"
+    gcloud compute instance-groups managed wait-until "$OUT_GROUP" "--$1" --zone "$OUT_ZONE" --project "$OUT_PROJECT" \
+        --timeout "$WAIT_SECONDS" >/dev/null 2>"$err" && return 0
+    die "$2 within $WAIT_SECONDS s: $(tail -n 1 "$err")
+  its VMs: gcloud compute instance-groups managed list-instances $OUT_GROUP --zone $OUT_ZONE --project $OUT_PROJECT
+  one's boot log: gcloud compute instances get-serial-port-output INSTANCE --zone $OUT_ZONE --project $OUT_PROJECT | grep funnelpulse
+The cluster keeps running (and costing): deploy/down.sh removes it."
+}
+
+# "CURRENT STALE": of the executors the scheduler lists (JSON), how many run on the group's
+# current VMs (a host that is such a VM's name, as its hostname NAME.ZONE.c.PROJECT.internal
+# starts, or its internal IP) and how many on anything else. Once the group has reached its
+# version target, its VMs are those of this release. Fails when the VMs cannot be listed.
+gce_count_executors() { # executors JSON
+    local vms
+    vms="$(gcloud compute instances list --project "$OUT_PROJECT" \
+        --filter="labels.app=funnelpulse AND labels.role=executor AND status=RUNNING" \
+        --format='value(name,networkInterfaces[0].networkIP)' 2>/dev/null)" || return 1
+    jq -r --arg vms "$vms" '
+        ($vms | split("\n") | map(select(length > 0) | split("\t"))) as $current
+        | map(.host as $host | ($host | split(".")[0]) as $name
+              | any($current[]; .[0] == $name or .[1] == $host))
+        | "\(map(select(.)) | length) \(map(select(. | not)) | length)"' <<<"$1"
+}
+
+gce_wait_timeout() { # wanted, registered of this release (empty: the scheduler did not answer), others
     local where="--zone $OUT_ZONE --project $OUT_PROJECT"
     if [[ -z "$2" ]]; then
         die "the scheduler did not answer through the IAP tunnel (localhost:$TUNNEL_PORT) within $WAIT_SECONDS s. Check:
   the tunnel's log: $GCE_STATE_DIR/tunnel.log
   the scheduler VM's boot log: gcloud compute instances get-serial-port-output $OUT_SCHEDULER $where | grep funnelpulse
   the binaries: gcloud storage ls $OUT_RELEASE_PREFIX/
-The cluster keeps running (and costing): deploy/down.sh removes it."
+The cluster keeps running (and costing) until the idle watchdog stops it: deploy/down.sh removes it."
     fi
-    die "only $2 of $1 executors registered within $WAIT_SECONDS s. Check:
+    local others=""
+    if [[ "${3:-0}" -gt 0 ]]; then others=" ($3 executors not on the group's current VMs still registered: an older release, or VMs that are gone)"; fi
+    die "only $2 of $1 executors registered within $WAIT_SECONDS s$others. Check:
   the executor VMs: gcloud compute instance-groups managed list-instances $OUT_GROUP $where
   one's boot log: gcloud compute instances get-serial-port-output INSTANCE $where | grep funnelpulse
   spot capacity may be short in $OUT_ZONE: try --no-spot or another --zone.
-The cluster keeps running (and costing): deploy/down.sh removes it."
+The cluster keeps running (and costing) until the idle watchdog stops it: deploy/down.sh removes it."
 }
 
 # ---- cost ----
 
-# USD/hour of a machine type from the price table: column 2 on-demand, 3 spot;
-# nothing when the table does not know it.
+# USD/hour of an item (a machine type, disk-pd-balanced-gb, managedkafka-vcpu, -gib) from the
+# price table: column 2 on-demand, 3 spot; nothing when the table does not know it ("-").
 gce_price() {
     [[ -f "$PRICES" ]] || return 0
-    awk -F'\t' -v type="$1" -v col="$2" '$1 == type && $col ~ /^[0-9]+(\.[0-9]+)?$/ { print $col; exit }' "$PRICES"
+    awk -F'\t' -v item="$1" -v col="$2" '$1 == item && $col ~ /^[0-9]+(\.[0-9]+)?$/ { print $col; exit }' "$PRICES"
 }
 
-# The estimate of a cluster shape: scheduler (on-demand) + N executors.
+# Sums and formats prices: awk does the arithmetic (bash has none for decimals).
+usd() { awk -v expr="$*" 'BEGIN { n = split(expr, t, " "); s = 0; for (i = 1; i <= n; i += 2) s += t[i] * t[i + 1]; printf "%.3f", s }'; }
+
+# KAFKA_COST (USD/hour, empty when unknown) and KAFKA_SHAPE of a managed Kafka cluster.
+gce_kafka_cost() { # vCPUs, GiB
+    local vcpu gib
+    vcpu="$(gce_price managedkafka-vcpu 2)"
+    gib="$(gce_price managedkafka-gib 2)"
+    KAFKA_SHAPE="$1 vCPU, $2 GiB"
+    KAFKA_COST=""
+    if [[ -n "$vcpu" && -n "$gib" ]]; then KAFKA_COST="$(usd "$1 $vcpu $2 $gib")"; fi
+}
+
+# The estimate of a cluster shape: scheduler (on-demand) + N executors + their disks
+# (+ managed Kafka), and what remains billed once the idle watchdog has stopped it.
 gce_cost_line() { # scheduler type, executor type, executors, spot
-    local model=on-demand column=2 scheduler_price executor_price total
-    if [[ "$4" == true ]]; then model=spot column=3; fi
+    local model=on-demand column=2 variable="" scheduler_price executor_price disk_price disk_gb kafka="" kafka_stopped="" kafka_cost=0
+    if [[ "$4" == true ]]; then model=spot column=3 variable=" (Spot prices are variable)"; fi
     scheduler_price="$(gce_price "$1" 2)"
     executor_price="$(gce_price "$2" "$column")"
+    disk_price="$(gce_price disk-pd-balanced-gb 2)"
     if [[ -z "$scheduler_price" ]]; then
         echo "estimated cost: unknown (no on-demand price for $1 in $PRICES)"
+        return 0
     elif [[ -z "$executor_price" ]]; then
         echo "estimated cost: unknown (no $model price for $2 in $PRICES)"
-    else
-        total="$(awk -v s="$scheduler_price" -v e="$executor_price" -v n="$3" 'BEGIN { printf "%.3f", s + n * e }')"
-        echo "estimated cost: \$$total/hour = scheduler $1 on-demand \$$scheduler_price + $3 × $2 $model \$$executor_price (VMs only: disks, network and storage extra; prices from $PRICES)"
+        return 0
     fi
+    disk_gb=$((SCHEDULER_DISK_GB + $3 * EXECUTOR_DISK_GB))
+    if [[ "$MANAGED_KAFKA" == true ]]; then
+        gce_kafka_cost "$KAFKA_VCPUS" "$KAFKA_MEMORY_GIB"
+        if [[ -n "$KAFKA_COST" ]]; then
+            kafka=" + managed Kafka ($KAFKA_SHAPE) \$$KAFKA_COST"
+            kafka_stopped=" + managed Kafka \$$KAFKA_COST, which the watchdog does not stop"
+            kafka_cost="$KAFKA_COST"
+        else
+            kafka=" + managed Kafka (price unknown: no managedkafka-vcpu/-gib in $PRICES)"
+            kafka_stopped=" + managed Kafka (price unknown), which the watchdog does not stop"
+        fi
+    fi
+    echo "estimated cost: \$$(usd "1 $scheduler_price $3 $executor_price $disk_gb ${disk_price:-0} 1 $kafka_cost")/hour = scheduler $1 on-demand \$$scheduler_price + $3 × $2 $model \$$executor_price$variable + $disk_gb GB pd-balanced disk \$$(usd "$disk_gb ${disk_price:-0}")$kafka"
+    echo "  stopped by the idle watchdog: \$$(usd "$SCHEDULER_DISK_GB ${disk_price:-0} 1 $kafka_cost")/hour = the scheduler's $SCHEDULER_DISK_GB GB disk$kafka_stopped (the executors go with their disks)"
+    echo "  (network, bucket storage$([[ "$MANAGED_KAFKA" == true ]] && echo ", Kafka storage") extra; prices from $PRICES)"
 }
 
 # ---- raw data for stage 01 ----
@@ -509,11 +700,18 @@ gce_detached_states() {
 
 # ---- what the scripts do ----
 
-# Remembers what up.sh applied, for status.sh.
+# Remembers what up.sh applied, for status.sh and down.sh.
 gce_save_applied() {
     [[ "$DRY_RUN" == 1 ]] && return 0
     mkdir -p "$GCE_STATE_DIR"
     echo "$IDLE_MINUTES" >"$GCE_STATE_DIR/idle_minutes"
+    echo "$KAFKA_VCPUS $KAFKA_MEMORY_GIB" >"$GCE_STATE_DIR/kafka_shape"
+    local i=0 word
+    : >"$GCE_STATE_DIR/release"
+    for word in "${RELEASE_VARS[@]}"; do
+        i=$((i + 1))
+        if [[ $((i % 2)) == 0 ]]; then echo "$word" >>"$GCE_STATE_DIR/release"; fi
+    done
 }
 
 gce_print_access() {
@@ -533,6 +731,8 @@ gce_print_access() {
 }
 
 # up.sh: RUN_ALL and EXTRA (options for funnelpulse run) come from the script.
+# The order matters on a first boot: the bucket first (a targeted apply of module.lake), then
+# the release into it, and only then the VMs, which download and check it at boot.
 gce_up() {
     # Both decide what Terraform builds (its output's precondition refuses them too); down.sh
     # and status.sh still work with them.
@@ -544,14 +744,20 @@ gce_up() {
     gce_check_binaries
     # Before anything costs money: the client is needed for --run-all.
     if [[ "$RUN_ALL" == 1 ]]; then binary funnelpulse >/dev/null; fi
+    gce_check_apis
     gce_tf_vars
-    gce_terraform init -input=false ||
+    gce_release_vars
+    gce_terraform_init ||
         die "terraform init failed (see above): nothing was created (a lock file from before the provider's raise to 8.x needs one 'terraform -chdir=terraform init -upgrade')"
-    gce_terraform apply -input=false -auto-approve "${TF_VARS[@]}" -var "release_version=$VERSION" ||
-        die "terraform apply failed (see above): no binaries uploaded, no tunnel started. Fix the cause and re-run deploy/up.sh (Terraform goes on from where it stopped), or remove what was made with deploy/down.sh"
+    gce_terraform apply -target=module.lake -input=false -auto-approve "${TF_VARS[@]}" "${RELEASE_VARS[@]}" ||
+        die "terraform apply of the bucket (module.lake) failed (see above): no binaries uploaded, no VM created. Fix the cause and re-run deploy/up.sh"
+    if [[ "$DRY_RUN" == 1 ]]; then gce_read_outputs; else gce_read_outputs || true; fi
+    gce_release_prefix
+    gce_upload_release
+    gce_terraform apply -input=false -auto-approve "${TF_VARS[@]}" "${RELEASE_VARS[@]}" ||
+        die "terraform apply failed (see above): no tunnel started. Fix the cause and re-run deploy/up.sh (Terraform goes on from where it stopped), or remove what was made with deploy/down.sh"
     gce_read_outputs || die "terraform output -json has no cluster outputs (scheduler_instance, lake_url): see terraform/outputs.tf"
     gce_resolve_lake
-    gce_upload_release
     gce_save_applied
     gce_start_tunnel
     gce_wait_for_executors "$EXECUTORS"
@@ -605,7 +811,10 @@ gce_status() {
     gce_read_outputs || true
     gce_resolve_project
     gce_list_vms
-    if [[ -n "$OUT_SCHEDULER" ]]; then gce_kafka_status; fi
+    if [[ -n "$OUT_SCHEDULER" ]]; then
+        gce_watchdog_status
+        gce_kafka_status
+    fi
     local pid
     if ! pid="$(gce_tunnel_pid)"; then
         [[ -n "$OUT_SCHEDULER" ]] || OUT_SCHEDULER="<scheduler instance>"
@@ -647,10 +856,13 @@ gce_idle_line() {
         + if $limit > 0 then " (the watchdog on the VM, polling each minute, stops the cluster after \($limit) idle min)" else " (watchdog off)" end'
 }
 
-# Also sets SCHEDULER_STATE: the status of the scheduler VM (empty when absent).
+# Also sets SCHEDULER_STATE (the status of the scheduler VM, empty when absent) and
+# RUNNING_VMS. The cost: the running VMs' machines, every VM's boot disk (a stopped VM keeps
+# it), and a managed Kafka cluster, which bills whatever the VMs do.
 gce_list_vms() {
-    local rows name zone type state model running=0 total=0 price unknown=""
+    local rows name zone type state model price unknown="" terms="" disks=0 disk_price
     SCHEDULER_STATE=""
+    RUNNING_VMS=0
     local format="value(name,zone.basename(),machineType.basename(),status,scheduling.provisioningModel)"
     if [[ "$DRY_RUN" == 1 ]]; then
         echo "+ gcloud compute instances list --project $PROJECT --filter=labels.app=funnelpulse --format=$format"
@@ -658,29 +870,104 @@ gce_list_vms() {
     fi
     rows="$(gcloud compute instances list --project "$PROJECT" --filter=labels.app=funnelpulse --format="$format")" ||
         die "gcloud compute instances list failed (see above)"
+    gce_kafka_status_cost
     if [[ -z "$rows" ]]; then
         echo "VMs in project $PROJECT: none (no cluster: deploy/up.sh makes one)"
-        echo "cost: \$0.000/hour for VMs"
+        if [[ -n "$OUT_MANAGED_KAFKA" ]]; then
+            echo "cost: \$${KAFKA_COST:-?}/hour for the managed Kafka cluster ${OUT_MANAGED_KAFKA##*/} ($KAFKA_SHAPE)"
+            gce_kafka_warning
+        else
+            echo "cost: \$0.000/hour for VMs"
+        fi
         return 0
     fi
     echo "VMs in project $PROJECT:"
     printf '  %-32s %-16s %-16s %-11s %s\n' NAME ZONE MACHINE_TYPE STATUS PROVISIONING
     while IFS=$'\t' read -r name zone type state model; do
         printf '  %-32s %-16s %-16s %-11s %s\n' "$name" "$zone" "$type" "$state" "${model:-STANDARD}"
-        if [[ "$name" == "$OUT_SCHEDULER" ]]; then SCHEDULER_STATE="$state"; fi
+        if [[ "$name" == "$OUT_SCHEDULER" || "$name" == *-scheduler ]]; then
+            [[ "$name" != "$OUT_SCHEDULER" ]] || SCHEDULER_STATE="$state"
+            disks=$((disks + SCHEDULER_DISK_GB))
+        else
+            disks=$((disks + EXECUTOR_DISK_GB))
+        fi
         [[ "$state" == RUNNING ]] || continue
-        running=$((running + 1))
+        RUNNING_VMS=$((RUNNING_VMS + 1))
         if [[ "$model" == SPOT ]]; then price="$(gce_price "$type" 3)"; else price="$(gce_price "$type" 2)"; fi
         if [[ -z "$price" ]]; then
             unknown="$type"
         else
-            total="$(awk -v a="$total" -v b="$price" 'BEGIN { print a + b }')"
+            terms+=" 1 $price"
         fi
     done <<<"$rows"
     if [[ -n "$unknown" ]]; then
         echo "cost: unknown (no price for $unknown in $PRICES)"
     else
-        echo "cost: \$$(awk -v t="$total" 'BEGIN { printf "%.3f", t }')/hour for the $running running VMs (VMs only; prices from $PRICES)"
+        disk_price="$(gce_price disk-pd-balanced-gb 2)"
+        local line kafka_part=""
+        if [[ -n "$OUT_MANAGED_KAFKA" ]]; then kafka_part=" + managed Kafka \$${KAFKA_COST:-?}"; fi
+        line="cost: \$$(usd "0 0$terms $disks ${disk_price:-0} 1 ${KAFKA_COST:-0}")/hour now = $RUNNING_VMS running VMs \$$(usd "0 0$terms") + $disks GB of disks \$$(usd "$disks ${disk_price:-0}")$kafka_part"
+        echo "$line (Spot prices are variable; network and storage extra; prices from $PRICES)"
+    fi
+    if [[ "$RUNNING_VMS" -eq 0 ]]; then gce_kafka_warning; fi
+}
+
+# KAFKA_COST and KAFKA_SHAPE of the cluster's managed Kafka (OUT_MANAGED_KAFKA), as the
+# service describes it, else as up.sh made it.
+gce_kafka_status_cost() {
+    KAFKA_COST="" KAFKA_SHAPE=""
+    [[ -n "$OUT_MANAGED_KAFKA" ]] || return 0
+    local row vcpus bytes gib location id
+    id="${OUT_MANAGED_KAFKA##*/}"
+    location="$(sed -n 's%.*/locations/\([^/]*\)/.*%\1%p' <<<"$OUT_MANAGED_KAFKA")"
+    row="$(gcloud managed-kafka clusters describe "$id" --location "${location:-$REGION}" --project "$PROJECT" \
+        --format='value(capacityConfig.vcpuCount,capacityConfig.memoryBytes)' 2>/dev/null || true)"
+    read -r vcpus bytes <<<"$row"
+    if [[ "$vcpus" =~ ^[0-9]+$ && "$bytes" =~ ^[0-9]+$ ]]; then
+        gib=$((bytes / 1073741824))
+    else
+        read -r vcpus gib <<<"$(cat "$GCE_STATE_DIR/kafka_shape" 2>/dev/null || echo "$KAFKA_VCPUS $KAFKA_MEMORY_GIB")"
+    fi
+    gce_kafka_cost "$vcpus" "$gib"
+}
+
+gce_kafka_warning() {
+    [[ -n "$OUT_MANAGED_KAFKA" ]] || return 0
+    echo "warning: no VM is running, but the managed Kafka cluster ${OUT_MANAGED_KAFKA##*/} ($KAFKA_SHAPE) still bills about \$${KAFKA_COST:-?}/hour: the idle watchdog does not stop it; deploy/down.sh removes it (the lake stays)"
+}
+
+# The idle watchdog's own report, from the scheduler VM's guest attributes (namespace
+# funnelpulse/): its permission self-test at boot, its last action and its last error.
+# Read with gcloud, so it shows while the VM is stopped too.
+gce_watchdog_status() {
+    local limit rows key value self="" action="" error=""
+    limit="$(cat "$GCE_STATE_DIR/idle_minutes" 2>/dev/null || echo "$IDLE_MINUTES")"
+    if [[ "$limit" == 0 ]]; then
+        echo "watchdog: off (--idle-minutes 0): the cluster costs until deploy/down.sh"
+        return 0
+    fi
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "+ gcloud compute instances get-guest-attributes $OUT_SCHEDULER --zone $OUT_ZONE --project $OUT_PROJECT --query-path=funnelpulse/ --format=value(key,value)"
+        return 0
+    fi
+    [[ -n "$SCHEDULER_STATE" ]] || return 0
+    if ! rows="$(gcloud compute instances get-guest-attributes "$OUT_SCHEDULER" --zone "$OUT_ZONE" --project "$OUT_PROJECT" \
+        --query-path=funnelpulse/ --format='value(key,value)' 2>/dev/null)"; then
+        echo "watchdog: no report (the scheduler VM has not written one yet, or its guest attributes cannot be read)"
+        return 0
+    fi
+    while IFS=$'\t' read -r key value; do
+        case "$key" in
+        watchdog-self-test) self="$value" ;;
+        watchdog-last-action) action="$value" ;;
+        watchdog-last-error) error="$value" ;;
+        esac
+    done <<<"$rows"
+    echo "watchdog (after $limit idle min): self-test ${self:-not reported yet}"
+    echo "  last action: ${action:-none yet}"
+    echo "  last error:  ${error:-none}"
+    if [[ -n "$error" ]]; then
+        echo "warning: the idle watchdog reported an error (above): the executors may keep running (and costing) after it stops the scheduler; deploy/down.sh removes them"
     fi
 }
 
@@ -692,10 +979,9 @@ gce_submit() {
     gce_read_outputs || die "no cluster in the Terraform state ($TF_DIR): start one with deploy/up.sh"
     gce_resolve_project
     gce_resolve_lake
-    if ! gce_tunnel_pid >/dev/null; then
-        gce_check_scheduler_running
-        gce_start_tunnel
-    fi
+    # Asked even with a tunnel open: the watchdog may have stopped the scheduler since.
+    gce_check_scheduler_running
+    if ! gce_tunnel_pid >/dev/null; then gce_start_tunnel; fi
     gce_wait_for_executors 1
     lake_line
     if [[ "${ARGS[0]}" == kafka-replay ]]; then
@@ -766,8 +1052,9 @@ gce_down() {
     fi
     if [[ -n "$OUT_SCHEDULER" ]]; then gce_stop_detached; fi
     gce_tf_vars
-    gce_terraform init -input=false || die "terraform init failed (see above): nothing was removed"
-    gce_terraform destroy -target=module.cluster -input=false -auto-approve "${TF_VARS[@]}" ||
+    gce_release_vars
+    gce_terraform_init || die "terraform init failed (see above): nothing was removed (lost the state? deploy/down.sh --by-label removes the cluster without it)"
+    gce_terraform destroy -target=module.cluster -input=false -auto-approve "${TF_VARS[@]}" "${RELEASE_VARS[@]}" ||
         die "terraform destroy failed (see above): the cluster may still run and cost money; re-run deploy/down.sh, and check with deploy/status.sh"
     local bucket="${OUT_BUCKET:-${BUCKET:-$PROJECT-funnelpulse-lake}}"
     if [[ -n "$OUT_MANAGED_KAFKA" ]]; then
@@ -775,4 +1062,103 @@ gce_down() {
     fi
     echo "cluster removed; the bucket gs://$bucket survives with the lake (gs://$bucket/lake) and the releases: deploy/up.sh makes a new cluster over them"
     echo "to delete the data too (irreversible): gcloud storage rm --recursive gs://$bucket && terraform -chdir=$TF_DIR state rm module.lake"
+}
+
+# ---- down.sh --by-label: without Terraform's state ----
+
+# A read-only gcloud query; with --dry-run printed, and answered with nothing.
+gce_query() {
+    if [[ "$DRY_RUN" == 1 ]]; then
+        echo "+ gcloud $*" >&2
+        return 0
+    fi
+    gcloud "$@"
+}
+
+# Deletes what a deployment bills for, found by its labels ($DEPLOYMENT_LABEL=$DEPLOYMENT,
+# which terraform/ puts on everything that takes labels) and, for what takes none (managed
+# instance groups, the network and its firewall rules), by the names terraform/ gives them
+# under that prefix. For a lost or broken Terraform state: the bucket, the service accounts
+# and their roles (the long-lived part) stay, as with down.sh.
+gce_down_by_label() {
+    local label="$DEPLOYMENT_LABEL=$DEPLOYMENT" templates groups name zone template rows found=0 region
+    gce_need_tools gcloud
+    gce_stop_tunnel
+    gce_resolve_project
+    echo "looking for the resources labelled $label in project $PROJECT (no Terraform state used)"
+    # The executor group first (it would recreate its VMs): groups carry no labels, their template does.
+    templates="$(gce_query compute instance-templates list --project "$PROJECT" --filter="properties.labels.$label" --format='value(name)')"
+    groups="$(gce_query compute instance-groups managed list --project "$PROJECT" --format='value(name,zone.basename(),instanceTemplate.basename())')"
+    while IFS=$'\t' read -r name zone template; do
+        [[ -n "$name" ]] || continue
+        if [[ "$name" == "$DEPLOYMENT-executors" ]] || { [[ -n "$template" ]] && grep -qx "$template" <<<"$templates"; }; then
+            found=1
+            echo "deleting the managed instance group $name ($zone) and its VMs"
+            run gcloud compute instance-groups managed delete "$name" --zone "$zone" --project "$PROJECT" --quiet ||
+                echo "warning: deleting $name failed (see above)" >&2
+        fi
+    done <<<"$groups"
+    rows="$(gce_query compute instances list --project "$PROJECT" --filter="labels.$label" --format='value(name,zone.basename())')"
+    while IFS=$'\t' read -r name zone; do
+        [[ -n "$name" ]] || continue
+        found=1
+        echo "deleting the VM $name ($zone) and its disk"
+        run gcloud compute instances delete "$name" --zone "$zone" --project "$PROJECT" --quiet || echo "warning: deleting $name failed (see above)" >&2
+    done <<<"$rows"
+    while read -r name; do
+        [[ -n "$name" ]] || continue
+        found=1
+        echo "deleting the instance template $name"
+        run gcloud compute instance-templates delete "$name" --project "$PROJECT" --quiet || echo "warning: deleting $name failed (see above)" >&2
+    done <<<"$templates"
+    rows="$(gce_query compute disks list --project "$PROJECT" --filter="labels.$label" --format='value(name,zone.basename())')"
+    while IFS=$'\t' read -r name zone; do
+        [[ -n "$name" ]] || continue
+        found=1
+        echo "deleting the disk $name ($zone)"
+        run gcloud compute disks delete "$name" --zone "$zone" --project "$PROJECT" --quiet || echo "warning: deleting $name failed (see above)" >&2
+    done <<<"$rows"
+    # Managed Kafka, only where its API is on (listing it otherwise asks to enable it).
+    if gce_query services list --enabled --project "$PROJECT" --format='value(config.name)' | grep -qx managedkafka.googleapis.com; then
+        rows="$(gce_query managed-kafka clusters list --location "$REGION" --project "$PROJECT" --filter="labels.$label" --format='value(name.basename())')"
+        while read -r name; do
+            [[ -n "$name" ]] || continue
+            found=1
+            echo "deleting the managed Kafka cluster $name ($REGION; it takes a while: --async)"
+            run gcloud managed-kafka clusters delete "$name" --location "$REGION" --project "$PROJECT" --quiet --async ||
+                echo "warning: deleting $name failed (see above)" >&2
+        done <<<"$rows"
+    fi
+    rows="$(gce_query compute addresses list --project "$PROJECT" --filter="labels.$label" --format='value(name,region.basename())')"
+    while IFS=$'\t' read -r name region; do
+        [[ -n "$name" ]] || continue
+        found=1
+        echo "deleting the address $name ($region)"
+        run gcloud compute addresses delete "$name" --region "$region" --project "$PROJECT" --quiet || echo "warning: deleting $name failed (see above)" >&2
+    done <<<"$rows"
+    # The network (no labels): its firewall rules and subnets first. It costs nothing, but a
+    # new cluster made from an empty state would find its names taken.
+    local network="$DEPLOYMENT-vpc"
+    if [[ -n "$(gce_query compute networks list --project "$PROJECT" --filter="name=$network" --format='value(name)')" ]]; then
+        found=1
+        rows="$(gce_query compute firewall-rules list --project "$PROJECT" --filter="network~/$network\$" --format='value(name)')"
+        while read -r name; do
+            [[ -n "$name" ]] || continue
+            echo "deleting the firewall rule $name"
+            run gcloud compute firewall-rules delete "$name" --project "$PROJECT" --quiet || echo "warning: deleting $name failed (see above)" >&2
+        done <<<"$rows"
+        rows="$(gce_query compute networks subnets list --project "$PROJECT" --filter="network~/$network\$" --format='value(name,region.basename())')"
+        while IFS=$'\t' read -r name region; do
+            [[ -n "$name" ]] || continue
+            echo "deleting the subnet $name ($region)"
+            run gcloud compute networks subnets delete "$name" --region "$region" --project "$PROJECT" --quiet ||
+                echo "warning: deleting $name failed (see above; a managed Kafka cluster being deleted holds it for a while: run deploy/down.sh --by-label again later)" >&2
+        done <<<"$rows"
+        echo "deleting the network $network"
+        run gcloud compute networks delete "$network" --project "$PROJECT" --quiet ||
+            echo "warning: deleting $network failed (see above; run deploy/down.sh --by-label again once what uses it is gone)" >&2
+    fi
+    if [[ "$DRY_RUN" != 1 && "$found" == 0 ]]; then echo "nothing labelled $label, nor a network $network, in project $PROJECT"; fi
+    echo "kept: the bucket ${BUCKET:-$PROJECT-funnelpulse-lake} (the lake, raw data, releases), the service accounts and their roles (terraform/'s long-lived part)"
+    echo "Terraform's state still lists what was deleted: before the next deploy/up.sh, start from a clean state and import the kept parts (docs/deploy-gce.md, \"Lost Terraform state\")"
 }

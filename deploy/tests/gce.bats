@@ -12,7 +12,7 @@ setup_file() {
     local sysbin="$BATS_FILE_TMPDIR/sysbin" tool python
     mkdir -p "$sysbin"
     for tool in bash env cat sed awk grep mkdir rm seq sleep date od tr cut sort tail head \
-        ps nohup sha256sum dirname basename readlink kill curl jq; do
+        ps nohup sha256sum dirname basename readlink kill curl jq mktemp; do
         ln -sf "$(command -v "$tool")" "$sysbin/$tool"
     done
     # The real interpreter, not a pyenv shim (which needs pyenv on PATH).
@@ -108,29 +108,96 @@ json_list() { python3 -c 'import json, sys; print(json.dumps(sys.argv[1:]))' "$@
 
 expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "calls:"; calls; false; }; }
 
-@test "up --run-all: init, apply, outputs, upload, tunnel, wait, sample upload, run — in that order" {
+@test "up --run-all: APIs, init, bucket, upload, the rest, outputs, tunnel, group, wait, sample upload, run — in that order" {
     deploy up.sh --project p1 --run-all
     expect_ok
-    local version
+    local version sums=() name
     version="$(cat "$CLUSTER_BIN/funnelpulse-scheduler" "$CLUSTER_BIN/funnelpulse-executor" "$CLUSTER_BIN/funnelpulse" | sha256sum | cut -c1-12)"
-    local init apply tf_output upload tunnel wait generate raw run_all run_line
+    for name in funnelpulse-scheduler funnelpulse-executor funnelpulse; do sums+=("$(sha256sum <"$CLUSTER_BIN/$name" | cut -d' ' -f1)"); done
+    local apis init lake_apply upload apply tf_output tunnel version_target stable wait generate raw run_all run_line
+    apis="$(line_of "gcloud services list --enabled --project p1 --format=value(config.name)")"
     init="$(line_of "terraform -chdir=$ROOT/terraform init -input=false")"
+    lake_apply="$(line_of "terraform -chdir=$ROOT/terraform apply -target=module.lake -input=false -auto-approve")"
+    upload="$(line_of "gcloud storage cp $CLUSTER_BIN/funnelpulse-scheduler $CLUSTER_BIN/funnelpulse-executor $CLUSTER_BIN/funnelpulse ")"
     apply="$(line_of "terraform -chdir=$ROOT/terraform apply -input=false -auto-approve")"
-    tf_output="$(line_of "terraform -chdir=$ROOT/terraform output -json")"
-    upload="$(line_of "gcloud storage cp $CLUSTER_BIN/funnelpulse-scheduler $CLUSTER_BIN/funnelpulse-executor $CLUSTER_BIN/funnelpulse gs://p1-funnelpulse-lake/releases/$version/")"
+    tf_output="$(grep -n -F "terraform -chdir=$ROOT/terraform output -json" "$FAKE_LOG" | tail -1 | cut -d: -f1)"
     tunnel="$(line_of "gcloud compute start-iap-tunnel funnelpulse-scheduler 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1 --iap-tunnel-disable-connection-check")"
+    version_target="$(line_of "gcloud compute instance-groups managed wait-until funnelpulse-executors --version-target-reached --zone europe-west1-b --project p1 --timeout 5")"
+    stable="$(line_of "gcloud compute instance-groups managed wait-until funnelpulse-executors --stable --zone europe-west1-b --project p1 --timeout 5")"
     wait="$(line_of "api GET /api/executors")"
     generate="$(line_of "funnelpulse generate --out $BATS_TEST_TMPDIR/data/sample-1000-14d --rows 1000 --start 2019-10-15 --days 14")"
     raw="$(line_of "gcloud storage rsync --recursive --delete-unmatched-destination-objects $BATS_TEST_TMPDIR/data/sample-1000-14d gs://p1-funnelpulse-lake/raw/sample-1000-14d")"
     run_line="funnelpulse run all --scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT --lake gs://p1-funnelpulse-lake/lake --raw gs://p1-funnelpulse-lake/raw/sample-1000-14d"
     run_all="$(line_of "$run_line")"
-    echo "init $init apply $apply output $tf_output upload $upload tunnel $tunnel wait $wait generate $generate raw $raw run $run_all"
-    [ "$init" -ge 1 ] && [ "$apply" -gt "$init" ] && [ "$tf_output" -gt "$apply" ] && [ "$upload" -gt "$tf_output" ]
-    [ "$tunnel" -gt "$upload" ] && [ "$wait" -gt "$tunnel" ] && [ "$generate" -gt "$wait" ]
-    [ "$raw" -gt "$generate" ] && [ "$run_all" -gt "$raw" ]
-    # The apply carries the version the binaries are uploaded under.
-    grep -q -- "-var release_version=$version" <<<"$(sed -n "${apply}p" "$FAKE_LOG")"
+    echo "apis $apis init $init lake $lake_apply upload $upload apply $apply output $tf_output tunnel $tunnel version $version_target stable $stable wait $wait generate $generate raw $raw run $run_all"
+    [ "$apis" -eq 1 ] && [ "$init" -gt "$apis" ] && [ "$lake_apply" -gt "$init" ] && [ "$upload" -gt "$lake_apply" ]
+    # The binaries are in the bucket before Terraform makes any VM.
+    [ "$apply" -gt "$upload" ] && [ "$tf_output" -gt "$apply" ] && [ "$tunnel" -gt "$tf_output" ]
+    [ "$version_target" -gt "$tunnel" ] && [ "$stable" -gt "$version_target" ] && [ "$wait" -gt "$stable" ]
+    [ "$generate" -gt "$wait" ] && [ "$raw" -gt "$generate" ] && [ "$run_all" -gt "$raw" ]
+    # The upload goes to the version's folder, with a SHA256SUMS.
+    grep -q "^gcloud storage cp .*/SHA256SUMS gs://p1-funnelpulse-lake/releases/$version/$" "$FAKE_LOG"
+    # Both applies carry the version and each binary's sha256 (release_sha256, an HCL map).
+    local expected_sums="-var release_sha256={\"funnelpulse-scheduler\"=\"${sums[0]}\",\"funnelpulse-executor\"=\"${sums[1]}\",\"funnelpulse\"=\"${sums[2]}\"}"
+    for line in "$lake_apply" "$apply"; do
+        grep -q -- "-var release_version=$version " <<<"$(sed -n "${line}p" "$FAKE_LOG")"
+        grep -q -F -- "$expected_sums" <<<"$(sed -n "${line}p" "$FAKE_LOG")"
+    done
     [[ "$output" == *"2 executors registered"*"summary: fake report"* ]]
+}
+
+@test "up checks the APIs first: one message names the missing ones and the command that enables them" {
+    FAKE_ENABLED_APIS="compute.googleapis.com storage.googleapis.com" deploy up.sh --project p1
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"project p1 lacks the APIs iap.googleapis.com iam.googleapis.com cloudresourcemanager.googleapis.com; nothing was created"* ]]
+    [[ "$output" == *"gcloud services enable iap.googleapis.com iam.googleapis.com cloudresourcemanager.googleapis.com --project p1"* ]]
+    [ "$(calls)" = "gcloud services list --enabled --project p1 --format=value(config.name)" ]
+
+    # Managed Kafka needs its API; a budget alert the billing budgets API.
+    FAKE_ENABLED_APIS="compute.googleapis.com iap.googleapis.com iam.googleapis.com cloudresourcemanager.googleapis.com storage.googleapis.com" \
+        deploy up.sh --project p1 --managed-kafka --billing-account 012345-6789AB-CDEF01
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"lacks the APIs managedkafka.googleapis.com billingbudgets.googleapis.com;"* ]]
+
+    FAKE_SERVICES_FAIL=1 deploy up.sh --project p1
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"could not list the enabled APIs of project p1: ERROR: (gcloud.services.list) PERMISSION_DENIED"* ]]
+    refute grep -q '^terraform' "$FAKE_LOG"
+}
+
+@test "the optional Terraform variables: IAP members, the scheduler's run limit, a budget alert; a state bucket" {
+    # The backend override goes beside the configuration: a copy's folder here, not terraform/.
+    export FUNNELPULSE_TF_DIR="$BATS_TEST_TMPDIR/tf"
+    mkdir -p "$FUNNELPULSE_TF_DIR"
+    deploy up.sh --project p1 --iap-member user:a@example.com --iap-member group:team@example.com --max-run 14400 \
+        --billing-account 012345-6789AB-CDEF01 --state-bucket p1-tfstate
+    expect_ok
+    local apply
+    apply="$(grep '^terraform .* apply -input' "$FAKE_LOG")"
+    [[ "$apply" == *'-var iap_members=["user:a@example.com","group:team@example.com"] -var scheduler_max_run_seconds=14400 -var billing_account=012345-6789AB-CDEF01 '* ]] ||
+        { echo "$apply"; false; }
+    grep -qx "terraform -chdir=$FUNNELPULSE_TF_DIR init -input=false -backend-config=bucket=p1-tfstate -backend-config=prefix=funnelpulse -force-copy" "$FAKE_LOG"
+    grep -qx '  backend "gcs" {}' "$FUNNELPULSE_TF_DIR/funnelpulse_backend_override.tf"
+    # Remembered: down.sh and the next up.sh use the same state.
+    rm "$FAKE_LOG"
+    deploy down.sh
+    expect_ok
+    grep -qx "terraform -chdir=$FUNNELPULSE_TF_DIR init -input=false -backend-config=bucket=p1-tfstate -backend-config=prefix=funnelpulse -force-copy" "$FAKE_LOG"
+    # down.sh gives the release up.sh applied (a required variable is required by destroy too).
+    grep -q -- " destroy -target=module.cluster .*-var release_version=[0-9a-f]\{12\} -var release_sha256={" "$FAKE_LOG"
+    rm -f "$FUNNELPULSE_TF_DIR/funnelpulse_backend_override.tf"
+    # Without them, none of these variables is given: Terraform's defaults apply.
+    rm -rf "$FUNNELPULSE_LOCAL_DIR" "$FAKE_LOG"
+    deploy up.sh --project p1 --dry-run
+    [[ "$output" != *iap_members* && "$output" != *scheduler_max_run_seconds* && "$output" != *billing_account* && "$output" != *backend-config* ]]
+    deploy up.sh --project p1 --iap-member "me@example.com" --dry-run
+    [ "$status" -ne 0 ] && [[ "$output" == *"--iap-member must be an IAM member such as user:me@example.com"* ]]
+    deploy up.sh --project p1 --max-run 4h --dry-run
+    [ "$status" -ne 0 ] && [[ "$output" == *"--max-run must be a number of seconds (0 = never), not '4h'"* ]]
+    deploy up.sh --project p1 --state-bucket gs://x --dry-run
+    [ "$status" -ne 0 ] && [[ "$output" == *"--state-bucket must be a bucket name (without gs://)"* ]]
+    [ ! -e "$FUNNELPULSE_TF_DIR/funnelpulse_backend_override.tf" ]
+    [ ! -e "$ROOT/terraform/funnelpulse_backend_override.tf" ]
 }
 
 @test "up prints how to reach the cluster, the cost estimate and the watchdog" {
@@ -139,8 +206,9 @@ expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "cal
     [[ "$output" == *"2 executors registered"* ]]
     [[ "$output" == *"cluster up: scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT (IAP tunnel to funnelpulse-scheduler:50050), 2 executors, lake gs://p1-funnelpulse-lake/lake"* ]]
     [[ "$output" == *"tunnel by hand:  gcloud compute start-iap-tunnel funnelpulse-scheduler 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1"* ]]
-    # Fixture prices: 0.1 + 2 × 0.05.
-    [[ "$output" == *"estimated cost: \$0.200/hour = scheduler e2-standard-2 on-demand \$0.1 + 2 × e2-standard-4 spot \$0.05"* ]]
+    # Fixture prices: 0.1 + 2 × 0.05 + (20 + 2 × 50) GB × 0.0001; stopped: the scheduler's 20 GB.
+    [[ "$output" == *"estimated cost: \$0.212/hour = scheduler e2-standard-2 on-demand \$0.1 + 2 × e2-standard-4 spot \$0.05 (Spot prices are variable) + 120 GB pd-balanced disk \$0.012"* ]]
+    [[ "$output" == *"stopped by the idle watchdog: \$0.002/hour = the scheduler's 20 GB disk (the executors go with their disks)"* ]]
     [[ "$output" == *"after 60 idle minutes the executors scale to 0"* ]]
     # Without --run-all nothing runs.
     refute grep -q '^funnelpulse' "$FAKE_LOG"
@@ -162,8 +230,9 @@ expect_ok() { [ "$status" -eq 0 ] || { echo "status $status: $output"; echo "cal
     grep -q -- "--zone us-central1-a --project p2" <<<"$(grep start-iap-tunnel "$FAKE_LOG")"
     grep -q "gs://my-lake/releases/" "$FAKE_LOG"
     [[ "$output" == *"3 executors registered"* ]]
-    # On-demand executors: 0.2 + 3 × 0.5.
-    [[ "$output" == *"estimated cost: \$1.700/hour = scheduler e2-standard-4 on-demand \$0.2 + 3 × n2-standard-8 on-demand \$0.5"* ]]
+    # On-demand executors: 0.2 + 3 × 0.5 + 170 GB × 0.0001.
+    [[ "$output" == *"estimated cost: \$1.717/hour = scheduler e2-standard-4 on-demand \$0.2 + 3 × n2-standard-8 on-demand \$0.5 + 170 GB pd-balanced disk \$0.017"* ]]
+    [[ "$output" != *"variable"* ]]
 }
 
 @test "a flag wins over the environment, which wins over the settings file" {
@@ -247,20 +316,23 @@ EOF
     FAKE_TERRAFORM_FAIL=apply deploy up.sh --project p1 --run-all
     [ "$status" -ne 0 ]
     [[ "$output" == *"Error: fake terraform apply failed"* ]]
-    [[ "$output" == *"error: terraform apply failed (see above): no binaries uploaded, no tunnel started"* ]]
-    [ "$(calls | awk '{ print $1, $3 }')" == "$(printf 'terraform init\nterraform apply')" ]
+    [[ "$output" == *"error: terraform apply of the bucket (module.lake) failed (see above): no binaries uploaded, no VM created"* ]]
+    [ "$(calls | awk '{ print $1, $3 }')" == "$(printf 'gcloud list\nterraform init\nterraform apply')" ]
     [ ! -e "$FUNNELPULSE_LOCAL_DIR/gce/tunnel.pid" ]
 
     rm -f "$FAKE_LOG"
     FAKE_TERRAFORM_FAIL=init deploy up.sh --project p1
     [ "$status" -ne 0 ] && [[ "$output" == *"terraform init failed"* ]]
-    [ "$(calls | wc -l)" -eq 1 ]
+    [ "$(calls | wc -l)" -eq 2 ]
 }
 
-@test "a failed upload stops up before the tunnel" {
+@test "a failed upload stops up before any VM is made, and before the tunnel" {
     FAKE_STORAGE_FAIL=1 deploy up.sh --project p1
     [ "$status" -ne 0 ]
-    [[ "$output" == *"uploading the binaries to gs://p1-funnelpulse-lake/releases/"*"failed"* ]]
+    [[ "$output" == *"uploading the binaries to gs://p1-funnelpulse-lake/releases/"*"failed (see above): no VM was created or changed"* ]]
+    # Only the bucket was applied.
+    [ "$(grep -c ' apply ' "$FAKE_LOG")" -eq 1 ]
+    grep -q " apply -target=module.lake " "$FAKE_LOG"
     refute grep -q start-iap-tunnel "$FAKE_LOG"
 }
 
@@ -378,8 +450,8 @@ EOF
     [[ "$output" == *"VMs in project p1:"* ]]
     grep -Eq '^  funnelpulse-scheduler +europe-west1-b +e2-standard-2 +RUNNING +STANDARD$' <<<"$output"
     grep -Eq '^  funnelpulse-old +europe-west1-b +n2-standard-8 +TERMINATED +STANDARD$' <<<"$output"
-    # 0.1 + 2 × 0.05 for the running ones; the terminated VM costs nothing.
-    [[ "$output" == *"cost: \$0.200/hour for the 3 running VMs"* ]]
+    # 0.1 + 2 × 0.05 for the running ones; the terminated VM costs its disk only, as all: 170 GB × 0.0001.
+    [[ "$output" == *"cost: \$0.217/hour now = 3 running VMs \$0.200 + 170 GB of disks \$0.017 (Spot prices are variable;"* ]]
     [[ "$output" == *"scheduler df://localhost:$FUNNELPULSE_TUNNEL_PORT (IAP tunnel pid "*"): 2 executors registered: 10.10.0.11:50051, 10.10.0.12:50051"* ]]
     [[ "$output" == *"jobs: 2 completed, 1 failed"* ]]
     [[ "$output" == *"idle: 12 min, since the last job ended (the watchdog on the VM, polling each minute, stops the cluster after 45 idle min)"* ]]
@@ -553,7 +625,9 @@ EOF
     [[ "$output" == *"$tf init -input=false"* ]]
     [[ "$output" == *"$tf apply -input=false -auto-approve -var project_id=p1 "*"-var release_version="* ]]
     [[ "$output" == *"$tf output -json"* ]]
-    [[ "$output" == *"+ gcloud storage cp $CLUSTER_BIN/funnelpulse-scheduler $CLUSTER_BIN/funnelpulse-executor $CLUSTER_BIN/funnelpulse <release_prefix>/"* ]]
+    [[ "$output" == *"$tf apply -target=module.lake -input=false -auto-approve -var project_id=p1 "*"+ gcloud storage cp $CLUSTER_BIN/funnelpulse-scheduler $CLUSTER_BIN/funnelpulse-executor $CLUSTER_BIN/funnelpulse <tmp>/SHA256SUMS <release_prefix>/"*"$tf apply -input=false -auto-approve -var project_id=p1 "* ]]
+    [[ "$output" == *"+ gcloud services list --enabled --project p1"* ]]
+    [[ "$output" == *"+ gcloud compute instance-groups managed wait-until <executor_group> --version-target-reached"*"+ gcloud compute instance-groups managed wait-until <executor_group> --stable"* ]]
     [[ "$output" == *"+ gcloud compute start-iap-tunnel <scheduler_instance> 50050 --local-host-port=localhost:$FUNNELPULSE_TUNNEL_PORT --zone europe-west1-b --project p1 --iap-tunnel-disable-connection-check > "*"tunnel.log 2>&1 &"* ]]
     [[ "$output" == *"+ curl -fsS http://localhost:$FUNNELPULSE_TUNNEL_PORT/api/executors"* ]]
     [[ "$output" == *"+ $FUNNELPULSE_BIN_DIR/funnelpulse generate --out $BATS_TEST_TMPDIR/data/sample-1000-14d"* ]]
@@ -649,7 +723,10 @@ EOF
     deploy up.sh --project p1 --managed-kafka
     expect_ok
     grep -q -- "-var managed_kafka=true " "$FAKE_LOG"
-    grep -q "^gcloud storage cp $CLUSTER_BIN/funnelpulse-scheduler $CLUSTER_BIN/funnelpulse-executor $CLUSTER_BIN/funnelpulse gs://p1-funnelpulse-lake/releases/" "$FAKE_LOG"
+    grep -q "^gcloud storage cp $CLUSTER_BIN/funnelpulse-scheduler $CLUSTER_BIN/funnelpulse-executor $CLUSTER_BIN/funnelpulse .*/SHA256SUMS gs://p1-funnelpulse-lake/releases/" "$FAKE_LOG"
+    # Managed Kafka is in the estimate (fixture: 3 × 0.05 + 3 × 0.01), and in what stays billed when stopped.
+    [[ "$output" == *"estimated cost: \$0.392/hour = "*" + managed Kafka (3 vCPU, 3 GiB) \$0.180"* ]]
+    [[ "$output" == *"stopped by the idle watchdog: \$0.182/hour = the scheduler's 20 GB disk + managed Kafka \$0.180, which the watchdog does not stop"* ]]
     [[ "$output" == *"kafka:           brokers bootstrap-fake.funnelpulse-kafka.europe-west1.managedkafka.s.cloud.goog:9092 (Managed Service for Apache Kafka funnelpulse-kafka, SASL_SSL), topic funnelpulse_events; deploy/submit.sh 04 --source kafka [--detach] runs stage 04 on funnelpulse-scheduler, inside the VPC"* ]]
     # Nothing runs on the VM at up.
     [ ! -e "$FAKE_LOG.ssh" ]
@@ -852,4 +929,126 @@ sudo systemctl stop funnelpulse-stream.service" ] || { cat "$FAKE_LOG.ssh"; fals
     [[ "$output" == "stopped stream"* ]]
     refute kill -0 "$stream_pid" 2>/dev/null
     grep -qx "funnelpulse stopped by SIGTERM" "$FAKE_LOG"
+}
+
+# ---- rollout, watchdog report, Kafka cost, down --by-label ----
+
+@test "no stage starts on a mixed cluster: the wait ignores executors that are no VM of the group's release, and waits for them to go" {
+    # An executor of an older release is still registered: not counted, and waited out.
+    FAKE_STALE_EXECUTORS=1 deploy up.sh --project p1 --run-all
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"waiting: 2 of 2 executors of this release registered, and 1 of an older release or a VM that is gone still registered (no stage starts on a mixed cluster)…"* ]]
+    [[ "$output" == *"only 2 of 2 executors registered within 5 s (1 executors not on the group's current VMs still registered: an older release, or VMs that are gone)"* ]]
+    refute grep -q "^funnelpulse run" "$FAKE_LOG"
+    teardown
+
+    # submit.sh checks the same before its stage.
+    deploy up.sh --project p1
+    expect_ok
+    teardown # submit opens a tunnel of its own, to a scheduler that lists the old executor
+    FAKE_STALE_EXECUTORS=1 FUNNELPULSE_WAIT_SECONDS=1 deploy submit.sh 05
+    [ "$status" -ne 0 ]
+    refute grep -q "^funnelpulse run" "$FAKE_LOG"
+    teardown
+
+    # The group not reaching its version target (or not stable) is a clear error, before any count.
+    rm "$FAKE_LOG"
+    FAKE_WAIT_UNTIL_EXIT=1 deploy up.sh --project p1
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"the executor group funnelpulse-executors did not reach the new release (its VMs are replaced one by one) within 5 s: ERROR: (gcloud.compute.instance-groups.managed.wait-until) Timeout"* ]]
+    refute grep -q "api GET /api/executors" "$FAKE_LOG"
+}
+
+@test "status shows the watchdog's self-test, last action and last error from the scheduler's guest attributes" {
+    deploy up.sh --project p1 --idle-minutes 45
+    expect_ok
+    # shellcheck disable=SC2030,SC2031
+    export FAKE_INSTANCES="$BATS_TEST_TMPDIR/instances.tsv"
+    printf 'funnelpulse-scheduler\teurope-west1-b\te2-standard-2\tTERMINATED\t\n' >"$FAKE_INSTANCES"
+    export FAKE_GUEST_ATTRIBUTES="$BATS_TEST_TMPDIR/guest.tsv"
+    printf 'watchdog-self-test\t2026-12-03T10:00:00Z ok: resized funnelpulse-executors to its current size 2\nwatchdog-last-action\t2026-12-03T11:00:00Z no job queued or running and no detached run for 45 min (limit 45): scaled funnelpulse-executors to 0 and powered the scheduler off\n' >"$FAKE_GUEST_ATTRIBUTES"
+    deploy status.sh
+    expect_ok
+    grep -q -F "gcloud compute instances get-guest-attributes funnelpulse-scheduler --zone europe-west1-b --project p1 --query-path=funnelpulse/ --format=value(key,value)" "$FAKE_LOG"
+    [[ "$output" == *"watchdog (after 45 idle min): self-test 2026-12-03T10:00:00Z ok: resized funnelpulse-executors to its current size 2"* ]]
+    [[ "$output" == *"  last action: 2026-12-03T11:00:00Z no job queued or running and no detached run for 45 min (limit 45): scaled funnelpulse-executors to 0 and powered the scheduler off"* ]]
+    [[ "$output" == *"  last error:  none"* ]]
+    # Stopped: the scheduler's disk is what remains.
+    [[ "$output" == *"cost: \$0.002/hour now = 0 running VMs \$0.000 + 20 GB of disks \$0.002"* ]]
+
+    printf 'watchdog-self-test\t2026-12-03T10:00:00Z FAILED: cannot resize funnelpulse-executors: ERROR: 403\nwatchdog-last-error\t2026-12-03T11:00:00Z resizing funnelpulse-executors to 0 failed: ERROR: 403; the scheduler was powered off anyway, the executors still run\n' >"$FAKE_GUEST_ATTRIBUTES"
+    deploy status.sh
+    [[ "$output" == *"self-test 2026-12-03T10:00:00Z FAILED: cannot resize funnelpulse-executors"* ]]
+    [[ "$output" == *"  last error:  2026-12-03T11:00:00Z resizing funnelpulse-executors to 0 failed"* ]]
+    [[ "$output" == *"warning: the idle watchdog reported an error (above): the executors may keep running"* ]]
+
+    unset FAKE_GUEST_ATTRIBUTES
+    deploy status.sh
+    [[ "$output" == *"watchdog: no report (the scheduler VM has not written one yet"* ]]
+    deploy up.sh --project p1 --idle-minutes 0
+    deploy status.sh
+    [[ "$output" == *"watchdog: off (--idle-minutes 0)"* ]]
+}
+
+@test "status prices managed Kafka and warns when the VMs are stopped but Kafka still bills" {
+    deploy up.sh --project p1 --managed-kafka
+    expect_ok
+    # shellcheck disable=SC2030,SC2031
+    export FAKE_INSTANCES="$BATS_TEST_TMPDIR/instances.tsv"
+    printf 'funnelpulse-scheduler\teurope-west1-b\te2-standard-2\tRUNNING\t\n' >"$FAKE_INSTANCES"
+    # The service's own capacity: 6 vCPU, 12 GiB → 6 × 0.05 + 12 × 0.01.
+    FAKE_KAFKA_CAPACITY="$(printf '6\t12884901888')" deploy status.sh
+    expect_ok
+    grep -q "gcloud managed-kafka clusters describe funnelpulse-kafka --location europe-west1 --project p1 --format=value(capacityConfig.vcpuCount,capacityConfig.memoryBytes)" "$FAKE_LOG"
+    [[ "$output" == *"cost: \$0.522/hour now = 1 running VMs \$0.100 + 20 GB of disks \$0.002 + managed Kafka \$0.420"* ]]
+    [[ "$output" != *"warning: no VM is running"* ]]
+
+    printf 'funnelpulse-scheduler\teurope-west1-b\te2-standard-2\tTERMINATED\t\n' >"$FAKE_INSTANCES"
+    deploy status.sh
+    [[ "$output" == *"warning: no VM is running, but the managed Kafka cluster funnelpulse-kafka (3 vCPU, 3 GiB) still bills about \$0.180/hour: the idle watchdog does not stop it; deploy/down.sh removes it"* ]]
+}
+
+@test "down --by-label deletes what the deployment bills for, found by its label, without Terraform" {
+    export FAKE_LISTS="$BATS_TEST_TMPDIR/lists"
+    mkdir -p "$FAKE_LISTS"
+    printf 'funnelpulse-executor-abc\n' >"$FAKE_LISTS/instance-templates"
+    printf 'funnelpulse-executors\teurope-west1-b\tfunnelpulse-executor-abc\nsomeone-elses\teurope-west1-c\tother-template\n' >"$FAKE_LISTS/instance-groups"
+    printf 'funnelpulse-scheduler\teurope-west1-b\n' >"$FAKE_LISTS/instances"
+    printf 'funnelpulse-orphan-disk\teurope-west1-b\n' >"$FAKE_LISTS/disks"
+    printf 'funnelpulse-kafka\n' >"$FAKE_LISTS/kafka-clusters"
+    printf 'funnelpulse-scheduler-internal\teurope-west1\n' >"$FAKE_LISTS/addresses"
+    printf 'funnelpulse-vpc\n' >"$FAKE_LISTS/networks"
+    printf 'funnelpulse-allow-iap-ssh\nfunnelpulse-allow-nodes-scheduler\n' >"$FAKE_LISTS/firewall-rules"
+    printf 'funnelpulse-subnet\teurope-west1\n' >"$FAKE_LISTS/subnets"
+    rm -f "$BATS_TEST_TMPDIR/fakebin/terraform" # no Terraform needed
+    deploy down.sh --by-label --project p1
+    expect_ok
+    grep -q -F "gcloud compute instance-templates list --project p1 --filter=properties.labels.funnelpulse-deployment=funnelpulse --format=value(name)" "$FAKE_LOG"
+    grep -q -F "gcloud compute instances list --project p1 --filter=labels.funnelpulse-deployment=funnelpulse" "$FAKE_LOG"
+    local deletes
+    deletes="$(grep -E '^gcloud .* delete ' "$FAKE_LOG")"
+    [ "$deletes" = "gcloud compute instance-groups managed delete funnelpulse-executors --zone europe-west1-b --project p1 --quiet
+gcloud compute instances delete funnelpulse-scheduler --zone europe-west1-b --project p1 --quiet
+gcloud compute instance-templates delete funnelpulse-executor-abc --project p1 --quiet
+gcloud compute disks delete funnelpulse-orphan-disk --zone europe-west1-b --project p1 --quiet
+gcloud managed-kafka clusters delete funnelpulse-kafka --location europe-west1 --project p1 --quiet --async
+gcloud compute addresses delete funnelpulse-scheduler-internal --region europe-west1 --project p1 --quiet
+gcloud compute firewall-rules delete funnelpulse-allow-iap-ssh --project p1 --quiet
+gcloud compute firewall-rules delete funnelpulse-allow-nodes-scheduler --project p1 --quiet
+gcloud compute networks subnets delete funnelpulse-subnet --region europe-west1 --project p1 --quiet
+gcloud compute networks delete funnelpulse-vpc --project p1 --quiet" ] || { echo "$deletes"; false; }
+    [[ "$output" == *"kept: the bucket p1-funnelpulse-lake"* ]]
+    refute grep -q "storage rm\|buckets delete\|service-accounts delete" "$FAKE_LOG"
+
+    # Without the managed Kafka API nothing asks for Kafka clusters; --dry-run deletes nothing.
+    rm "$FAKE_LOG"
+    FAKE_ENABLED_APIS="compute.googleapis.com" deploy down.sh --by-label --project p1 --dry-run
+    expect_ok
+    [[ "$output" == *"+ gcloud compute instance-templates list"* ]]
+    [ ! -e "$FAKE_LOG" ]
+    rm -rf "$FAKE_LISTS"
+    FAKE_ENABLED_APIS="compute.googleapis.com" deploy down.sh --by-label --project p1
+    expect_ok
+    refute grep -q "managed-kafka" "$FAKE_LOG"
+    [[ "$output" == *"nothing labelled funnelpulse-deployment=funnelpulse, nor a network funnelpulse-vpc, in project p1"* ]]
 }

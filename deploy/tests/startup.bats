@@ -26,12 +26,19 @@ setup() {
     attr funnelpulse-lake gs://proj-funnelpulse-lake/lake
     attr funnelpulse-kafka-bootstrap-servers "bootstrap.kafka.example:9092,10.42.0.9:9092"
     attr funnelpulse-kafka-topic funnelpulse_events
-    gcs_put "$RELEASE/funnelpulse-scheduler" "scheduler binary"
-    gcs_put "$RELEASE/funnelpulse-executor" "executor binary"
+    release_put "$RELEASE" funnelpulse-scheduler "scheduler binary"
+    release_put "$RELEASE" funnelpulse-executor "executor binary"
     # The client: prints its FUNNELPULSE_* environment and its arguments.
-    gcs_put "$RELEASE/funnelpulse" '#!/bin/bash
+    release_put "$RELEASE" funnelpulse '#!/bin/bash
 env | grep "^FUNNELPULSE_" | grep -v "^FUNNELPULSE_CLIENT_ENV=" | sort
 printf "arg %s\n" "$@"'
+}
+
+# Puts a binary of a release into the fake bucket and its sha256 into the metadata, as
+# deploy/up.sh and terraform/ do.
+release_put() { # release url, name, content
+    gcs_put "$1/$2" "$3"
+    attr "funnelpulse-release-sha256-$2" "$(printf '%s' "$3" | sha256sum | cut -d' ' -f1)"
 }
 
 teardown() { stop_http; }
@@ -63,18 +70,59 @@ as_role() { # role, hostname
     grep -qx "Environment=FUNNELPULSE_ZONE=europe-west1-b" "$wunit"
     grep -qx "Restart=always" "$wunit"
 
-    # Download, then units, then start; the service user is created first.
-    expected="useradd --system --no-create-home --home-dir /var/lib/funnelpulse --shell /usr/sbin/nologin funnelpulse
+    # The watchdog before anything is downloaded; then the service user, download, unit, start.
+    expected="systemctl daemon-reload
+systemctl is-active --quiet funnelpulse-watchdog.service
+systemctl enable --now funnelpulse-watchdog.service
+useradd --system --no-create-home --home-dir /var/lib/funnelpulse --shell /usr/sbin/nologin funnelpulse
 gcloud storage cp $RELEASE/funnelpulse-scheduler $ROOT/opt/funnelpulse/bin/funnelpulse-scheduler.download
 systemctl daemon-reload
 systemctl is-active --quiet funnelpulse-scheduler.service
 systemctl enable --now funnelpulse-scheduler.service
-systemctl daemon-reload
-systemctl is-active --quiet funnelpulse-watchdog.service
-systemctl enable --now funnelpulse-watchdog.service
 gcloud storage cp $RELEASE/funnelpulse $ROOT/opt/funnelpulse/bin/funnelpulse.download"
     [ "$(calls)" = "$expected" ] || { calls; false; }
     [[ "$output" == *"idle watchdog on: executors to 0 and power-off after 60 idle minutes"* ]]
+    [[ "$output" == *"installed /opt/funnelpulse/bin/funnelpulse-scheduler from $RELEASE/funnelpulse-scheduler (sha256 $(printf 'scheduler binary' | sha256sum | cut -d' ' -f1), as the metadata says)"* ]]
+}
+
+@test "a binary whose sha256 is not the metadata's is refused, and says why; the watchdog runs all the same" {
+    as_role scheduler sched.internal
+    gcs_put "$RELEASE/funnelpulse-scheduler" "scheduler binary, cut sho"
+    run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"error: refusing $RELEASE/funnelpulse-scheduler: its sha256 is $(printf 'scheduler binary, cut sho' | sha256sum | cut -d' ' -f1), but the metadata (funnelpulse-release-sha256-funnelpulse-scheduler) says $(printf 'scheduler binary' | sha256sum | cut -d' ' -f1)"* ]]
+    [ ! -e "$ROOT/opt/funnelpulse/bin/funnelpulse-scheduler" ]
+    [ ! -e "$ROOT/opt/funnelpulse/bin/funnelpulse-scheduler.download" ]
+    refute grep -q "enable --now funnelpulse-scheduler" "$FAKE_LOG"
+    # The watchdog was started first: it stops the cluster that cannot start.
+    grep -qx "systemctl enable --now funnelpulse-watchdog.service" "$FAKE_LOG"
+
+    # No sha256 in the metadata at all: refused too, before any download.
+    : >"$FAKE_LOG"
+    as_role executor exec-1.internal
+    rm "$META/attributes/funnelpulse-release-sha256-funnelpulse-executor"
+    run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"metadata attribute funnelpulse-release-sha256-funnelpulse-executor is '', not a sha256 (64 hex digits): refusing to run an unchecked funnelpulse-executor"* ]]
+    refute grep -q "storage cp" "$FAKE_LOG"
+}
+
+@test "scheduler: the watchdog is installed and started even when the release never arrives" {
+    as_role scheduler sched.internal
+    rm -r "${FAKE_GCS:?}"/*
+    FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS=1 FUNNELPULSE_RETRY_SECONDS=0.2 run "$STARTUP"
+    [ "$status" -ne 0 ]
+    [ -x "$ROOT/opt/funnelpulse/bin/funnelpulse-watchdog" ]
+    [ "$(call_index 'enable --now funnelpulse-watchdog')" -lt "$(call_index 'gcloud storage cp')" ]
+}
+
+@test "without a timeout, a VM waits for its release as long as it takes" {
+    as_role executor exec-1.internal
+    unset FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS
+    FAKE_GCS_MISSING_TRIES=8 FUNNELPULSE_RETRY_SECONDS=0.1 run "$STARTUP"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"(attempt 8;"* ]]
+    grep -qx "systemctl enable --now funnelpulse-executor.service" "$FAKE_LOG"
 }
 
 @test "scheduler: the client, its settings from the metadata, and a wrapper that runs it with them" {
@@ -159,7 +207,7 @@ arg sasl.jaas.config=a b" ] || { echo "$output"; false; }
     export FAKE_GCS_MISSING_TRIES=2
     run "$STARTUP"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
-    [[ "$output" == *"waiting for $RELEASE/funnelpulse-executor (attempt 1; deploy/up.sh uploads it after terraform apply)"* ]]
+    [[ "$output" == *"waiting for $RELEASE/funnelpulse-executor (attempt 1; deploy/up.sh uploads it)"* ]]
     [[ "$output" == *"(attempt 2;"* && "$output" != *"(attempt 3;"* ]]
     [ "$(grep -c '^gcloud storage cp' "$FAKE_LOG")" -eq 3 ]
     [ "$(cat "$ROOT/opt/funnelpulse/bin/funnelpulse-executor")" = "executor binary" ]
@@ -175,7 +223,7 @@ arg sasl.jaas.config=a b" ] || { echo "$output"; false; }
     export FUNNELPULSE_DOWNLOAD_TIMEOUT_SECONDS=2 FUNNELPULSE_RETRY_SECONDS=0.2
     run "$STARTUP"
     [ "$status" -ne 0 ]
-    [[ "$output" == *"error: $RELEASE/funnelpulse-executor is still missing after 2s: upload the release (deploy/up.sh does"* ]]
+    [[ "$output" == *"error: $RELEASE/funnelpulse-executor is still missing after 2s: upload the release (deploy/up.sh does) and reboot this VM"* ]]
     [ "$(grep -c '^gcloud storage cp' "$FAKE_LOG")" -ge 2 ]
     refute grep -q '^systemctl' "$FAKE_LOG"
     [ ! -e "$ROOT/opt/funnelpulse/bin/funnelpulse-executor" ]
@@ -231,7 +279,7 @@ systemctl enable --now funnelpulse-executor.service" ] || { calls; false; }
 
     : >"$FAKE_LOG"
     new=gs://proj-funnelpulse-lake/releases/ba9876543210
-    gcs_put "$new/funnelpulse-executor" "executor binary v2"
+    release_put "$new" funnelpulse-executor "executor binary v2"
     attr funnelpulse-release "$new"
     run "$STARTUP"
     [ "$status" -eq 0 ] || { echo "$output"; false; }

@@ -5,7 +5,8 @@
 # after a restart, so the state file carries the idle clock between them.
 # FAKE_LOG holds the actions (resize, poweroff); the `systemctl is-active`
 # questions about the detached runs' units go to FAKE_QUERY_LOG, and
-# FAKE_ACTIVE_UNITS says which units are active.
+# FAKE_ACTIVE_UNITS says which units are active. A fake metadata server takes
+# the watchdog's report (guest attributes, PUT) into $GUEST.
 
 load vm-fakes/helpers
 load assert
@@ -26,8 +27,17 @@ setup() {
     export FUNNELPULSE_WATCHDOG_STATE_DIR="$BATS_TEST_TMPDIR/state"
     export FUNNELPULSE_WATCHDOG_INTERVAL_SECONDS=0.1
     export FAKE_QUERY_LOG="$BATS_TEST_TMPDIR/queries.log"
+    start_metadata
+    GUEST="$META/guest-attributes/funnelpulse"
+    # The settings come from the environment here; the metadata has none.
     units_active
     jobs_done
+}
+
+# A report the watchdog wrote: its guest attribute, without the time stamp (same as its state file).
+reported() { # key
+    [ "$(cat "$GUEST/watchdog-$1")" = "$(cat "$FUNNELPULSE_WATCHDOG_STATE_DIR/$1")" ] || return 1
+    cut -d' ' -f2- "$GUEST/watchdog-$1"
 }
 
 teardown() { stop_http; }
@@ -92,20 +102,76 @@ systemctl poweroff" ] || { calls; false; }
     grep -q "resize funnelpulse-executors --size 0" "$FAKE_LOG"
 }
 
-@test "resize fails: no poweroff, a clear log line, and it tries again at the next poll" {
+@test "resize fails: it powers off all the same, and reports the error" {
     at_minute 0
     export FAKE_RESIZE_EXIT=1
     at_minute 31
-    [ "$status" -ne 0 ]
-    [[ "$output" == *"error: resizing funnelpulse-executors to 0 failed (gcloud's message above); not powering off the scheduler"* ]]
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ "$output" == *"error: resizing funnelpulse-executors to 0 failed (gcloud's message above); powering off the scheduler anyway: the executors keep running (and costing) until deploy/up.sh or deploy/down.sh"* ]]
     [[ "$output" == *"compute.instanceGroupManagers.update"* ]]
-    refute grep -q poweroff "$FAKE_LOG"
+    [ "$(calls)" = "gcloud compute instance-groups managed resize funnelpulse-executors --size 0 --zone europe-west1-b --quiet
+systemctl poweroff" ] || { calls; false; }
+    [[ "$(reported last-error)" == "resizing funnelpulse-executors to 0 failed: ERROR: (gcloud.compute.instance-groups.managed.resize) Required 'compute.instanceGroupManagers.update' permission; the scheduler was powered off anyway, the executors still run" ]] || { reported last-error; false; }
+    [ "$(reported last-action)" = "no job queued or running and no detached run for 31 min (limit 30): powered the scheduler off (the executors were NOT scaled to 0)" ]
+}
 
-    export FAKE_RESIZE_EXIT=0
-    at_minute 32
-    [ "$status" -eq 0 ]
-    [ "$(grep -c resize "$FAKE_LOG")" -eq 2 ]
+@test "a stop is reported as the last action, in the guest attributes and the state folder" {
+    at_minute 0
+    at_minute 30
+    [ "$(reported last-action)" = "no job queued or running and no detached run for 30 min (limit 30): scaled funnelpulse-executors to 0 and powered the scheduler off" ]
+    [ ! -e "$GUEST/watchdog-last-error" ]
+    grep -q "PUT /computeMetadata/v1/instance/guest-attributes/funnelpulse/watchdog-last-action" "$BATS_TEST_TMPDIR/metadata/requests.log"
+    # Guest attributes off (the metadata server refuses): said once in the log, the stop goes on.
+    rm -f "$FUNNELPULSE_WATCHDOG_STATE_DIR/last-active" "$FAKE_LOG"
+    mkdir -p "$GUEST"
+    echo 400 >"$GUEST/watchdog-last-action.put-status"
+    at_minute 0
+    at_minute 30
+    [[ "$output" == *"could not write the guest attribute funnelpulse/watchdog-last-action (metadata enable-guest-attributes=TRUE?)"* ]]
     [ "$(tail -n 1 "$FAKE_LOG")" = "systemctl poweroff" ]
+}
+
+@test "self-test: resizes the group to its current size, and reports whether it may" {
+    FAKE_TARGET_SIZE=3 run "$WATCHDOG" --self-test
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ "$(calls)" = "gcloud compute instance-groups managed describe funnelpulse-executors --zone europe-west1-b --format=value(targetSize)
+gcloud compute instance-groups managed resize funnelpulse-executors --size 3 --zone europe-west1-b --quiet" ] || { calls; false; }
+    [ "$(reported self-test)" = "ok: resized funnelpulse-executors to its current size 3" ]
+    [[ "$output" == *"self-test: may resize funnelpulse-executors in europe-west1-b (resized it to its current size 3)"* ]]
+
+    FAKE_RESIZE_EXIT=1 run "$WATCHDOG" --self-test
+    [ "$status" -ne 0 ]
+    [[ "$(reported self-test)" == "FAILED: cannot resize funnelpulse-executors: ERROR: (gcloud.compute.instance-groups.managed.resize) Required 'compute.instanceGroupManagers.update' permission" ]]
+    [[ "$(reported last-error)" == "self-test: cannot resize funnelpulse-executors in europe-west1-b: ERROR:"* ]]
+    [[ "$output" == *"(when idle, the scheduler is powered off anyway, but the executors would keep running)"* ]]
+
+    : >"$FAKE_LOG"
+    FAKE_DESCRIBE_EXIT=1 run "$WATCHDOG" --self-test
+    [ "$status" -ne 0 ]
+    [[ "$(reported self-test)" == "FAILED: cannot resize funnelpulse-executors: ERROR: (gcloud.compute.instance-groups.managed.describe) Required 'compute.instanceGroupManagers.get' permission" ]]
+    refute grep -q resize "$FAKE_LOG"
+}
+
+@test "as a service: the self-test runs once at the start, then the polls; a failed one does not stop it" {
+    jobs_running
+    FAKE_RESIZE_EXIT=1 FUNNELPULSE_WATCHDOG_NOW=$T0 run timeout 2 "$WATCHDOG"
+    [ "$status" -eq 124 ]
+    [ "$(grep -c "describe" "$FAKE_LOG")" -eq 3 ] # three tries
+    [[ "$(reported self-test)" == FAILED:* ]]
+    [ "$(grep -c 'busy: 2 job' <<<"$output")" -ge 3 ]
+    # Off (idle minutes 0): no self-test either.
+    : >"$FAKE_LOG"
+    FUNNELPULSE_IDLE_MINUTES=0 FUNNELPULSE_WATCHDOG_NOW=$T0 run timeout 1 "$WATCHDOG"
+    [ ! -s "$FAKE_LOG" ]
+}
+
+@test "FUNNELPULSE_WATCHDOG_MINUTE_SECONDS shortens the idle minute (the rehearsal uses it)" {
+    export FUNNELPULSE_WATCHDOG_MINUTE_SECONDS=2
+    FUNNELPULSE_WATCHDOG_NOW=$T0 run "$WATCHDOG" --once
+    FUNNELPULSE_WATCHDOG_NOW=$((T0 + 59)) run "$WATCHDOG" --once
+    [[ "$output" == *"idle for 29 min (limit 30)"* ]]
+    FUNNELPULSE_WATCHDOG_NOW=$((T0 + 60)) run "$WATCHDOG" --once
+    grep -q "resize funnelpulse-executors --size 0" "$FAKE_LOG"
 }
 
 @test "a scheduler that does not answer is not idle, until twice the limit" {
@@ -141,7 +207,6 @@ systemctl poweroff" ] || { calls; false; }
 
 @test "settings from the metadata when unset: the idle limit is read at every poll, 0 turns it off" {
     unset FUNNELPULSE_IDLE_MINUTES FUNNELPULSE_EXECUTOR_GROUP FUNNELPULSE_ZONE
-    start_metadata
     attr funnelpulse-idle-minutes 0
     attr funnelpulse-executor-group fp-executors
     attr funnelpulse-zone europe-west1-c
@@ -165,7 +230,9 @@ systemctl poweroff" ] || { calls; false; }
     FUNNELPULSE_WATCHDOG_NOW=$T0 run timeout 10 "$WATCHDOG"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
     [[ "$output" == *"watching $FUNNELPULSE_SCHEDULER_URL every 0.1s"* ]]
-    [ "$(grep -c resize "$FAKE_LOG")" -eq 1 ]
+    # The self-test's resize to the current size, then the stop's.
+    [ "$(grep -c 'resize funnelpulse-executors --size 2' "$FAKE_LOG")" -eq 1 ]
+    [ "$(grep -c 'resize funnelpulse-executors --size 0' "$FAKE_LOG")" -eq 1 ]
     [ "$(grep -c poweroff "$FAKE_LOG")" -eq 1 ]
 }
 
@@ -174,7 +241,8 @@ systemctl poweroff" ] || { calls; false; }
     FUNNELPULSE_WATCHDOG_NOW=$T0 run timeout 2 "$WATCHDOG"
     [ "$status" -eq 124 ] # still running when timeout stopped it
     [ "$(grep -c 'busy: 2 job' <<<"$output")" -ge 3 ]
-    [ ! -s "$FAKE_LOG" ]
+    # Only the self-test acted: no stop.
+    refute grep -q "size 0\|poweroff" "$FAKE_LOG"
 }
 
 # submit.sh --detach runs the client as the transient unit funnelpulse-stream
@@ -258,6 +326,6 @@ systemctl poweroff" ] || { calls; false; }
     FUNNELPULSE_WATCHDOG_NOW=$T0 run timeout 2 "$WATCHDOG"
     [ "$status" -eq 124 ] # still running when timeout stopped it
     [ "$(grep -c 'busy: funnelpulse-stream active' <<<"$output")" -ge 3 ]
-    [ ! -s "$FAKE_LOG" ]
+    refute grep -q "size 0\|poweroff" "$FAKE_LOG"
     [ "$(cat "$FUNNELPULSE_WATCHDOG_STATE_DIR/last-active")" = "$T0" ]
 }

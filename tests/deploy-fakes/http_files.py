@@ -3,7 +3,9 @@
     python3 http_files.py ROOT PORT_FILE [--require-header NAME:VALUE]
 
 GET /a/b returns ROOT/a/b (404 when there is no such file; the status in
-ROOT/a/b.status, when that file exists, e.g. 500). With --require-header,
+ROOT/a/b.status, when that file exists, e.g. 500). PUT /a/b writes the body to
+ROOT/a/b (as a VM writes its guest attributes to the metadata server); a file
+ROOT/a/b.put-status makes it answer that status instead. With --require-header,
 requests without that header get 403, as the GCE metadata server does
 without "Metadata-Flavor: Google". Binds 127.0.0.1 on a free port and writes
 the port to PORT_FILE once it listens. Each request is appended to
@@ -35,6 +37,23 @@ def main():
             if os.path.isfile(path + ".status"):
                 status = int(open(path + ".status").read().strip())
             self.reply(status, open(path, "rb").read())
+
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with open(os.path.join(root, "requests.log"), "a") as log:
+                log.write(f"PUT {self.path}\n")
+            if required and self.headers.get(required[0]) != required[1]:
+                return self.reply(403, b"missing header\n")
+            path = os.path.normpath(os.path.join(root, self.path.split("?")[0].lstrip("/")))
+            if not path.startswith(os.path.abspath(root)):
+                return self.reply(404, b"not found\n")
+            if os.path.isfile(path + ".put-status"):
+                return self.reply(int(open(path + ".put-status").read().strip()), b"refused\n")
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path + ".tmp", "wb") as f:
+                f.write(body)
+            os.replace(path + ".tmp", path)
+            self.reply(200, b"")
 
         def reply(self, status, body):
             self.send_response(status)

@@ -4,6 +4,8 @@
 
   FAKE_EXECUTORS        executors that register (default 2)
   FAKE_EXECUTORS_DELAY  seconds after start before they do (default 0)
+  FAKE_STALE_EXECUTORS  further executors registered on hosts that are no VM of the group
+                        (an older release's; default 0)
   FAKE_JOBS             a file with the JSON of /api/jobs (default [])
   FAKE_STARTED_MS       the scheduler's start time in /api/state (default: now)
   FAKE_API_DOWN=1       answer 502 to everything (the scheduler is not up)
@@ -25,7 +27,11 @@ def executors():
     if time.time() - STARTED < float(os.environ.get("FAKE_EXECUTORS_DELAY", "0")):
         return []
     count = int(os.environ.get("FAKE_EXECUTORS", "2"))
-    return [{"id": f"e{i}", "host": f"10.10.0.{10 + i}", "port": 50051, "last_seen": 1} for i in range(1, count + 1)]
+    stale = int(os.environ.get("FAKE_STALE_EXECUTORS", "0"))
+    return [{"id": f"e{i}", "host": f"10.10.0.{10 + i}", "port": 50051, "last_seen": 1} for i in range(1, count + 1)] + [
+        {"id": f"old{i}", "host": f"funnelpulse-executors-old{i}.europe-west1-b.c.p1.internal", "port": 50051, "last_seen": 1}
+        for i in range(1, stale + 1)
+    ]
 
 
 def jobs():
