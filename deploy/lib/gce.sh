@@ -192,7 +192,21 @@ gce_read_outputs() {
         managed_kafka_cluster) OUT_MANAGED_KAFKA="$value" ;;
         esac
     done < <(jq -r 'to_entries[] | select(.value.value | type == "string") | "\(.key)\t\(.value.value)"' <<<"$json")
+    gce_managed_kafka_servers
     [[ -n "$OUT_SCHEDULER" && -n "$OUT_LAKE_URL" ]]
+}
+
+# With managed Kafka, Terraform does not give the brokers' address (the provider's
+# attribute is not in a release yet, docs/terraform.md): the service tells it.
+gce_managed_kafka_servers() {
+    [[ -n "$OUT_MANAGED_KAFKA" && -z "$OUT_KAFKA_SERVERS" ]] || return 0
+    local id location address
+    id="${OUT_MANAGED_KAFKA##*/}"
+    location="$(sed -n 's%.*/locations/\([^/]*\)/.*%\1%p' <<<"$OUT_MANAGED_KAFKA")"
+    address="$(gcloud managed-kafka clusters describe "$id" --location "${location:-$REGION}" --project "$OUT_PROJECT" \
+        --format='value(bootstrapAddress)' 2>/dev/null || true)"
+    if [[ -n "$address" && "$address" != *:* ]]; then address="$address:9092"; fi
+    OUT_KAFKA_SERVERS="$address"
 }
 
 # The clients write the lake themselves, and so do the executors on the VMs.

@@ -695,9 +695,10 @@ def check_metadata():
     for key in sorted(METADATA | SCHEDULER_METADATA):
         if key not in startup:
             problems.append(f"deploy/gce/startup.sh does not read {key}")
-    for key in sorted(set().union(*SHA256_METADATA.values())):
-        if key not in startup and "funnelpulse-release-sha256-" not in startup:
-            print(f"  note: deploy/gce/startup.sh does not read {key} yet (issue 17, the deploy side)")
+    if "funnelpulse-release-sha256-" not in startup:
+        problems.append("deploy/gce/startup.sh does not check the binaries' sha256 (funnelpulse-release-sha256-<binary>)")
+    if "enable-guest-attributes" not in scheduler_keys:
+        problems.append("the scheduler must enable guest attributes (the watchdog's report for deploy/status.sh)")
     text = "\n".join(p.read_text() for p in (TERRAFORM / "modules" / "cluster").glob("*.tf"))
     for role in ("scheduler", "executor"):
         if not re.search(rf'"funnelpulse-role"\s*=\s*"{role}"', text):

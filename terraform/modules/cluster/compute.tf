@@ -29,6 +29,9 @@ locals {
   # startup.sh configures in /etc/funnelpulse/client.env. Kept off the
   # executors' template, so a new broker address does not roll the group.
   scheduler_metadata = {
+    # The idle watchdog reports its self-test, last action and last error as
+    # guest attributes (funnelpulse/…), which deploy/status.sh reads.
+    "enable-guest-attributes"             = "TRUE"
     "funnelpulse-role"                    = "scheduler"
     "funnelpulse-lake"                    = "gs://${var.bucket_name}/lake"
     "funnelpulse-kafka-bootstrap-servers" = local.kafka_bootstrap_servers
