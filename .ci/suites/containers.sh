@@ -36,27 +36,8 @@ FAILED=0
 
 # ---- reporting ---------------------------------------------------------------
 
-# Runs one case in a background subshell (so that `set -e` applies inside it),
-# prints its output indented, then `ok NAME` or `not ok NAME`.
-check() {
-    local name="$1" rc=0
-    shift
-    ("$@") >"$WORK/case.log" 2>&1 &
-    wait "$!" || rc=$?
-    sed 's/^/    /' "$WORK/case.log"
-    if [[ "$rc" == 0 ]]; then
-        echo "ok $name"
-        PASSED=$((PASSED + 1))
-    else
-        echo "not ok $name"
-        FAILED=$((FAILED + 1))
-    fi
-}
-
-finish() {
-    echo "$PASSED passed, $FAILED failed"
-    [[ "$FAILED" == 0 ]]
-}
+# shellcheck source=.ci/lib/cases.sh
+source "$ROOT/.ci/lib/cases.sh"
 
 # Without docker nothing here can run: that is a failure, not a pass.
 cannot_run() {

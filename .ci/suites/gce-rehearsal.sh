@@ -37,25 +37,8 @@ SERVER_PIDS=()
 
 # ---- reporting ---------------------------------------------------------------
 
-check() {
-    local name="$1" rc=0
-    shift
-    ("$@") >"$WORK/case.log" 2>&1 &
-    wait "$!" || rc=$?
-    sed 's/^/    /' "$WORK/case.log"
-    if [[ "$rc" == 0 ]]; then
-        echo "ok $name"
-        PASSED=$((PASSED + 1))
-    else
-        echo "not ok $name"
-        FAILED=$((FAILED + 1))
-    fi
-}
-
-finish() {
-    echo "$PASSED passed, $FAILED failed"
-    [[ "$FAILED" == 0 ]]
-}
+# shellcheck source=.ci/lib/cases.sh
+source "$ROOT/.ci/lib/cases.sh"
 
 cannot_run() {
     echo "not ok gce-rehearsal: $*; the rehearsal did not run"

@@ -397,6 +397,21 @@ async fn the_kafka_stream_equals_the_batch_funnel_survives_sigkill_and_keeps_dea
     assert!(staged.is_empty(), "committed batches' staged records are deleted: {staged:?}");
     let status = funnelpulse_ok(dir.path(), &["stream", "status", "--lake", "b", "--bootstrap-servers", &address]);
     assert!(status.contains("0 records waiting in topic \"events\"") && status.contains("3 dead letters"), "{status}");
+    // The dashboard's stream page shows the same (the topic's lag, the dead letters).
+    let port = common::free_port();
+    let mut serve = Command::new(common::FUNNELPULSE)
+        .current_dir(dir.path())
+        .args(["serve", "--lake", "b", "--bootstrap-servers", &address, "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    common::wait_for_port(port);
+    let page = common::http_get(port, "/api/stream").unwrap_or_default();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let page: serde_json::Value = serde_json::from_str(&page).unwrap_or_default();
+    assert_eq!(page["dead_letters"], 3, "{page}");
+    assert!(page["waiting"].as_str().is_some_and(|w| w.contains("0 records waiting in topic \"events\"")), "{page}");
 
     // The same on the local multi-process cluster: the replay (into a topic without poison) and the stream.
     let cluster = common::LocalCluster::start(2);

@@ -7,11 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::tables::register_delta;
 use common::{funnelpulse_ok, generate};
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
-use datafusion::prelude::SessionContext;
 
 struct Run {
     _dir: tempfile::TempDir,
@@ -48,37 +44,14 @@ fn report_run() -> &'static Run {
 
 /// Plain DataFusion over the lake's tables (not our code path).
 async fn sql(lake: &Path, query: &str) -> Vec<Vec<String>> {
-    let ctx = SessionContext::new();
-    for (table, partition) in [
+    let tables = [
         ("silver_events", "event_date"),
         ("gold_funnel_daily_brand", "date"),
         ("gold_funnel_hourly_price_band", "window_date"),
         ("gold_anomalies_hourly_brand", "window_date"),
         ("gold_anomalies_hourly_brand_v2", "window_date"),
-    ] {
-        register_delta(&ctx, lake, table, partition).await;
-    }
-    let batches = ctx.sql(query).await.unwrap().collect().await.unwrap();
-    let mut rows = Vec::new();
-    for b in batches {
-        for i in 0..b.num_rows() {
-            rows.push(
-                b.columns()
-                    .iter()
-                    .map(|c| match c.data_type() {
-                        _ if c.is_null(i) => "null".to_string(),
-                        DataType::Int64 => c.as_primitive::<Int64Type>().value(i).to_string(),
-                        DataType::Float64 => format!("{:.2}", c.as_primitive::<Float64Type>().value(i)),
-                        _ => {
-                            let text = datafusion::arrow::compute::cast(&c.slice(i, 1), &DataType::Utf8).unwrap();
-                            text.as_string::<i32>().value(0).to_string()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    rows
+    ];
+    common::tables::sql_text(lake, &tables, query).await
 }
 
 fn summary(lake: &Path) -> serde_json::Value {

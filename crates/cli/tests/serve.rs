@@ -12,11 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::tables::register_delta;
 use common::{FUNNELPULSE, free_port, funnelpulse_ok, generate, wait_for_port};
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
-use datafusion::prelude::SessionContext;
 use serde_json::Value;
 
 /// A `funnelpulse serve` process, stopped when dropped.
@@ -135,8 +131,7 @@ fn query(pairs: &[(&str, &str)]) -> String {
 
 /// Plain DataFusion over the lake's tables (not our code path); floats with 2 decimals.
 async fn sql(lake: &Path, text: &str) -> Vec<Vec<String>> {
-    let ctx = SessionContext::new();
-    for (table, partition) in [
+    let tables = [
         ("bronze_events", "event_date"),
         ("bronze_rejects", "event_date"),
         ("silver_events", "event_date"),
@@ -144,30 +139,8 @@ async fn sql(lake: &Path, text: &str) -> Vec<Vec<String>> {
         ("gold_anomalies_hourly_brand", "window_date"),
         ("gold_anomalies_hourly_brand_v2", "window_date"),
         ("late_events", "event_date"),
-    ] {
-        register_delta(&ctx, lake, table, partition).await;
-    }
-    let batches = ctx.sql(text).await.unwrap().collect().await.unwrap();
-    let mut rows = Vec::new();
-    for b in batches {
-        for i in 0..b.num_rows() {
-            rows.push(
-                b.columns()
-                    .iter()
-                    .map(|c| match c.data_type() {
-                        _ if c.is_null(i) => "null".to_string(),
-                        DataType::Int64 => c.as_primitive::<Int64Type>().value(i).to_string(),
-                        DataType::Float64 => format!("{:.2}", c.as_primitive::<Float64Type>().value(i)),
-                        _ => {
-                            let text = datafusion::arrow::compute::cast(&c.slice(i, 1), &DataType::Utf8).unwrap();
-                            text.as_string::<i32>().value(0).to_string()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    rows
+    ];
+    common::tables::sql_text(lake, &tables, text).await
 }
 
 /// The funnel measures of silver events, SQL-side: views, carts, purchases, revenue.

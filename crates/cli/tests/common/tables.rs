@@ -184,3 +184,33 @@ pub async fn read_first(lake: &Path, n: usize) -> Vec<(&'static str, Vec<Row>)> 
     }
     out
 }
+
+/// Rows of `query` in plain DataFusion over the lake's `tables` (name,
+/// partition column): not our code path. Values as text, floats with 2 decimals.
+pub async fn sql_text(lake: &Path, tables: &[(&str, &str)], query: &str) -> Vec<Vec<String>> {
+    let ctx = SessionContext::new();
+    for (table, partition) in tables {
+        register_delta(&ctx, lake, table, partition).await;
+    }
+    let batches = ctx.sql(query).await.unwrap().collect().await.unwrap();
+    let mut rows = Vec::new();
+    for b in batches {
+        for i in 0..b.num_rows() {
+            rows.push(
+                b.columns()
+                    .iter()
+                    .map(|c| match c.data_type() {
+                        _ if c.is_null(i) => "null".to_string(),
+                        DataType::Int64 => c.as_primitive::<Int64Type>().value(i).to_string(),
+                        DataType::Float64 => format!("{:.2}", c.as_primitive::<Float64Type>().value(i)),
+                        _ => {
+                            let text = datafusion::arrow::compute::cast(&c.slice(i, 1), &DataType::Utf8).unwrap();
+                            text.as_string::<i32>().value(0).to_string()
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
