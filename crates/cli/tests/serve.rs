@@ -23,10 +23,16 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, lake: &Path) -> Server {
+        Self::start_with(dir, lake, &[])
+    }
+
+    /// With further flags (`--scheduler df://…`).
+    fn start_with(dir: &Path, lake: &Path, extra: &[&str]) -> Server {
         let port = free_port();
         let child = Command::new(FUNNELPULSE)
             .current_dir(dir)
             .args(["serve", "--lake", lake.to_str().unwrap(), "--bind", &format!("127.0.0.1:{port}")])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -836,4 +842,26 @@ fn a_user_filters_and_clicks_through_the_dashboard_in_chromium() {
         &format!("return document.documentElement.dataset.drilled === {}", serde_json::json!(name)),
     );
     assert!(browser.text("#drill-title").contains(" around "), "{}", browser.text("#drill-title"));
+}
+
+/// With `--scheduler`, every query is a Ballista job on a local cluster
+/// (scheduler and executors as processes): each endpoint answers as in-process.
+#[test]
+fn on_a_local_cluster_every_endpoint_answers_as_in_process() {
+    let run = run();
+    let cluster = common::LocalCluster::start(2);
+    let on_cluster = Server::start_with(run.run.dir.path(), &run.lake, &["--scheduler", &cluster.url()]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (first, last) = rt.block_on(dates(&run.lake));
+    let (brands, category) = rt.block_on(filter_values(&run.lake));
+    let range = query(&[("from", &first), ("to", &last)]);
+    for path in [
+        format!("/api/overview?{range}&grain=hour"),
+        format!("/api/funnel?{range}&{}", query(&[("brand", &brands[0]), ("category", &category)])),
+        format!("/api/series?{range}&grain=hour&{}", query(&[("brand", &brands[1])])),
+        format!("/api/anomalies?{range}"),
+        "/api/quality".to_string(),
+    ] {
+        assert_eq!(on_cluster.json(&path), run.server.json(&path), "{path}");
+    }
 }
