@@ -81,6 +81,7 @@ async fn a_stray_file_beside_a_written_table_fails_the_stage_and_changes_nothing
 }
 
 /// Runs until `point` and leaves the process paused there, alive.
+#[allow(clippy::zombie_processes)] // the caller kills and waits for it
 fn paused_at(dir: &Path, args: &[&str], point: &str) -> std::process::Child {
     use std::io::BufRead;
     let mut child = common::stream::command(dir, args)

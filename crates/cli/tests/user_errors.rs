@@ -162,7 +162,9 @@ fn every_user_mistake_is_one_line_naming_the_setting_or_file() {
         ("GCE_METADATA_HOST", nowhere.as_str()),
         ("GCE_METADATA_IP", nowhere.as_str()),
     ];
-    let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str)> = vec![
+    // (arguments, environment, what the one line must name)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (vec!["run", "01", "--raw", "nowhere", "--lake", "lake"], vec![], "nowhere"),
         (vec!["run", "01", "--raw", "empty", "--lake", "lake"], vec![], "no raw CSV files"),
         (vec!["run", "01", "--raw", "other", "--lake", "lake"], vec![], "mine.csv"),

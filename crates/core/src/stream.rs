@@ -260,25 +260,6 @@ pub fn format_micros(micros: i64) -> String {
         .unwrap_or_else(|| micros.to_string())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_watermark_only_moves_forward() {
-        let hour = WINDOW_MICROS;
-        assert_eq!(advance_watermark(None, None, 2 * hour), None);
-        assert_eq!(advance_watermark(None, Some(10 * hour), 2 * hour), Some(8 * hour));
-        assert_eq!(advance_watermark(Some(9 * hour), Some(10 * hour), 2 * hour), Some(9 * hour));
-        assert_eq!(advance_watermark(Some(9 * hour), None, 2 * hour), Some(9 * hour));
-    }
-
-    #[test]
-    fn times_print_in_utc() {
-        assert_eq!(format_micros(1_571_097_600_000_000), "2019-10-15 00:00:00");
-    }
-}
-
 // Semantics: docs/semantics.md#stream-input-stage-03
 /// Days of a stream's default range: the last 17 days of the data, as the
 /// original job's 2019-10-15 … 31 were of its October.
@@ -298,4 +279,23 @@ pub fn stream_date_range(
     let start = from.unwrap_or(end - chrono::Days::new(DEFAULT_STREAM_DAYS - 1));
     // A given start after the data's last day: an empty range, not an inverted one.
     Some((start, if to.is_none() { end.max(start) } else { end }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watermark_only_moves_forward() {
+        let hour = WINDOW_MICROS;
+        assert_eq!(advance_watermark(None, None, 2 * hour), None);
+        assert_eq!(advance_watermark(None, Some(10 * hour), 2 * hour), Some(8 * hour));
+        assert_eq!(advance_watermark(Some(9 * hour), Some(10 * hour), 2 * hour), Some(9 * hour));
+        assert_eq!(advance_watermark(Some(9 * hour), None, 2 * hour), Some(9 * hour));
+    }
+
+    #[test]
+    fn times_print_in_utc() {
+        assert_eq!(format_micros(1_571_097_600_000_000), "2019-10-15 00:00:00");
+    }
 }

@@ -38,13 +38,12 @@ pub fn file_stats(footer: &ParquetMetaData, schema: &Schema) -> anyhow::Result<(
         if let Some(n) = column.nulls {
             nulls.insert(name.clone(), Json::from(n));
         }
-        if let (Some(min), Some(max)) = (column.min, column.max) {
-            if let (Some(min), Some(max)) =
+        if let (Some(min), Some(max)) = (column.min, column.max)
+            && let (Some(min), Some(max)) =
                 (format(&min, field.data_type(), false), format(&max, field.data_type(), true))
-            {
-                mins.insert(name.clone(), min);
-                maxs.insert(name, max);
-            }
+        {
+            mins.insert(name.clone(), min);
+            maxs.insert(name, max);
         }
     }
     let stats = serde_json::json!({

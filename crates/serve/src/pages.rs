@@ -238,7 +238,10 @@ fn funnel_bars(t: &Totals) -> Markup {
     }
 }
 
-fn groups_table(what: &str, groups: &[Group], drill: Option<&dyn Fn(&str) -> (String, String)>) -> Markup {
+/// A brand's drill-down: (the page filtered on it, its series endpoint).
+type DrillLinks<'a> = &'a dyn Fn(&str) -> (String, String);
+
+fn groups_table(what: &str, groups: &[Group], drill: Option<DrillLinks<'_>>) -> Markup {
     html! {
         table {
             tr { th { (what) } th { "revenue" } th { "views" } th { "carts" } th { "purchases" } th { "view → purchase" } }

@@ -73,19 +73,19 @@ impl Lease {
     pub async fn acquire(folder: &Lake, ttl: Duration) -> anyhow::Result<Self> {
         let now = chrono::Utc::now();
         let current = latest(folder).await?;
-        if let Some((epoch, holder)) = &current {
-            if !holder.expired(now) {
-                let left = (holder.renewed + chrono::Duration::milliseconds(holder.ttl_ms as i64) - now).num_seconds();
-                anyhow::bail!(
-                    "checkpoint {} is in use by another stream (host {}, pid {}, since {}, lease {epoch}); stop it \
-                     first, or wait {}s for its lease to expire if it was killed",
-                    folder.url(),
-                    holder.host,
-                    holder.pid,
-                    holder.started.format("%Y-%m-%d %H:%M:%S UTC"),
-                    left.max(0)
-                );
-            }
+        if let Some((epoch, holder)) = &current
+            && !holder.expired(now)
+        {
+            let left = (holder.renewed + chrono::Duration::milliseconds(holder.ttl_ms as i64) - now).num_seconds();
+            anyhow::bail!(
+                "checkpoint {} is in use by another stream (host {}, pid {}, since {}, lease {epoch}); stop it \
+                 first, or wait {}s for its lease to expire if it was killed",
+                folder.url(),
+                holder.host,
+                holder.pid,
+                holder.started.format("%Y-%m-%d %H:%M:%S UTC"),
+                left.max(0)
+            );
         }
         let epoch = current.map_or(0, |(e, _)| e + 1);
         let holder = Holder {

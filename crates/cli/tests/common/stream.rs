@@ -40,6 +40,7 @@ pub fn command(dir: &Path, args: &[&str]) -> Command {
 }
 
 /// Runs until the process reaches `point`, then kills it with SIGKILL.
+#[allow(clippy::zombie_processes)] // waited for after the kill; a panic before it ends the test anyway
 pub fn kill_at(dir: &Path, args: &[&str], point: &str) -> String {
     let mut child = command(dir, args)
         .env("FUNNELPULSE_PAUSE", point)
