@@ -11,13 +11,13 @@
 # Further settings (environment or settings file):
 #   FUNNELPULSE_WAIT_SECONDS   how long up.sh waits for the executors (default 600)
 #   FUNNELPULSE_POLL_SECONDS   how often it asks the scheduler (default 2)
-#   FUNNELPULSE_PRICES         the price table (default deploy/prices.tsv)
+#   FUNNELPULSE_PRICES         the price table (default terraform/prices.tsv)
 #   FUNNELPULSE_SAMPLE_ROWS    rows of the default sample for stage 01 (default 2000000, as funnelpulse run)
 
 # The Terraform configuration (FUNNELPULSE_TF_DIR: another copy of it, e.g. in tests).
 TF_DIR="${FUNNELPULSE_TF_DIR:-$ROOT_DIR/terraform}"
 GCE_STATE_DIR="$LOCAL_DIR/gce"
-PRICES="${FUNNELPULSE_PRICES:-$DEPLOY_DIR/prices.tsv}"
+PRICES="${FUNNELPULSE_PRICES:-$DEPLOY_DIR/../terraform/prices.tsv}"
 # The boot disks (pd-balanced) terraform/ gives the VMs (scheduler_disk_gb, executor_disk_gb):
 # the scheduler's stays while the watchdog has it stopped; executors scaled to 0 lose theirs.
 SCHEDULER_DISK_GB=20
@@ -447,7 +447,7 @@ The cluster keeps running (and costing) until the idle watchdog stops it: deploy
 
 # ---- cost ----
 
-# USD/hour of an item (a machine type, disk-pd-balanced-gb, managedkafka-vcpu, -gib) from the
+# USD/hour of an item (a machine type, disk:pd-balanced, managedkafka:vcpu, :gib) from the
 # price table: column 2 on-demand, 3 spot; nothing when the table does not know it ("-").
 gce_price() {
     [[ -f "$PRICES" ]] || return 0
@@ -460,8 +460,8 @@ usd() { awk -v expr="$*" 'BEGIN { n = split(expr, t, " "); s = 0; for (i = 1; i 
 # KAFKA_COST (USD/hour, empty when unknown) and KAFKA_SHAPE of a managed Kafka cluster.
 gce_kafka_cost() { # vCPUs, GiB
     local vcpu gib
-    vcpu="$(gce_price managedkafka-vcpu 2)"
-    gib="$(gce_price managedkafka-gib 2)"
+    vcpu="$(gce_price managedkafka:vcpu 2)"
+    gib="$(gce_price managedkafka:gib 2)"
     KAFKA_SHAPE="$1 vCPU, $2 GiB"
     KAFKA_COST=""
     if [[ -n "$vcpu" && -n "$gib" ]]; then KAFKA_COST="$(usd "$1 $vcpu $2 $gib")"; fi
@@ -474,7 +474,7 @@ gce_cost_line() { # scheduler type, executor type, executors, spot
     if [[ "$4" == true ]]; then model=spot column=3 variable=" (Spot prices are variable)"; fi
     scheduler_price="$(gce_price "$1" 2)"
     executor_price="$(gce_price "$2" "$column")"
-    disk_price="$(gce_price disk-pd-balanced-gb 2)"
+    disk_price="$(gce_price disk:pd-balanced 2)"
     if [[ -z "$scheduler_price" ]]; then
         echo "estimated cost: unknown (no on-demand price for $1 in $PRICES)"
         return 0
@@ -490,7 +490,7 @@ gce_cost_line() { # scheduler type, executor type, executors, spot
             kafka_stopped=" + managed Kafka \$$KAFKA_COST, which the watchdog does not stop"
             kafka_cost="$KAFKA_COST"
         else
-            kafka=" + managed Kafka (price unknown: no managedkafka-vcpu/-gib in $PRICES)"
+            kafka=" + managed Kafka (price unknown: no managedkafka:vcpu/:gib in $PRICES)"
             kafka_stopped=" + managed Kafka (price unknown), which the watchdog does not stop"
         fi
     fi
@@ -917,7 +917,7 @@ gce_list_vms() {
     if [[ -n "$unknown" ]]; then
         echo "cost: unknown (no price for $unknown in $PRICES)"
     else
-        disk_price="$(gce_price disk-pd-balanced-gb 2)"
+        disk_price="$(gce_price disk:pd-balanced 2)"
         local line kafka_part=""
         if [[ -n "$OUT_MANAGED_KAFKA" ]]; then kafka_part=" + managed Kafka \$${KAFKA_COST:-?}"; fi
         line="cost: \$$(usd "0 0$terms $disks ${disk_price:-0} 1 ${KAFKA_COST:-0}")/hour now = $RUNNING_VMS running VMs \$$(usd "0 0$terms") + $disks GB of disks \$$(usd "$disks ${disk_price:-0}")$kafka_part"

@@ -752,6 +752,8 @@ def check_prices():
         if not line or line.startswith("#"):
             continue
         fields = line.split("\t")
+        if fields[0].startswith("managedkafka:"):
+            continue
         if fields[0].startswith("disk:"):
             try:
                 disks[fields[0]] = float(fields[1])
@@ -776,6 +778,9 @@ def check_prices():
             problems.append(f"{machine}: Spot {prices[machine][1]}, the catalogue says {spot}")
     if "disk:pd-balanced" not in disks:
         problems.append("no disk:pd-balanced row (the scheduler's disk bills while the cluster is stopped)")
+    for item in ("managedkafka:vcpu", "managedkafka:gib"):
+        if not any(line.startswith(item + "\t") for line in lines):
+            problems.append(f"no {item} row (managed Kafka's cost in the estimates)")
     return fail(problems)
 
 
