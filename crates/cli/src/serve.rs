@@ -51,7 +51,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("cannot listen on {} (--bind)", args.bind))?;
-    println!("dashboard on http://{} — lake {}, {running} (Ctrl-C stops it)", listener.local_addr()?, lake.url());
+    let lake_url = funnelpulse_core::redact::scrub(lake.url().as_str());
+    println!("dashboard on http://{} — lake {lake_url}, {running} (Ctrl-C stops it)", listener.local_addr()?);
     let limits = Limits { max_queries: args.max_queries, query_timeout: args.query_timeout };
     let dashboard = Arc::new(Dashboard::new(engine, lake, stores, args.bootstrap_servers, limits));
     funnelpulse_serve::serve(dashboard, listener).await
