@@ -353,7 +353,7 @@ pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 binary() {
     local path="$BIN_DIR/$1"
-    [[ -x "$path" || "$DRY_RUN" == 1 ]] || die "$path not found: build with 'cargo build --release -p funnelpulse' or set FUNNELPULSE_BIN_DIR"
+    [[ -x "$path" || "$DRY_RUN" == 1 ]] || die "$path not found: build with 'cargo build --release -p funnelpulse -p funnelpulse-scheduler -p funnelpulse-executor' or set FUNNELPULSE_BIN_DIR"
     echo "$path"
 }
 

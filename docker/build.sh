@@ -57,7 +57,7 @@ make_context() {
     cp "$DOCKER_DIR/Dockerfile" "$context/"
     for image in "${IMAGES[@]}"; do
         read -r target binary name <<<"$image"
-        [[ -x "$BIN_DIR/$binary" ]] || die "$BIN_DIR/$binary not found: build with 'cargo build --release -p funnelpulse' or set FUNNELPULSE_BIN_DIR"
+        [[ -x "$BIN_DIR/$binary" ]] || die "$BIN_DIR/$binary not found: build with 'cargo build --release -p funnelpulse -p funnelpulse-scheduler -p funnelpulse-executor' or set FUNNELPULSE_BIN_DIR"
         check_libraries "$BIN_DIR/$binary"
         if [[ "$STRIP" == 1 ]] && command -v objcopy >/dev/null 2>&1; then
             objcopy --strip-debug "$BIN_DIR/$binary" "$context/bin/$binary"

@@ -251,13 +251,13 @@ setup_watchdog() {
 # the metadata are refused if they hold anything a plain HOST:PORT list, a
 # topic or a gs:// URL does not (spaces, quotes, $), so the file means the same
 # to every reader. Empty settings are left out.
-client_env() { # lake, bootstrap servers, topic
+client_env() { # lake, bootstrap servers, topic, Kafka sign-in (google or empty)
     # A bracket expression: "]" first, "-" last (IPv6 hosts are in brackets).
     local line name value plain='^[]A-Za-z0-9._:/,@%+=[-]+$'
     echo "# The funnelpulse client on this VM (deploy/submit.sh runs the Kafka stages here):"
     echo "# written at boot by the startup script from the VM's metadata."
     for line in "FUNNELPULSE_SCHEDULER=df://127.0.0.1:50050" "FUNNELPULSE_LAKE=$1" \
-        "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=$2" "FUNNELPULSE_KAFKA_TOPIC=$3"; do
+        "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=$2" "FUNNELPULSE_KAFKA_TOPIC=$3" "FUNNELPULSE_KAFKA_AUTH=$4"; do
         name="${line%%=*}" value="${line#*=}"
         [[ -n "$value" ]] || continue
         [[ "$value" =~ $plain ]] ||
@@ -290,16 +290,17 @@ WRAPPER
 # The client on the scheduler: binary, settings, wrapper. Last, so that a
 # release without the client (the VM waits for it) delays nothing else.
 setup_client() { # release url
-    local lake servers topic settings
+    local lake servers topic auth settings
     lake="$(metadata attributes/funnelpulse-lake)"
     servers="$(metadata attributes/funnelpulse-kafka-bootstrap-servers)"
     topic="$(metadata attributes/funnelpulse-kafka-topic)"
+    auth="$(metadata attributes/funnelpulse-kafka-auth)"
     # An assignment of its own: a refused value stops the script here.
-    settings="$(client_env "$lake" "$servers" "$topic")"
+    settings="$(client_env "$lake" "$servers" "$topic" "$auth")"
     put_file "$CLIENT_ENV" "$settings" 0644
     put_file "$BIN_DIR/funnelpulse-client" "$(client_wrapper)" 0755
     install_binary funnelpulse "$1"
-    log "funnelpulse client installed: $BIN_DIR/funnelpulse-client (settings $CLIENT_ENV: kafka ${servers:-not configured}${servers:+, topic ${topic:-default}})"
+    log "funnelpulse client installed: $BIN_DIR/funnelpulse-client (settings $CLIENT_ENV: kafka ${servers:-not configured}${servers:+, topic ${topic:-default}}${auth:+, sign-in $auth})"
 }
 
 main() {

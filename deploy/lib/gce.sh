@@ -221,7 +221,7 @@ gce_resolve_lake() {
 # glibc newer than Debian 12's.
 gce_check_cluster_binary() {
     local path="$1" header newest
-    [[ -f "$path" ]] || die "$path not found: build the cluster binaries with 'cargo build --release -p funnelpulse' on Linux x86-64 (or set FUNNELPULSE_CLUSTER_BIN_DIR to where they are)"
+    [[ -f "$path" ]] || die "$path not found: build the cluster binaries with 'cargo build --release -p funnelpulse -p funnelpulse-scheduler -p funnelpulse-executor' on Linux x86-64 (or set FUNNELPULSE_CLUSTER_BIN_DIR to where they are)"
     # ELF magic, 64-bit, little-endian; e_machine (bytes 18-19) 0x3e = x86-64.
     header="$(od -An -tx1 -N20 "$path" | tr -d ' \n')"
     [[ "${header:0:12}" == 7f454c460201 && "${header:36:4}" == 3e00 ]] ||
@@ -593,13 +593,19 @@ gce_run_stages() { # stages… options…
 # The brokers and the topic for the client on the VM: the settings here,
 # else what Terraform gave the cluster (the VM's client.env holds the same,
 # as of its last boot). FUNNELPULSE_KAFKA_OPTIONS (librdkafka settings, e.g.
-# security.protocol=SASL_SSL) goes along from this machine's environment.
+# security.protocol=SASL_SSL) goes along from this machine's environment, and
+# a managed cluster's client signs in with the VM's own token
+# (FUNNELPULSE_KAFKA_AUTH=google: SASL_SSL + OAUTHBEARER, no key anywhere).
 gce_kafka_env() {
     local servers="${KAFKA_BOOTSTRAP_SERVERS:-$OUT_KAFKA_SERVERS}" topic="${KAFKA_TOPIC:-$OUT_KAFKA_TOPIC}"
     KAFKA_ENV=()
     if [[ -n "$servers" ]]; then KAFKA_ENV+=("FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=$servers"); fi
     if [[ -n "$topic" ]]; then KAFKA_ENV+=("FUNNELPULSE_KAFKA_TOPIC=$topic"); fi
     if [[ -n "${FUNNELPULSE_KAFKA_OPTIONS:-}" ]]; then KAFKA_ENV+=("FUNNELPULSE_KAFKA_OPTIONS=$FUNNELPULSE_KAFKA_OPTIONS"); fi
+    local auth="${FUNNELPULSE_KAFKA_AUTH:-}"
+    # (--dry-run knows no cluster: its outputs are <placeholders>.)
+    if [[ -z "$auth" && -n "$OUT_MANAGED_KAFKA" && "$OUT_MANAGED_KAFKA" != "<"* && -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]]; then auth=google; fi
+    if [[ -n "$auth" ]]; then KAFKA_ENV+=("FUNNELPULSE_KAFKA_AUTH=$auth"); fi
 }
 
 # `gcloud compute ssh` to the scheduler through IAP (no public IP; OS Login).
@@ -785,7 +791,7 @@ gce_up() {
 # "brokers …, topic …" of the cluster, as Terraform gave them to the scheduler.
 gce_kafka_line() {
     local managed=""
-    if [[ -n "$OUT_MANAGED_KAFKA" ]]; then managed=" (Managed Service for Apache Kafka ${OUT_MANAGED_KAFKA##*/}, SASL_SSL)"; fi
+    if [[ -n "$OUT_MANAGED_KAFKA" ]]; then managed=" (Managed Service for Apache Kafka ${OUT_MANAGED_KAFKA##*/}, SASL_SSL with the VM's token)"; fi
     echo "brokers $OUT_KAFKA_SERVERS$managed, topic ${OUT_KAFKA_TOPIC:-$DEFAULT_KAFKA_TOPIC}"
 }
 

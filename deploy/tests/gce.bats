@@ -339,7 +339,7 @@ EOF
 @test "the cluster binaries must exist and be Linux x86-64 for Debian 12; nothing is applied otherwise" {
     rm "$CLUSTER_BIN/funnelpulse-executor"
     deploy up.sh --project p1
-    [ "$status" -ne 0 ] && [[ "$output" == *"funnelpulse-executor not found: build the cluster binaries with 'cargo build --release -p funnelpulse'"* ]]
+    [ "$status" -ne 0 ] && [[ "$output" == *"funnelpulse-executor not found: build the cluster binaries with 'cargo build --release -p funnelpulse -p funnelpulse-scheduler -p funnelpulse-executor'"* ]]
 
     fake_elf "$CLUSTER_BIN/funnelpulse-executor" b700 28 arm
     deploy up.sh --project p1
@@ -727,7 +727,7 @@ EOF
     # Managed Kafka is in the estimate (fixture: 3 × 0.05 + 3 × 0.01), and in what stays billed when stopped.
     [[ "$output" == *"estimated cost: \$0.392/hour = "*" + managed Kafka (3 vCPU, 3 GiB) \$0.180"* ]]
     [[ "$output" == *"stopped by the idle watchdog: \$0.182/hour = the scheduler's 20 GB disk + managed Kafka \$0.180, which the watchdog does not stop"* ]]
-    [[ "$output" == *"kafka:           brokers bootstrap-fake.funnelpulse-kafka.europe-west1.managedkafka.s.cloud.goog:9092 (Managed Service for Apache Kafka funnelpulse-kafka, SASL_SSL), topic funnelpulse_events; deploy/submit.sh 04 --source kafka [--detach] runs stage 04 on funnelpulse-scheduler, inside the VPC"* ]]
+    [[ "$output" == *"kafka:           brokers bootstrap-fake.funnelpulse-kafka.europe-west1.managedkafka.s.cloud.goog:9092 (Managed Service for Apache Kafka funnelpulse-kafka, SASL_SSL with the VM's token), topic funnelpulse_events; deploy/submit.sh 04 --source kafka [--detach] runs stage 04 on funnelpulse-scheduler, inside the VPC"* ]]
     # Nothing runs on the VM at up.
     [ ! -e "$FAKE_LOG.ssh" ]
 }
@@ -788,7 +788,7 @@ EOF
         --collect --property=User=funnelpulse --property=NoNewPrivileges=yes --property=ProtectSystem=strict --property=ProtectHome=yes \
         --property=PrivateTmp=yes --property=TimeoutStopSec=300 \
         --setenv=FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=bootstrap-fake.funnelpulse-kafka.europe-west1.managedkafka.s.cloud.goog:9092 \
-        --setenv=FUNNELPULSE_KAFKA_TOPIC=funnelpulse_events /opt/funnelpulse/bin/funnelpulse-client run 04 \
+        --setenv=FUNNELPULSE_KAFKA_TOPIC=funnelpulse_events --setenv=FUNNELPULSE_KAFKA_AUTH=google /opt/funnelpulse/bin/funnelpulse-client run 04 \
         --scheduler df://127.0.0.1:50050 --lake gs://p1-funnelpulse-lake/lake --source kafka --kafka-option security.protocol=SASL_SSL)" ] ||
         { last_vm_argv; false; }
     [[ "$output" == *"funnelpulse-stream runs on funnelpulse-scheduler"* ]]
@@ -801,7 +801,7 @@ EOF
     rm "$FAKE_LOG.ssh"
     FAKE_UNIT_STATES="active inactive" deploy status.sh
     expect_ok
-    [[ "$output" == *"kafka: brokers bootstrap-fake.funnelpulse-kafka.europe-west1.managedkafka.s.cloud.goog:9092 (Managed Service for Apache Kafka funnelpulse-kafka, SASL_SSL), topic funnelpulse_events"* ]]
+    [[ "$output" == *"kafka: brokers bootstrap-fake.funnelpulse-kafka.europe-west1.managedkafka.s.cloud.goog:9092 (Managed Service for Apache Kafka funnelpulse-kafka, SASL_SSL with the VM's token), topic funnelpulse_events"* ]]
     [[ "$output" == *"detached runs on funnelpulse-scheduler: funnelpulse-stream active, funnelpulse-replay inactive"* ]]
     [[ "$output" == *"logs: gcloud compute ssh funnelpulse-scheduler"*"--command 'sudo journalctl -u funnelpulse-stream -u funnelpulse-replay -f'"* ]]
     [ "$(cat "$FAKE_LOG.ssh")" = "systemctl is-active funnelpulse-stream.service funnelpulse-replay.service" ]

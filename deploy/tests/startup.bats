@@ -26,6 +26,7 @@ setup() {
     attr funnelpulse-lake gs://proj-funnelpulse-lake/lake
     attr funnelpulse-kafka-bootstrap-servers "bootstrap.kafka.example:9092,10.42.0.9:9092"
     attr funnelpulse-kafka-topic funnelpulse_events
+    attr funnelpulse-kafka-auth google
     release_put "$RELEASE" funnelpulse-scheduler "scheduler binary"
     release_put "$RELEASE" funnelpulse-executor "executor binary"
     # The client: prints its FUNNELPULSE_* environment and its arguments.
@@ -135,15 +136,17 @@ gcloud storage cp $RELEASE/funnelpulse $ROOT/opt/funnelpulse/bin/funnelpulse.dow
     [ "$(grep -v '^#' "$env_file")" = "FUNNELPULSE_SCHEDULER=df://127.0.0.1:50050
 FUNNELPULSE_LAKE=gs://proj-funnelpulse-lake/lake
 FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=bootstrap.kafka.example:9092,10.42.0.9:9092
-FUNNELPULSE_KAFKA_TOPIC=funnelpulse_events" ] || { cat "$env_file"; false; }
+FUNNELPULSE_KAFKA_TOPIC=funnelpulse_events
+FUNNELPULSE_KAFKA_AUTH=google" ] || { cat "$env_file"; false; }
     [ "$(stat -c %a "$env_file")" = 644 ]
-    [[ "$output" == *"funnelpulse client installed: /opt/funnelpulse/bin/funnelpulse-client (settings /etc/funnelpulse/client.env: kafka bootstrap.kafka.example:9092,10.42.0.9:9092, topic funnelpulse_events)"* ]]
+    [[ "$output" == *"funnelpulse client installed: /opt/funnelpulse/bin/funnelpulse-client (settings /etc/funnelpulse/client.env: kafka bootstrap.kafka.example:9092,10.42.0.9:9092, topic funnelpulse_events, sign-in google)"* ]]
 
     # The wrapper: the file's settings, except those the caller's environment sets; arguments unchanged.
     run env -i PATH="$PATH" FUNNELPULSE_CLIENT_ENV="$env_file" FUNNELPULSE_KAFKA_TOPIC=other \
         "$ROOT/opt/funnelpulse/bin/funnelpulse-client" run 04 --source kafka --kafka-option "sasl.jaas.config=a b"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
-    [ "$output" = "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=bootstrap.kafka.example:9092,10.42.0.9:9092
+    [ "$output" = "FUNNELPULSE_KAFKA_AUTH=google
+FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS=bootstrap.kafka.example:9092,10.42.0.9:9092
 FUNNELPULSE_KAFKA_TOPIC=other
 FUNNELPULSE_LAKE=gs://proj-funnelpulse-lake/lake
 FUNNELPULSE_SCHEDULER=df://127.0.0.1:50050
@@ -161,9 +164,11 @@ arg sasl.jaas.config=a b" ] || { echo "$output"; false; }
 @test "scheduler without Kafka: no broker in the client's settings; a value with spaces or quotes is refused" {
     as_role scheduler sched.internal
     attr funnelpulse-kafka-bootstrap-servers ""
+    attr funnelpulse-kafka-auth ""
     run "$STARTUP"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
     refute grep -q KAFKA_BOOTSTRAP "$ROOT/etc/funnelpulse/client.env"
+    refute grep -q KAFKA_AUTH "$ROOT/etc/funnelpulse/client.env"
     grep -qx "FUNNELPULSE_KAFKA_TOPIC=funnelpulse_events" "$ROOT/etc/funnelpulse/client.env"
     [[ "$output" == *"(settings /etc/funnelpulse/client.env: kafka not configured)"* ]]
 

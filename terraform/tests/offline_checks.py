@@ -77,6 +77,7 @@ METADATA = {
 # The scheduler's own attributes (it runs the funnelpulse client: Kafka stages).
 SCHEDULER_METADATA = {
     "funnelpulse-role", "funnelpulse-lake", "funnelpulse-kafka-bootstrap-servers", "funnelpulse-kafka-topic",
+    "funnelpulse-kafka-auth",
 }
 # Each binary's sha256, in the metadata of the role that downloads it (issue 17: startup.sh
 # checks them; until the deploy side reads them, a missing read is reported, not failed).

@@ -10,8 +10,6 @@ mod run;
 mod serve;
 mod stream;
 
-use std::io::Write;
-
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use funnelpulse_core::redact;
 
@@ -20,7 +18,7 @@ use funnelpulse_core::redact;
 #[command(after_help = "Settings come from flags, then FUNNELPULSE_* environment variables, then funnelpulse.toml \
                          (keys: the flags' long names).")]
 struct Cli {
-    /// Show progress logs and, on failure, the whole error chain (as RUST_LOG=info does).
+    /// Show debug logs and, on failure, the whole error chain (as RUST_LOG=funnelpulse=debug does).
     #[arg(short, long, global = true, env = "FUNNELPULSE_VERBOSE")]
     verbose: bool,
     #[command(subcommand)]
@@ -51,13 +49,6 @@ enum Command {
     Lake(lake::LakeCommand),
 }
 
-/// Our warnings only: Ballista and DataFusion log a failed job's error at
-/// ERROR level, once per task, which the one-line error below already says.
-const QUIET_LOGS: &str =
-    "warn,ballista=off,ballista_core=off,ballista_scheduler=off,ballista_executor=off,datafusion=off";
-/// With `-v`: everything from warnings up, ours from info.
-const VERBOSE_LOGS: &str = "warn,funnelpulse=info";
-
 /// The command line; an invalid value is one line naming where it came from.
 fn parse(sources: &config::Sources) -> Cli {
     let parsed = Cli::command()
@@ -79,14 +70,12 @@ fn main() {
 async fn async_main() {
     let verbose = std::env::args().any(|a| a == "-v" || a == "--verbose")
         || std::env::var("FUNNELPULSE_VERBOSE").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0");
-    let logs = if verbose { VERBOSE_LOGS } else { QUIET_LOGS };
-    // Log records come from every crate (reqwest puts URLs in its own): scrubbed of secrets.
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(logs))
-        .format(|buf, record| {
-            let text = redact::scrub(&record.args().to_string());
-            writeln!(buf, "[{} {:<5} {}] {text}", buf.timestamp(), record.level(), record.target())
-        })
-        .init();
+    funnelpulse_engine::logs::init(if verbose {
+        funnelpulse_engine::logs::VERBOSE
+    } else {
+        funnelpulse_engine::logs::QUIET
+    });
+    funnelpulse_engine::shutdown::install();
     let outcome = async {
         let sources = config::load_config_file(&Cli::command())?;
         let cli = parse(&sources);

@@ -3,9 +3,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use funnelpulse_engine::{CommonArgs, StageRunner};
+use funnelpulse_engine::{CommonArgs, NoArgs, StageRunner};
 use funnelpulse_generator::GeneratorConfig;
 use funnelpulse_lake::Lake;
+use funnelpulse_stage01::{Stage01, Stage01Args, Stage01Inputs};
+use funnelpulse_stage02::Stage02;
+use funnelpulse_stage03::Stage03;
+use funnelpulse_stage04::Stage04;
+use funnelpulse_stage05::{Stage05, Stage05Inputs};
+use funnelpulse_stage06::Stage06;
 
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -90,44 +96,30 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                         (None, Some(dir)) => default_sample(dir, args.sample_rows)?,
                         (None, None) => bail!("stage 01 needs --raw"),
                     };
-                    let bad_rows = args.stage01.bad_rows;
                     // --max-clock-skew is defined once, with stage 04's options.
-                    let clock = &args.stage04.clock;
-                    let run = async |engine: &_| funnelpulse_stage01::run(engine, &lake, &raw, bad_rows, clock).await;
-                    format!("{}\n", runner.run(stage, run).await?)
+                    let inputs = Stage01Inputs {
+                        stage: Stage01Args { raw: Some(raw), ..args.stage01.clone() },
+                        clock: args.stage04.clock.clone(),
+                    };
+                    runner.run_stage::<Stage01>(&lake, &inputs).await?.to_string()
                 }
-                "02" => {
-                    format!(
-                        "{}\n",
-                        runner.run(stage, async |engine| funnelpulse_stage02::run(engine, &lake).await).await?
-                    )
-                }
-                "03" => {
-                    let run = async |engine: &_| funnelpulse_stage03::run(engine, &lake, &args.stage03).await;
-                    format!("{}\n", runner.run(stage, run).await?)
-                }
+                "02" => runner.run_stage::<Stage02>(&lake, &NoArgs {}).await?.to_string(),
+                "03" => runner.run_stage::<Stage03>(&lake, &args.stage03).await?.to_string(),
                 "04" => {
                     let stage04 = stream_args(&args.stage04, all, with_stream_input);
-                    let run = async |engine: &_| funnelpulse_stage04::run(engine, &lake, &stage04).await;
-                    format!("{}\n", runner.run(stage, run).await?)
+                    runner.run_stage::<Stage04>(&lake, &stage04).await?.to_string()
                 }
                 "05" => {
-                    let as_of = args.as_of.or_latest();
-                    let run = async |engine: &_| funnelpulse_stage05::run(engine, &lake, &args.stage05, &as_of).await;
-                    format!("{}\n", runner.run(stage, run).await?)
+                    let inputs = Stage05Inputs { stage: args.stage05.clone(), as_of: args.as_of.clone() };
+                    runner.run_stage::<Stage05>(&lake, &inputs).await?.to_string()
                 }
-                "06" => {
-                    let as_of = args.as_of.for_several_tables("stage 06")?;
-                    runner
-                        .run(stage, async |engine| funnelpulse_stage06::run(engine, &lake, &as_of).await)
-                        .await?
-                        .to_string()
-                }
+                "06" => runner.run_stage::<Stage06>(&lake, &args.as_of).await?.to_string(),
                 other => bail!("stage {other} is not available"),
             })
         };
         let report = report.await.map_err(|error| in_lake(error, stage, &lake))?;
-        print!("{report}");
+        // Each report on lines of its own.
+        if report.ends_with('\n') { print!("{report}") } else { println!("{report}") }
     }
     Ok(())
 }

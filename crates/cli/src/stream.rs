@@ -23,6 +23,9 @@ pub struct StatusArgs {
     /// A Kafka stream's brokers, HOST:PORT[,HOST:PORT…]: to show the records waiting (lag).
     #[arg(long, env = "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS")]
     pub bootstrap_servers: Option<String>,
+    /// The Kafka client's settings and sign-in, as the stream's.
+    #[command(flatten)]
+    pub kafka_client: funnelpulse_kafka::ClientArgs,
 }
 
 pub async fn run(command: StreamCommand) -> anyhow::Result<()> {
@@ -33,6 +36,7 @@ pub async fn run(command: StreamCommand) -> anyhow::Result<()> {
             let mut stage =
                 Stage04Args { checkpoint: args.checkpoint, stream_source: args.stream_source, ..Default::default() };
             stage.kafka.bootstrap_servers = args.bootstrap_servers;
+            stage.kafka.client = args.kafka_client;
             print!("{}", funnelpulse_stage04::status(&lake, &stage, stores.as_ref()).await?);
             Ok(())
         }

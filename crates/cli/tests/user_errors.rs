@@ -113,13 +113,13 @@ fn first_parquet(dir: &Path) -> Option<std::path::PathBuf> {
 fn a_port_in_use_is_named_with_what_to_do() {
     let held = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = held.local_addr().unwrap().port().to_string();
-    let out = within_a_minute(Command::new(SCHEDULER).args(["--port", &port]).env("RUST_LOG", "off"));
+    let out = within_a_minute(Command::new(&*SCHEDULER).args(["--port", &port]).env("RUST_LOG", "off"));
     let stderr = short_failure(&out);
     assert!(stderr.contains(&port) || stderr.contains("in use"), "{stderr}");
     assert!(stderr.contains("a port is taken"), "{stderr}");
     let cluster = LocalCluster::start(0);
     let grpc = common::free_port().to_string();
-    let mut executor = Command::new(EXECUTOR);
+    let mut executor = Command::new(&*EXECUTOR);
     executor
         .args(["--port", &port, "--grpc-port", &grpc, "--scheduler-host", "127.0.0.1"])
         .args(["--scheduler-port", &cluster.scheduler_port.to_string()])

@@ -18,7 +18,7 @@ use crate::silver::{DEDUP_CARRIED, DEDUP_KEY, silver_derived_columns, silver_fil
 
 // Semantics: docs/semantics.md#bad-rows
 /// What happens to raw rows that had a problem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum BadRows {
     /// Keep them in bronze the way Spark did (untypable fields null) and list them in `bronze_rejects`.
     #[default]
@@ -27,6 +27,35 @@ pub enum BadRows {
     Quarantine,
     /// Stop at the first one, naming its file and line.
     Fail,
+}
+
+impl BadRows {
+    /// Every choice, by the name the command line and settings use.
+    pub const NAMES: [&str; 3] = ["keep", "quarantine", "fail"];
+}
+
+impl std::str::FromStr for BadRows {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "keep" => Ok(Self::Keep),
+            "quarantine" => Ok(Self::Quarantine),
+            "fail" => Ok(Self::Fail),
+            _ => Err(format!("{text:?} is not one of {}", Self::NAMES.join(", "))),
+        }
+    }
+}
+
+impl std::fmt::Display for BadRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self {
+            Self::Keep => "keep",
+            Self::Quarantine => "quarantine",
+            Self::Fail => "fail",
+        };
+        f.write_str(name)
+    }
 }
 
 fn cols(names: &[&str]) -> Vec<Expr> {

@@ -87,12 +87,12 @@ impl StageRunner {
                     error
                 });
             }
-            eprintln!(
+            log::warn!(
                 "[{stage}] attempt {number} of {attempts} failed on the cluster: {error:#}{}",
                 self.timed_out_note()
             );
             self.reconnect(stage).await?;
-            eprintln!("[{stage}] retrying (attempt {} of {attempts})", number + 1);
+            log::info!("[{stage}] retrying (attempt {} of {attempts})", number + 1);
         }
         unreachable!("the last attempt returns")
     }
@@ -113,7 +113,7 @@ impl StageRunner {
             watchdog.cancel_active().await;
         }
         if let EngineMode::Remote { scheduler } = &self.mode {
-            eprintln!("[{stage}] waiting for the scheduler {scheduler} and an executor");
+            log::info!("[{stage}] waiting for the scheduler {scheduler} and an executor");
             wait_for_cluster(&SchedulerApi::for_scheduler(scheduler)?, scheduler, self.options.cluster_wait).await?;
         }
         self.engine = Engine::connect_with(self.mode.clone(), &self.options).await?;

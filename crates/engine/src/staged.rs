@@ -241,7 +241,7 @@ pub async fn prepare_lake(lake: &Lake) -> anyhow::Result<()> {
         log::warn!("completed the interrupted commit of run {run}");
     }
     for swept in lake.sweep_dead_runs(funnelpulse_lake::runs::DEFAULT_STALE).await? {
-        eprintln!("note: {swept}");
+        log::info!("note: {swept}");
     }
     Ok(())
 }

@@ -91,8 +91,8 @@ impl JobWatchdog {
         let Ok(jobs) = self.api.jobs().await else { return };
         for job in jobs.iter().filter(|j| j.job_name == self.job_name && j.is_active()) {
             match self.api.cancel(&job.job_id).await {
-                Ok(()) => eprintln!("cancelled job {} left over from the failed attempt", job.job_id),
-                Err(e) => eprintln!("warning: could not cancel job {}: {e:#}", job.job_id),
+                Ok(()) => log::info!("cancelled job {} left over from the failed attempt", job.job_id),
+                Err(e) => log::warn!("could not cancel job {}: {e:#}", job.job_id),
             }
         }
     }
@@ -115,14 +115,14 @@ async fn watch(api: SchedulerApi, job_name: String, timeout: Duration, cancelled
             let since = *first_seen.entry(job.job_id.clone()).or_insert(now);
             let already = cancelled.lock().expect("watchdog lock").contains(&job.job_id);
             if now - since > timeout && !already {
-                eprintln!(
+                log::warn!(
                     "job {} has been {} for over {} (the job timeout): cancelling it; an executor was probably lost",
                     job.job_id,
                     job.status.to_lowercase(),
                     humantime::format_duration(timeout)
                 );
                 if let Err(e) = api.cancel(&job.job_id).await {
-                    eprintln!("warning: could not cancel job {}: {e:#}", job.job_id);
+                    log::warn!("could not cancel job {}: {e:#}", job.job_id);
                 }
                 cancelled.lock().expect("watchdog lock").push(job.job_id.clone());
             }

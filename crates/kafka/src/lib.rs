@@ -1,5 +1,6 @@
 //! Kafka for FunnelPulse (rdkafka, librdkafka built from source):
 //!
+//! - [`auth`]: signing in to Google's Managed Kafka with the VM's token (OAUTHBEARER);
 //! - [`topic`]: the client settings, and checking (or creating) a topic with
 //!   a clear message when the broker cannot be reached;
 //! - [`record`]: one event per record — the JSON value and the key;
@@ -8,12 +9,14 @@
 //! - [`source`]: reading exact offset ranges, the stream's Kafka source;
 //! - [`decode`]: records → typed events, or dead letters with a reason.
 
+pub mod auth;
 pub mod decode;
 pub mod record;
 pub mod replay;
 pub mod source;
 pub mod topic;
 
+pub use auth::{AuthMethod, KafkaAuth};
 pub use replay::{ReplayArgs, ReplayReport, replay};
 
 /// Where the events go (or come from).
@@ -25,10 +28,31 @@ pub struct KafkaArgs {
     /// Topic of the events.
     #[arg(long, env = "FUNNELPULSE_KAFKA_TOPIC", default_value = "funnelpulse_events")]
     pub topic: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// How our clients talk to the brokers: librdkafka settings and the sign-in.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ClientArgs {
     /// Further librdkafka settings, KEY=VALUE (repeat, or comma-separate in the environment),
     /// e.g. security.protocol=SASL_SSL.
     #[arg(long = "kafka-option", env = "FUNNELPULSE_KAFKA_OPTIONS", value_delimiter = ',', value_parser = parse_option)]
     pub options: Vec<(String, String)>,
+    /// How the clients sign in: as the settings say, or with the GCE VM's own token
+    /// (Managed Service for Apache Kafka: SASL_SSL + OAUTHBEARER, no key).
+    #[arg(long = "kafka-auth", env = "FUNNELPULSE_KAFKA_AUTH", value_enum, default_value_t)]
+    pub auth: AuthMethod,
+    /// The metadata server for --kafka-auth google (tests; Google's libraries read the same variable).
+    #[arg(long = "kafka-metadata-host", env = auth::METADATA_HOST_ENV, hide = true)]
+    pub metadata_host: Option<String>,
+}
+
+impl ClientArgs {
+    /// The context our clients are created with.
+    pub fn auth(&self) -> KafkaAuth {
+        KafkaAuth::new(self.auth, self.metadata_host.as_deref())
+    }
 }
 
 /// `KEY=VALUE` of `--kafka-option`.

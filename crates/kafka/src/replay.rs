@@ -24,12 +24,13 @@ use funnelpulse_lake::{AsOf, Lake, TableFiles};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::ClientContext;
+use rdkafka::client::OAuthToken;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
-use crate::KafkaArgs;
 use crate::record::records_of;
 use crate::topic::{client_config, ensure_topic};
+use crate::{KafkaArgs, KafkaAuth};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReplayArgs {
@@ -173,10 +174,15 @@ fn create_producer(kafka: &KafkaArgs) -> anyhow::Result<ThreadedProducer<Deliver
         .set("linger.ms", "20")
         .set("message.timeout.ms", "60000");
     // The user's settings win over these defaults.
-    for (key, value) in &kafka.options {
+    for (key, value) in &kafka.client.options {
         config.set(key, value);
     }
-    config.create_with_context(Deliveries::default()).context("creating the Kafka producer")
+    let auth = kafka.client.auth();
+    let producer: ThreadedProducer<Deliveries> = config
+        .create_with_context(Deliveries { auth: auth.clone(), ..Default::default() })
+        .context("creating the Kafka producer")?;
+    auth.prime(producer.client())?;
+    Ok(producer)
 }
 
 /// Hands a record to librdkafka, waiting while its queue is full.
@@ -199,6 +205,8 @@ async fn send<'a>(
 /// The broker's answers, counted from librdkafka's polling thread.
 #[derive(Default)]
 struct Deliveries {
+    /// Token refreshes, served by librdkafka's polling thread.
+    auth: KafkaAuth,
     acked: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -219,7 +227,13 @@ impl Deliveries {
     }
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = KafkaAuth::ENABLE_REFRESH_OAUTH_TOKEN;
+
+    fn generate_oauth_token(&self, config: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        self.auth.generate_oauth_token(config)
+    }
+}
 
 impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();

@@ -19,8 +19,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::KafkaArgs;
 use crate::topic::client_config;
+use crate::{KafkaArgs, KafkaAuth};
 
 /// Where a new stream starts in each partition.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -113,8 +113,11 @@ fn share(backlogs: &[u64], limit: u64) -> Vec<u64> {
 
 /// A consumer assigned to exact ranges of one topic.
 pub struct TopicReader {
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<BaseConsumer<KafkaAuth>>,
     kafka: KafkaArgs,
+    /// Tokens: refreshed by the polls of a read, and before a request when a
+    /// stream has not read for a while.
+    auth: KafkaAuth,
     /// Give up on an unreachable broker after this long.
     patience: Duration,
 }
@@ -123,15 +126,17 @@ impl TopicReader {
     /// A reader of `kafka.topic`; `group` names the consumer group offsets are
     /// committed to (monitoring only).
     pub fn new(kafka: &KafkaArgs, group: &str, patience: Duration) -> anyhow::Result<Self> {
-        let consumer: BaseConsumer = client_config(kafka)
+        let auth = kafka.client.auth();
+        let consumer: BaseConsumer<KafkaAuth> = client_config(kafka)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             // A range whose records are gone (retention) is an error, never a silent jump.
             .set("auto.offset.reset", "error")
-            .create()
+            .create_with_context(auth.clone())
             .context("creating the Kafka consumer")?;
-        Ok(Self { consumer: Arc::new(consumer), kafka: kafka.clone(), patience })
+        auth.prime(consumer.client())?;
+        Ok(Self { consumer: Arc::new(consumer), kafka: kafka.clone(), auth, patience })
     }
 
     pub fn topic(&self) -> &str {
@@ -148,11 +153,26 @@ impl TopicReader {
     async fn blocking<T: Send + 'static>(
         &self,
         what: &str,
-        call: impl Fn(&BaseConsumer, &str) -> anyhow::Result<T> + Send + Sync + Clone + 'static,
+        call: impl Fn(&BaseConsumer<KafkaAuth>, &str) -> anyhow::Result<T> + Send + Sync + Clone + 'static,
     ) -> anyhow::Result<T> {
         let attempt = || {
             let (consumer, topic, call) = (self.consumer.clone(), self.kafka.topic.clone(), call.clone());
-            async move { tokio::task::spawn_blocking(move || call(&consumer, &topic)).await? }
+            let (auth, servers) = (self.auth.clone(), self.kafka.bootstrap_servers.clone());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    auth.prime_if_due(consumer.client())?;
+                    call(&consumer, &topic).map_err(|error| {
+                        // A refused sign-in arrives as an error event: polled here (nothing
+                        // is assigned between reads), it ends the retries with its reason.
+                        let _ = consumer.poll(crate::auth::EVENTS_WAIT);
+                        match auth.refusal(&servers) {
+                            Some(refusal) => Permanent(refusal).into(),
+                            None => error,
+                        }
+                    })
+                })
+                .await?
+            }
         };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(500))
@@ -163,7 +183,7 @@ impl TopicReader {
             .retry(backoff)
             .when(|e: &anyhow::Error| !is_permanent(e))
             .notify(|e: &anyhow::Error, wait: Duration| {
-                eprintln!("Kafka: {what} failed ({e:#}); retrying in {wait:.1?}");
+                log::warn!("Kafka: {what} failed ({e:#}); retrying in {wait:.1?}");
             })
             .await
             .with_context(|| format!("{what} on {} (gave up after {:?})", self.kafka.bootstrap_servers, self.patience))
@@ -247,7 +267,7 @@ fn is_permanent(e: &anyhow::Error) -> bool {
 
 /// The blocking read behind [`TopicReader::read`].
 fn read_ranges(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<KafkaAuth>,
     topic: &str,
     ranges: &[PartitionRange],
     patience: Duration,

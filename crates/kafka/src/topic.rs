@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
 
-use crate::KafkaArgs;
+use crate::{KafkaArgs, KafkaAuth};
 
 /// How long a metadata request may take before the broker counts as unreachable.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,7 +22,8 @@ pub fn client_config(kafka: &KafkaArgs) -> ClientConfig {
         // Fail fast when nothing answers instead of retrying for minutes.
         .set("socket.connection.setup.timeout.ms", "10000")
         .set("log_level", "3");
-    for (key, value) in &kafka.options {
+    kafka.client.auth().configure(&mut config, &kafka.client.options);
+    for (key, value) in &kafka.client.options {
         if is_secret_setting(key) {
             funnelpulse_core::redact::register_secret(value);
         }
@@ -64,23 +64,37 @@ pub async fn ensure_topic(kafka: &KafkaArgs, create: Option<(i32, i32)>) -> anyh
 /// Partitions of the topic, or None when the broker does not list it.
 async fn partitions_of(kafka: &KafkaArgs) -> anyhow::Result<Option<usize>> {
     let config = client_config(kafka);
+    let auth = kafka.client.auth();
     let (servers, topic) = (kafka.bootstrap_servers.clone(), kafka.topic.clone());
     // librdkafka's metadata call blocks; all topics are asked for, since asking
     // for one by name may make a broker create it.
     tokio::task::spawn_blocking(move || {
-        let client: BaseProducer = config.create().context("creating the Kafka client")?;
-        let metadata = client
-            .client()
-            .fetch_metadata(None, METADATA_TIMEOUT)
-            .with_context(|| format!("cannot reach the Kafka broker at {servers}"))?;
+        let client: BaseProducer<KafkaAuth> =
+            config.create_with_context(auth.clone()).context("creating the Kafka client")?;
+        auth.prime(client.client())?;
+        let metadata = client.client().fetch_metadata(None, METADATA_TIMEOUT).map_err(|error| {
+            // Error events (a refused sign-in among them) reach the context when polled.
+            client.poll(crate::auth::EVENTS_WAIT);
+            match auth.refusal(&servers) {
+                Some(refusal) => anyhow::anyhow!(refusal),
+                None => anyhow::Error::new(error).context(format!("cannot reach the Kafka broker at {servers}")),
+            }
+        })?;
         Ok(metadata.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().len()))
     })
     .await?
 }
 
 async fn create_topic(kafka: &KafkaArgs, partitions: i32, replication: i32) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(kafka).create().context("creating the Kafka admin client")?;
+    let (config, auth) = (client_config(kafka), kafka.client.auth());
+    // Blocking: the first token comes from the metadata server.
+    let admin = tokio::task::spawn_blocking(move || {
+        let admin: AdminClient<KafkaAuth> =
+            config.create_with_context(auth.clone()).context("creating the Kafka admin client")?;
+        auth.prime(admin.inner())?;
+        anyhow::Ok(admin)
+    })
+    .await??;
     let topic = NewTopic::new(&kafka.topic, partitions, TopicReplication::Fixed(replication));
     let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
     let results = admin
@@ -92,7 +106,7 @@ async fn create_topic(kafka: &KafkaArgs, partitions: i32, replication: i32) -> a
             anyhow::bail!("creating topic {name:?} on {}: {code}", kafka.bootstrap_servers);
         }
     }
-    eprintln!("created topic {:?} with {partitions} partitions", kafka.topic);
+    log::info!("created topic {:?} with {partitions} partitions", kafka.topic);
     Ok(())
 }
 
@@ -104,7 +118,10 @@ mod tests {
         KafkaArgs {
             bootstrap_servers: "broker:9092".into(),
             topic: "t".into(),
-            options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            client: crate::ClientArgs {
+                options: options.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                ..Default::default()
+            },
         }
     }
 

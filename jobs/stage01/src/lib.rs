@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use clap::builder::TypedValueParser as _;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{col, lit, when};
 use funnelpulse_core::event_time::is_future;
@@ -27,7 +28,8 @@ pub struct Stage01Args {
     pub raw: Option<String>,
     /// Rows with a problem: keep (in bronze, as Spark did, and in bronze_rejects),
     /// quarantine (only in bronze_rejects) or fail (stop at the first).
-    #[arg(long, value_enum, env = "FUNNELPULSE_BAD_ROWS", default_value_t = BadRows::Keep)]
+    #[arg(long, env = "FUNNELPULSE_BAD_ROWS", default_value_t = BadRows::Keep,
+          value_parser = clap::builder::PossibleValuesParser::new(BadRows::NAMES).map(|name| name.parse::<BadRows>().expect("a listed name")))]
     pub bad_rows: BadRows,
 }
 
@@ -254,4 +256,29 @@ async fn first_problem(rejects: datafusion::prelude::DataFrame) -> anyhow::Resul
         text("source_file"),
         text("reason")
     ))
+}
+
+/// Stage 01 as the runtime runs it: its arguments with the clock's (`--max-clock-skew`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct Stage01Inputs {
+    #[command(flatten)]
+    pub stage: Stage01Args,
+    #[command(flatten)]
+    pub clock: ClockArgs,
+}
+
+/// Raw CSV → bronze → silver → gold_funnel_hourly_brand.
+pub struct Stage01;
+
+impl funnelpulse_engine::Stage for Stage01 {
+    const ID: &'static str = "01";
+    const ABOUT: &'static str = "raw CSV → bronze → silver → gold_funnel_hourly_brand";
+    type Args = Stage01Inputs;
+    type Report = Stage01Report;
+
+    async fn run(engine: &Engine, lake: &Lake, args: &Stage01Inputs) -> anyhow::Result<Stage01Report> {
+        let raw =
+            args.stage.raw.as_deref().ok_or_else(|| anyhow::anyhow!("--raw is required (folder of Kaggle CSVs)"))?;
+        run(engine, lake, raw, args.stage.bad_rows, &args.clock).await
+    }
 }

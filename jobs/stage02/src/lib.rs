@@ -122,3 +122,17 @@ async fn build_table(
     progress.line(format!("{}: {} rows", table.name, sums[0]));
     Ok((table.name, sums[0] as u64, took))
 }
+
+/// Silver → the other gold tables.
+pub struct Stage02;
+
+impl funnelpulse_engine::Stage for Stage02 {
+    const ID: &'static str = "02";
+    const ABOUT: &'static str = "silver_events → the other gold tables";
+    type Args = funnelpulse_engine::NoArgs;
+    type Report = Stage02Report;
+
+    async fn run(engine: &Engine, lake: &Lake, _: &funnelpulse_engine::NoArgs) -> anyhow::Result<Stage02Report> {
+        run(engine, lake).await
+    }
+}

@@ -284,6 +284,20 @@ async fn rows_per_minute(bronze: DataFrame) -> anyhow::Result<Vec<(i64, i64)>> {
     Ok(out)
 }
 
+/// Bronze rows of a date range → the stream input files.
+pub struct Stage03;
+
+impl funnelpulse_engine::Stage for Stage03 {
+    const ID: &'static str = "03";
+    const ABOUT: &'static str = "bronze rows of a date range → <lake>/stream_input/ as N files in event-time order";
+    type Args = Stage03Args;
+    type Report = Stage03Report;
+
+    async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Result<Stage03Report> {
+        run(engine, lake, args).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

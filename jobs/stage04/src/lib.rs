@@ -17,15 +17,13 @@ pub mod source;
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use funnelpulse_core::tables::{FUTURE_EVENTS, GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS};
-use funnelpulse_engine::{ClockArgs, Engine, StageProgress};
+use funnelpulse_engine::{ClockArgs, Engine, StageProgress, shutdown};
 use funnelpulse_lake::{AsOf, Lake};
 
 use crate::batch::{BatchContext, Before, OUTPUT_TABLES, execute, finish_commit, output_table_schemas};
@@ -256,59 +254,6 @@ fn local_context() -> anyhow::Result<SessionContext> {
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
-/// Set by SIGINT/SIGTERM: the stream stops after the batch in progress. A
-/// second signal, or one after the stream ended (the process has taken over
-/// the signals), ends the process at once, as without a handler.
-#[derive(Default)]
-struct StopFlag {
-    stop: Arc<AtomicBool>,
-    active: Arc<AtomicBool>,
-}
-
-impl StopFlag {
-    fn install() -> Self {
-        let flag = Self::default();
-        flag.active.store(true, Ordering::SeqCst);
-        let (stop, active) = (flag.stop.clone(), flag.active.clone());
-        tokio::spawn(async move {
-            let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-                return;
-            };
-            loop {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-                if !active.load(Ordering::SeqCst) || stop.load(Ordering::SeqCst) {
-                    eprintln!("interrupted");
-                    std::process::exit(130);
-                }
-                eprintln!("stopping after the batch in progress (signal again to abort)");
-                stop.store(true, Ordering::SeqCst);
-            }
-        });
-        flag
-    }
-
-    fn requested(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    /// Sleeps `d`, waking early when a stop is requested.
-    async fn sleep(&self, d: Duration) {
-        let until = Instant::now() + d;
-        while Instant::now() < until && !self.requested() {
-            tokio::time::sleep(Duration::from_millis(100).min(until - Instant::now())).await;
-        }
-    }
-}
-
-impl Drop for StopFlag {
-    fn drop(&mut self) {
-        self.active.store(false, Ordering::SeqCst);
-    }
-}
-
 pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Result<Stage04Report> {
     anyhow::ensure!(args.max_files_per_trigger >= 1, "--max-files-per-trigger must be at least 1");
     anyhow::ensure!(args.kafka.max_records_per_trigger >= 1, "--max-records-per-trigger must be at least 1");
@@ -353,14 +298,15 @@ async fn run_holding(
         metadata: &metadata,
         dedup: args.dedup_within_watermark,
     };
-    let stop = StopFlag::install();
+    // A signal (the binary's handler) stops the stream after the batch in progress.
+    let _graceful = shutdown::graceful();
     let mut report = Stage04Report { output: lake.table_url(&GOLD_STREAM_FUNNEL_HOURLY_BRAND), ..Default::default() };
     let mut position = resume(&cx, &mut stream, &progress, &mut report).await?;
     // Bounded runs take what is there now; continuous runs poll.
     if let Some(note) = stream.start(&position, args.available_now).await? {
         progress.line(note);
     }
-    while !stop.requested() {
+    while !shutdown::requested() {
         progress.step(format!("batch {}: looking for new input", position.next_batch));
         let planning = Instant::now();
         match stream.next(&position, &checkpoint).await? {
@@ -368,7 +314,7 @@ async fn run_holding(
             Next::Idle { waiting, warning } => {
                 warning.into_iter().for_each(|w| progress.line(w));
                 progress.step(waiting);
-                stop.sleep(args.trigger_interval).await;
+                shutdown::sleep(args.trigger_interval).await;
             }
             Next::Batch { mut offsets, warning } => {
                 warning.into_iter().for_each(|w| progress.line(w));
@@ -620,6 +566,20 @@ pub async fn status(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreReg
         rebuilt,
         pending_batch: position.pending.map(|p| p.batch_id),
     })
+}
+
+/// The streaming hourly brand funnel.
+pub struct Stage04;
+
+impl funnelpulse_engine::Stage for Stage04 {
+    const ID: &'static str = "04";
+    const ABOUT: &'static str = "streaming hourly brand funnel over new files or Kafka, exactly once, on Ballista";
+    type Args = Stage04Args;
+    type Report = Stage04Report;
+
+    async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Result<Stage04Report> {
+        run(engine, lake, args).await
+    }
 }
 
 #[cfg(test)]

@@ -236,7 +236,7 @@ async fn post_with_retries(
     let outcome = attempt
         .retry(backoff)
         .when(|e| matches!(e, Delivery::Retry(_)))
-        .notify(|e, wait| eprintln!("alert webhook {endpoint} failed ({e}); retrying in {wait:?}"))
+        .notify(|e, wait| log::warn!("alert webhook {endpoint} failed ({e}); retrying in {wait:?}"))
         .await;
     match outcome {
         Ok(()) => Ok(()),

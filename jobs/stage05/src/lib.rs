@@ -212,3 +212,26 @@ async fn type_counts(table: datafusion::prelude::DataFrame, extra: Expr) -> anyh
     let values = one_row_i64(table, vec![of_type("drop"), of_type("spike"), extra]).await?;
     Ok([values[0], values[1], values[2]])
 }
+
+/// Stage 05 as the runtime runs it: its arguments and the version of its input.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Stage05Inputs {
+    #[command(flatten)]
+    pub stage: Stage05Args,
+    #[command(flatten)]
+    pub as_of: funnelpulse_engine::AsOfArgs,
+}
+
+/// gold_funnel_hourly_brand → the anomaly tables (and alerts).
+pub struct Stage05;
+
+impl funnelpulse_engine::Stage for Stage05 {
+    const ID: &'static str = "05";
+    const ABOUT: &'static str = "gold_funnel_hourly_brand → gold_anomalies_hourly_brand (classic) and _v2 (rate test)";
+    type Args = Stage05Inputs;
+    type Report = Stage05Report;
+
+    async fn run(engine: &Engine, lake: &Lake, args: &Stage05Inputs) -> anyhow::Result<Stage05Report> {
+        run(engine, lake, &args.stage, &args.as_of.or_latest()).await
+    }
+}

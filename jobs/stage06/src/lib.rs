@@ -42,3 +42,17 @@ pub async fn run(engine: &Engine, lake: &Lake, as_of: &funnelpulse_lake::AsOf) -
     progress.finish();
     Ok(Stage06Report { summary, html_url, json_url })
 }
+
+/// The summary report of the lake.
+pub struct Stage06;
+
+impl funnelpulse_engine::Stage for Stage06 {
+    const ID: &'static str = "06";
+    const ABOUT: &'static str = "summary report of the lake, printed and written as <lake>/reports/summary.html";
+    type Args = funnelpulse_engine::AsOfArgs;
+    type Report = Stage06Report;
+
+    async fn run(engine: &Engine, lake: &Lake, args: &funnelpulse_engine::AsOfArgs) -> anyhow::Result<Stage06Report> {
+        run(engine, lake, &args.for_several_tables("the report")?).await
+    }
+}

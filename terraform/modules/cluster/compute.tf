@@ -36,6 +36,8 @@ locals {
     "funnelpulse-lake"                    = "gs://${var.bucket_name}/lake"
     "funnelpulse-kafka-bootstrap-servers" = local.kafka_bootstrap_servers
     "funnelpulse-kafka-topic"             = var.kafka_topic
+    # A managed cluster takes SASL/OAUTHBEARER with the VM's own token (no key).
+    "funnelpulse-kafka-auth" = var.managed_kafka ? "google" : ""
   }
 
   # Literal keys (checkov evaluates the merged metadata; a for expression

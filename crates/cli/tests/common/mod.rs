@@ -13,11 +13,20 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 pub const FUNNELPULSE: &str = env!("CARGO_BIN_EXE_funnelpulse");
-pub const SCHEDULER: &str = env!("CARGO_BIN_EXE_funnelpulse-scheduler");
-pub const EXECUTOR: &str = env!("CARGO_BIN_EXE_funnelpulse-executor");
+/// The cluster binaries live in packages of their own; `cargo test` builds them
+/// (for those packages' own tests) into the same folder as `funnelpulse`.
+pub static SCHEDULER: LazyLock<PathBuf> = LazyLock::new(|| beside_funnelpulse("funnelpulse-scheduler"));
+pub static EXECUTOR: LazyLock<PathBuf> = LazyLock::new(|| beside_funnelpulse("funnelpulse-executor"));
+
+fn beside_funnelpulse(binary: &str) -> PathBuf {
+    let path = Path::new(FUNNELPULSE).with_file_name(binary);
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    path
+}
 
 /// Runs `funnelpulse ARGS` in `dir`, with a clean FUNNELPULSE_* environment.
 pub fn funnelpulse(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -79,7 +88,7 @@ impl LocalCluster {
         for i in 0..executors {
             let dir = cluster.work.path().join(format!("executor{i}"));
             std::fs::create_dir_all(&dir).unwrap();
-            let executor = Command::new(EXECUTOR)
+            let executor = Command::new(&*EXECUTOR)
                 .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1"])
                 .args(["--port", &ports[1 + 2 * i].to_string(), "--grpc-port", &ports[2 + 2 * i].to_string()])
                 .args(["--scheduler-host", "127.0.0.1", "--scheduler-port", &scheduler_port.to_string()])
@@ -173,7 +182,7 @@ fn log_file(dir: &Path, name: &str) -> std::fs::File {
 }
 
 fn spawn_scheduler(dir: &Path, port: u16, log: &str) -> Child {
-    Command::new(SCHEDULER)
+    Command::new(&*SCHEDULER)
         .args(["--bind-host", "127.0.0.1", "--external-host", "127.0.0.1", "--port", &port.to_string()])
         .args(["--executor-timeout-seconds", "10"])
         .stdout(Stdio::null())

@@ -45,11 +45,9 @@ pub struct KafkaSourceArgs {
     /// Kafka tools show its lag (the checkpoint, not the group, decides what is read).
     #[arg(long, env = "FUNNELPULSE_KAFKA_GROUP")]
     pub kafka_group: Option<String>,
-    /// With --source kafka: further librdkafka settings, KEY=VALUE (repeat, or comma-separate in
-    /// the environment), e.g. security.protocol=SASL_SSL.
-    #[arg(long = "kafka-option", env = "FUNNELPULSE_KAFKA_OPTIONS", value_delimiter = ',',
-          value_parser = funnelpulse_kafka::parse_option)]
-    pub kafka_options: Vec<(String, String)>,
+    /// With --source kafka: the client's settings and sign-in.
+    #[command(flatten)]
+    pub client: funnelpulse_kafka::ClientArgs,
     /// With --source kafka: how long the broker may be unreachable before the stream stops.
     #[arg(long, env = "FUNNELPULSE_KAFKA_PATIENCE", default_value = "2m", value_parser = funnelpulse_engine::args::parse_duration)]
     pub kafka_patience: Duration,
@@ -63,7 +61,7 @@ impl Default for KafkaSourceArgs {
             starting_offsets: StartingOffsets::Earliest,
             max_records_per_trigger: 200_000,
             kafka_group: None,
-            kafka_options: Vec::new(),
+            client: Default::default(),
             kafka_patience: Duration::from_secs(120),
         }
     }
@@ -115,8 +113,7 @@ impl KafkaSource {
             .bootstrap_servers
             .clone()
             .context("--source kafka needs --bootstrap-servers HOST:PORT (or FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS)")?;
-        let kafka =
-            KafkaArgs { bootstrap_servers: servers, topic: args.topic.clone(), options: args.kafka_options.clone() };
+        let kafka = KafkaArgs { bootstrap_servers: servers, topic: args.topic.clone(), client: args.client.clone() };
         let group = args.kafka_group.clone().unwrap_or_else(|| "funnelpulse-stream".into());
         Ok(Self {
             reader: TopicReader::new(&kafka, &group, args.kafka_patience)?,
@@ -239,7 +236,7 @@ impl KafkaSource {
         if !missing {
             return Ok(());
         }
-        eprintln!("batch {}: staged records missing, reading the logged offsets again", offsets.batch_id);
+        log::warn!("batch {}: staged records missing, reading the logged offsets again", offsets.batch_id);
         let again = self.stage(offsets.batch_id, offsets.watermark, kafka.ranges.clone()).await?;
         let rows = |o: &Offsets| (o.files.iter().map(|f| f.rows).sum::<u64>(), o.dead_letters.as_ref().map(|f| f.rows));
         anyhow::ensure!(
@@ -261,7 +258,7 @@ impl KafkaSource {
             && !self.warned_group
         {
             self.warned_group = true;
-            eprintln!("warning: the consumer group's offsets were not updated ({e:#}); the stream goes on");
+            log::warn!("the consumer group's offsets were not updated ({e:#}); the stream goes on");
         }
     }
 
