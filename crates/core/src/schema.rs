@@ -45,8 +45,11 @@ pub fn event_fields() -> Vec<Field> {
 /// Provenance columns the raw reader adds to each row, so that a problem row
 /// can be traced back to its file and line.
 pub const SOURCE_FILE: &str = "source_file";
+/// 1-based line number in the decompressed file; line 1 is the header.
 pub const SOURCE_LINE: &str = "source_line";
+/// Every problem of the row, joined by `; `; null for a clean row.
 pub const PROBLEM: &str = "problem";
+/// The line as read (lossily decoded when not UTF-8); null for a clean row.
 pub const RAW_TEXT: &str = "raw_text";
 
 /// Schema produced by the raw CSV reader: typed events, `event_date`,

@@ -6,6 +6,7 @@ use datafusion::arrow::datatypes::DataType;
 /// A table of the lake: `<lake>/tables/<name>/<partition_col>=<value>/*.parquet`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TableSpec {
+    /// Table name (`bronze_events`, …), also the name of its folder.
     pub name: &'static str,
     /// Hive partition column; always a date (`YYYY-MM-DD`).
     pub partition_col: &'static str,
@@ -18,15 +19,21 @@ impl TableSpec {
     }
 }
 
+/// Stage 01: every raw data line as a typed row.
 pub const BRONZE_EVENTS: TableSpec = TableSpec { name: "bronze_events", partition_col: "event_date" };
 /// Raw rows that had a problem (file, line, reason, raw text), by event date when it could be read.
 pub const BRONZE_REJECTS: TableSpec = TableSpec { name: "bronze_rejects", partition_col: "event_date" };
+/// Stage 01: bronze rows that pass the silver filter, de-duplicated, with normalised brand and category.
 pub const SILVER_EVENTS: TableSpec = TableSpec { name: "silver_events", partition_col: "event_date" };
+/// Stage 01: funnel measures per hour window and brand.
 pub const GOLD_FUNNEL_HOURLY_BRAND: TableSpec =
     TableSpec { name: "gold_funnel_hourly_brand", partition_col: "window_date" };
+/// Stage 02: funnel measures per day and brand.
 pub const GOLD_FUNNEL_DAILY_BRAND: TableSpec = TableSpec { name: "gold_funnel_daily_brand", partition_col: "date" };
+/// Stage 02: funnel measures per day and category root.
 pub const GOLD_FUNNEL_DAILY_CATEGORY: TableSpec =
     TableSpec { name: "gold_funnel_daily_category", partition_col: "date" };
+/// Stage 02: funnel measures per hour window and price band.
 pub const GOLD_FUNNEL_HOURLY_PRICE_BAND: TableSpec =
     TableSpec { name: "gold_funnel_hourly_price_band", partition_col: "window_date" };
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::session::EngineMode;
 
+/// Arguments of every command that runs plans: the lake, the engine and the cluster options.
 #[derive(clap::Args, Debug, Clone)]
 pub struct CommonArgs {
     /// Lake root: a local folder or gs://bucket/prefix.
@@ -13,6 +14,7 @@ pub struct CommonArgs {
     /// Ballista scheduler to submit to (df://HOST:PORT); embedded Ballista when absent.
     #[arg(long, env = "FUNNELPULSE_SCHEDULER", value_parser = parse_scheduler)]
     pub scheduler: Option<String>,
+    /// How a stage copes with a cluster that loses executors or its scheduler.
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }
@@ -123,12 +125,14 @@ impl AsOfArgs {
         }
     }
 
+    /// The version to read for a command that reads one table: the latest when `--as-of` is absent.
     pub fn or_latest(&self) -> funnelpulse_lake::AsOf {
         self.as_of.clone().unwrap_or_default()
     }
 }
 
 impl CommonArgs {
+    /// Where plans run: the `--scheduler` given, else embedded Ballista in this process.
     pub fn engine_mode(&self) -> anyhow::Result<EngineMode> {
         EngineMode::from_scheduler(self.scheduler.as_deref())
     }

@@ -26,7 +26,9 @@ use crate::watchdog::SchedulerApi;
 /// (on a cluster, typically rows duplicated after a lost executor).
 #[derive(Debug, Clone)]
 pub struct InvariantViolation {
+    /// The invariant as the stage's check names it.
     pub name: String,
+    /// What broke it, typically the two values compared (`1 vs 2`).
     pub detail: String,
 }
 
@@ -46,12 +48,14 @@ pub struct StageRunner {
 }
 
 impl StageRunner {
+    /// Connects to the engine `common` names (embedded, or `--scheduler`).
     pub async fn connect(common: &CommonArgs) -> anyhow::Result<Self> {
         let mode = common.engine_mode()?;
         let engine = Engine::connect_with(mode.clone(), &common.cluster).await?;
         Ok(Self { mode, options: common.cluster.clone(), engine })
     }
 
+    /// The current connection (a new one after each failed attempt).
     pub fn engine(&self) -> &Engine {
         &self.engine
     }

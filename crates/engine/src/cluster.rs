@@ -106,10 +106,12 @@ pub fn session_state_on(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Resu
         .build())
 }
 
+/// Logical codec for the scheduler and executor processes (our table providers and aggregate).
 pub fn logical_codec() -> Arc<FunnelPulseLogicalCodec> {
     Arc::new(FunnelPulseLogicalCodec::default())
 }
 
+/// Physical codec for the scheduler and executor processes (our scan node and aggregate).
 pub fn physical_codec() -> Arc<FunnelPulsePhysicalCodec> {
     Arc::new(FunnelPulsePhysicalCodec::default())
 }
@@ -124,8 +126,10 @@ pub fn physical_codec() -> Arc<FunnelPulsePhysicalCodec> {
 /// after a chaos case on the compose cluster, not again in 12 runs since).
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SchedulingPolicy {
+    /// The scheduler assigns tasks to the executors' free slots (Ballista's default).
     #[default]
     Push,
+    /// Each executor asks the scheduler for tasks when it has free slots.
     Pull,
 }
 

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 pub struct ScanFile {
     /// Object-store path (within the store of `store_url`).
     pub path: String,
+    /// File size in bytes; files are grouped into tasks by it.
     pub size: u64,
     /// The partition value as days since the epoch; `None` is the null partition.
     pub days: Option<i32>,
@@ -44,7 +45,9 @@ pub struct ScanFile {
 pub struct FilesTable {
     /// `file://` or `gs://bucket`.
     pub store_url: String,
+    /// The Parquet files to scan; empty for a table without files.
     pub files: Vec<ScanFile>,
+    /// Columns of the files, then the partition column; not serialized (the plan's scan node carries it).
     #[serde(skip, default = "empty_schema")]
     pub schema: SchemaRef,
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// A stage's progress on stderr: a spinner (on a TTY) and lines that stay; cleared when dropped.
 pub struct StageProgress {
     bar: ProgressBar,
     started: Instant,
@@ -12,6 +13,7 @@ pub struct StageProgress {
 }
 
 impl StageProgress {
+    /// Starts the spinner of stage `stage` (`04`), which also prefixes every line.
     pub fn start(stage: &str) -> Self {
         let bar = ProgressBar::new_spinner();
         bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {prefix} {msg}").expect("valid template"));
@@ -35,10 +37,12 @@ impl StageProgress {
         }
     }
 
+    /// Time since [`StageProgress::start`].
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 
+    /// Clears the spinner; printed lines stay.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
     }

@@ -14,9 +14,15 @@ use crate::watchdog::{JobWatchdog, SchedulerApi};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EngineMode {
     /// Ballista standalone: scheduler and executor inside this process.
-    Embedded { parallelism: usize },
+    Embedded {
+        /// Task slots of the embedded executor and target partitions (default: one per core).
+        parallelism: usize,
+    },
     /// A remote scheduler, `df://host:port`.
-    Remote { scheduler: String },
+    Remote {
+        /// The scheduler's URL as given (`df://HOST:PORT`).
+        scheduler: String,
+    },
 }
 
 impl fmt::Display for EngineMode {
@@ -51,7 +57,9 @@ impl EngineMode {
 
 /// A connected Ballista session.
 pub struct Engine {
+    /// The Ballista session that plans are submitted through.
     pub ctx: SessionContext,
+    /// Where this session's plans run.
     pub mode: EngineMode,
     /// On a remote cluster: cancels this session's jobs that run too long.
     pub watchdog: Option<JobWatchdog>,
@@ -85,6 +93,8 @@ impl Engine {
         Self::connect_with(mode, &ClusterArgs::default()).await
     }
 
+    /// Connects with the given cluster options: starts embedded Ballista in this process, or checks that the
+    /// remote scheduler answers and starts the job watchdog.
     pub async fn connect_with(mode: EngineMode, options: &ClusterArgs) -> anyhow::Result<Self> {
         let partitions = match &mode {
             EngineMode::Embedded { parallelism } => *parallelism,

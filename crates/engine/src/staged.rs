@@ -13,8 +13,11 @@ use funnelpulse_lake::{AsOf, Lake, RunMarker, TableChanged, TableFiles, new_run_
 
 use crate::tables::{as_one_task, read_files, write_partitioned};
 
+/// One run of a stage against the lake: its tables' files, written under the run's id, are checked,
+/// then committed or thrown away.
 pub struct StagedRun {
     lake: Lake,
+    /// Sorts by time (`20261125T101500Z-1a2b3c4d`); the run writes its files under `run-<id>/` in each table.
     pub run_id: String,
     /// Says that this run is alive: its files are not a killed run's.
     marker: RunMarker,

@@ -17,13 +17,16 @@ use serde::Deserialize;
 /// One job as `GET /api/jobs` lists it (only the fields we use).
 #[derive(Debug, Clone, Deserialize)]
 pub struct JobSummary {
+    /// The scheduler's id of the job.
     pub job_id: String,
+    /// The name the client gave the job; ours is unique to one connection.
     pub job_name: String,
     /// `Queued`, `Running`, `Completed`, `Failed` or `Invalid`.
     pub status: String,
 }
 
 impl JobSummary {
+    /// Whether the job is still queued or running.
     pub fn is_active(&self) -> bool {
         matches!(self.status.as_str(), "Queued" | "Running")
     }
@@ -46,6 +49,7 @@ impl SchedulerApi {
         Ok(Self { base: format!("http://{host}:{port}/api"), http })
     }
 
+    /// Every job the scheduler lists (`GET /api/jobs`).
     pub async fn jobs(&self) -> anyhow::Result<Vec<JobSummary>> {
         Ok(self.http.get(format!("{}/jobs", self.base)).send().await?.error_for_status()?.json().await?)
     }
@@ -57,6 +61,7 @@ impl SchedulerApi {
         Ok(executors.len())
     }
 
+    /// Cancels a job (`PATCH /api/job/{id}`).
     pub async fn cancel(&self, job_id: &str) -> anyhow::Result<()> {
         self.http.patch(format!("{}/job/{job_id}", self.base)).send().await?.error_for_status()?;
         Ok(())
@@ -74,6 +79,8 @@ pub struct JobWatchdog {
 const POLL: Duration = Duration::from_secs(1);
 
 impl JobWatchdog {
+    /// Starts watching the jobs named `job_name`: each one still queued or running `timeout` after the
+    /// watchdog first saw it is cancelled.
     pub fn start(api: SchedulerApi, job_name: String, timeout: Duration) -> Self {
         let cancelled = Arc::new(Mutex::new(Vec::new()));
         let task = tokio::spawn(watch(api.clone(), job_name.clone(), timeout, cancelled.clone()));

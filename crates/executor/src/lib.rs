@@ -6,6 +6,7 @@ use std::sync::Arc;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use funnelpulse_engine::cluster;
 
+/// Command line of `funnelpulse-executor`.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(about = "Ballista executor for FunnelPulse")]
 pub struct Args {
@@ -21,8 +22,10 @@ pub struct Args {
     /// gRPC port.
     #[arg(long, env = "FUNNELPULSE_EXECUTOR_GRPC_PORT", default_value_t = 50052)]
     pub grpc_port: u16,
+    /// Host name of the scheduler to register with.
     #[arg(long, env = "FUNNELPULSE_SCHEDULER_HOST", default_value = "localhost")]
     pub scheduler_host: String,
+    /// gRPC port of the scheduler.
     #[arg(long, env = "FUNNELPULSE_SCHEDULER_PORT", default_value_t = 50050)]
     pub scheduler_port: u16,
     /// Task slots (default: one per core).

@@ -55,10 +55,13 @@ pub struct Product {
     pub price: f64,
 }
 
+/// The brands and products the events are drawn from; the same for the same seed.
 pub struct Catalog {
+    /// Brand names, lower case, the biggest real brands first; `Product::brand` indexes them.
     pub brands: Vec<String>,
     /// Share of all events that go to each brand's products (for planting anomalies).
     pub brand_share: Vec<f64>,
+    /// Every product (45,000), with its id, category, brand and price.
     pub products: Vec<Product>,
     popularity: WeightedIndex<f64>,
 }
@@ -73,6 +76,7 @@ fn made_up_brand(i: usize, rng: &mut StdRng) -> String {
 }
 
 impl Catalog {
+    /// The catalog of `seed`; it does not depend on the number of rows or days.
     pub fn new(seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x0CA7_A106);
         let brands: Vec<String> = (0..BRAND_COUNT)

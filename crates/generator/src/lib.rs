@@ -23,21 +23,33 @@ pub use truth::{PlantedAnomaly, Truth};
 /// Rows of the real Oct+Nov 2019 data.
 pub const REAL_ROWS: u64 = 8_738_120;
 
+/// What [`generate`] makes: where, how many rows, which seed and days.
 #[derive(Debug, Clone)]
 pub struct GeneratorConfig {
+    /// Folder for the monthly CSV files and `truth.json`; created when missing.
     pub out: PathBuf,
+    /// Data rows in total (headers not counted), shared out over the days.
     pub rows: u64,
+    /// Random seed; the same seed and sizes give the same files.
     pub seed: u64,
+    /// First day of data (UTC).
     pub start: NaiveDate,
+    /// Number of days, at least 1.
     pub days: u32,
 }
 
+/// What [`generate`] wrote.
 #[derive(Debug, Clone)]
 pub struct GenerateReport {
+    /// The monthly CSV files, in date order.
     pub files: Vec<PathBuf>,
+    /// Data rows written (headers not counted).
     pub rows: u64,
+    /// Bytes written to the CSV files, headers included.
     pub bytes: u64,
+    /// Number of anomalies planted (listed in `truth.json`).
     pub anomalies: usize,
+    /// Wall-clock time of the whole generation.
     pub elapsed: Duration,
 }
 
@@ -95,9 +107,11 @@ pub fn prepare_out(out: &Path, replace: bool) -> anyhow::Result<Vec<String>> {
     Ok(ours)
 }
 
+/// The Kaggle header line, with its newline: the first line of every generated file.
 pub const HEADER: &str =
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n";
 
+/// Writes the events as monthly CSV files and the planted anomalies as `truth.json`; call [`prepare_out`] first.
 pub fn generate(config: &GeneratorConfig) -> anyhow::Result<GenerateReport> {
     anyhow::ensure!(config.days > 0, "--days must be at least 1");
     let started = Instant::now();

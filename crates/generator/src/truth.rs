@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Catalog;
 use crate::day::{HOUR_WEIGHTS, daily_quotas, view_share};
 
+/// Direction of a planted anomaly; `drop` or `spike` in `truth.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AnomalyKind {
@@ -17,24 +18,32 @@ pub enum AnomalyKind {
     Spike,
 }
 
+/// One brand-hour whose purchase rate was changed on purpose.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlantedAnomaly {
     /// `brand_norm` of the affected brand.
     pub brand: String,
     /// Start of the affected hour (UTC), `YYYY-MM-DDTHH:00:00`.
     pub window_start: NaiveDateTime,
+    /// Drop or spike; the key `type` in the JSON.
     #[serde(rename = "type")]
     pub kind: AnomalyKind,
     /// Views the brand-hour is expected to have (before any anomaly).
     pub expected_views: f64,
 }
 
+/// The contents of `truth.json`: how the data was generated and what was planted in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Truth {
+    /// Random seed of the data.
     pub seed: u64,
+    /// Data rows generated.
     pub rows: u64,
+    /// First day of data (UTC).
     pub start: NaiveDate,
+    /// Number of days generated.
     pub days: u32,
+    /// The planted anomalies, sorted by `window_start`, then brand.
     pub anomalies: Vec<PlantedAnomaly>,
 }
 

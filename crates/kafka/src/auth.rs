@@ -62,6 +62,7 @@ fn renew_at(issued: u64, expires: u64) -> u64 {
 }
 
 impl KafkaAuth {
+    /// The context for `method`; `metadata_host` replaces the GCE metadata server (default: `GCE_METADATA_HOST`).
     pub fn new(method: AuthMethod, metadata_host: Option<&str>) -> Self {
         let google = (method == AuthMethod::Google).then(|| GoogleTokens::new(metadata_host));
         Self { google, refused: Default::default() }

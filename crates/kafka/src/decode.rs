@@ -25,14 +25,23 @@ use crate::source::RawRecord;
 /// One event, typed as in bronze.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Event {
+    /// Event time in UTC microseconds since the epoch; never null (a record without one is a dead letter).
     pub event_time: i64,
+    /// As in the record (normally `view`, `cart`, `remove_from_cart`, `purchase`); not checked.
     pub event_type: Option<String>,
+    /// A JSON integer or a string of digits in the record.
     pub product_id: Option<i64>,
+    /// A JSON integer or a string of digits in the record; exact above 2^53.
     pub category_id: Option<i64>,
+    /// As in the record; often null.
     pub category_code: Option<String>,
+    /// As in the record, not lower-cased; often null.
     pub brand: Option<String>,
+    /// A JSON number or a finite numeric string; may be 0 or negative.
     pub price: Option<f64>,
+    /// A JSON integer or a string of digits in the record.
     pub user_id: Option<i64>,
+    /// As in the record; may be null.
     pub user_session: Option<String>,
 }
 
@@ -95,21 +104,30 @@ pub fn decode_event(value: Option<&[u8]>) -> Result<Event, String> {
 /// A record that is not an event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeadLetter {
+    /// Partition the record was read from.
     pub partition: i32,
+    /// The record's offset in its partition.
     pub offset: i64,
+    /// The record's Kafka timestamp (ms since the epoch); `None` when it has none.
     pub timestamp_ms: Option<i64>,
+    /// The key's bytes; `None` for a record without a key.
     pub key: Option<Vec<u8>>,
+    /// The value's bytes; `None` for a record without a value.
     pub value: Option<Vec<u8>>,
+    /// Why the record is not an event (see docs/semantics.md#kafka-records-and-dead-letters).
     pub reason: String,
 }
 
 /// The events and dead letters of a batch's records.
 #[derive(Debug, Default)]
 pub struct Decoded {
+    /// Records that are events, in the order read.
     pub events: Vec<Event>,
+    /// The other records, with their reason, in the order read.
     pub dead_letters: Vec<DeadLetter>,
 }
 
+/// Splits a batch's records into events and dead letters.
 pub fn decode(records: Vec<RawRecord>) -> Decoded {
     let mut decoded = Decoded::default();
     for record in records {
@@ -179,6 +197,7 @@ pub fn dead_letter_schema() -> SchemaRef {
     ]))
 }
 
+/// Dead letters as rows of [`dead_letter_schema`], read from `topic` by the micro-batch `batch_id`.
 pub fn dead_letters_batch(topic: &str, batch_id: u64, letters: &[DeadLetter]) -> anyhow::Result<RecordBatch> {
     let n = letters.len();
     let (mut topics, mut reasons) = (StringBuilder::new(), StringBuilder::new());

@@ -28,6 +28,7 @@ pub struct KafkaArgs {
     /// Topic of the events.
     #[arg(long, env = "FUNNELPULSE_KAFKA_TOPIC", default_value = "funnelpulse_events")]
     pub topic: String,
+    /// Client settings and sign-in, shared by every client of the command.
     #[command(flatten)]
     pub client: ClientArgs,
 }

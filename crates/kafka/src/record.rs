@@ -17,24 +17,36 @@ use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use serde::{Deserialize, Serialize};
 
+/// A record's value: a bronze row's nine Kaggle columns as JSON, `null` for missing values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
+    /// As the Kaggle files write it (`2019-10-15 08:00:01 UTC`); null when bronze has none.
     pub event_time: Option<String>,
+    /// As in bronze (normally `view`, `cart`, `remove_from_cart`, `purchase`).
     pub event_type: Option<String>,
+    /// 64-bit product id.
     pub product_id: Option<i64>,
+    /// 64-bit category id, exact above 2^53.
     pub category_id: Option<i64>,
+    /// Often null.
     pub category_code: Option<String>,
+    /// As in bronze, not lower-cased; often null.
     pub brand: Option<String>,
+    /// May be 0 or negative.
     pub price: Option<f64>,
+    /// 64-bit user id; also the record's key.
     pub user_id: Option<i64>,
+    /// May be null.
     pub user_session: Option<String>,
 }
 
 impl EventRecord {
+    /// The record's key: `user_id` in decimal; `None` when it is null (a record without a key).
     pub fn key(&self) -> Option<String> {
         self.user_id.map(|id| id.to_string())
     }
 
+    /// The record's value: the event as one line of JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an event always serialises")
     }

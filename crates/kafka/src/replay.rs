@@ -32,8 +32,10 @@ use crate::record::records_of;
 use crate::topic::{client_config, ensure_topic};
 use crate::{KafkaArgs, KafkaAuth};
 
+/// Options of `funnelpulse kafka replay`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ReplayArgs {
+    /// Brokers, topic and client settings.
     #[command(flatten)]
     pub kafka: KafkaArgs,
     /// First event date (UTC) to replay [default: 16 days before --to, as stage 03's range].
@@ -63,12 +65,18 @@ pub struct ReplayArgs {
     pub append: bool,
 }
 
+/// What a replay did; printed at its end.
 #[derive(Debug, Default)]
 pub struct ReplayReport {
+    /// Bronze rows read from the range.
     pub rows: u64,
+    /// Records the broker acknowledged; equal to `rows` when the replay succeeds.
     pub produced: u64,
+    /// Partitions of the topic.
     pub partitions: usize,
+    /// Wall-clock time of the whole replay.
     pub elapsed: Duration,
+    /// Topic the records were produced to.
     pub topic: String,
 }
 
@@ -90,6 +98,7 @@ impl fmt::Display for ReplayReport {
 /// Records awaiting their acknowledgement at most (librdkafka queues them).
 const IN_FLIGHT: u64 = 20_000;
 
+/// Produces the bronze rows of the range to the topic, one record per row in event-time order, and waits for every ack.
 pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::Result<ReplayReport> {
     if let (Some(from), Some(to)) = (args.from, args.to) {
         anyhow::ensure!(from <= to, "--from must not be after --to");

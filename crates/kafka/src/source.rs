@@ -35,19 +35,26 @@ pub enum StartingOffsets {
 /// Offsets `[start, end)` of one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionRange {
+    /// Partition number.
     pub partition: i32,
+    /// First offset of the range.
     pub start: i64,
+    /// Offset after the last one of the range (exclusive).
     pub end: i64,
 }
 
 /// A record as read, before any decoding.
 #[derive(Debug, Clone)]
 pub struct RawRecord {
+    /// Partition the record was read from.
     pub partition: i32,
+    /// The record's offset in its partition.
     pub offset: i64,
     /// The record's timestamp (ms since the epoch), when it has one.
     pub timestamp_ms: Option<i64>,
+    /// The key's bytes; `None` for a record without a key.
     pub key: Option<Vec<u8>>,
+    /// The value's bytes; `None` for a record without a value.
     pub value: Option<Vec<u8>>,
 }
 
@@ -139,6 +146,7 @@ impl TopicReader {
         Ok(Self { consumer: Arc::new(consumer), kafka: kafka.clone(), auth, patience })
     }
 
+    /// The topic this reader reads.
     pub fn topic(&self) -> &str {
         &self.kafka.topic
     }

@@ -43,8 +43,11 @@ struct TableMoves {
 /// A file in the lake: path relative to the root, size, last modification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileMeta {
+    /// Path relative to the lake root.
     pub rel: String,
+    /// Size in bytes.
     pub size: u64,
+    /// Last modification time, as the object store reports it.
     pub modified: chrono::DateTime<chrono::Utc>,
 }
 

@@ -47,6 +47,7 @@ use crate::stats;
 pub struct DataFile {
     /// Path relative to the table's root, as in the Delta log.
     pub path: String,
+    /// Size in bytes.
     pub size: u64,
     /// The partition value (`YYYY-MM-DD`), `None` for the null partition.
     pub partition: Option<String>,
@@ -56,6 +57,7 @@ pub struct DataFile {
 /// run has written and not yet committed.
 #[derive(Debug, Clone)]
 pub struct TableFiles {
+    /// The table's name and partition column.
     pub table: TableSpec,
     /// The table's root URL, ending in `/`.
     pub root: String,
@@ -63,6 +65,7 @@ pub struct TableFiles {
     pub version: Option<i64>,
     /// The table's columns: the files' columns, then the partition column (a date).
     pub schema: SchemaRef,
+    /// The data files: path, size and partition value of each.
     pub files: Vec<DataFile>,
 }
 
@@ -90,6 +93,7 @@ impl TableFiles {
 /// A commit refused because another writer changed the table first.
 #[derive(Debug, Clone)]
 pub struct TableChanged {
+    /// Name of the table that changed.
     pub table: String,
     /// The table's version when the refused run looked last.
     pub version: i64,
@@ -120,28 +124,40 @@ impl std::error::Error for TableChanged {}
 /// One entry of a table's history.
 #[derive(Debug, Clone, Serialize)]
 pub struct HistoryEntry {
+    /// The version this commit made.
     pub version: i64,
+    /// When it was committed; `None` when the log does not say.
     pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    /// The Delta operation (`WRITE`, …); empty when the log does not say.
     pub operation: String,
+    /// Rows added (`numOutputRows`); `None` when the commit does not record it.
     pub rows_added: Option<u64>,
+    /// Files added (`numFiles`); `None` when the commit does not record it.
     pub files_added: Option<u64>,
+    /// Files removed (`numRemovedFiles`); `None` when the commit does not record it.
     pub files_removed: Option<u64>,
+    /// Id of the run that made the commit (`funnelpulse.run` in its commit info); `None` when absent.
     pub run: Option<String>,
 }
 
 /// What [`Lake::vacuum`] did to one table.
 #[derive(Debug, Clone, Default)]
 pub struct VacuumReport {
+    /// Table name.
     pub table: String,
+    /// Files deleted from the table's folder.
     pub files_deleted: usize,
 }
 
 /// Which version of a table to read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum AsOf {
+    /// The newest version.
     #[default]
     Latest,
+    /// This version number (0 is the first commit).
     Version(i64),
+    /// The version current at this time (none before the table's first commit).
     Time(chrono::DateTime<chrono::Utc>),
 }
 

@@ -19,6 +19,7 @@
 //! through the cli's dev-dependency): in any other build these functions do
 //! nothing, so no environment variable can make a production binary abort.
 
+/// Aborts the process when `FUNNELPULSE_FAULT` names `point` (pausing first if `FUNNELPULSE_PAUSE` does).
 pub fn crash_point(point: &str) {
     if !cfg!(feature = "fault-points") {
         return;
@@ -30,6 +31,7 @@ pub fn crash_point(point: &str) {
     }
 }
 
+/// Stops at `point`, or waits there (`<point>:<ms>`), when `FUNNELPULSE_PAUSE` names it.
 pub fn pause_point(point: &str) {
     if !cfg!(feature = "fault-points") {
         return;

@@ -17,17 +17,21 @@ use crate::location::Lake;
 /// The marker's name in the folder (`_`: not a data file for a stream).
 pub const GENERATION_FILE: &str = "_generation.json";
 
+/// Contents of `_generation.json`: which run built the folder, when, and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Generation {
     /// The id of the run that wrote the folder.
     pub id: String,
     /// When it was written (RFC 3339).
     pub written: String,
+    /// Data files the run wrote into the folder.
     pub files: usize,
+    /// Rows in those files.
     pub rows: u64,
 }
 
 impl Generation {
+    /// The generation of run `id`, written now.
     pub fn new(id: &str, files: usize, rows: u64) -> Self {
         let written = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         Self { id: id.to_string(), written, files, rows }

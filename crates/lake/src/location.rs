@@ -35,6 +35,7 @@ pub fn new_run_id() -> String {
     format!("{now}-{random}")
 }
 
+/// A lake: its root URL (ending in `/`) and the object store that holds it.
 #[derive(Debug, Clone)]
 pub struct Lake {
     pub(crate) base: Url,
@@ -42,6 +43,7 @@ pub struct Lake {
 }
 
 impl Lake {
+    /// Opens the lake at a local path or `gs://` URL; a local folder is created when missing.
     pub fn open(location: &str, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Self> {
         let base = to_url(location)?;
         if base.scheme() == "file" {
@@ -52,10 +54,12 @@ impl Lake {
         Ok(Self { base, store })
     }
 
+    /// The lake's root URL, ending in `/`.
     pub fn url(&self) -> &Url {
         &self.base
     }
 
+    /// The object store holding the lake; paths in it come from [`Lake::path_of`].
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }
@@ -71,6 +75,7 @@ impl Lake {
         Path::from_url_path(&full).expect("lake paths are valid")
     }
 
+    /// A table's folder relative to the lake root: `tables/<name>/`.
     pub fn table_rel(table: &TableSpec) -> String {
         format!("tables/{}/", table.name)
     }

@@ -41,6 +41,7 @@ fn store_key(url: &Url) -> String {
 }
 
 impl LakeStores {
+    /// A registry with no GCS store created yet, ready to share.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }

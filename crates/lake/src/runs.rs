@@ -166,8 +166,11 @@ async fn put_marker(lake: &Lake, marker: &Marker) -> anyhow::Result<()> {
 /// What [`Lake::sweep_dead_runs`] removed of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Swept {
+    /// Id of the dead run.
     pub run: String,
+    /// Files removed.
     pub files: usize,
+    /// Their total size in bytes.
     pub bytes: u64,
 }
 

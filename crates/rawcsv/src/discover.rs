@@ -15,11 +15,16 @@ use crate::parse::ColumnOrder;
 /// How a raw file's bytes are compressed, known from its name.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Compression {
+    /// Plain text (`.csv`).
     #[default]
     None,
+    /// `.csv.gz`, `.csv.gzip`; concatenated members are read too.
     Gzip,
+    /// `.csv.zst`, `.csv.zstd`.
     Zstd,
+    /// `.csv.bz2`.
     Bzip2,
+    /// `.csv.xz`.
     Xz,
 }
 
@@ -62,6 +67,7 @@ impl Compression {
         }
     }
 
+    /// The compression's name in messages (`gzip`, …, `uncompressed`).
     pub fn name(self) -> &'static str {
         match self {
             Self::None => "uncompressed",
@@ -87,6 +93,7 @@ pub struct RawFile {
     /// folder (files of the same name in two subfolders stay apart), or the
     /// file name when `--raw` is one file.
     pub name: String,
+    /// Size in bytes as stored (compressed, for a compressed file).
     pub size: u64,
     /// From the name; the reader decompresses as it streams.
     #[serde(default)]
@@ -100,6 +107,7 @@ impl RawFile {
         datafusion::execution::object_store::ObjectStoreUrl::parse(&url[..url::Position::BeforePath])
     }
 
+    /// The file's path in its object store.
     pub fn object_path(&self) -> datafusion::error::Result<Path> {
         let url = url::Url::parse(&self.url).map_err(|e| datafusion::error::DataFusionError::External(e.into()))?;
         Path::from_url_path(url.path()).map_err(|e| datafusion::error::DataFusionError::External(e.into()))
@@ -111,13 +119,16 @@ impl RawFile {
 pub struct NotRead {
     /// Path below the raw folder.
     pub path: String,
+    /// Why it is not read: hidden or marker file, not a raw CSV name, or empty.
     pub reason: &'static str,
 }
 
 /// What a raw folder holds: the files to read and the ones left out.
 #[derive(Debug, Default, Clone)]
 pub struct RawListing {
+    /// Files to read, sorted by URL.
     pub files: Vec<RawFile>,
+    /// Files left out, sorted by path.
     pub not_read: Vec<NotRead>,
 }
 

@@ -25,6 +25,7 @@ use crate::table::ScanMode;
 /// Rows per output batch.
 const BATCH_ROWS: usize = 16 * 1024;
 
+/// Scan of the raw CSV files, one partition per file, yielding rows of [`raw_reader_schema`] as [`ScanMode`] says.
 #[derive(Debug, Clone)]
 pub struct RawCsvExec {
     files: Vec<RawFile>,
@@ -35,6 +36,7 @@ pub struct RawCsvExec {
 }
 
 impl RawCsvExec {
+    /// A scan of `files`; `projection` picks columns of [`raw_reader_schema`] by index (`None`: all).
     pub fn try_new(files: Vec<RawFile>, mode: ScanMode, projection: Option<Vec<usize>>) -> Result<Self> {
         let full = raw_reader_schema();
         let schema = match &projection {
@@ -50,12 +52,15 @@ impl RawCsvExec {
         Ok(Self { files, mode, projection, schema, properties })
     }
 
+    /// The files scanned, one per output partition.
     pub fn files(&self) -> &[RawFile] {
         &self.files
     }
+    /// Which rows the scan yields.
     pub fn mode(&self) -> ScanMode {
         self.mode
     }
+    /// Indices of the columns produced in [`raw_reader_schema`]; `None` for all.
     pub fn projection(&self) -> Option<&Vec<usize>> {
         self.projection.as_ref()
     }

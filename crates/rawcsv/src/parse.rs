@@ -12,14 +12,23 @@ use funnelpulse_core::schema::RAW_COLUMNS;
 /// One typed event; `None` is SQL null.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ParsedRow<'a> {
+    /// UTC microseconds since the epoch; null when empty or not a timestamp.
     pub event_time: Option<i64>,
+    /// Text as in the file, not checked; null when empty.
     pub event_type: Option<&'a str>,
+    /// Null when empty or not an `i64`.
     pub product_id: Option<i64>,
+    /// Null when empty or not an `i64`; exact above 2^53.
     pub category_id: Option<i64>,
+    /// Text as in the file; null when empty.
     pub category_code: Option<&'a str>,
+    /// Text as in the file, not lower-cased; null when empty.
     pub brand: Option<&'a str>,
+    /// Null when empty, not a number or not finite; may be 0 or negative.
     pub price: Option<f64>,
+    /// Null when empty or not an `i64`.
     pub user_id: Option<i64>,
+    /// Text as in the file; null when empty.
     pub user_session: Option<&'a str>,
 }
 

@@ -23,13 +23,17 @@ pub enum ScanMode {
     ProblemsOnly,
 }
 
+/// The raw files as a DataFusion table of the raw reader schema; sent to executors as JSON by the engine's codec.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RawEventsTable {
+    /// The files, one scan partition each.
     pub files: Vec<RawFile>,
+    /// Which rows the scan yields.
     pub mode: ScanMode,
 }
 
 impl RawEventsTable {
+    /// A table over `files` yielding the rows `mode` selects.
     pub fn new(files: Vec<RawFile>, mode: ScanMode) -> Self {
         Self { files, mode }
     }

@@ -10,6 +10,7 @@ use ballista_scheduler::config::SchedulerConfig;
 use ballista_scheduler::scheduler_process::start_server;
 use funnelpulse_engine::cluster;
 
+/// Command line of `funnelpulse-scheduler`.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(about = "Ballista scheduler for FunnelPulse")]
 pub struct Args {

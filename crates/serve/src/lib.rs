@@ -63,6 +63,7 @@ impl Engine {
         Ok(Engine::Local(SessionContext::new_with_state(funnelpulse_engine::cluster::session_state(config)?)))
     }
 
+    /// The DataFusion session the dashboard's queries run on.
     pub fn ctx(&self) -> &SessionContext {
         match self {
             Engine::Local(ctx) => ctx,

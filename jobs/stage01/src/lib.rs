@@ -19,6 +19,7 @@ use funnelpulse_rawcsv::{RawEventsTable, RawFile, RawListing, ScanMode, count_da
 
 pub use report::Stage01Report;
 
+/// Command-line options of stage 01: where the raw CSVs are and what to do with rows that have a problem.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage01Args {
     /// Raw Kaggle CSVs: a folder (every *.csv, *.csv.gz, *.csv.zst, *.csv.bz2, *.csv.xz under it, also
@@ -261,8 +262,10 @@ async fn first_problem(rejects: datafusion::prelude::DataFrame) -> anyhow::Resul
 /// Stage 01 as the runtime runs it: its arguments with the clock's (`--max-clock-skew`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage01Inputs {
+    /// The stage's own options (`--raw`, `--bad-rows`).
     #[command(flatten)]
     pub stage: Stage01Args,
+    /// `--max-clock-skew`: the clock that decides which events are from the future.
     #[command(flatten)]
     pub clock: ClockArgs,
 }

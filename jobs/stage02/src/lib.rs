@@ -16,10 +16,14 @@ use funnelpulse_engine::tables::read_files;
 use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
 use funnelpulse_lake::{Lake, TableFiles};
 
+/// What stage 02 did: the silver rows read and each table written.
 #[derive(Debug, Default, Clone)]
 pub struct Stage02Report {
+    /// Rows of silver_events read.
     pub silver_rows: u64,
+    /// Per table: name, rows written, write time.
     pub tables: Vec<(&'static str, u64, Duration)>,
+    /// Wall time of the whole stage, commit included.
     pub elapsed: Duration,
 }
 
@@ -43,6 +47,7 @@ const TABLES: [(TableSpec, Plan); 3] = [
     (GOLD_FUNNEL_HOURLY_PRICE_BAND, plans::gold_hourly_price_band),
 ];
 
+/// Runs stage 02 on the latest silver_events and commits its three tables, or leaves the lake as it was.
 pub async fn run(engine: &Engine, lake: &Lake) -> anyhow::Result<Stage02Report> {
     let progress = StageProgress::start("02");
     let staged = StagedRun::begin(lake).await?;

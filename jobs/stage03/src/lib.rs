@@ -39,6 +39,7 @@ use futures::{StreamExt, TryStreamExt};
 /// Where the stream input lives, relative to the lake root.
 pub const STREAM_INPUT: &str = "stream_input/";
 
+/// Command-line options of stage 03: the date range and the number of files of the stream input.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage03Args {
     /// First event date (UTC) of the stream input [default: 16 days before --stream-to].
@@ -85,14 +86,20 @@ fn nothing_written(range: Option<(NaiveDate, NaiveDate)>, data_days: &[String]) 
     }
 }
 
+/// What stage 03 wrote to `<lake>/stream_input/`.
 #[derive(Debug, Default, Clone)]
 pub struct Stage03Report {
     /// The range written (None: bronze had no dated rows).
     pub range: Option<(NaiveDate, NaiveDate)>,
+    /// Days of the range that bronze_events holds rows of (its `event_date` partitions read).
     pub days: usize,
+    /// Rows written to the stream files (= bronze rows of the range).
     pub rows: u64,
+    /// Parquet files written: fewer than `--stream-files` with fewer minutes of rows, more if the writer split one.
     pub files: usize,
+    /// Wall time of the whole stage, commit included.
     pub elapsed: Duration,
+    /// URL of the stream input folder.
     pub location: String,
     /// The run id stamped on the files (`_generation.json`).
     pub generation: String,
@@ -117,6 +124,7 @@ impl fmt::Display for Stage03Report {
 /// Files written at once: each is its own Ballista job.
 const CONCURRENT_FILES: usize = 4;
 
+/// Runs stage 03: replaces the stream input with the bronze rows of the chosen range, all or nothing.
 pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Result<Stage03Report> {
     if let (Some(from), Some(to)) = (args.stream_from, args.stream_to) {
         anyhow::ensure!(from <= to, "--stream-from {from} is after --stream-to {to}: give an earlier --stream-from");

@@ -49,14 +49,19 @@ use crate::source::input_schema;
 
 /// Everything a batch touches.
 pub struct BatchContext<'a> {
+    /// The Ballista session the batch's jobs run on.
     pub engine: &'a Engine,
     /// The checkpoint's lease: checked before the commit record is written.
     pub lease: &'a crate::lease::Lease,
     /// Plain DataFusion in this process, for reading back small results.
     pub local: &'a SessionContext,
+    /// The lake of the output tables, where the batch stages its files before the commit.
     pub lake: &'a Lake,
+    /// The folder the batch's file paths are relative to: the source folder, or the checkpoint (Kafka).
     pub source: &'a Lake,
+    /// Where the batch's offsets, partials, state and commit record go.
     pub checkpoint: &'a Checkpoint,
+    /// The checkpoint's options; its id names the batch's files and its Delta appends.
     pub metadata: &'a Metadata,
     /// `--dedup-within-watermark`: the state keeps the open windows' events, not their sums.
     pub dedup: bool,
@@ -65,7 +70,9 @@ pub struct BatchContext<'a> {
 /// The stream's position before a batch.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Before {
+    /// Watermark after the last commit (µs since the epoch); none before the first event.
     pub watermark: Option<i64>,
+    /// The batch whose `batches/<id>/state/` holds the open windows; none when no window is open.
     pub state_batch: Option<u64>,
     /// Every batch committed before.
     pub totals: crate::progress::Totals,

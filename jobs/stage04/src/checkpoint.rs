@@ -60,13 +60,19 @@ pub const DEFAULT_RETAIN: u64 = 100;
 /// The options a checkpoint is bound to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Metadata {
+    /// Version of the checkpoint's file format; a checkpoint of another version is refused.
     pub format: u32,
     /// Random id: names this checkpoint's staged files in the lake.
     pub id: String,
+    /// The source: the folder's URL, or `kafka:<topic>`.
     pub source: String,
+    /// URL of the output table (gold_stream_funnel_hourly_brand).
     pub output: String,
+    /// Watermark delay (`--watermark`) in µs.
     pub watermark_micros: i64,
+    /// What the windows aggregate, in words (with or without de-duplication).
     pub aggregation: String,
+    /// When the checkpoint was started (UTC, RFC 3339).
     pub created: String,
     /// Kafka source: the offset each partition started from.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -78,6 +84,7 @@ pub struct Metadata {
 }
 
 impl Metadata {
+    /// Options of a new checkpoint, with a new random id; no Kafka start or source generation yet.
     pub fn new(source: &str, output: &str, watermark_micros: i64, aggregation: &str) -> Self {
         Self {
             format: FORMAT,
@@ -118,23 +125,30 @@ impl Metadata {
 pub struct LoggedFile {
     /// Path relative to the source folder.
     pub path: String,
+    /// Size in bytes when the batch was logged.
     pub size: u64,
     /// Rows, from the file's footer: the batch's jobs must account for each.
     #[serde(default)]
     pub rows: u64,
 }
 
+/// A source file set aside for good instead of read, with the reason.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Quarantined {
+    /// Path relative to the source folder.
     pub path: String,
+    /// Why: no usable Parquet footer, missing event columns, or data found damaged.
     pub reason: String,
 }
 
 /// `offsets/<id>.json`: what a batch consumes, decided before it runs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Offsets {
+    /// The batch; ids count from 0 and name its files in the checkpoint.
     pub batch_id: u64,
+    /// Files the batch reads (for Kafka, its records staged in the checkpoint).
     pub files: Vec<LoggedFile>,
+    /// Files set aside when the batch was planned, or found damaged when it ran.
     pub quarantined: Vec<Quarantined>,
     /// Watermark in force while the batch runs (µs), none before the first event.
     pub watermark: Option<i64>,
@@ -170,9 +184,12 @@ impl Offsets {
     }
 }
 
+/// Kafka source: what a batch consumes of the topic.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct KafkaOffsets {
+    /// The topic read.
     pub topic: String,
+    /// Offset ranges read, one per partition with records.
     pub ranges: Vec<PartitionRange>,
     /// Records read from the ranges: events plus dead letters.
     pub records: u64,
@@ -181,7 +198,9 @@ pub struct KafkaOffsets {
 /// `commits/<id>.json`: the batch is done once this exists.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Commit {
+    /// The batch this record commits.
     pub batch_id: u64,
+    /// Watermark after the batch (µs since the epoch); none before the first event.
     pub watermark: Option<i64>,
     /// The batch whose `batches/<id>/state/` holds the open windows (none: no open window).
     pub state_batch: Option<u64>,
@@ -194,6 +213,7 @@ pub struct Commit {
     /// such a checkpoint cannot be resumed.
     #[serde(default, skip_serializing)]
     pub moves: Vec<(String, String)>,
+    /// The batch's progress; its durations and rate are still zero in the written record.
     pub progress: BatchProgress,
     /// Every batch up to this one (none: written before the totals were kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,12 +223,16 @@ pub struct Commit {
 /// `offsets/folded-<id>.json`: the offsets of batches up to `up_to`, as a restart needs them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Folded {
+    /// The last commit when the fold was written: a restart reads the offsets after it only.
     pub up_to: u64,
     /// Files taken or quarantined (relative to the source), sorted.
     pub seen: Vec<String>,
+    /// Files quarantined by those batches, with the reason.
     pub quarantined: Vec<Quarantined>,
+    /// Kafka source: the next offset of each partition after those batches.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub kafka_next: BTreeMap<i32, i64>,
+    /// The latest future cutoff those batches logged (µs); none if none did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub future_cutoff: Option<i64>,
 }
@@ -216,8 +240,11 @@ pub struct Folded {
 /// Where the stream stands after the last commit.
 #[derive(Debug, Clone, Default)]
 pub struct Position {
+    /// Id of the next batch: the last commit's plus one, 0 before any commit.
     pub next_batch: u64,
+    /// Watermark after the last commit (µs since the epoch); none before the first event.
     pub watermark: Option<i64>,
+    /// The batch whose `batches/<id>/state/` holds the open windows; none when no window is open.
     pub state_batch: Option<u64>,
     /// Files taken or quarantined by any batch (relative to the source).
     pub seen: HashSet<String>,
@@ -281,7 +308,9 @@ impl Position {
     }
 }
 
+/// A stream's checkpoint folder (layout in the module docs) and how many batches it retains.
 pub struct Checkpoint {
+    /// The checkpoint folder, local or `gs://`.
     pub folder: Lake,
     /// Batches whose offsets, commit and progress are kept (at least 1).
     retain: u64,
@@ -316,6 +345,7 @@ fn segment_first(rel: &str) -> Option<u64> {
 const LEGACY_PROGRESS: &str = "progress.jsonl";
 
 impl Checkpoint {
+    /// The checkpoint in `folder`, retaining [`DEFAULT_RETAIN`] batches.
     pub fn new(folder: Lake) -> Self {
         Self { folder, retain: DEFAULT_RETAIN }
     }
@@ -325,6 +355,7 @@ impl Checkpoint {
         Self { retain: batches.max(1), ..self }
     }
 
+    /// URL of the checkpoint folder.
     pub fn url(&self) -> String {
         self.folder.url().to_string()
     }
@@ -347,10 +378,12 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Reads `metadata.json`; none for a checkpoint not started yet.
     pub async fn metadata(&self) -> anyhow::Result<Option<Metadata>> {
         self.read_json("metadata.json").await
     }
 
+    /// Writes `metadata.json` (one put).
     pub async fn write_metadata(&self, metadata: &Metadata) -> anyhow::Result<()> {
         self.write_json("metadata.json", metadata).await
     }
@@ -361,14 +394,18 @@ impl Checkpoint {
         Ok(ids)
     }
 
+    /// Logs a batch's offsets (`offsets/<id>.json`), before the batch runs.
     pub async fn write_offsets(&self, offsets: &Offsets) -> anyhow::Result<()> {
         self.write_json(&format!("offsets/{}.json", id_name(offsets.batch_id)), offsets).await
     }
 
+    /// Writes the commit record (`commits/<id>.json`): the batch's commit point.
     pub async fn write_commit(&self, commit: &Commit) -> anyhow::Result<()> {
         self.write_json(&format!("commits/{}.json", id_name(commit.batch_id)), commit).await
     }
 
+    /// Reads batch `id`'s commit record, none if absent; fails for a checkpoint written before the tables
+    /// were Delta tables.
     pub async fn commit_of(&self, id: u64) -> anyhow::Result<Option<Commit>> {
         let commit: Option<Commit> = self.read_json(&format!("commits/{}.json", id_name(id))).await?;
         if commit.as_ref().is_some_and(|c| !c.moves.is_empty()) {
@@ -381,6 +418,7 @@ impl Checkpoint {
         Ok(commit)
     }
 
+    /// The newest commit record; none before the first commit.
     pub async fn last_commit(&self) -> anyhow::Result<Option<Commit>> {
         match self.ids("commits/").await?.last() {
             Some(&id) => self.commit_of(id).await,
@@ -481,6 +519,7 @@ impl Checkpoint {
         format!("batches/{}/state/", id_name(batch))
     }
 
+    /// URL of a batch's open windows (see [`Checkpoint::state_rel`]).
     pub fn state_url(&self, batch: u64) -> String {
         self.folder.url_of(&Self::state_rel(batch))
     }

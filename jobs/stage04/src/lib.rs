@@ -57,11 +57,13 @@ pub enum SourceKind {
 }
 
 // Semantics: docs/semantics.md#streaming-funnel-stage-04
+/// Options of stage 04, the streaming hourly brand funnel.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage04Args {
     /// Where the stream's events come from.
     #[arg(long = "source", value_enum, env = "FUNNELPULSE_STREAM_SOURCE_KIND", default_value_t)]
     pub source: SourceKind,
+    /// Options of the Kafka source (`--source kafka`).
     #[command(flatten)]
     pub kafka: KafkaSourceArgs,
     /// Folder whose new Parquet files are the stream (local or gs://) [default: <lake>/stream_input/].
@@ -135,6 +137,7 @@ impl Default for Stage04Args {
 /// its sums, its last batch and this many durations, not every batch.
 const RECENT_DURATIONS: usize = 10_000;
 
+/// What one run of stage 04 did, printed when it ends.
 #[derive(Debug, Default)]
 pub struct Stage04Report {
     /// Sums over this run's batches.
@@ -143,7 +146,9 @@ pub struct Stage04Report {
     pub last: Option<BatchProgress>,
     /// The durations of this run's latest batches (flushes aside), oldest first.
     recent_ms: VecDeque<u64>,
+    /// Wall-clock time of the run.
     pub elapsed: Duration,
+    /// URL of the output table (gold_stream_funnel_hourly_brand).
     pub output: String,
 }
 
@@ -254,6 +259,8 @@ fn local_context() -> anyhow::Result<SessionContext> {
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
+/// Runs the stream under the checkpoint's lease: completes or re-runs an unfinished batch, then runs batches
+/// until a bounded run has taken its input or a signal stops it, then flushes if asked.
 pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Result<Stage04Report> {
     anyhow::ensure!(args.max_files_per_trigger >= 1, "--max-files-per-trigger must be at least 1");
     anyhow::ensure!(args.kafka.max_records_per_trigger >= 1, "--max-records-per-trigger must be at least 1");

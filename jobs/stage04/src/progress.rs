@@ -25,26 +25,40 @@ pub struct Durations {
     pub check_ms: u64,
     /// Commit record and moves into the tables.
     pub commit_ms: u64,
+    /// The whole batch, planning included.
     pub total_ms: u64,
 }
 
+/// One committed batch, like Spark's query progress: printed, and a line of the progress log.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct BatchProgress {
+    /// Id of the batch (from 0).
     pub batch_id: u64,
     /// When the batch was committed (UTC, RFC 3339).
     pub timestamp: String,
+    /// Files read (relative to the source folder, or staged in the checkpoint for Kafka).
     pub files: Vec<String>,
+    /// Files set aside instead of read, with the reason.
     pub quarantined: Vec<Quarantined>,
+    /// Rows in the batch's files, before any filter.
     pub input_rows: u64,
+    /// Input rows that pass the silver filters.
     pub silver_rows: u64,
+    /// Silver rows whose window had already closed: counted and kept in late_events, not added.
     pub late_rows: u64,
+    /// Windows (hour, brand) the batch closed and wrote to the output table.
     pub emitted_windows: u64,
+    /// Windows (hour, brand) still open after the batch.
     pub open_windows: u64,
     /// Watermark after the batch (`YYYY-MM-DD HH:MM:SS`), none before any event.
     pub watermark: Option<String>,
+    /// Latest event time of the batch's silver rows (`YYYY-MM-DD HH:MM:SS`); none without any.
     pub max_event_time: Option<String>,
+    /// Input rows over the batch's total time.
     pub input_rows_per_second: f64,
+    /// Time per phase; zero in the commit record, which is written before the batch ends.
     pub durations: Durations,
+    /// The flush at the end of a bounded run (`--flush-at-end`): no input, every open window emitted.
     pub flush: bool,
     /// Kafka source: the offset ranges read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -62,18 +76,27 @@ pub struct BatchProgress {
 /// reads them from the last commit, whatever the progress log still holds.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Totals {
+    /// Batches committed.
     pub batches: u64,
+    /// Source files read.
     pub files: u64,
+    /// Rows read, before any filter.
     pub input_rows: u64,
+    /// Late silver rows (kept in late_events, in no window).
     pub late_rows: u64,
+    /// Windows written to the output table.
     pub emitted_windows: u64,
+    /// Files quarantined.
     pub quarantined: u64,
+    /// Kafka records that were not events.
     pub dead_letters: u64,
+    /// Events from the future (0 in commits written before they were counted).
     #[serde(default)]
     pub future_rows: u64,
 }
 
 impl Totals {
+    /// Adds one batch's counts.
     pub fn add(&mut self, batch: &BatchProgress) {
         self.batches += 1;
         self.files += batch.files.len() as u64;
@@ -87,6 +110,7 @@ impl Totals {
 }
 
 impl BatchProgress {
+    /// Sets the watermark and latest event time from µs, as UTC text (`YYYY-MM-DD HH:MM:SS`).
     pub fn set_watermark(&mut self, watermark: Option<i64>, max_event_time: Option<i64>) {
         self.watermark = watermark.map(format_micros);
         self.max_event_time = max_event_time.map(format_micros);
@@ -138,9 +162,13 @@ impl fmt::Display for BatchProgress {
 
 /// What `funnelpulse stream status` prints.
 pub struct Status {
+    /// URL of the checkpoint folder.
     pub checkpoint: String,
+    /// The source as the checkpoint names it: the folder's URL, or `kafka:<topic>`.
     pub source: String,
+    /// URL of the output table.
     pub output: String,
+    /// The checkpoint's `--watermark`, for people (`2h`).
     pub watermark_delay: String,
     /// Every committed batch.
     pub totals: Totals,
@@ -152,6 +180,7 @@ pub struct Status {
     pub waiting: String,
     /// File source: why the next run will refuse the source (stage 03 rebuilt it).
     pub rebuilt: Option<String>,
+    /// A batch logged but not committed, which the next run re-runs first.
     pub pending_batch: Option<u64>,
 }
 

@@ -58,6 +58,7 @@ impl Detector {
     }
 }
 
+/// Options of the alerts: the webhook, the detector whose anomalies are posted, the retries.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct AlertArgs {
     /// Post new anomalies to this webhook (e.g. a Slack incoming webhook).
@@ -77,11 +78,16 @@ pub struct AlertArgs {
 /// One anomaly as posted.
 #[derive(Debug, Clone, Serialize)]
 pub struct Alert {
+    /// `drop` or `spike` (serialised as `type`).
     #[serde(rename = "type")]
     pub kind: String,
+    /// Normalised (lower-case) brand of the anomaly.
     pub brand: String,
+    /// Start of the anomalous hour (UTC), as text.
     pub window_start: String,
+    /// Views in that brand-hour.
     pub views: i64,
+    /// Purchases in that brand-hour.
     pub purchases: i64,
     /// v2: expected purchases; classic: the brand's mean conversion.
     pub baseline: f64,
@@ -106,11 +112,16 @@ impl Alert {
     }
 }
 
+/// What one alert run did.
 #[derive(Debug, Default, Clone)]
 pub struct AlertReport {
+    /// Rows in the detector's anomaly table.
     pub anomalies: usize,
+    /// Of those, anomalies delivered by earlier runs (in the ledger).
     pub already_sent: usize,
+    /// Anomalies delivered by this run (0 with `--dry-run`).
     pub sent: usize,
+    /// Messages posted by this run, at most 25 anomalies each.
     pub messages: usize,
     /// The webhook as it may be printed (see [`redact_url`]).
     pub endpoint: String,

@@ -35,11 +35,17 @@ type Flag = (String, NaiveDateTime, AnomalyKind);
 /// flagged; recall and F1 when nothing was planted.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Score {
+    /// Anomalies the generator planted.
     pub planted: u64,
+    /// Anomalies the detector flagged.
     pub flagged: u64,
+    /// Flags that match a planted anomaly (same brand, hour and type).
     pub hits: u64,
+    /// hits / flagged; None when nothing was flagged.
     pub precision: Option<f64>,
+    /// hits / planted; None when nothing was planted.
     pub recall: Option<f64>,
+    /// Harmonic mean of precision and recall (0 when nothing was flagged); None when nothing was planted.
     pub f1: Option<f64>,
 }
 
@@ -60,19 +66,29 @@ fn shown(value: Option<f64>) -> String {
     value.map(|v| format!("{v:.3}")).unwrap_or_else(|| "n/a".to_string())
 }
 
+/// The scores of one detector, per anomaly type and overall.
 #[derive(Debug, Clone, Serialize)]
 pub struct DetectorScore {
+    /// `classic` or `v2`.
     pub detector: String,
+    /// The anomaly table scored.
     pub table: String,
+    /// Scores of drops only.
     pub drop: Score,
+    /// Scores of spikes only.
     pub spike: Score,
+    /// Scores of both types together.
     pub overall: Score,
 }
 
+/// Every detector's scores against one truth file (written as `<lake>/reports/evaluation.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Evaluation {
+    /// Seed the generator used for the truth file.
     pub truth_seed: u64,
+    /// Event rows of the generated data the truth file belongs to.
     pub truth_rows: u64,
+    /// One entry per detector, in the order of `DETECTORS` (classic, then v2).
     pub detectors: Vec<DetectorScore>,
 }
 
@@ -166,6 +182,7 @@ async fn lake_brands(engine: &Engine, files: &TableFiles) -> anyhow::Result<Hash
     Ok(brands)
 }
 
+/// Reads a `truth.json` written by the generator.
 pub fn read_truth(path: &std::path::Path) -> anyhow::Result<Truth> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&text)

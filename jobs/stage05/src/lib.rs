@@ -22,6 +22,7 @@ use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
 use funnelpulse_lake::{AsOf, Lake};
 
 // Semantics: docs/semantics.md#anomalies-stage-05
+/// Command-line options of stage 05: both detectors' thresholds and the alerts.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage05Args {
     /// Classic detector: brand-hours with at least this many views form the baselines.
@@ -45,6 +46,7 @@ pub struct Stage05Args {
     /// v2 detector: smallest relative gap between observed and expected purchases to flag (0.25 = 25%).
     #[arg(long, env = "FUNNELPULSE_V2_MIN_CHANGE", default_value_t = 0.25, value_parser = not_negative)]
     pub v2_min_change: f64,
+    /// Where and how new anomalies are posted once the tables are committed.
     #[command(flatten)]
     pub alerts: alerts::AlertArgs,
 }
@@ -83,6 +85,7 @@ impl Default for Stage05Args {
 }
 
 impl Stage05Args {
+    /// The classic detector's thresholds; an error when `--z-threshold` is not positive.
     pub fn classic(&self) -> anyhow::Result<ClassicThresholds> {
         anyhow::ensure!(self.z_threshold > 0.0, "--z-threshold must be positive, not {}", self.z_threshold);
         Ok(ClassicThresholds {
@@ -92,6 +95,7 @@ impl Stage05Args {
         })
     }
 
+    /// The rate test's options; an error when `--v2-fdr` is not in (0, 1) or another option is negative.
     pub fn rate_test(&self) -> anyhow::Result<RateTestOptions> {
         anyhow::ensure!(
             self.v2_fdr > 0.0 && self.v2_fdr < 1.0,
@@ -109,11 +113,14 @@ impl Stage05Args {
     }
 }
 
+/// What stage 05 did: the brand-hours examined, the anomalies of each table, the alerts sent.
 #[derive(Debug, Default, Clone)]
 pub struct Stage05Report {
+    /// Rows of gold_funnel_hourly_brand read (the brand-hours examined).
     pub gold_rows: u64,
     /// Per table: name, drops, spikes, time.
     pub tables: Vec<(&'static str, u64, u64, Duration)>,
+    /// Wall time of the stage up to its commit (sending alerts not included).
     pub elapsed: Duration,
     /// Set when a webhook is configured.
     pub alerts: Option<alerts::AlertReport>,
@@ -216,8 +223,10 @@ async fn type_counts(table: datafusion::prelude::DataFrame, extra: Expr) -> anyh
 /// Stage 05 as the runtime runs it: its arguments and the version of its input.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Stage05Inputs {
+    /// The stage's own options.
     #[command(flatten)]
     pub stage: Stage05Args,
+    /// `--as-of`: which version of gold_funnel_hourly_brand to read.
     #[command(flatten)]
     pub as_of: funnelpulse_engine::AsOfArgs,
 }

@@ -17,9 +17,13 @@ use funnelpulse_lake::Lake;
 
 pub use summary::Summary;
 
+/// What stage 06 produced: the figures and where the report files were written.
 pub struct Stage06Report {
+    /// Every figure of the report.
     pub summary: Summary,
+    /// URL of `<lake>/reports/summary.html`.
     pub html_url: String,
+    /// URL of `<lake>/reports/summary.json`.
     pub json_url: String,
 }
 

@@ -9,13 +9,18 @@ use datafusion::prelude::DataFrame;
 /// One cell of a report query.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell {
+    /// SQL null.
     Null,
+    /// A column read as `Kind::Int` (Int64).
     Int(i64),
+    /// A column read as `Kind::Float` (Float64).
     Float(f64),
+    /// A column read as `Kind::Text` (Utf8).
     Text(String),
 }
 
 impl Cell {
+    /// The value as an integer: floats truncated, null and text 0.
     pub fn int(&self) -> i64 {
         match self {
             Cell::Int(v) => *v,
@@ -24,6 +29,7 @@ impl Cell {
         }
     }
 
+    /// The value as a float: null and text 0.0.
     pub fn float(&self) -> f64 {
         match self {
             Cell::Float(v) => *v,
@@ -32,6 +38,7 @@ impl Cell {
         }
     }
 
+    /// The value as text (numbers formatted); None for null.
     pub fn text(&self) -> Option<String> {
         match self {
             Cell::Text(v) => Some(v.clone()),
@@ -45,8 +52,11 @@ impl Cell {
 /// The kind a selected column is cast to before it is read.
 #[derive(Clone, Copy)]
 pub enum Kind {
+    /// Cast to Int64, read as `Cell::Int`.
     Int,
+    /// Cast to Float64, read as `Cell::Float`.
     Float,
+    /// Cast to Utf8, read as `Cell::Text`.
     Text,
 }
 

@@ -35,21 +35,31 @@ pub const REPORTED_TABLES: [TableSpec; 13] = [
     GOLD_ANOMALIES_HOURLY_BRAND_V2,
 ];
 
+/// Size of one lake table.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableCount {
+    /// Name of the table, e.g. `bronze_events`.
     pub table: String,
     /// None when the table has not been built.
     pub rows: Option<u64>,
+    /// Columns, the partition column included; None when the table has not been built.
     pub columns: Option<usize>,
 }
 
+/// Silver events per funnel step and the rates between steps.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Funnel {
+    /// Silver events of type `view`.
     pub views: u64,
+    /// Silver events of type `cart`.
     pub carts: u64,
+    /// Silver events of type `purchase`.
     pub purchases: u64,
+    /// carts / views, in percent; None without views.
     pub view_to_cart_pct: Option<f64>,
+    /// purchases / carts, in percent; None without carts.
     pub cart_to_purchase_pct: Option<f64>,
+    /// purchases / views, in percent; None without views.
     pub view_to_purchase_pct: Option<f64>,
 }
 
@@ -58,31 +68,49 @@ pub struct Funnel {
 pub struct GroupTotals {
     /// The group's name; None is the null group (no brand, no category).
     pub name: Option<String>,
+    /// Views summed over the group's rows.
     pub views: u64,
+    /// Purchases summed over the group's rows.
     pub purchases: u64,
+    /// Revenue summed exactly (as decimal, then double), in the unit of the data's prices.
     pub revenue: f64,
     /// purchases / views, None without views.
     pub conversion_rate: Option<f64>,
 }
 
+/// One day of the daily series: the funnel of all brands and the anomalies flagged that day.
 #[derive(Debug, Clone, Serialize)]
 pub struct DayPoint {
+    /// UTC date, `YYYY-MM-DD`.
     pub date: String,
+    /// Views that day, all brands (the null brand included).
     pub views: u64,
+    /// Purchases that day, all brands.
     pub purchases: u64,
+    /// purchases / views (a fraction, not percent); None without views.
     pub conversion_rate: Option<f64>,
+    /// Drops flagged that day in gold_anomalies_hourly_brand.
     pub classic_drops: u64,
+    /// Spikes flagged that day in gold_anomalies_hourly_brand.
     pub classic_spikes: u64,
+    /// Drops flagged that day in gold_anomalies_hourly_brand_v2.
     pub v2_drops: u64,
+    /// Spikes flagged that day in gold_anomalies_hourly_brand_v2.
     pub v2_spikes: u64,
 }
 
+/// One flagged brand-hour of an anomaly table.
 #[derive(Debug, Clone, Serialize)]
 pub struct AnomalyRow {
+    /// Start of the hour (UTC), as text.
     pub window_start: String,
+    /// Normalised (lower-case) brand.
     pub brand: String,
+    /// Views in that brand-hour.
     pub views: u64,
+    /// Purchases in that brand-hour.
     pub purchases: u64,
+    /// purchases / views of that brand-hour; None when the table holds null.
     pub conversion_rate: Option<f64>,
     /// Classic: the brand's mean conversion; v2: the expected purchases.
     pub baseline: f64,
@@ -90,40 +118,69 @@ pub struct AnomalyRow {
     pub score: f64,
 }
 
+/// Data-quality figures from bronze_events, bronze_rejects and silver_events.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Quality {
+    /// Rows of bronze_events.
     pub bronze_rows: u64,
+    /// Rows of bronze_rejects (raw lines with a problem).
     pub rejected_rows: u64,
+    /// Rows of bronze_rejects per reason text, most frequent first.
     pub rejects_by_reason: Vec<(String, u64)>,
     /// Bronze rows that pass the silver filters (price > 0, time and type present).
     pub silver_eligible_rows: u64,
+    /// Bronze rows that fail the silver filters (bronze rows − silver-eligible rows).
     pub filtered_out_rows: u64,
+    /// Silver-eligible rows removed as duplicates (silver-eligible rows − silver rows).
     pub duplicates_removed: u64,
+    /// Rows of silver_events.
     pub silver_rows: u64,
+    /// Silver rows without a brand (`dq_missing_brand`).
     pub missing_brand: u64,
+    /// Silver rows without a category code (`dq_missing_category`).
     pub missing_category: u64,
+    /// Silver rows without a user session (`dq_missing_session`).
     pub missing_session: u64,
 }
 
+/// Every figure of the report; serialised as `summary.json`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    /// When the figures were gathered, `YYYY-MM-DD HH:MM:SS UTC`.
     pub generated_at: String,
+    /// URL of the lake reported on.
     pub lake: String,
+    /// Rows and columns of each of `REPORTED_TABLES`, in that order.
     pub tables: Vec<TableCount>,
+    /// Earliest `window_start` of gold_funnel_hourly_brand, as text; None without table or rows.
     pub first_window: Option<String>,
+    /// Latest `window_start` of gold_funnel_hourly_brand, as text; None without table or rows.
     pub last_window: Option<String>,
+    /// Distinct hours (`window_start`) in gold_funnel_hourly_brand.
     pub hourly_windows: u64,
+    /// Silver events per `event_type`, most frequent first.
     pub events_by_type: Vec<(String, u64)>,
+    /// The funnel of all silver events.
     pub funnel: Funnel,
+    /// The 10 named brands with the most revenue (gold_funnel_daily_brand), highest first.
     pub top_brands: Vec<GroupTotals>,
+    /// Every category root, null included, by revenue (gold_funnel_daily_category), highest first.
     pub categories: Vec<GroupTotals>,
+    /// Each price band, in band order (gold_funnel_hourly_price_band).
     pub price_bands: Vec<GroupTotals>,
+    /// One point per date of gold_funnel_daily_brand, oldest first.
     pub daily: Vec<DayPoint>,
+    /// Classic anomalies per type (`drop`, `spike`).
     pub anomalies_by_type: Vec<(String, u64)>,
+    /// v2 anomalies per type (`drop`, `spike`).
     pub v2_anomalies_by_type: Vec<(String, u64)>,
+    /// The 10 brands with the most classic anomalies, with their count, most first.
     pub top_anomaly_brands: Vec<(String, u64)>,
+    /// The 10 classic drops with the lowest z_brand.
     pub worst_drops: Vec<AnomalyRow>,
+    /// The 10 v2 anomalies with the smallest p-value.
     pub strongest_v2: Vec<AnomalyRow>,
+    /// Rejected, filtered-out and duplicate rows, and missing fields.
     pub quality: Quality,
 }
 

@@ -42,6 +42,7 @@ use super::normal::two_sided_p_value_expr;
 use super::{hour_of_day, join_back, per_key};
 use crate::funnel::MEASURE_COLUMNS;
 
+/// Thresholds of the v2 rate test (`--v2-min-views`, `--v2-prior-views`, `--v2-fdr`, `--v2-min-change`).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RateTestOptions {
     /// Hours with fewer views are not tested.

@@ -45,6 +45,8 @@ fn is_data_file(rel: &str) -> bool {
     rel.ends_with(".parquet") && !rel.split('/').any(|seg| seg.starts_with('.') || seg.starts_with('_'))
 }
 
+/// The data files of `source` not in `seen`, split into settled (unmodified for `settle`) and settling,
+/// and the count of seen files now gone.
 pub async fn list_new(source: &Lake, seen: &HashSet<String>, settle: Duration) -> anyhow::Result<Listing> {
     let now = chrono::Utc::now();
     let settle = chrono::Duration::from_std(settle)?;
@@ -58,8 +60,11 @@ pub async fn list_new(source: &Lake, seen: &HashSet<String>, settle: Duration) -
 
 /// New Parquet files of a folder, a few per batch.
 pub struct FileSource {
+    /// The source folder, local or `gs://`.
     pub folder: Lake,
+    /// Files one batch takes at most (`--max-files-per-trigger`).
     pub max_files_per_trigger: usize,
+    /// How long a file must stay unmodified before it is taken (`--file-settle`).
     pub settle: Duration,
     /// Bounded runs: the files present at the start.
     snapshot: Option<HashSet<String>>,
@@ -69,6 +74,7 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// A source over `folder`; a stream then calls [`FileSource::bind`] and [`FileSource::start`].
     pub fn new(folder: Lake, max_files_per_trigger: usize, settle: Duration) -> Self {
         Self { folder, max_files_per_trigger, settle, snapshot: None, warned_vanished: false, generation: None }
     }

@@ -26,6 +26,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 use crate::checkpoint::{Checkpoint, KafkaOffsets, LoggedFile, Offsets, Position};
 use crate::source::Next;
 
+/// Options of the Kafka source (`--source kafka`).
 #[derive(clap::Args, Debug, Clone)]
 pub struct KafkaSourceArgs {
     /// With --source kafka: the brokers, HOST:PORT[,HOST:PORT…].
@@ -95,6 +96,7 @@ fn resume_at(logged: Option<i64>, low: i64, high: i64) -> Result<i64, String> {
     Ok(at)
 }
 
+/// Plans each batch's offset ranges of the topic and stages their records in the checkpoint.
 pub struct KafkaSource {
     reader: TopicReader,
     /// The checkpoint folder, where batches are staged.
@@ -108,6 +110,8 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
+    /// A source for `args.topic` (needs `--bootstrap-servers`) staging in `checkpoint`; consumer group
+    /// `--kafka-group`, else `funnelpulse-stream`.
     pub fn new(args: &KafkaSourceArgs, checkpoint: &Checkpoint) -> anyhow::Result<Self> {
         let servers = args
             .bootstrap_servers
@@ -147,6 +151,8 @@ impl KafkaSource {
         Ok(positions)
     }
 
+    /// Before the first batch: with `bounded` (`--available-now`) only the records present now will be taken.
+    /// Returns a note with the records waiting.
     pub async fn start(&mut self, position: &Position, bounded: bool) -> anyhow::Result<Option<String>> {
         let marks = self.reader.watermarks().await?;
         let positions = self.positions(position, &marks)?;
@@ -157,6 +163,8 @@ impl KafkaSource {
         Ok(Some(format!("topic {:?} ({} partitions): {waiting} records waiting", self.args.topic, marks.len())))
     }
 
+    /// The next batch: offset ranges of at most `--max-records-per-trigger` records, read and staged; or
+    /// idle, or done for a bounded run.
     pub async fn next(&mut self, position: &Position) -> anyhow::Result<Next> {
         let marks = self.reader.watermarks().await?;
         let positions = self.positions(position, &marks)?;
@@ -262,6 +270,7 @@ impl KafkaSource {
         }
     }
 
+    /// Records waiting in the topic after the logged batches (the lag), for `stream status`.
     pub async fn waiting(&self, position: &Position) -> anyhow::Result<String> {
         let marks = self.reader.watermarks().await?;
         let positions = self.positions(position, &marks)?;

@@ -17,15 +17,28 @@ use crate::checkpoint::{Checkpoint, Offsets, Position};
 /// What a source has for the next batch.
 pub enum Next {
     /// A batch, not logged yet; with a warning for the user, if any.
-    Batch { offsets: Offsets, warning: Option<String> },
+    Batch {
+        /// What the batch consumes; logged before it runs.
+        offsets: Offsets,
+        /// A warning to print for the user, if any.
+        warning: Option<String>,
+    },
     /// Nothing new yet (continuous runs wait and ask again).
-    Idle { waiting: String, warning: Option<String> },
+    Idle {
+        /// What the source waits for, shown on the spinner.
+        waiting: String,
+        /// A warning to print for the user, if any.
+        warning: Option<String>,
+    },
     /// A bounded run has consumed everything it was started with.
     Done,
 }
 
+/// The source a stream reads (`--source`).
 pub enum StreamSource {
+    /// New Parquet files of a folder.
     Files(FileSource),
+    /// Offset ranges of a Kafka topic, staged in the checkpoint.
     Kafka(Box<KafkaSource>),
 }
 
@@ -38,6 +51,7 @@ impl StreamSource {
         }
     }
 
+    /// What the next batch consumes, or why there is none.
     pub async fn next(&mut self, position: &Position, checkpoint: &Checkpoint) -> anyhow::Result<Next> {
         match self {
             Self::Files(s) => s.next(position, checkpoint).await,
