@@ -27,6 +27,9 @@ pub struct ServeArgs {
     /// A Kafka stream's brokers, HOST:PORT[,HOST:PORT…]: the stream page then shows the lag.
     #[arg(long, env = "FUNNELPULSE_KAFKA_BOOTSTRAP_SERVERS")]
     pub bootstrap_servers: Option<String>,
+    /// The Kafka client's settings and sign-in, as the stream's.
+    #[command(flatten)]
+    pub kafka_client: funnelpulse_kafka::ClientArgs,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -54,6 +57,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let lake_url = funnelpulse_core::redact::scrub(lake.url().as_str());
     println!("dashboard on http://{} — lake {lake_url}, {running} (Ctrl-C stops it)", listener.local_addr()?);
     let limits = Limits { max_queries: args.max_queries, query_timeout: args.query_timeout };
-    let dashboard = Arc::new(Dashboard::new(engine, lake, stores, args.bootstrap_servers, limits));
+    let kafka = funnelpulse_stage04::source::KafkaSourceArgs {
+        bootstrap_servers: args.bootstrap_servers,
+        client: args.kafka_client,
+        ..Default::default()
+    };
+    let dashboard = Arc::new(Dashboard::new(engine, lake, stores, kafka, limits));
     funnelpulse_serve::serve(dashboard, listener).await
 }

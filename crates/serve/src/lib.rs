@@ -26,6 +26,7 @@ use axum::routing::get;
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::prelude::SessionContext;
 use funnelpulse_lake::Lake;
+use funnelpulse_stage04::source::KafkaSourceArgs;
 use tokio::sync::Semaphore;
 
 use crate::error::{ApiResult, Failure, PageResult};
@@ -80,7 +81,8 @@ pub struct Dashboard {
     _engine: Engine,
     lake: Lake,
     stores: Arc<dyn ObjectStoreRegistry>,
-    bootstrap_servers: Option<String>,
+    /// A Kafka stream's brokers and client settings, for the stream page's lag.
+    kafka: KafkaSourceArgs,
     permits: Semaphore,
     limits: Limits,
     known: Mutex<Option<data::Known>>,
@@ -89,12 +91,13 @@ pub struct Dashboard {
 }
 
 impl Dashboard {
-    /// `bootstrap_servers`: a Kafka stream's brokers, for the stream page's lag.
+    /// `kafka`: a Kafka stream's brokers and client settings (sign-in included), for the
+    /// stream page's lag; without brokers the page shows no lag.
     pub fn new(
         engine: Engine,
         lake: Lake,
         stores: Arc<dyn ObjectStoreRegistry>,
-        bootstrap_servers: Option<String>,
+        kafka: KafkaSourceArgs,
         limits: Limits,
     ) -> Self {
         Self {
@@ -102,7 +105,7 @@ impl Dashboard {
             _engine: engine,
             lake,
             stores,
-            bootstrap_servers,
+            kafka,
             permits: Semaphore::new(limits.max_queries.max(1)),
             limits,
             known: Mutex::new(None),

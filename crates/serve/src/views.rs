@@ -231,8 +231,7 @@ async fn stream_status(d: &Arc<Dashboard>) -> anyhow::Result<funnelpulse_stage04
     let d = d.clone();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let mut args = funnelpulse_stage04::Stage04Args::default();
-        args.kafka.bootstrap_servers = d.bootstrap_servers.clone();
+        let args = funnelpulse_stage04::Stage04Args { kafka: d.kafka.clone(), ..Default::default() };
         handle.block_on(funnelpulse_stage04::status(&d.lake, &args, d.stores.as_ref()))
     })
     .await?
