@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
-use funnelpulse_engine::{CommonArgs, NoArgs, StageRunner};
+use funnelpulse_engine::{CommonArgs, NoArgs, Stage, StageRunner};
 use funnelpulse_generator::GeneratorConfig;
 use funnelpulse_lake::Lake;
 use funnelpulse_stage01::{Stage01, Stage01Args, Stage01Inputs};
@@ -38,27 +38,19 @@ pub struct RunArgs {
     pub sample_rows: u64,
 }
 
-/// The pipeline's stages, in order, and whether this build has them.
-const STAGES: [(&str, &str, bool); 6] = [
-    ("01", "bronze → silver → gold_funnel_hourly_brand", true),
-    ("02", "more gold tables", true),
-    ("03", "stream input", true),
-    ("04", "streaming funnel", true),
-    ("05", "anomaly detection", true),
-    ("06", "summary report", true),
-];
+/// The pipeline's stages, in order (their numbers, from each [`Stage`] impl).
+const STAGES: [&str; 6] = [Stage01::ID, Stage02::ID, Stage03::ID, Stage04::ID, Stage05::ID, Stage06::ID];
 
-/// `all` → every built stage; otherwise each named stage, in pipeline order.
+/// `all` → every stage; otherwise each named stage, in pipeline order.
 fn resolve_stages(requested: &[String]) -> anyhow::Result<Vec<&'static str>> {
     if requested.iter().any(|s| s == "all") {
-        return Ok(STAGES.iter().filter(|s| s.2).map(|s| s.0).collect());
+        return Ok(STAGES.to_vec());
     }
     let mut chosen = Vec::new();
     for name in requested {
         let normalised = format!("{:0>2}", name.trim());
-        match STAGES.iter().find(|s| s.0 == normalised) {
-            Some((id, _, true)) => chosen.push(*id),
-            Some((id, what, false)) => bail!("stage {id} ({what}) is not available in this version yet"),
+        match STAGES.iter().find(|id| **id == normalised) {
+            Some(id) => chosen.push(*id),
             None => bail!("unknown stage {name:?}: use 01–06 or all"),
         }
     }
