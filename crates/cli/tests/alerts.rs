@@ -108,7 +108,7 @@ fn alerts_are_sent_once_retried_and_fail_clearly() {
 
     // The first attempt gets a 503: retried, then delivered.
     let receiver = Receiver::start(vec![503]);
-    let out = funnelpulse_ok(dir.path(), &["alert", "--lake", lake_arg, "--webhook", &receiver.url()]);
+    let out = funnelpulse_ok(dir.path(), &["alert", "--lake", lake_arg, "--alert-webhook", &receiver.url()]);
     assert!(out.contains("retrying"), "{out}");
     let sent = receiver.anomalies();
     assert_eq!(sent.len(), expected, "{out}");

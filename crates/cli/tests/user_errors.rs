@@ -173,6 +173,7 @@ fn every_user_mistake_is_one_line_naming_the_setting_or_file() {
         (vec!["run", "01", "--raw", "empty", "--scheduler", &closed], vec![], "does not answer"),
         (vec!["run", "05", "--lake", lake_with_secret], no_gcp.clone(), "gs://bucket"),
         (vec!["generate", "--out", "other", "--rows", "10"], vec![], "other"),
+        (vec!["alert", "--lake", "lake"], vec![], "--alert-webhook"),
     ];
     for (args, env, named) in cases {
         let out = funnelpulse(d, &args, &env);

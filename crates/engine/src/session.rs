@@ -63,6 +63,8 @@ pub struct Engine {
     pub mode: EngineMode,
     /// On a remote cluster: cancels this session's jobs that run too long.
     pub watchdog: Option<JobWatchdog>,
+    /// Embedded: the in-process cluster, which stops with the engine.
+    _embedded: Option<crate::embedded::EmbeddedCluster>,
 }
 
 impl Engine {
@@ -107,18 +109,20 @@ impl Engine {
             .with_ballista_standalone_parallelism(partitions)
             .with_ballista_job_name(&job_name);
         let state = cluster::session_state(config)?;
-        let ctx = match &mode {
+        let (ctx, embedded) = match &mode {
             EngineMode::Embedded { parallelism } => {
-                let scheduler = crate::embedded::start(&state, *parallelism).await?;
-                SessionContext::remote_with_state(&scheduler, state)
+                let (scheduler, cluster) = crate::embedded::start(&state, *parallelism).await?;
+                let ctx = SessionContext::remote_with_state(&scheduler, state)
                     .await
-                    .context("connecting to the embedded Ballista scheduler")?
+                    .context("connecting to the embedded Ballista scheduler")?;
+                (ctx, Some(cluster))
             }
             EngineMode::Remote { scheduler } => {
                 first_contact(scheduler).await?;
-                SessionContext::remote_with_state(scheduler, state)
+                let ctx = SessionContext::remote_with_state(scheduler, state)
                     .await
-                    .with_context(|| format!("connecting to the Ballista scheduler at {scheduler}"))?
+                    .with_context(|| format!("connecting to the Ballista scheduler at {scheduler}"))?;
+                (ctx, None)
             }
         };
         let watchdog = match &mode {
@@ -127,7 +131,7 @@ impl Engine {
                 Some(JobWatchdog::start(SchedulerApi::for_scheduler(scheduler)?, job_name, options.job_timeout))
             }
         };
-        Ok(Self { ctx, mode, watchdog })
+        Ok(Self { ctx, mode, watchdog, _embedded: embedded })
     }
 }
 

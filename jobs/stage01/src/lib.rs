@@ -178,7 +178,8 @@ async fn build_tables(
     // Slices of whole days: duplicates share event_time, so never span two slices.
     let started = std::time::Instant::now();
     let mut bronze_slices = Vec::new();
-    for days in by_days(staged.partitions(BRONZE_EVENTS).await?, engine.slice_count()) {
+    let silver_slices = engine.slice_count().max(report.bronze_rows.div_ceil(ROWS_PER_SILVER_SLICE) as usize);
+    for days in by_days(staged.partitions(BRONZE_EVENTS).await?, silver_slices) {
         bronze_slices.push(staged.read_partitions(ctx, BRONZE_EVENTS, &days).await?);
     }
     // The eligible rows are counted beside the write (a cheap scan of three columns).
@@ -225,6 +226,12 @@ async fn build_tables(
     progress.line(format!("gold_funnel_hourly_brand: {} rows", report.gold_rows));
     Ok(())
 }
+
+/// Bronze rows one silver job de-duplicates at most (when the days allow):
+/// the memory of a job grows with its rows, so more data makes more jobs, not
+/// bigger ones. At the default size (8.7M rows) this keeps the slices the
+/// engine asks for (8 embedded).
+const ROWS_PER_SILVER_SLICE: u64 = 1_100_000;
 
 /// Day partitions grouped into `count` slices.
 fn by_days(days: Vec<String>, count: usize) -> Vec<Vec<String>> {

@@ -62,13 +62,14 @@ impl Detector {
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct AlertArgs {
     /// Post new anomalies to this webhook (e.g. a Slack incoming webhook).
-    #[arg(long = "alert-webhook", env = "FUNNELPULSE_ALERT_WEBHOOK", value_name = "URL")]
+    #[arg(long = "alert-webhook", visible_alias = "webhook", env = "FUNNELPULSE_ALERT_WEBHOOK", value_name = "URL")]
     pub webhook: Option<String>,
     /// Which detector's anomalies to alert on.
-    #[arg(long = "alert-detector", env = "FUNNELPULSE_ALERT_DETECTOR", value_enum, default_value_t = Detector::V2)]
+    #[arg(long = "alert-detector", visible_alias = "detector", env = "FUNNELPULSE_ALERT_DETECTOR", value_enum,
+          default_value_t = Detector::V2)]
     pub detector: Detector,
     /// Retries of a failed message before giving up (exponential backoff from 250 ms).
-    #[arg(long = "alert-retries", env = "FUNNELPULSE_ALERT_RETRIES", default_value_t = 4)]
+    #[arg(long = "alert-retries", visible_alias = "retries", env = "FUNNELPULSE_ALERT_RETRIES", default_value_t = 4)]
     pub retries: usize,
     /// Print the messages instead of posting them (`funnelpulse alert --dry-run`).
     #[arg(skip)]
