@@ -152,7 +152,9 @@ impl StateStore for DedupEvents {
     async fn advance(&self, ctx: &SessionContext, step: &Step) -> anyhow::Result<Option<Advance>> {
         // The batch's files and the previous state's events, read as one table.
         let urls: Vec<String> = step.input_urls.iter().chain(&step.old_state_url).cloned().collect();
-        if step.input_urls.is_empty() && !(step.flush && !urls.is_empty()) {
+        // New events, or a flush of the events kept.
+        let writes = !step.input_urls.is_empty() || (step.flush && !urls.is_empty());
+        if !writes {
             return Ok(None);
         }
         // The state's events passed an earlier cutoff, never a later one than this batch's.
