@@ -10,7 +10,7 @@ use std::time::Duration;
 use datafusion::arrow::array::{
     Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::parquet::arrow::ArrowWriter;
 use funnelpulse_core::tables::{GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS};
@@ -24,17 +24,7 @@ type Event = (&'static str, &'static str, &'static str, f64, i64);
 
 /// A stream file with bronze's columns.
 fn write_events(dir: &Path, name: &str, events: &[Event]) {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("event_time", DataType::Timestamp(TimeUnit::Microsecond, None), true),
-        Field::new("event_type", DataType::Utf8, true),
-        Field::new("product_id", DataType::Int64, true),
-        Field::new("category_id", DataType::Int64, true),
-        Field::new("category_code", DataType::Utf8, true),
-        Field::new("brand", DataType::Utf8, true),
-        Field::new("price", DataType::Float64, true),
-        Field::new("user_id", DataType::Int64, true),
-        Field::new("user_session", DataType::Utf8, true),
-    ]));
+    let schema = Arc::new(Schema::new(funnelpulse_core::schema::event_fields()));
     let n = events.len();
     let micros =
         |t: &str| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").unwrap().and_utc().timestamp_micros();
