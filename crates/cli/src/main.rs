@@ -98,7 +98,7 @@ async fn async_main() {
         if verbose {
             eprintln!("error (whole chain): {}", redact::scrub(&format!("{error:?}")));
         }
-        eprintln!("error: {}", redact::scrub(&funnelpulse_engine::user_error::one_line(&error)));
+        eprintln!("error: {}", redact::scrub(&funnelpulse_engine::user_error::one_line(error.as_ref())));
         std::process::exit(1);
     }
 }

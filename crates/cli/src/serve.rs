@@ -63,5 +63,5 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let dashboard = Arc::new(Dashboard::new(engine, lake, stores, kafka, limits));
-    funnelpulse_serve::serve(dashboard, listener).await
+    Ok(funnelpulse_serve::serve(dashboard, listener).await?)
 }

@@ -269,6 +269,6 @@ async fn a_result_stream_from_an_executor_that_stops_answering_fails_within_the_
         panic!("the stream ended without an error after {rows} of {RESULT_ROWS} rows from a frozen executor")
     });
     assert!(rows < RESULT_ROWS, "{rows} rows although the executor was frozen");
-    assert!(is_cluster_failure(&anyhow::Error::new(error)), "a stage would not retry this error");
+    assert!(is_cluster_failure(&funnelpulse_engine::Error::from(error)), "a stage would not retry this error");
     assert!(waited < Duration::from_secs(30), "the stall was noticed only after {waited:?}");
 }

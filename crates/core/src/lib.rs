@@ -5,6 +5,7 @@
 //! never runs a query. Job crates compose these into logical plans.
 
 pub mod anomaly;
+pub mod error;
 pub mod event_time;
 pub mod funnel;
 pub mod keep_first;
@@ -15,6 +16,7 @@ pub mod silver;
 pub mod stream;
 pub mod tables;
 
+pub use error::ErrorKind;
 pub use tables::TableSpec;
 
 /// Start of every message about bad input (a raw file's header, corrupt

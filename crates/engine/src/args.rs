@@ -114,10 +114,10 @@ pub struct AsOfArgs {
 impl AsOfArgs {
     /// The version to read, for a command that reads several tables: a
     /// version number is ambiguous there, so only a time is accepted.
-    pub fn for_several_tables(&self, command: &str) -> anyhow::Result<funnelpulse_lake::AsOf> {
+    pub fn for_several_tables(&self, command: &str) -> crate::Result<funnelpulse_lake::AsOf> {
         match &self.as_of {
             None => Ok(funnelpulse_lake::AsOf::Latest),
-            Some(funnelpulse_lake::AsOf::Version(v)) => anyhow::bail!(
+            Some(funnelpulse_lake::AsOf::Version(v)) => crate::bail!(
                 "--as-of {v}: {command} reads several tables, whose version numbers differ; give a time instead \
                  (--as-of 2026-12-03T10:00:00Z)"
             ),
@@ -133,7 +133,7 @@ impl AsOfArgs {
 
 impl CommonArgs {
     /// Where plans run: the `--scheduler` given, else embedded Ballista in this process.
-    pub fn engine_mode(&self) -> anyhow::Result<EngineMode> {
+    pub fn engine_mode(&self) -> crate::Result<EngineMode> {
         EngineMode::from_scheduler(self.scheduler.as_deref())
     }
 }

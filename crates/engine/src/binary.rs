@@ -63,6 +63,6 @@ pub fn service_main<A: Parser>(serve: impl AsyncFnOnce(A) -> anyhow::Result<()>)
 /// whole chain at debug level).
 pub fn failure(error: &anyhow::Error) -> ExitCode {
     log::debug!("{error:?}");
-    eprintln!("error: {}", funnelpulse_core::redact::scrub(&crate::user_error::one_line(error)));
+    eprintln!("error: {}", funnelpulse_core::redact::scrub(&crate::user_error::one_line(error.as_ref())));
     ExitCode::FAILURE
 }

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::error::Context;
 use ballista::prelude::SessionConfigExt;
 use ballista_core::serde::BallistaCodec;
 use ballista_core::serde::protobuf::ExecutorRegistration;
@@ -45,7 +45,7 @@ pub struct EmbeddedCluster {
 
 /// Starts the scheduler and an executor with `task_slots` slots; returns the
 /// scheduler's URL for `SessionContext::remote_with_state`, and the cluster to keep.
-pub async fn start(state: &SessionState, task_slots: usize) -> anyhow::Result<(String, EmbeddedCluster)> {
+pub async fn start(state: &SessionState, task_slots: usize) -> crate::Result<(String, EmbeddedCluster)> {
     let config = state.config().clone();
     let codec =
         BallistaCodec::new(config.ballista_logical_extension_codec(), config.ballista_physical_extension_codec());
@@ -68,7 +68,7 @@ async fn start_executor(
     scheduler: SchedulerGrpcClient<tonic::transport::Channel>,
     task_slots: usize,
     state: &SessionState,
-) -> anyhow::Result<EmbeddedCluster> {
+) -> crate::Result<EmbeddedCluster> {
     let flight = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let registration = ExecutorRegistration {
         id: ballista_core::ids::new_instance_id(),
@@ -139,7 +139,7 @@ const HEARTBEAT_SECS: u64 = 5;
 
 /// A loopback port free now, for the executor's gRPC server (Ballista binds
 /// it itself, from a port number).
-fn free_port() -> anyhow::Result<u16> {
+fn free_port() -> crate::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -157,7 +157,7 @@ async fn start_scheduler(
     session_builder: ballista_scheduler::scheduler_server::SessionBuilder,
     config_producer: ballista_core::ConfigProducer,
     codec: BallistaCodec,
-) -> anyhow::Result<std::net::SocketAddr> {
+) -> crate::Result<std::net::SocketAddr> {
     use ballista_core::serde::protobuf::scheduler_grpc_server::SchedulerGrpcServer;
     use ballista_scheduler::{cluster::BallistaCluster, config::SchedulerConfig, scheduler_server::SchedulerServer};
     let message_size = config_producer().ballista_grpc_client_max_message_size();
@@ -194,7 +194,7 @@ async fn start_scheduler(
 }
 
 /// The scheduler's gRPC client, once the scheduler (just spawned) listens.
-async fn connect(url: &str) -> anyhow::Result<SchedulerGrpcClient<tonic::transport::Channel>> {
+async fn connect(url: &str) -> crate::Result<SchedulerGrpcClient<tonic::transport::Channel>> {
     let mut attempts = 0;
     loop {
         match SchedulerGrpcClient::connect(url.to_string()).await {

@@ -58,7 +58,7 @@ fn empty_schema() -> SchemaRef {
 
 impl FilesTable {
     /// The table over `files` (a snapshot or a run's files).
-    pub fn new(files: &TableFiles) -> anyhow::Result<Self> {
+    pub fn new(files: &TableFiles) -> crate::Result<Self> {
         let root = url::Url::parse(&files.root)?;
         let store_url = root[..url::Position::BeforePath].to_string();
         let scan_files = files
@@ -67,13 +67,13 @@ impl FilesTable {
             .map(|file| {
                 let url = url::Url::parse(&files.url_of(file))?;
                 let path = Path::from_url_path(url.path())?.to_string();
-                anyhow::Ok(ScanFile {
+                Ok::<_, crate::Error>(ScanFile {
                     path,
                     size: file.size,
                     days: file.partition.as_deref().map(days_of).transpose()?,
                 })
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<crate::Result<Vec<_>>>()?;
         Ok(Self { store_url, files: scan_files, schema: files.schema.clone() })
     }
 
@@ -103,9 +103,9 @@ impl FilesTable {
 }
 
 /// `2019-10-01` → days since 1970-01-01.
-fn days_of(date: &str) -> anyhow::Result<i32> {
+fn days_of(date: &str) -> crate::Result<i32> {
     let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d")
-        .map_err(|e| anyhow::anyhow!("partition value {date:?} is not a date: {e}"))?;
+        .map_err(|e| crate::Error::plan(format!("partition value {date:?} is not a date: {e}")))?;
     Ok((date - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32)
 }
 

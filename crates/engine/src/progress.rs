@@ -31,7 +31,7 @@ impl StageProgress {
     pub fn line(&self, message: impl AsRef<str>) {
         let text = format!("[{}] {}", self.stage, message.as_ref());
         if self.bar.is_hidden() {
-            eprintln!("{text}");
+            log::info!("{text}");
         } else {
             self.bar.println(text);
         }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use anyhow::Context;
+use crate::error::Context;
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
 use datafusion::prelude::SessionContext;
 
@@ -36,13 +36,13 @@ impl fmt::Display for EngineMode {
 
 impl EngineMode {
     /// `--scheduler` given → remote; otherwise embedded with one slot per core.
-    pub fn from_scheduler(scheduler: Option<&str>) -> anyhow::Result<Self> {
+    pub fn from_scheduler(scheduler: Option<&str>) -> crate::Result<Self> {
         match scheduler {
             Some(url) => {
                 funnelpulse_core::redact::register_url(url);
                 let parsed = url::Url::parse(url)
                     .with_context(|| format!("scheduler: {url:?} is not a URL like df://HOST:50050"))?;
-                anyhow::ensure!(
+                crate::ensure!(
                     parsed.scheme() == "df" && parsed.host_str().is_some(),
                     "scheduler: {url:?} must look like df://HOST:PORT"
                 );
@@ -91,13 +91,13 @@ impl Engine {
     }
 
     /// Connects with the default cluster options.
-    pub async fn connect(mode: EngineMode) -> anyhow::Result<Self> {
+    pub async fn connect(mode: EngineMode) -> crate::Result<Self> {
         Self::connect_with(mode, &ClusterArgs::default()).await
     }
 
     /// Connects with the given cluster options: starts embedded Ballista in this process, or checks that the
     /// remote scheduler answers and starts the job watchdog.
-    pub async fn connect_with(mode: EngineMode, options: &ClusterArgs) -> anyhow::Result<Self> {
+    pub async fn connect_with(mode: EngineMode, options: &ClusterArgs) -> crate::Result<Self> {
         let partitions = match &mode {
             EngineMode::Embedded { parallelism } => *parallelism,
             EngineMode::Remote { .. } => 8,
@@ -137,11 +137,11 @@ impl Engine {
 
 /// Fails at once, with what to do, when the scheduler does not answer at all:
 /// waiting (`--cluster-wait`) is for a cluster that answered and went away.
-async fn first_contact(scheduler: &str) -> anyhow::Result<()> {
+async fn first_contact(scheduler: &str) -> crate::Result<()> {
     let api = SchedulerApi::for_scheduler(scheduler)?;
     if let Err(error) = api.executor_count().await {
-        let reason = error.chain().last().map(|e| e.to_string()).unwrap_or_default();
-        anyhow::bail!(
+        let reason = funnelpulse_core::error::root_text(&error);
+        crate::bail!(
             "the Ballista scheduler at {scheduler} does not answer ({reason}); start the cluster \
              (deploy/up.sh, or funnelpulse-scheduler and funnelpulse-executor) or fix --scheduler"
         );

@@ -27,10 +27,10 @@ pub fn install() {
                 _ = terminate.recv() => {}
             }
             if GRACEFUL.load(Ordering::SeqCst) == 0 || REQUESTED.load(Ordering::SeqCst) {
-                eprintln!("interrupted");
+                log::warn!("interrupted");
                 std::process::exit(130);
             }
-            eprintln!("stopping after the batch in progress (signal again to abort)");
+            log::warn!("stopping after the batch in progress (signal again to abort)");
             REQUESTED.store(true, Ordering::SeqCst);
         }
     });

@@ -29,7 +29,7 @@ pub trait Stage {
 
     /// One attempt: write the stage's tables, check them, commit them. It
     /// commits everything or nothing, so the runtime may simply run it again.
-    fn run(engine: &Engine, lake: &Lake, args: &Self::Args) -> impl Future<Output = anyhow::Result<Self::Report>>;
+    fn run(engine: &Engine, lake: &Lake, args: &Self::Args) -> impl Future<Output = crate::Result<Self::Report>>;
 }
 
 /// A stage that takes nothing but the lake.
@@ -38,7 +38,7 @@ pub struct NoArgs {}
 
 impl StageRunner {
     /// Runs stage `S` on `lake`, retrying an attempt a cluster failure broke.
-    pub async fn run_stage<S: Stage>(&mut self, lake: &Lake, args: &S::Args) -> anyhow::Result<S::Report> {
+    pub async fn run_stage<S: Stage>(&mut self, lake: &Lake, args: &S::Args) -> crate::Result<S::Report> {
         self.run(S::ID, async |engine| S::run(engine, lake, args).await).await
     }
 }

@@ -3,13 +3,13 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
+use crate::error::Context;
 use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::{DataFrame, SessionContext};
 use funnelpulse_core::TableSpec;
-use funnelpulse_lake::{AsOf, Lake, RunMarker, TableChanged, TableFiles, new_run_id};
+use funnelpulse_lake::{AsOf, Lake, LakeError, RunMarker, TableChanged, TableFiles, new_run_id};
 
 use crate::tables::{as_one_task, read_files, write_partitioned};
 
@@ -40,7 +40,7 @@ struct Written {
 impl StagedRun {
     /// Completes an interrupted replacement of the stream input (stage 03's
     /// journal), removes what killed runs left, then starts a new run.
-    pub async fn begin(lake: &Lake) -> anyhow::Result<Self> {
+    pub async fn begin(lake: &Lake) -> crate::Result<Self> {
         prepare_lake(lake).await?;
         let run_id = new_run_id();
         let marker = RunMarker::start(lake, &run_id).await?;
@@ -49,13 +49,13 @@ impl StagedRun {
 
     /// Reads the latest committed version of `table` and remembers it: the
     /// commit fails if another run changes the table meanwhile.
-    pub async fn read_committed(&self, table: TableSpec) -> anyhow::Result<Option<TableFiles>> {
+    pub async fn read_committed(&self, table: TableSpec) -> crate::Result<Option<TableFiles>> {
         self.read_as_of(table, &AsOf::Latest).await
     }
 
     /// Reads `table` as of `at`; the latest version is remembered as
     /// [`StagedRun::read_committed`] does, an older one (asked for) is not.
-    pub async fn read_as_of(&self, table: TableSpec, at: &AsOf) -> anyhow::Result<Option<TableFiles>> {
+    pub async fn read_as_of(&self, table: TableSpec, at: &AsOf) -> crate::Result<Option<TableFiles>> {
         let files = self.lake.snapshot(&table, at).await?;
         if let (AsOf::Latest, Some(version)) = (at, files.as_ref().and_then(|f| f.version)) {
             self.read.lock().expect("read tables").push((table, version));
@@ -65,7 +65,7 @@ impl StagedRun {
 
     /// Writes `df` as the new version of `table` (not yet visible),
     /// in one job planned as the engine sees fit.
-    pub async fn write(&self, df: DataFrame, table: TableSpec) -> anyhow::Result<std::time::Duration> {
+    pub async fn write(&self, df: DataFrame, table: TableSpec) -> crate::Result<std::time::Duration> {
         self.write_jobs(vec![df], table).await
     }
 
@@ -73,7 +73,7 @@ impl StagedRun {
     /// job per slice, all running at once, each job a single task (see
     /// `as_one_task`): the slices spread the work over the cluster, and with
     /// no shuffle in them a lost executor cannot make a job drop or repeat rows.
-    pub async fn write_slices(&self, slices: Vec<DataFrame>, table: TableSpec) -> anyhow::Result<std::time::Duration> {
+    pub async fn write_slices(&self, slices: Vec<DataFrame>, table: TableSpec) -> crate::Result<std::time::Duration> {
         self.write_jobs(slices.into_iter().map(as_one_task).collect(), table).await
     }
 
@@ -81,18 +81,19 @@ impl StagedRun {
     /// files hold exactly the rows the jobs reported (an invariant, so a
     /// cluster run is retried): a task that died midway on a lost executor
     /// can leave a partial file beside its retry's.
-    async fn write_jobs(&self, jobs: Vec<DataFrame>, table: TableSpec) -> anyhow::Result<std::time::Duration> {
+    async fn write_jobs(&self, jobs: Vec<DataFrame>, table: TableSpec) -> crate::Result<std::time::Duration> {
         let written = self.write_and_check(jobs, table).await;
         if written.is_err() {
             // Not in `written` yet, so `abandon` would not find them.
             if let Err(e) = self.lake.discard_run_files(&self.run_id, &table).await {
-                log::warn!("could not remove the files of run {} in {}: {e:#}", self.run_id, table.name);
+                let why = funnelpulse_core::error::chain_text(&e);
+                log::warn!("could not remove the files of run {} in {}: {why}", self.run_id, table.name);
             }
         }
         written
     }
 
-    async fn write_and_check(&self, jobs: Vec<DataFrame>, table: TableSpec) -> anyhow::Result<std::time::Duration> {
+    async fn write_and_check(&self, jobs: Vec<DataFrame>, table: TableSpec) -> crate::Result<std::time::Duration> {
         let started = Instant::now();
         let base_version = self.lake.table_version(&table).await?;
         let url = self.lake.run_files_url(&self.run_id, &table);
@@ -106,11 +107,9 @@ impl StagedRun {
         funnelpulse_lake::fault::stray_file_point(&self.lake, &self.run_id, &table).await?;
         let invariant = format!("{}: the run's files hold the rows its jobs wrote", table.name);
         // An unreadable file fails the same check (and is retried the same way).
-        let rows_staged = self
-            .lake
-            .parquet_rows_under(&Lake::run_rel(&self.run_id, &table))
-            .await
-            .map_err(|e| crate::InvariantViolation { name: invariant.clone(), detail: format!("{e:#}") })?;
+        let rows_staged = self.lake.parquet_rows_under(&Lake::run_rel(&self.run_id, &table)).await.map_err(|e| {
+            crate::InvariantViolation { name: invariant.clone(), detail: funnelpulse_core::error::chain_text(&e) }
+        })?;
         check(&invariant, rows_staged == rows_written, || {
             format!("{rows_staged} rows in the files, {rows_written} written")
         })?;
@@ -120,7 +119,7 @@ impl StagedRun {
     }
 
     /// The files this run wrote for `table`.
-    async fn files(&self, table: TableSpec) -> anyhow::Result<TableFiles> {
+    async fn files(&self, table: TableSpec) -> crate::Result<TableFiles> {
         let schema = self
             .written
             .lock()
@@ -129,11 +128,11 @@ impl StagedRun {
             .find(|w| w.table == table)
             .map(|w| w.schema.clone())
             .with_context(|| format!("this run has not written {}", table.name))?;
-        self.lake.run_files(&self.run_id, &table, schema).await
+        Ok(self.lake.run_files(&self.run_id, &table, schema).await?)
     }
 
     /// Reads the version of a table written by this run (not yet committed).
-    pub async fn read(&self, ctx: &SessionContext, table: TableSpec) -> anyhow::Result<DataFrame> {
+    pub async fn read(&self, ctx: &SessionContext, table: TableSpec) -> crate::Result<DataFrame> {
         read_files(ctx, &self.files(table).await?)
     }
 
@@ -143,12 +142,12 @@ impl StagedRun {
         ctx: &SessionContext,
         table: TableSpec,
         values: &[String],
-    ) -> anyhow::Result<DataFrame> {
+    ) -> crate::Result<DataFrame> {
         read_files(ctx, &self.files(table).await?.only_partitions(values))
     }
 
     /// Partition values (not null) this run wrote for `table`, sorted.
-    pub async fn partitions(&self, table: TableSpec) -> anyhow::Result<Vec<String>> {
+    pub async fn partitions(&self, table: TableSpec) -> crate::Result<Vec<String>> {
         Ok(self.files(table).await?.partitions())
     }
 
@@ -157,13 +156,13 @@ impl StagedRun {
     /// this run read or wrote has changed since, so that a run that lost a
     /// race commits nothing; then commits each table against the version it
     /// started from (a race in between is still refused, table by table).
-    pub async fn commit(self) -> anyhow::Result<Vec<(String, i64)>> {
+    pub async fn commit(self) -> crate::Result<Vec<(String, i64)>> {
         let committed = self.commit_tables().await;
         self.marker.finish().await;
         committed
     }
 
-    async fn commit_tables(&self) -> anyhow::Result<Vec<(String, i64)>> {
+    async fn commit_tables(&self) -> crate::Result<Vec<(String, i64)>> {
         let written = self.written.lock().expect("written tables").clone();
         let read = self.read.lock().expect("read tables").clone();
         self.check_unchanged(&written, &read).await?;
@@ -177,12 +176,12 @@ impl StagedRun {
             match commit.await {
                 Ok(version) => committed.push((table.table.name.to_string(), version)),
                 Err(e) => {
-                    let e = match e.downcast::<TableChanged>() {
-                        Ok(changed) => TableChanged { committed: committed.clone(), ..changed }.into(),
-                        Err(e) => e,
+                    let e = match e {
+                        LakeError::Conflict(changed) => TableChanged { committed: committed.clone(), ..changed }.into(),
+                        other => other,
                     };
                     self.discard_uncommitted(&written, committed.len()).await;
-                    return Err(e);
+                    return Err(e.into());
                 }
             }
             funnelpulse_lake::fault::crash_point(&format!("after-commit:{}", table.table.name));
@@ -192,7 +191,7 @@ impl StagedRun {
 
     /// Fails with [`TableChanged`] when a table read or written by this run
     /// has a newer version than the one this run started from.
-    async fn check_unchanged(&self, written: &[Written], read: &[(TableSpec, i64)]) -> anyhow::Result<()> {
+    async fn check_unchanged(&self, written: &[Written], read: &[(TableSpec, i64)]) -> crate::Result<()> {
         let bases = written.iter().map(|w| (w.table, w.base_version, "wrote"));
         let inputs = read.iter().map(|(table, version)| (*table, Some(*version), "read"));
         for (table, base, action) in bases.chain(inputs) {
@@ -200,7 +199,8 @@ impl StagedRun {
             if now != base {
                 self.discard_uncommitted(written, 0).await;
                 let version = now.unwrap_or(-1);
-                return Err(TableChanged { table: table.name.to_string(), version, action, committed: vec![] }.into());
+                let changed = TableChanged { table: table.name.to_string(), version, action, committed: vec![] };
+                return Err(LakeError::from(changed).into());
             }
         }
         Ok(())
@@ -208,7 +208,7 @@ impl StagedRun {
 
     /// Commits when the stage's tables were built and checked (`built` is Ok),
     /// otherwise throws the run's files away and returns the stage's error.
-    pub async fn commit_or_abandon(self, built: anyhow::Result<()>) -> anyhow::Result<Vec<(String, i64)>> {
+    pub async fn commit_or_abandon(self, built: crate::Result<()>) -> crate::Result<Vec<(String, i64)>> {
         match built {
             Ok(()) => self.commit().await,
             Err(e) => {
@@ -230,7 +230,12 @@ impl StagedRun {
     async fn discard_uncommitted(&self, written: &[Written], skip: usize) {
         for table in written.iter().skip(skip) {
             if let Err(e) = self.lake.discard_run_files(&self.run_id, &table.table).await {
-                log::warn!("could not remove the files of run {} in {}: {e:#}", self.run_id, table.table.name);
+                log::warn!(
+                    "could not remove the files of run {} in {}: {}",
+                    self.run_id,
+                    table.table.name,
+                    funnelpulse_core::error::chain_text(&e)
+                );
             }
         }
     }
@@ -239,7 +244,7 @@ impl StagedRun {
 /// Before a run writes: completes an interrupted replacement of the stream
 /// input (stage 03's journal), then removes what killed runs left (their
 /// staging, their files in tables they never committed).
-pub async fn prepare_lake(lake: &Lake) -> anyhow::Result<()> {
+pub async fn prepare_lake(lake: &Lake) -> crate::Result<()> {
     for run in lake.recover().await? {
         log::warn!("completed the interrupted commit of run {run}");
     }
@@ -250,13 +255,13 @@ pub async fn prepare_lake(lake: &Lake) -> anyhow::Result<()> {
 }
 
 /// Runs a one-row aggregate and returns its columns as i64 (null → 0).
-pub async fn one_row_i64(df: DataFrame, exprs: Vec<Expr>) -> anyhow::Result<Vec<i64>> {
+pub async fn one_row_i64(df: DataFrame, exprs: Vec<Expr>) -> crate::Result<Vec<i64>> {
     let named: Vec<Expr> = exprs.into_iter().enumerate().map(|(i, e)| e.alias(format!("c{i}"))).collect();
     Ok(first_row_i64(df.aggregate(vec![], named)?).await?.into_iter().map(|v| v.unwrap_or(0)).collect())
 }
 
 /// The first row of `df` with every column cast to i64 (None: null, or no row).
-pub async fn first_row_i64(df: DataFrame) -> anyhow::Result<Vec<Option<i64>>> {
+pub async fn first_row_i64(df: DataFrame) -> crate::Result<Vec<Option<i64>>> {
     let columns: Vec<Expr> = df
         .schema()
         .fields()
@@ -275,7 +280,7 @@ pub async fn first_row_i64(df: DataFrame) -> anyhow::Result<Vec<Option<i64>>> {
 }
 
 /// Fails the stage when a reconciliation invariant does not hold.
-pub fn check(name: &str, holds: bool, detail: impl FnOnce() -> String) -> anyhow::Result<()> {
+pub fn check(name: &str, holds: bool, detail: impl FnOnce() -> String) -> crate::Result<()> {
     if holds {
         return Ok(());
     }

@@ -1,7 +1,7 @@
 //! Reading and writing lake tables through Ballista: jobs write Parquet
 //! files, readers read the files of one version (see [`crate::files_table`]).
 
-use anyhow::Context;
+use crate::error::Context;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::logical_expr::{Expr, cast, col, lit};
@@ -30,7 +30,7 @@ pub struct Written {
 
 /// Writes `df` (whose last column is the table's partition column, a date)
 /// as hive-partitioned Parquet under `url`.
-pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> anyhow::Result<Written> {
+pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> crate::Result<Written> {
     let pcol = table.partition_col;
     let columns: Vec<Expr> = df
         .schema()
@@ -52,14 +52,14 @@ pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> a
 }
 
 /// The row count a write job returns (one `count` column).
-fn rows_written(result: &[datafusion::arrow::array::RecordBatch]) -> anyhow::Result<u64> {
+fn rows_written(result: &[datafusion::arrow::array::RecordBatch]) -> crate::Result<u64> {
     use datafusion::arrow::array::{Array, UInt64Array};
     let mut rows = 0;
     for batch in result.iter().filter(|b| b.num_rows() > 0) {
         let count = batch
             .column_by_name("count")
             .and_then(|c| c.as_any().downcast_ref::<UInt64Array>())
-            .ok_or_else(|| anyhow::anyhow!("a write returned no row count: {:?}", batch.schema()))?;
+            .ok_or_else(|| crate::Error::plan(format!("a write returned no row count: {:?}", batch.schema())))?;
         rows += count.iter().flatten().sum::<u64>();
     }
     Ok(rows)
@@ -67,13 +67,13 @@ fn rows_written(result: &[datafusion::arrow::array::RecordBatch]) -> anyhow::Res
 
 /// Reads exactly `files` (a committed version, or a run's files), with the
 /// partition column as a date (the null partition as null).
-pub fn read_files(ctx: &SessionContext, files: &TableFiles) -> anyhow::Result<DataFrame> {
+pub fn read_files(ctx: &SessionContext, files: &TableFiles) -> crate::Result<DataFrame> {
     Ok(ctx.read_table(std::sync::Arc::new(crate::files_table::FilesTable::new(files)?))?)
 }
 
 /// Reads the latest committed version of `table`; fails with `hint` when the
 /// table does not exist.
-pub async fn read_table(ctx: &SessionContext, lake: &Lake, table: &TableSpec, hint: &str) -> anyhow::Result<DataFrame> {
+pub async fn read_table(ctx: &SessionContext, lake: &Lake, table: &TableSpec, hint: &str) -> crate::Result<DataFrame> {
     let files = lake.snapshot(table, &AsOf::Latest).await?;
     let files = files.with_context(|| format!("table {} does not exist in {} ({hint})", table.name, lake.url()))?;
     read_files(ctx, &files)
@@ -106,6 +106,6 @@ pub fn slices(values: &[String], n: usize) -> Vec<Vec<String>> {
 }
 
 /// Number of rows of a plan, counted by the engine.
-pub async fn count_rows(df: DataFrame) -> anyhow::Result<u64> {
+pub async fn count_rows(df: DataFrame) -> crate::Result<u64> {
     Ok(df.count().await? as u64)
 }

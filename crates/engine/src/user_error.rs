@@ -53,9 +53,10 @@ const MAX_LINE: usize = 600;
 
 /// The error as one line: its contexts and root cause without repetitions
 /// or wrappers, then a hint when the cause is a known one.
-pub fn one_line(error: &anyhow::Error) -> String {
+pub fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    for cause in error.chain() {
+    let causes = std::iter::successors(Some(error), |cause| cause.source());
+    for cause in causes {
         let text = clean(&cause.to_string());
         if text.is_empty() || parts.iter().any(|p| p.contains(&text)) {
             continue; // a cause repeated by the message above it
@@ -125,7 +126,7 @@ mod tests {
         let inner = DataFusionError::Execution("file:///raw/x.csv: the header lacks column(s) price".into());
         let shared = DataFusionError::Shared(std::sync::Arc::new(DataFusionError::External(Box::new(inner))));
         let error = anyhow::Error::new(shared).context("writing bronze_events").context("stage 01");
-        let line = one_line(&error);
+        let line = one_line(error.as_ref());
         assert_eq!(line, "stage 01: writing bronze_events: file:///raw/x.csv: the header lacks column(s) price");
     }
 
@@ -133,18 +134,18 @@ mod tests {
     fn known_causes_get_what_to_do() {
         let full = anyhow::Error::new(std::io::Error::other("No space left on device (os error 28)"))
             .context("writing silver_events");
-        let line = one_line(&full);
+        let line = one_line(full.as_ref());
         assert!(line.starts_with("writing silver_events: No space left on device"), "{line}");
         assert!(line.contains("→ the disk is full"), "{line}");
         assert_eq!(line.lines().count(), 2);
         let gone = anyhow::anyhow!("Object at location /lake/tables/silver_events/run-1/x.parquet not found");
-        assert!(one_line(&gone).contains("another run replaced the table"));
+        assert!(one_line(gone.as_ref()).contains("another run replaced the table"));
         assert_eq!(hint("a plain failure"), None);
     }
 
     #[test]
     fn a_huge_message_is_cut() {
         let error = anyhow::anyhow!("{}", "x".repeat(5000));
-        assert!(one_line(&error).len() < MAX_LINE + 100);
+        assert!(one_line(error.as_ref()).len() < MAX_LINE + 100);
     }
 }

@@ -41,28 +41,29 @@ pub struct SchedulerApi {
 
 impl SchedulerApi {
     /// `df://host:port` → `http://host:port/api`.
-    pub fn for_scheduler(scheduler: &str) -> anyhow::Result<Self> {
+    pub fn for_scheduler(scheduler: &str) -> crate::Result<Self> {
         let url = url::Url::parse(scheduler)?;
-        let host = url.host_str().ok_or_else(|| anyhow::anyhow!("scheduler URL {scheduler} has no host"))?;
+        let host =
+            url.host_str().ok_or_else(|| crate::Error::input(format!("scheduler URL {scheduler} has no host")))?;
         let port = url.port().unwrap_or(50050);
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
         Ok(Self { base: format!("http://{host}:{port}/api"), http })
     }
 
     /// Every job the scheduler lists (`GET /api/jobs`).
-    pub async fn jobs(&self) -> anyhow::Result<Vec<JobSummary>> {
+    pub async fn jobs(&self) -> crate::Result<Vec<JobSummary>> {
         Ok(self.http.get(format!("{}/jobs", self.base)).send().await?.error_for_status()?.json().await?)
     }
 
     /// Number of executors the scheduler knows.
-    pub async fn executor_count(&self) -> anyhow::Result<usize> {
+    pub async fn executor_count(&self) -> crate::Result<usize> {
         let executors: Vec<serde_json::Value> =
             self.http.get(format!("{}/executors", self.base)).send().await?.error_for_status()?.json().await?;
         Ok(executors.len())
     }
 
     /// Cancels a job (`PATCH /api/job/{id}`).
-    pub async fn cancel(&self, job_id: &str) -> anyhow::Result<()> {
+    pub async fn cancel(&self, job_id: &str) -> crate::Result<()> {
         self.http.patch(format!("{}/job/{job_id}", self.base)).send().await?.error_for_status()?;
         Ok(())
     }

@@ -14,7 +14,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use chrono::{Datelike, NaiveDate};
 
 pub use catalog::Catalog;
@@ -64,16 +63,63 @@ pub fn is_generated_name(name: &str) -> bool {
     name == "truth.json" || month.is_some_and(|m| NaiveDate::parse_from_str(&m, "%Y-%b-%d").is_ok())
 }
 
+/// Why generating failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// An option's value, or the output folder's contents, cannot be used as asked.
+    #[error("{0}")]
+    Input(String),
+    /// Reading or writing a file failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        what: String,
+        /// The system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl GenerateError {
+    fn io(source: std::io::Error, what: String) -> Self {
+        GenerateError::Io { what, source }
+    }
+}
+
+impl From<std::io::Error> for GenerateError {
+    fn from(source: std::io::Error) -> Self {
+        GenerateError::Io { what: "writing the generated files".into(), source }
+    }
+}
+
+impl From<serde_json::Error> for GenerateError {
+    fn from(source: serde_json::Error) -> Self {
+        GenerateError::Io { what: "writing truth.json".into(), source: source.into() }
+    }
+}
+
+/// A generator step's result.
+pub type Result<T, E = GenerateError> = std::result::Result<T, E>;
+
+/// Fails with an input error made with `format!` unless `cond` holds.
+macro_rules! ensure {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            return Err(GenerateError::Input(format!($($arg)*)));
+        }
+    };
+}
+
 /// Makes `out` ready for a new data set, so that no file of another one is
 /// left beside it (stage 01 would read both): a folder holding files of an
 /// earlier `generate` is refused unless `replace`, when those files are
 /// removed (their names are returned); any other file is refused (it is not
 /// ours to delete). Names starting with `.` are ignored.
-pub fn prepare_out(out: &Path, replace: bool) -> anyhow::Result<Vec<String>> {
+pub fn prepare_out(out: &Path, replace: bool) -> Result<Vec<String>> {
     let entries = match std::fs::read_dir(out) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", out.display())),
+        Err(e) => return Err(GenerateError::io(e, format!("reading {}", out.display()))),
     };
     let mut names = Vec::new();
     for entry in entries {
@@ -84,7 +130,7 @@ pub fn prepare_out(out: &Path, replace: bool) -> anyhow::Result<Vec<String>> {
     }
     names.sort();
     let (ours, other): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| is_generated_name(n));
-    anyhow::ensure!(
+    ensure!(
         other.is_empty(),
         "{} holds files generate did not write ({}): the next run would read them with the new data; choose an \
          empty folder for --out or move them away",
@@ -94,7 +140,7 @@ pub fn prepare_out(out: &Path, replace: bool) -> anyhow::Result<Vec<String>> {
     if ours.is_empty() {
         return Ok(ours);
     }
-    anyhow::ensure!(
+    ensure!(
         replace,
         "{} already holds generated data ({}): add --force to replace it, or choose another --out",
         out.display(),
@@ -102,7 +148,7 @@ pub fn prepare_out(out: &Path, replace: bool) -> anyhow::Result<Vec<String>> {
     );
     for name in &ours {
         let path = out.join(name);
-        std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        std::fs::remove_file(&path).map_err(|e| GenerateError::io(e, format!("removing {}", path.display())))?;
     }
     Ok(ours)
 }
@@ -112,10 +158,11 @@ pub const HEADER: &str =
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session\n";
 
 /// Writes the events as monthly CSV files and the planted anomalies as `truth.json`; call [`prepare_out`] first.
-pub fn generate(config: &GeneratorConfig) -> anyhow::Result<GenerateReport> {
-    anyhow::ensure!(config.days > 0, "--days must be at least 1");
+pub fn generate(config: &GeneratorConfig) -> Result<GenerateReport> {
+    ensure!(config.days > 0, "--days must be at least 1");
     let started = Instant::now();
-    std::fs::create_dir_all(&config.out).with_context(|| format!("creating {}", config.out.display()))?;
+    std::fs::create_dir_all(&config.out)
+        .map_err(|e| GenerateError::io(e, format!("creating {}", config.out.display())))?;
     let catalog = Catalog::new(config.seed);
     let days: Vec<NaiveDate> = (0..config.days).map(|i| config.start + chrono::Days::new(i as u64)).collect();
     let quotas = day::daily_quotas(config.rows, &days);
@@ -163,13 +210,14 @@ impl MonthWriter {
         Self { dir: dir.to_path_buf(), current: None, files: Vec::new(), bytes: 0 }
     }
 
-    fn write(&mut self, date: NaiveDate, text: &[u8]) -> anyhow::Result<()> {
+    fn write(&mut self, date: NaiveDate, text: &[u8]) -> Result<()> {
         let month = date.year() as u32 * 12 + date.month();
         if self.current.as_ref().map(|c| c.0) != Some(month) {
             self.close()?;
             let path = self.dir.join(month_file_name(date));
             let mut file = std::io::BufWriter::new(
-                std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+                std::fs::File::create(&path)
+                    .map_err(|e| GenerateError::io(e, format!("creating {}", path.display())))?,
             );
             file.write_all(HEADER.as_bytes())?;
             self.bytes += HEADER.len() as u64;
@@ -181,7 +229,7 @@ impl MonthWriter {
         Ok(())
     }
 
-    fn close(&mut self) -> anyhow::Result<()> {
+    fn close(&mut self) -> Result<()> {
         if let Some((_, path, mut file)) = self.current.take() {
             file.flush()?;
             self.files.push(path);
@@ -189,7 +237,7 @@ impl MonthWriter {
         Ok(())
     }
 
-    fn finish(mut self) -> anyhow::Result<(Vec<PathBuf>, u64)> {
+    fn finish(mut self) -> Result<(Vec<PathBuf>, u64)> {
         self.close()?;
         Ok((self.files, self.bytes))
     }

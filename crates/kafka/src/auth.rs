@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rdkafka::client::{Client, ClientContext, OAuthToken};
@@ -83,7 +82,7 @@ impl KafkaAuth {
 
     /// Gives a new client its first token, so that its first request need not
     /// wait for a poll (and an admin client, never polled for tokens, has one).
-    pub fn prime<C: ClientContext>(&self, client: &Client<C>) -> anyhow::Result<()> {
+    pub fn prime<C: ClientContext>(&self, client: &Client<C>) -> crate::Result<()> {
         let Some(google) = &self.google else { return Ok(()) };
         let token = google.token()?;
         set_token(client, &token)
@@ -104,7 +103,7 @@ impl KafkaAuth {
     /// [`prime`](Self::prime) again when the last token is due for renewal: a
     /// client that is not polled for a while (a stream waiting for data) still
     /// signs in with a valid token.
-    pub fn prime_if_due<C: ClientContext>(&self, client: &Client<C>) -> anyhow::Result<()> {
+    pub fn prime_if_due<C: ClientContext>(&self, client: &Client<C>) -> crate::Result<()> {
         match &self.google {
             Some(google) if google.due() => self.prime(client),
             _ => Ok(()),
@@ -139,9 +138,10 @@ impl ProducerContext for KafkaAuth {
 }
 
 /// Hands a token to librdkafka (what rdkafka does with a refreshed one).
-fn set_token<C: ClientContext>(client: &Client<C>, token: &OAuthToken) -> anyhow::Result<()> {
-    let value = CString::new(token.token.as_str()).context("the token holds a NUL byte")?;
-    let principal = CString::new(token.principal_name.as_str()).context("the principal holds a NUL byte")?;
+fn set_token<C: ClientContext>(client: &Client<C>, token: &OAuthToken) -> crate::Result<()> {
+    let value = CString::new(token.token.as_str()).map_err(|e| token_error("the token holds a NUL byte", e))?;
+    let principal =
+        CString::new(token.principal_name.as_str()).map_err(|e| token_error("the principal holds a NUL byte", e))?;
     let mut error = [0 as std::ffi::c_char; 512];
     // SAFETY: the client is alive for the call; librdkafka copies the strings,
     // and writes at most error.len() bytes of message.
@@ -162,7 +162,7 @@ fn set_token<C: ClientContext>(client: &Client<C>, token: &OAuthToken) -> anyhow
     }
     // SAFETY: librdkafka wrote a NUL-terminated message into the buffer.
     let message = unsafe { std::ffi::CStr::from_ptr(error.as_ptr()) }.to_string_lossy().into_owned();
-    anyhow::bail!("librdkafka refused the OAUTHBEARER token: {message}")
+    Err(crate::KafkaError::Refused(format!("librdkafka refused the OAUTHBEARER token: {message}")))
 }
 
 /// The VM's tokens, from the metadata server.
@@ -197,11 +197,11 @@ impl GoogleTokens {
 
     /// A broker token for the VM's default service account (blocking: called on
     /// librdkafka's polling threads).
-    pub fn token(&self) -> anyhow::Result<OAuthToken> {
+    pub fn token(&self) -> crate::Result<OAuthToken> {
         let email = self.get("email")?;
         let email = email.trim().to_string();
         let access: AccessToken = serde_json::from_str(&self.get("token")?)
-            .with_context(|| format!("the metadata server at {} gave no access token", self.host))?;
+            .map_err(|e| token_error(format!("the metadata server at {} gave no access token", self.host), e))?;
         let now = unix_seconds();
         let expires = now + access.expires_in;
         funnelpulse_core::redact::register_secret(&access.access_token);
@@ -212,7 +212,7 @@ impl GoogleTokens {
     }
 
     /// One value of the default service account.
-    fn get(&self, item: &str) -> anyhow::Result<String> {
+    fn get(&self, item: &str) -> crate::Result<String> {
         let url = format!("http://{}/computeMetadata/v1/instance/service-accounts/default/{item}", self.host);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(METADATA_TIMEOUT))
@@ -222,12 +222,13 @@ impl GoogleTokens {
             .into();
         let fetched =
             agent.get(&url).header("Metadata-Flavor", "Google").call().and_then(|mut r| r.body_mut().read_to_string());
-        fetched.with_context(|| {
-            format!(
+        fetched.map_err(|e| {
+            let what = format!(
                 "--kafka-auth google: no service-account {item} from the GCE metadata server at {} (this runs on a \
                  GCE VM with a service account; {METADATA_HOST_ENV} names another server)",
                 self.host
-            )
+            );
+            token_error(what, e)
         })
     }
 }
@@ -245,6 +246,11 @@ pub fn kafka_token(access_token: &str, email: &str, issued_at: u64, expires_at: 
 
 fn unix_seconds() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// No token, and why.
+fn token_error(what: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> crate::KafkaError {
+    crate::KafkaError::Token { what: what.into(), source: Box::new(source) }
 }
 
 #[cfg(test)]

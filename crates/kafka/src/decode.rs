@@ -147,7 +147,7 @@ pub fn decode(records: Vec<RawRecord>) -> Decoded {
 }
 
 /// Events as bronze-typed columns (the schema a stream batch reads).
-pub fn events_batch(events: &[Event]) -> anyhow::Result<RecordBatch> {
+pub fn events_batch(events: &[Event]) -> crate::Result<RecordBatch> {
     let n = events.len();
     let mut time = TimestampMicrosecondBuilder::with_capacity(n);
     let (mut event_type, mut category_code, mut brand, mut session) =
@@ -198,7 +198,7 @@ pub fn dead_letter_schema() -> SchemaRef {
 }
 
 /// Dead letters as rows of [`dead_letter_schema`], read from `topic` by the micro-batch `batch_id`.
-pub fn dead_letters_batch(topic: &str, batch_id: u64, letters: &[DeadLetter]) -> anyhow::Result<RecordBatch> {
+pub fn dead_letters_batch(topic: &str, batch_id: u64, letters: &[DeadLetter]) -> crate::Result<RecordBatch> {
     let n = letters.len();
     let (mut topics, mut reasons) = (StringBuilder::new(), StringBuilder::new());
     let (mut partitions, mut offsets, mut batches) =

@@ -11,12 +11,14 @@
 
 pub mod auth;
 pub mod decode;
+mod error;
 pub mod record;
 pub mod replay;
 pub mod source;
 pub mod topic;
 
 pub use auth::{AuthMethod, KafkaAuth};
+pub use error::{KafkaContext, KafkaError, Result};
 pub use replay::{ReplayArgs, ReplayReport, replay};
 
 /// Where the events go (or come from).

@@ -64,15 +64,18 @@ pub fn format_event_time(micros: i64) -> String {
 
 /// The events of a batch of bronze rows (columns by name), with their event
 /// time in microseconds (for pacing a replay).
-pub fn records_of(batch: &RecordBatch) -> anyhow::Result<Vec<(EventRecord, Option<i64>)>> {
-    let column =
-        |name: &str| batch.column_by_name(name).ok_or_else(|| anyhow::anyhow!("bronze rows without column {name}"));
+pub fn records_of(batch: &RecordBatch) -> crate::Result<Vec<(EventRecord, Option<i64>)>> {
+    let column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .ok_or_else(|| crate::KafkaError::Missing(format!("bronze rows without column {name}")))
+    };
     let time = column("event_time")?.as_primitive::<TimestampMicrosecondType>();
-    let text = |name: &str| -> anyhow::Result<Vec<Option<String>>> {
+    let text = |name: &str| -> crate::Result<Vec<Option<String>>> {
         let array = datafusion::arrow::compute::cast(column(name)?, &datafusion::arrow::datatypes::DataType::Utf8)?;
         Ok(array.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect())
     };
-    let int = |name: &str| -> anyhow::Result<Vec<Option<i64>>> {
+    let int = |name: &str| -> crate::Result<Vec<Option<i64>>> {
         Ok(column(name)?.as_primitive::<Int64Type>().iter().collect())
     };
     let (event_type, category_code, brand, user_session) =

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use crate::error::KafkaContext;
 use chrono::NaiveDate;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::lit;
@@ -99,12 +99,12 @@ impl fmt::Display for ReplayReport {
 const IN_FLIGHT: u64 = 20_000;
 
 /// Produces the bronze rows of the range to the topic, one record per row in event-time order, and waits for every ack.
-pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::Result<ReplayReport> {
+pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> crate::Result<ReplayReport> {
     if let (Some(from), Some(to)) = (args.from, args.to) {
-        anyhow::ensure!(from <= to, "--from must not be after --to");
+        crate::ensure!(from <= to, Input, "--from must not be after --to");
     }
-    anyhow::ensure!(args.rate.is_none_or(|r| r > 0.0), "--rate must be positive");
-    anyhow::ensure!(args.speedup.is_none_or(|s| s > 0.0), "--speedup must be positive");
+    crate::ensure!(args.rate.is_none_or(|r| r > 0.0), Input, "--rate must be positive");
+    crate::ensure!(args.speedup.is_none_or(|s| s > 0.0), Input, "--speedup must be positive");
     let started = Instant::now();
     let create = args.create_topic.then_some((args.partitions, args.replication_factor));
     // One version of bronze for the whole replay.
@@ -151,8 +151,9 @@ pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::
     deliveries.check()?;
     let produced = deliveries.acked.load(Ordering::SeqCst);
     bar.finish_and_clear();
-    anyhow::ensure!(
+    crate::ensure!(
         rows == total && produced == rows,
+        Missing,
         "replay does not add up: {total} bronze rows in the range, {rows} read, {produced} acknowledged"
     );
     Ok(ReplayReport { rows, produced, partitions, elapsed: started.elapsed(), topic: args.kafka.topic.clone() })
@@ -160,11 +161,12 @@ pub async fn replay(engine: &Engine, lake: &Lake, args: &ReplayArgs) -> anyhow::
 
 /// A topic is appended to, never rewritten: replaying into one that holds
 /// records (an earlier replay) would give a stream the same events twice.
-async fn refuse_a_filled_topic(kafka: &KafkaArgs) -> anyhow::Result<()> {
+async fn refuse_a_filled_topic(kafka: &KafkaArgs) -> crate::Result<()> {
     let reader = crate::source::TopicReader::new(kafka, "funnelpulse-replay", Duration::from_secs(30))?;
     let held: i64 = reader.watermarks().await?.values().map(|(low, high)| (high - low).max(0)).sum();
-    anyhow::ensure!(
+    crate::ensure!(
         held == 0,
+        Input,
         "topic {:?} already holds {held} records (an earlier replay?): a stream reading it would count those days \
          again; replay into a new --topic (or delete and re-create this one, then run stage 04 with --reset-stream), \
          or pass --append to add these records anyway",
@@ -175,7 +177,7 @@ async fn refuse_a_filled_topic(kafka: &KafkaArgs) -> anyhow::Result<()> {
 
 /// The idempotent producer. A producer polled by librdkafka's own thread,
 /// counting the broker's answers, costs less per record than one future each.
-fn create_producer(kafka: &KafkaArgs) -> anyhow::Result<ThreadedProducer<Deliveries>> {
+fn create_producer(kafka: &KafkaArgs) -> crate::Result<ThreadedProducer<Deliveries>> {
     let mut config = client_config(kafka);
     config
         .set("enable.idempotence", "true")
@@ -198,7 +200,7 @@ fn create_producer(kafka: &KafkaArgs) -> anyhow::Result<ThreadedProducer<Deliver
 async fn send<'a>(
     producer: &ThreadedProducer<Deliveries>,
     mut record: BaseRecord<'a, String, String>,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -227,12 +229,12 @@ impl Deliveries {
     }
 
     /// An error once the broker has refused a record.
-    fn check(&self) -> anyhow::Result<()> {
+    fn check(&self) -> crate::Result<()> {
         if self.failed.load(Ordering::SeqCst) == 0 {
             return Ok(());
         }
         let error = self.first_error.lock().expect("not poisoned").clone().unwrap_or_default();
-        anyhow::bail!("the broker did not take a record: {error}")
+        Err(crate::KafkaError::Refused(format!("the broker did not take a record: {error}")))
     }
 }
 
@@ -262,7 +264,7 @@ impl ProducerContext for Deliveries {
 
 /// Bronze's days in the range; none is an error naming the days bronze has.
 /// The bronze days to replay: `--from … --to`, by default the last 17 days of the data.
-fn days_in_range(bronze: &TableFiles, from: Option<NaiveDate>, to: Option<NaiveDate>) -> anyhow::Result<Vec<String>> {
+fn days_in_range(bronze: &TableFiles, from: Option<NaiveDate>, to: Option<NaiveDate>) -> crate::Result<Vec<String>> {
     let all = bronze.partitions();
     let range = funnelpulse_core::stream::stream_date_range(from, to, &all);
     let days: Vec<String> = match range {
@@ -278,12 +280,14 @@ fn days_in_range(bronze: &TableFiles, from: Option<NaiveDate>, to: Option<NaiveD
             (Some(first), Some(last)) => format!("it holds {first} … {last}"),
             _ => "it is empty".to_string(),
         };
-        anyhow::bail!("bronze_events has no rows {wanted} ({held}): choose the days with --from and --to");
+        return Err(crate::KafkaError::Missing(format!(
+            "bronze_events has no rows {wanted} ({held}): choose the days with --from and --to"
+        )));
     }
     Ok(days)
 }
 
-async fn count_rows(engine: &Engine, bronze: &TableFiles, days: &[String]) -> anyhow::Result<u64> {
+async fn count_rows(engine: &Engine, bronze: &TableFiles, days: &[String]) -> crate::Result<u64> {
     if days.is_empty() {
         return Ok(0);
     }

@@ -11,10 +11,10 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use crate::error::{KafkaContext, KafkaError};
 use backon::{ExponentialBuilder, Retryable};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
@@ -132,7 +132,7 @@ pub struct TopicReader {
 impl TopicReader {
     /// A reader of `kafka.topic`; `group` names the consumer group offsets are
     /// committed to (monitoring only).
-    pub fn new(kafka: &KafkaArgs, group: &str, patience: Duration) -> anyhow::Result<Self> {
+    pub fn new(kafka: &KafkaArgs, group: &str, patience: Duration) -> crate::Result<Self> {
         let auth = kafka.client.auth();
         let consumer: BaseConsumer<KafkaAuth> = client_config(kafka)
             .set("group.id", group)
@@ -161,8 +161,8 @@ impl TopicReader {
     async fn blocking<T: Send + 'static>(
         &self,
         what: &str,
-        call: impl Fn(&BaseConsumer<KafkaAuth>, &str) -> anyhow::Result<T> + Send + Sync + Clone + 'static,
-    ) -> anyhow::Result<T> {
+        call: impl Fn(&BaseConsumer<KafkaAuth>, &str) -> crate::Result<T> + Send + Sync + Clone + 'static,
+    ) -> crate::Result<T> {
         let attempt = || {
             let (consumer, topic, call) = (self.consumer.clone(), self.kafka.topic.clone(), call.clone());
             let (auth, servers) = (self.auth.clone(), self.kafka.bootstrap_servers.clone());
@@ -174,7 +174,7 @@ impl TopicReader {
                         // is assigned between reads), it ends the retries with its reason.
                         let _ = consumer.poll(crate::auth::EVENTS_WAIT);
                         match auth.refusal(&servers) {
-                            Some(refusal) => Permanent(refusal).into(),
+                            Some(refusal) => KafkaError::Refused(refusal),
                             None => error,
                         }
                     })
@@ -189,21 +189,22 @@ impl TopicReader {
             .without_max_times();
         attempt
             .retry(backoff)
-            .when(|e: &anyhow::Error| !is_permanent(e))
-            .notify(|e: &anyhow::Error, wait: Duration| {
-                log::warn!("Kafka: {what} failed ({e:#}); retrying in {wait:.1?}");
+            .when(KafkaError::is_transient)
+            .notify(|e: &KafkaError, wait: Duration| {
+                let why = funnelpulse_core::error::chain_text(e);
+                log::warn!("Kafka: {what} failed ({why}); retrying in {wait:.1?}");
             })
             .await
             .with_context(|| format!("{what} on {} (gave up after {:?})", self.kafka.bootstrap_servers, self.patience))
     }
 
     /// The topic's partitions; a missing topic is an error.
-    pub async fn partitions(&self) -> anyhow::Result<Vec<i32>> {
+    pub async fn partitions(&self) -> crate::Result<Vec<i32>> {
         let timeout = self.request_timeout();
         self.blocking("reading the topic's metadata", move |consumer, topic| {
             let metadata = consumer.fetch_metadata(None, timeout).context("cannot reach the Kafka broker")?;
             let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
-                return Err(Permanent(format!("topic {topic:?} does not exist")).into());
+                return Err(KafkaError::Missing(format!("topic {topic:?} does not exist")));
             };
             let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
             partitions.sort();
@@ -213,7 +214,7 @@ impl TopicReader {
     }
 
     /// Low and high watermark of every partition: the oldest offset held and the next one to be written.
-    pub async fn watermarks(&self) -> anyhow::Result<BTreeMap<i32, (i64, i64)>> {
+    pub async fn watermarks(&self) -> crate::Result<BTreeMap<i32, (i64, i64)>> {
         let partitions = self.partitions().await?;
         let timeout = self.request_timeout();
         self.blocking("reading the partitions' offsets", move |consumer, topic| {
@@ -231,7 +232,7 @@ impl TopicReader {
 
     /// Reads every record of `ranges`, in offset order per partition. Waits
     /// (with the reader's patience) while the broker is away.
-    pub async fn read(&self, ranges: &[PartitionRange]) -> anyhow::Result<Vec<RawRecord>> {
+    pub async fn read(&self, ranges: &[PartitionRange]) -> crate::Result<Vec<RawRecord>> {
         let ranges: Vec<PartitionRange> = ranges.iter().filter(|r| r.end > r.start).copied().collect();
         if ranges.is_empty() {
             return Ok(Vec::new());
@@ -245,7 +246,7 @@ impl TopicReader {
 
     /// Records the positions in the consumer group (so that Kafka tools show
     /// the stream's lag). Best effort: the checkpoint is the truth.
-    pub async fn commit_group(&self, positions: &BTreeMap<i32, i64>) -> anyhow::Result<()> {
+    pub async fn commit_group(&self, positions: &BTreeMap<i32, i64>) -> crate::Result<()> {
         let mut list = TopicPartitionList::new();
         for (&p, &offset) in positions {
             list.add_partition_offset(&self.kafka.topic, p, Offset::Offset(offset))?;
@@ -257,29 +258,13 @@ impl TopicReader {
     }
 }
 
-/// An error retrying cannot fix (e.g. a missing topic).
-#[derive(Debug)]
-struct Permanent(String);
-
-impl std::fmt::Display for Permanent {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Permanent {}
-
-fn is_permanent(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| cause.downcast_ref::<Permanent>().is_some())
-}
-
 /// The blocking read behind [`TopicReader::read`].
 fn read_ranges(
     consumer: &BaseConsumer<KafkaAuth>,
     topic: &str,
     ranges: &[PartitionRange],
     patience: Duration,
-) -> anyhow::Result<Vec<RawRecord>> {
+) -> crate::Result<Vec<RawRecord>> {
     let mut assignment = TopicPartitionList::new();
     for r in ranges {
         assignment.add_partition_offset(topic, r.partition, Offset::Offset(r.start))?;
@@ -290,15 +275,15 @@ fn read_ranges(
     let capacity: i64 = ranges.iter().map(|r| r.end - r.start).sum();
     let mut records = Vec::with_capacity(capacity.max(0) as usize);
     let mut last_progress = Instant::now();
-    let mut last_error: Option<KafkaError> = None;
+    let mut last_error: Option<RdKafkaError> = None;
     while !open.is_empty() {
         if last_progress.elapsed() > patience {
             let stuck: Vec<String> = open.iter().map(|p| format!("partition {p}")).collect();
-            bail!(
+            return Err(KafkaError::Missing(format!(
                 "no records for {patience:?} ({} not finished; last error: {})",
                 stuck.join(", "),
                 last_error.map_or("none".to_string(), |e| e.to_string())
-            );
+            )));
         }
         match consumer.poll(Duration::from_millis(200)) {
             None => {
@@ -312,11 +297,13 @@ fn read_ranges(
                     }
                 }
             }
-            Some(Err(KafkaError::MessageConsumption(code)))
+            Some(Err(RdKafkaError::MessageConsumption(code)))
                 if code == rdkafka::types::RDKafkaErrorCode::AutoOffsetReset
                     || code == rdkafka::types::RDKafkaErrorCode::OffsetOutOfRange =>
             {
-                bail!("records of this batch are no longer in the topic (retention?): {code}");
+                return Err(KafkaError::Missing(format!(
+                    "records of this batch are no longer in the topic (retention?): {code}"
+                )));
             }
             Some(Err(e)) => last_error = Some(e),
             Some(Ok(message)) => {

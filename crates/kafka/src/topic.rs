@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::error::{KafkaContext, KafkaError};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, Producer};
@@ -46,23 +46,22 @@ fn is_secret_setting(key: &str) -> bool {
 
 /// The topic's partition count; with `create` = (partitions, replication),
 /// a missing topic is created first.
-pub async fn ensure_topic(kafka: &KafkaArgs, create: Option<(i32, i32)>) -> anyhow::Result<usize> {
+pub async fn ensure_topic(kafka: &KafkaArgs, create: Option<(i32, i32)>) -> crate::Result<usize> {
     if let Some(partitions) = partitions_of(kafka).await? {
         return Ok(partitions);
     }
     let Some((partitions, replication)) = create else {
-        anyhow::bail!(
+        return Err(KafkaError::Missing(format!(
             "topic {:?} does not exist on {}: create it with --create-topic --partitions N",
-            kafka.topic,
-            kafka.bootstrap_servers
-        );
+            kafka.topic, kafka.bootstrap_servers
+        )));
     };
     create_topic(kafka, partitions, replication).await?;
     partitions_of(kafka).await?.with_context(|| format!("topic {:?} was created but is not listed", kafka.topic))
 }
 
 /// Partitions of the topic, or None when the broker does not list it.
-async fn partitions_of(kafka: &KafkaArgs) -> anyhow::Result<Option<usize>> {
+async fn partitions_of(kafka: &KafkaArgs) -> crate::Result<Option<usize>> {
     let config = client_config(kafka);
     let auth = kafka.client.auth();
     let (servers, topic) = (kafka.bootstrap_servers.clone(), kafka.topic.clone());
@@ -76,8 +75,8 @@ async fn partitions_of(kafka: &KafkaArgs) -> anyhow::Result<Option<usize>> {
             // Error events (a refused sign-in among them) reach the context when polled.
             client.poll(crate::auth::EVENTS_WAIT);
             match auth.refusal(&servers) {
-                Some(refusal) => anyhow::anyhow!(refusal),
-                None => anyhow::Error::new(error).context(format!("cannot reach the Kafka broker at {servers}")),
+                Some(refusal) => KafkaError::Refused(refusal),
+                None => KafkaError::from(error).context(format!("cannot reach the Kafka broker at {servers}")),
             }
         })?;
         Ok(metadata.topics().iter().find(|t| t.name() == topic).map(|t| t.partitions().len()))
@@ -85,14 +84,14 @@ async fn partitions_of(kafka: &KafkaArgs) -> anyhow::Result<Option<usize>> {
     .await?
 }
 
-async fn create_topic(kafka: &KafkaArgs, partitions: i32, replication: i32) -> anyhow::Result<()> {
+async fn create_topic(kafka: &KafkaArgs, partitions: i32, replication: i32) -> crate::Result<()> {
     let (config, auth) = (client_config(kafka), kafka.client.auth());
     // Blocking: the first token comes from the metadata server.
     let admin = tokio::task::spawn_blocking(move || {
         let admin: AdminClient<KafkaAuth> =
             config.create_with_context(auth.clone()).context("creating the Kafka admin client")?;
         auth.prime(admin.inner())?;
-        anyhow::Ok(admin)
+        Ok::<_, crate::KafkaError>(admin)
     })
     .await??;
     let topic = NewTopic::new(&kafka.topic, partitions, TopicReplication::Fixed(replication));
@@ -103,7 +102,8 @@ async fn create_topic(kafka: &KafkaArgs, partitions: i32, replication: i32) -> a
         .with_context(|| format!("creating topic {:?} on {}", kafka.topic, kafka.bootstrap_servers))?;
     for result in results {
         if let Err((name, code)) = result {
-            anyhow::bail!("creating topic {name:?} on {}: {code}", kafka.bootstrap_servers);
+            let failed = KafkaError::Broker(rdkafka::error::KafkaError::AdminOp(code));
+            return Err(failed.context(format!("creating topic {name:?} on {}", kafka.bootstrap_servers)));
         }
     }
     log::info!("created topic {:?} with {partitions} partitions", kafka.topic);

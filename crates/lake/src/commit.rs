@@ -13,7 +13,7 @@
 //! A run killed before step 2 leaves the folder untouched; one killed during
 //! step 3 is completed by [`Lake::recover`], which stages call first.
 
-use anyhow::Context;
+use crate::error::LakeContext;
 use datafusion::parquet::file::metadata::ParquetMetaData;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -53,7 +53,7 @@ pub struct FileMeta {
 
 impl Lake {
     /// Files under `rel` (a folder, relative to the lake root), relative to the root, sorted.
-    pub async fn list_rel(&self, rel: &str) -> anyhow::Result<Vec<String>> {
+    pub async fn list_rel(&self, rel: &str) -> crate::Result<Vec<String>> {
         let prefix = self.path_of(rel);
         let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
         let mut files: Vec<String> = metas.iter().map(|m| self.rel_of(&m.location)).collect();
@@ -62,7 +62,7 @@ impl Lake {
     }
 
     /// Files under `rel` with their size and last modification, sorted by path.
-    pub async fn list_with_meta(&self, rel: &str) -> anyhow::Result<Vec<FileMeta>> {
+    pub async fn list_with_meta(&self, rel: &str) -> crate::Result<Vec<FileMeta>> {
         let prefix = self.path_of(rel);
         let metas: Vec<_> = self.store.list(Some(&prefix)).try_collect().await?;
         let mut files: Vec<FileMeta> = metas
@@ -75,7 +75,7 @@ impl Lake {
 
     /// Rows in the Parquet files under `rel` (a folder), summed from the
     /// files' footers (no data is read).
-    pub async fn parquet_rows_under(&self, rel: &str) -> anyhow::Result<u64> {
+    pub async fn parquet_rows_under(&self, rel: &str) -> crate::Result<u64> {
         let files = self.list_with_meta(rel).await?;
         let footers = files.into_iter().filter(|f| f.rel.ends_with(".parquet")).map(|file| async move {
             let footer = self.parquet_footer(&file.rel, file.size).await;
@@ -88,15 +88,18 @@ impl Lake {
     }
 
     /// The footer of the Parquet file `rel` of `size` bytes, which must be usable.
-    pub async fn parquet_footer(&self, rel: &str, size: u64) -> anyhow::Result<ParquetMetaData> {
-        self.try_parquet_footer(rel, size).await?.map_err(anyhow::Error::msg)
+    pub async fn parquet_footer(&self, rel: &str, size: u64) -> crate::Result<ParquetMetaData> {
+        self.try_parquet_footer(rel, size).await?.map_err(|problem| crate::LakeError::Damaged {
+            what: format!("{}: {problem}", self.url_of(rel)),
+            source: None,
+        })
     }
 
     /// The footer of the Parquet file `rel` of `size` bytes, in two ranged
     /// reads (the 8-byte tail gives the metadata's length, then the metadata).
     /// The outer error is a store that failed (try again later), the inner
     /// one a file that is not usable Parquet, with why.
-    pub async fn try_parquet_footer(&self, rel: &str, size: u64) -> anyhow::Result<Result<ParquetMetaData, String>> {
+    pub async fn try_parquet_footer(&self, rel: &str, size: u64) -> crate::Result<Result<ParquetMetaData, String>> {
         use datafusion::parquet::file::metadata::ParquetMetaDataReader;
         let path = self.path_of(rel);
         if size < 12 {
@@ -115,7 +118,7 @@ impl Lake {
     }
 
     /// Deletes every file under the folder `rel` (missing files are fine).
-    pub async fn delete_all(&self, rel: &str) -> anyhow::Result<()> {
+    pub async fn delete_all(&self, rel: &str) -> crate::Result<()> {
         for file in self.list_rel(rel).await? {
             self.delete_if_present(&file).await?;
         }
@@ -129,7 +132,7 @@ impl Lake {
     /// (`stream_input/`).
     /// Moves are applied in order; a file whose name a move reuses (the
     /// generation marker) is replaced, not deleted.
-    pub async fn commit_folder(&self, run_id: &str, target: &str, moves: Vec<(String, String)>) -> anyhow::Result<()> {
+    pub async fn commit_folder(&self, run_id: &str, target: &str, moves: Vec<(String, String)>) -> crate::Result<()> {
         let mut deletes = self.list_rel(target).await?;
         deletes.retain(|old| !moves.iter().any(|(_, to)| to == old));
         let name = target.trim_end_matches('/').to_string();
@@ -138,7 +141,7 @@ impl Lake {
     }
 
     /// Writes the journal (the commit is decided), applies it, removes it and the run's staging.
-    async fn apply_journal(&self, journal: &Journal) -> anyhow::Result<()> {
+    async fn apply_journal(&self, journal: &Journal) -> crate::Result<()> {
         let run_id = &journal.run_id;
         let journal_path = self.path_of(&format!("_commits/{run_id}.json"));
         self.store.put(&journal_path, PutPayload::from(serde_json::to_vec_pretty(journal)?)).await?;
@@ -148,7 +151,7 @@ impl Lake {
         Ok(())
     }
 
-    async fn apply(&self, journal: &Journal) -> anyhow::Result<()> {
+    async fn apply(&self, journal: &Journal) -> crate::Result<()> {
         for table in &journal.tables {
             self.move_files(&table.moves).await.with_context(|| format!("commit {}", journal.run_id))?;
             for old in &table.deletes {
@@ -162,7 +165,7 @@ impl Lake {
 
     /// Moves files (relative paths, from → to) within the lake. Idempotent:
     /// a move already done by an earlier, interrupted attempt is skipped.
-    pub async fn move_files(&self, moves: &[(String, String)]) -> anyhow::Result<()> {
+    pub async fn move_files(&self, moves: &[(String, String)]) -> crate::Result<()> {
         for (from, to) in moves {
             let (from, to) = (self.path_of(from), self.path_of(to));
             match self.store.rename(&from, &to).await {
@@ -181,7 +184,7 @@ impl Lake {
 
     /// Completes commits that a killed run left half-applied. Call before
     /// reading or writing tables.
-    pub async fn recover(&self) -> anyhow::Result<Vec<String>> {
+    pub async fn recover(&self) -> crate::Result<Vec<String>> {
         let mut recovered = Vec::new();
         for rel in self.list_rel("_commits/").await? {
             let path = self.path_of(&rel);
@@ -198,7 +201,7 @@ impl Lake {
     }
 
     /// Deletes what a run staged (after its commit, or when it failed).
-    pub async fn discard_staging(&self, run_id: &str) -> anyhow::Result<()> {
+    pub async fn discard_staging(&self, run_id: &str) -> crate::Result<()> {
         self.delete_all(&format!("_staging/{run_id}/")).await
     }
 

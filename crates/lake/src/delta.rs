@@ -24,7 +24,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use anyhow::Context;
+use crate::error::{LakeContext, LakeError};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
@@ -195,7 +195,7 @@ impl Lake {
     }
 
     /// The Delta table (its log not yet loaded) of `table`, on the lake's store.
-    fn delta(&self, table: &TableSpec) -> anyhow::Result<DeltaTable> {
+    fn delta(&self, table: &TableSpec) -> crate::Result<DeltaTable> {
         let root = url::Url::parse(&self.table_url(table))?;
         let prefix = self.path_of(&Lake::table_rel(table));
         let prefixed: Arc<dyn object_store::ObjectStore> = Arc::new(PrefixStore::new(self.store.clone(), prefix));
@@ -204,7 +204,7 @@ impl Lake {
     }
 
     /// The latest committed version of `table`, `None` when it does not exist.
-    pub async fn table_version(&self, table: &TableSpec) -> anyhow::Result<Option<i64>> {
+    pub async fn table_version(&self, table: &TableSpec) -> crate::Result<Option<i64>> {
         let delta = self.delta(table)?;
         if !delta.log_store().is_delta_table_location().await? {
             self.refuse_legacy(table).await?;
@@ -215,18 +215,18 @@ impl Lake {
     }
 
     /// Whether `table` has a Delta log.
-    pub async fn table_exists(&self, table: &TableSpec) -> anyhow::Result<bool> {
+    pub async fn table_exists(&self, table: &TableSpec) -> crate::Result<bool> {
         Ok(self.delta(table)?.log_store().is_delta_table_location().await?)
     }
 
     /// Loads the log of `table` at `at`; `None` when the table does not exist.
     /// The table's log at `at`; an error names the table and the lake.
-    async fn load(&self, table: &TableSpec, at: &AsOf) -> anyhow::Result<Option<DeltaTable>> {
+    async fn load(&self, table: &TableSpec, at: &AsOf) -> crate::Result<Option<DeltaTable>> {
         let when = if matches!(at, AsOf::Latest) { String::new() } else { format!(" at {at:?}") };
         self.load_log(table, at).await.with_context(|| format!("reading {}{when} in {}", table.name, self.url()))
     }
 
-    async fn load_log(&self, table: &TableSpec, at: &AsOf) -> anyhow::Result<Option<DeltaTable>> {
+    async fn load_log(&self, table: &TableSpec, at: &AsOf) -> crate::Result<Option<DeltaTable>> {
         let mut delta = self.delta(table)?;
         if !delta.log_store().is_delta_table_location().await? {
             self.refuse_legacy(table).await?;
@@ -234,7 +234,12 @@ impl Lake {
         }
         if let AsOf::Version(v) = at {
             let latest = delta.get_latest_version().await? as i64;
-            anyhow::ensure!(*v <= latest, "{} has versions 0 to {latest}; there is no version {v}", table.name);
+            if *v > latest {
+                return Err(LakeError::Invalid(format!(
+                    "{} has versions 0 to {latest}; there is no version {v}",
+                    table.name
+                )));
+            }
         }
         let loaded = match at {
             AsOf::Latest => delta.load().await,
@@ -255,7 +260,7 @@ impl Lake {
 
     /// The files and columns of a committed version of `table`; `None` when
     /// the table does not exist.
-    pub async fn snapshot(&self, table: &TableSpec, at: &AsOf) -> anyhow::Result<Option<TableFiles>> {
+    pub async fn snapshot(&self, table: &TableSpec, at: &AsOf) -> crate::Result<Option<TableFiles>> {
         let Some(delta) = self.load(table, at).await? else { return Ok(None) };
         let state = delta.snapshot()?;
         let schema = table_schema(table, state.snapshot().arrow_schema())?;
@@ -277,7 +282,7 @@ impl Lake {
     }
 
     /// Like [`Lake::snapshot`], with a clear error when the table does not exist.
-    pub async fn require_snapshot(&self, table: &TableSpec, at: &AsOf) -> anyhow::Result<TableFiles> {
+    pub async fn require_snapshot(&self, table: &TableSpec, at: &AsOf) -> crate::Result<TableFiles> {
         self.snapshot(table, at)
             .await?
             .with_context(|| format!("table {} does not exist in {}", table.name, self.url()))
@@ -285,13 +290,13 @@ impl Lake {
 
     /// The Parquet files `run_id` wrote for `table` (not yet committed), with
     /// the table's columns `schema` (files' columns, then the partition column).
-    pub async fn run_files(&self, run_id: &str, table: &TableSpec, schema: SchemaRef) -> anyhow::Result<TableFiles> {
+    pub async fn run_files(&self, run_id: &str, table: &TableSpec, schema: SchemaRef) -> crate::Result<TableFiles> {
         let files = self.run_data_files(run_id, table).await?;
         Ok(TableFiles { table: *table, root: self.table_url(table), version: None, schema, files })
     }
 
     /// The Parquet files `run_id` wrote for `table`, by path.
-    pub async fn run_data_files(&self, run_id: &str, table: &TableSpec) -> anyhow::Result<Vec<DataFile>> {
+    pub async fn run_data_files(&self, run_id: &str, table: &TableSpec) -> crate::Result<Vec<DataFile>> {
         let listed = self.list_with_meta(&Lake::run_rel(run_id, table)).await?;
         let root = Lake::table_rel(table);
         Ok(listed
@@ -306,7 +311,7 @@ impl Lake {
     }
 
     /// Deletes the files `run_id` wrote for `table` (a run that failed).
-    pub async fn discard_run_files(&self, run_id: &str, table: &TableSpec) -> anyhow::Result<()> {
+    pub async fn discard_run_files(&self, run_id: &str, table: &TableSpec) -> crate::Result<()> {
         self.delete_all(&Lake::run_rel(run_id, table)).await
     }
 
@@ -318,21 +323,16 @@ impl Lake {
         run_id: &str,
         files: &TableFiles,
         read_version: Option<i64>,
-    ) -> anyhow::Result<i64> {
+    ) -> crate::Result<i64> {
         let table = &files.table;
         let adds = self.add_actions(files).await?;
         let changed =
             |version| TableChanged { table: table.name.to_string(), version, action: "wrote", committed: Vec::new() };
         let Some(read_version) = read_version else {
             let metadata = run_metadata(run_id, &adds, 0);
-            return self.create_with(files, adds.actions, metadata).await.map_err(|e| {
-                match e.downcast::<TableChanged>() {
-                    Ok(mut changed) => {
-                        changed.action = "wrote";
-                        changed.into()
-                    }
-                    Err(e) => e,
-                }
+            return self.create_with(files, adds.actions, metadata).await.map_err(|e| match e {
+                LakeError::Conflict(changed) => LakeError::Conflict(TableChanged { action: "wrote", ..changed }),
+                other => other,
             });
         };
         let delta = self.load(table, &AsOf::Version(read_version)).await?.with_context(|| {
@@ -386,7 +386,7 @@ impl Lake {
                 let latest = self.table_version(table).await?.unwrap_or(read_version);
                 Err(changed(latest).into())
             }
-            Err(e) => Err(anyhow::Error::new(e).context(format!("committing {}", table.name))),
+            Err(e) => Err(e).context(format!("committing {}", table.name)),
         }
     }
 
@@ -396,7 +396,7 @@ impl Lake {
         files: &TableFiles,
         adds: Vec<Add>,
         metadata: HashMap<String, serde_json::Value>,
-    ) -> anyhow::Result<i64> {
+    ) -> crate::Result<i64> {
         let table = &files.table;
         let schema = delta_schema(files)?;
         crate::fault::pause_point(&format!("before-commit:{}", table.name));
@@ -418,12 +418,12 @@ impl Lake {
                 Err(TableChanged { table: table.name.to_string(), version: latest, action: "wrote", committed: vec![] }
                     .into())
             }
-            Err(e) => Err(anyhow::Error::new(e).context(format!("creating {}", table.name))),
+            Err(e) => Err(e).context(format!("creating {}", table.name)),
         }
     }
 
     /// Creates `table` empty, with the columns `schema`, unless it exists.
-    pub async fn ensure_table(&self, table: &TableSpec, schema: SchemaRef) -> anyhow::Result<()> {
+    pub async fn ensure_table(&self, table: &TableSpec, schema: SchemaRef) -> crate::Result<()> {
         if self.table_exists(table).await? {
             return Ok(());
         }
@@ -432,7 +432,7 @@ impl Lake {
         match self.create_with(&files, Vec::new(), metadata).await {
             Ok(_) => Ok(()),
             // Created meanwhile by another process: as good.
-            Err(e) if e.is::<TableChanged>() => Ok(()),
+            Err(LakeError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -446,7 +446,7 @@ impl Lake {
         files: Vec<DataFile>,
         app_id: &str,
         batch: i64,
-    ) -> anyhow::Result<bool> {
+    ) -> crate::Result<bool> {
         let delta = self.load(table, &AsOf::Latest).await?.with_context(|| format!("{} does not exist", table.name))?;
         let state = delta.snapshot()?;
         if state.transaction_version(delta.log_store().as_ref(), app_id).await?.is_some_and(|v| v >= batch) {
@@ -476,7 +476,7 @@ impl Lake {
     }
 
     /// Empties `table` (one commit removing every file), keeping its columns.
-    pub async fn truncate(&self, table: &TableSpec, run_id: &str) -> anyhow::Result<()> {
+    pub async fn truncate(&self, table: &TableSpec, run_id: &str) -> crate::Result<()> {
         let Some(files) = self.snapshot(table, &AsOf::Latest).await? else { return Ok(()) };
         let empty = TableFiles { files: Vec::new(), ..files.clone() };
         self.commit_overwrite(run_id, &empty, files.version).await.map(|_| ())
@@ -484,7 +484,7 @@ impl Lake {
 
     /// Add actions for `files`, with row counts and column statistics read
     /// from their Parquet footers (no data is read).
-    async fn add_actions(&self, files: &TableFiles) -> anyhow::Result<Adds> {
+    async fn add_actions(&self, files: &TableFiles) -> crate::Result<Adds> {
         let schema = files.schema.clone();
         let adds = files.files.iter().map(|file| {
             let schema = schema.clone();
@@ -508,7 +508,7 @@ impl Lake {
                     default_row_commit_version: None,
                     clustering_provider: None,
                 };
-                anyhow::Ok((add, rows))
+                Ok::<_, LakeError>((add, rows))
             }
         });
         let adds: Vec<(Add, u64)> = futures::stream::iter(adds).buffered(16).try_collect().await?;
@@ -521,7 +521,7 @@ impl Lake {
 
     /// Data files of `table` in the layout of FunnelPulse before Delta
     /// (`tables/<t>/<partition_col>=<value>/part-*.parquet`, no log).
-    async fn legacy_files(&self, table: &TableSpec) -> anyhow::Result<Vec<crate::FileMeta>> {
+    async fn legacy_files(&self, table: &TableSpec) -> crate::Result<Vec<crate::FileMeta>> {
         let root = Lake::table_rel(table);
         let prefix = format!("{root}{}=", table.partition_col);
         let files = self.list_with_meta(&root).await?;
@@ -531,24 +531,24 @@ impl Lake {
     /// Fails with the fix when `table` is still in the layout before Delta:
     /// reading its folder as an empty table, or writing a Delta table over it,
     /// would misread it.
-    async fn refuse_legacy(&self, table: &TableSpec) -> anyhow::Result<()> {
+    async fn refuse_legacy(&self, table: &TableSpec) -> crate::Result<()> {
         if self.legacy_files(table).await?.is_empty() {
             return Ok(());
         }
-        anyhow::bail!(
+        Err(LakeError::Invalid(format!(
             "{} in {} is a folder of Parquet files written by an older FunnelPulse, not a Delta table: convert the \
              lake with `funnelpulse lake convert --lake {}`",
             table.name,
             self.url(),
             self.url()
-        )
+        )))
     }
 
     /// Converts `table` from the layout before Delta into a Delta table whose
     /// first version holds the same files, in place (nothing is copied).
     /// Zero-row placeholder files are left out. Returns the files committed,
     /// `None` when there was nothing to convert.
-    pub async fn convert_legacy(&self, table: &TableSpec) -> anyhow::Result<Option<usize>> {
+    pub async fn convert_legacy(&self, table: &TableSpec) -> crate::Result<Option<usize>> {
         if self.delta(table)?.log_store().is_delta_table_location().await? {
             return Ok(None);
         }
@@ -586,7 +586,7 @@ impl Lake {
     }
 
     /// Versions of `table`, newest first.
-    pub async fn history(&self, table: &TableSpec, limit: Option<usize>) -> anyhow::Result<Vec<HistoryEntry>> {
+    pub async fn history(&self, table: &TableSpec, limit: Option<usize>) -> crate::Result<Vec<HistoryEntry>> {
         let delta = self.load(table, &AsOf::Latest).await?.with_context(|| format!("{} does not exist", table.name))?;
         let infos: Vec<_> = delta.history(limit).try_collect().await?;
         let latest = delta.version().unwrap_or(0) as i64;
@@ -611,7 +611,7 @@ impl Lake {
 
     /// Deletes the files of `table` that no version younger than `retain`
     /// needs (replaced files, and files of killed runs older than `retain`).
-    pub async fn vacuum(&self, table: &TableSpec, retain: std::time::Duration) -> anyhow::Result<VacuumReport> {
+    pub async fn vacuum(&self, table: &TableSpec, retain: std::time::Duration) -> crate::Result<VacuumReport> {
         let Some(delta) = self.load(table, &AsOf::Latest).await? else {
             return Ok(VacuumReport { table: table.name.to_string(), files_deleted: 0 });
         };
@@ -650,7 +650,7 @@ fn run_metadata(run_id: &str, adds: &Adds, removed: usize) -> HashMap<String, se
 }
 
 /// Whether a commit failed because another writer committed first.
-fn is_conflict(e: &DeltaTableError) -> bool {
+pub(crate) fn is_conflict(e: &DeltaTableError) -> bool {
     match e {
         DeltaTableError::Transaction { source } => matches!(
             source,
@@ -664,13 +664,13 @@ fn is_conflict(e: &DeltaTableError) -> bool {
 }
 
 /// The table's columns as Delta sees them.
-fn delta_schema(files: &TableFiles) -> anyhow::Result<StructType> {
+fn delta_schema(files: &TableFiles) -> crate::Result<StructType> {
     Ok(files.schema.as_ref().try_into_kernel()?)
 }
 
 /// The reader's schema: the log's columns, with the partition column moved
 /// last and read as a date (as our plans expect).
-fn table_schema(table: &TableSpec, arrow: SchemaRef) -> anyhow::Result<SchemaRef> {
+fn table_schema(table: &TableSpec, arrow: SchemaRef) -> crate::Result<SchemaRef> {
     let mut fields: Vec<Field> =
         arrow.fields().iter().filter(|f| f.name() != table.partition_col).map(|f| f.as_ref().clone()).collect();
     fields.push(Field::new(table.partition_col, DataType::Date32, true));
@@ -760,10 +760,10 @@ mod log_tests {
         };
         assert_eq!(lake.commit_overwrite("r1", &empty, Some(0)).await.unwrap(), 1);
         let refused = lake.commit_overwrite("r2", &empty, Some(0)).await.unwrap_err();
-        let changed = refused.downcast_ref::<TableChanged>().expect("a TableChanged");
+        let changed = refused.as_conflict().expect("a TableChanged");
         assert_eq!(changed.version, 1);
         assert!(refused.to_string().contains("late_events was changed by another run (version 1)"), "{refused}");
         let refused = lake.commit_overwrite("r3", &empty, None).await.unwrap_err();
-        assert!(refused.is::<TableChanged>(), "creating an existing table: {refused}");
+        assert!(refused.as_conflict().is_some(), "creating an existing table: {refused}");
     }
 }

@@ -26,7 +26,7 @@ pub fn crash_point(point: &str) {
     }
     pause_point(point);
     if armed(point) {
-        eprintln!("FUNNELPULSE_FAULT: aborting at {point}");
+        log::error!("FUNNELPULSE_FAULT: aborting at {point}");
         std::process::abort();
     }
 }
@@ -39,13 +39,13 @@ pub fn pause_point(point: &str) {
     let wanted = std::env::var("FUNNELPULSE_PAUSE").unwrap_or_default();
     if let Some(ms) = wanted.strip_prefix(point).and_then(|rest| rest.strip_prefix(':')) {
         if let Ok(ms) = ms.parse::<u64>() {
-            eprintln!("pausing {ms} ms at {point}");
+            log::info!("pausing {ms} ms at {point}");
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
         return;
     }
     if wanted == point {
-        eprintln!("paused at {point}");
+        log::info!("paused at {point}");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
@@ -63,7 +63,7 @@ pub async fn stray_file_point(
     lake: &crate::Lake,
     run_id: &str,
     table: &funnelpulse_core::TableSpec,
-) -> anyhow::Result<()> {
+) -> crate::Result<()> {
     if !armed(&format!("stray-file:{}", table.name)) {
         return Ok(());
     }
@@ -72,7 +72,7 @@ pub async fn stray_file_point(
     if let Some(file) = staged.iter().find(|f| f.ends_with(".parquet")) {
         let stray = format!("{}.stray.parquet", file.trim_end_matches(".parquet"));
         lake.store().copy(&lake.path_of(file), &lake.path_of(&stray)).await?;
-        eprintln!("FUNNELPULSE_FAULT: left a stray copy of {file}");
+        log::warn!("FUNNELPULSE_FAULT: left a stray copy of {file}");
     }
     Ok(())
 }

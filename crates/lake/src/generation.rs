@@ -8,7 +8,7 @@
 //! old files are deleted only after it, so a listing followed by a read of
 //! the marker that still gives the old generation saw only the old files.
 
-use anyhow::Context;
+use crate::error::LakeContext;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +41,7 @@ impl Generation {
 impl Lake {
     /// The generation of the folder `rel` (relative to the root, "" for the
     /// root itself); `None` when the folder carries no marker.
-    pub async fn generation(&self, rel: &str) -> anyhow::Result<Option<Generation>> {
+    pub async fn generation(&self, rel: &str) -> crate::Result<Option<Generation>> {
         let marker = format!("{rel}{GENERATION_FILE}");
         let Some(bytes) = self.read_if_present(&marker).await? else { return Ok(None) };
         let generation = serde_json::from_slice(&bytes)
@@ -57,7 +57,7 @@ impl Lake {
         run_id: &str,
         rel: &str,
         generation: &Generation,
-    ) -> anyhow::Result<(String, String)> {
+    ) -> crate::Result<(String, String)> {
         let staged = format!("_staging/{run_id}/{GENERATION_FILE}");
         let bytes = serde_json::to_vec_pretty(generation)?;
         self.store

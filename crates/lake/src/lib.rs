@@ -14,6 +14,7 @@
 
 mod commit;
 pub mod delta;
+mod error;
 pub mod fault;
 mod generation;
 mod location;
@@ -23,6 +24,7 @@ mod stats;
 
 pub use commit::FileMeta;
 pub use delta::{AsOf, DataFile, HistoryEntry, TableChanged, TableFiles, VacuumReport};
+pub use error::{LakeContext, LakeError, Result};
 pub use generation::{GENERATION_FILE, Generation};
 pub use location::{Lake, new_run_id, to_url};
 pub use registry::LakeStores;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
+use crate::error::{LakeContext, LakeError};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use funnelpulse_core::TableSpec;
 use object_store::ObjectStore;
@@ -10,17 +10,19 @@ use object_store::path::Path;
 use url::Url;
 
 /// A local path (made absolute) or a `gs://` URL, as a folder URL ending in `/`.
-pub fn to_url(location: &str) -> anyhow::Result<Url> {
+pub fn to_url(location: &str) -> crate::Result<Url> {
     // Credentials in the URL (user:password@, ?sig=) stay out of every message.
     funnelpulse_core::redact::register_url(location);
     let mut url = if location.contains("://") {
         Url::parse(location).with_context(|| format!("not a valid URL: {location}"))?
     } else {
         let path = std::path::absolute(location).with_context(|| format!("bad path {location}"))?;
-        Url::from_directory_path(&path).map_err(|_| anyhow::anyhow!("bad path {}", path.display()))?
+        Url::from_directory_path(&path).map_err(|_| LakeError::Invalid(format!("bad path {}", path.display())))?
     };
     if !matches!(url.scheme(), "file" | "gs") {
-        bail!("unsupported location {location}: use a local path or gs://bucket/prefix");
+        return Err(LakeError::Invalid(format!(
+            "unsupported location {location}: use a local path or gs://bucket/prefix"
+        )));
     }
     if !url.path().ends_with('/') {
         url.set_path(&format!("{}/", url.path()));
@@ -44,13 +46,14 @@ pub struct Lake {
 
 impl Lake {
     /// Opens the lake at a local path or `gs://` URL; a local folder is created when missing.
-    pub fn open(location: &str, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Self> {
+    pub fn open(location: &str, stores: &dyn ObjectStoreRegistry) -> crate::Result<Self> {
         let base = to_url(location)?;
         if base.scheme() == "file" {
-            let dir = base.to_file_path().map_err(|_| anyhow::anyhow!("bad lake path {base}"))?;
+            let dir = base.to_file_path().map_err(|_| LakeError::Invalid(format!("bad lake path {base}")))?;
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create lake folder {}", dir.display()))?;
         }
-        let store = stores.get_store(&base)?;
+        let store =
+            stores.get_store(&base).map_err(|e| LakeError::Invalid(format!("no object store for {base}: {e}")))?;
         Ok(Self { base, store })
     }
 
@@ -88,7 +91,7 @@ impl Lake {
     /// Writes `<lake>/reports/<name>` in one put: readers see the old or the
     /// new file, never half of one (object stores and our local store write
     /// a temporary file and rename it).
-    pub async fn put_report(&self, name: &str, bytes: Vec<u8>) -> anyhow::Result<String> {
+    pub async fn put_report(&self, name: &str, bytes: Vec<u8>) -> crate::Result<String> {
         use object_store::ObjectStoreExt;
         let rel = format!("reports/{name}");
         self.store
@@ -100,7 +103,7 @@ impl Lake {
 
     /// The bytes of `rel`, None when it does not exist (a marker, ledger or
     /// checkpoint file not written yet): the one place where NotFound is fine on read.
-    pub async fn read_if_present(&self, rel: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    pub async fn read_if_present(&self, rel: &str) -> crate::Result<Option<Vec<u8>>> {
         use object_store::ObjectStoreExt;
         match self.store.get(&self.path_of(rel)).await {
             Ok(got) => Ok(Some(got.bytes().await.with_context(|| format!("reading {}", self.url_of(rel)))?.to_vec())),
@@ -110,7 +113,7 @@ impl Lake {
     }
 
     /// Deletes `rel`; one already gone is fine (a repeated or concurrent clean-up).
-    pub async fn delete_if_present(&self, rel: &str) -> anyhow::Result<()> {
+    pub async fn delete_if_present(&self, rel: &str) -> crate::Result<()> {
         use object_store::ObjectStoreExt;
         match self.store.delete(&self.path_of(rel)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),

@@ -24,7 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::error::LakeContext;
 use chrono::{DateTime, Utc};
 use funnelpulse_core::TableSpec;
 use funnelpulse_core::tables::LAKE_TABLES;
@@ -99,7 +99,7 @@ pub struct RunMarker {
 
 impl RunMarker {
     /// Writes the marker of `run` (before the run writes any file) and keeps it renewed.
-    pub async fn start(lake: &Lake, run: &str) -> anyhow::Result<Self> {
+    pub async fn start(lake: &Lake, run: &str) -> crate::Result<Self> {
         let pid = std::process::id();
         let now = Utc::now();
         let marker = Marker {
@@ -130,7 +130,7 @@ impl RunMarker {
     }
 
     /// Before committing `table`: from here on its files may be committed ones.
-    pub async fn committing(&self, table: &TableSpec) -> anyhow::Result<()> {
+    pub async fn committing(&self, table: &TableSpec) -> crate::Result<()> {
         let mut marker = self.marker.lock().await;
         marker.committing.push(table.name.to_string());
         put_marker(&self.lake, &marker).await
@@ -154,7 +154,7 @@ impl Drop for RunMarker {
     }
 }
 
-async fn put_marker(lake: &Lake, marker: &Marker) -> anyhow::Result<()> {
+async fn put_marker(lake: &Lake, marker: &Marker) -> crate::Result<()> {
     let rel = marker_rel(&marker.run);
     lake.store()
         .put(&lake.path_of(&rel), PutPayload::from(serde_json::to_vec_pretty(marker)?))
@@ -183,7 +183,7 @@ impl std::fmt::Display for Swept {
 impl Lake {
     /// Removes what dead runs left (see the module's comment). `stale`: a
     /// marker from another machine not renewed for this long is dead.
-    pub async fn sweep_dead_runs(&self, stale: Duration) -> anyhow::Result<Vec<Swept>> {
+    pub async fn sweep_dead_runs(&self, stale: Duration) -> crate::Result<Vec<Swept>> {
         // Staging first, markers second: a run writes its marker before its
         // staging, so every staging folder of a live run has a marker listed.
         let staged = self.run_folders("_staging/").await?;
@@ -226,7 +226,7 @@ impl Lake {
     }
 
     /// Names of the folders directly under `rel` that hold files.
-    async fn run_folders(&self, rel: &str) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    async fn run_folders(&self, rel: &str) -> crate::Result<std::collections::BTreeSet<String>> {
         let files = self.list_rel(rel).await?;
         Ok(files.iter().filter_map(|f| f.strip_prefix(rel)?.split_once('/').map(|(run, _)| run.to_string())).collect())
     }
@@ -236,7 +236,7 @@ impl Lake {
     }
 
     /// Whether the dead run's folder in `table` may hold committed files.
-    async fn may_hold_commit(&self, marker: &Marker, table: &TableSpec) -> anyhow::Result<bool> {
+    async fn may_hold_commit(&self, marker: &Marker, table: &TableSpec) -> crate::Result<bool> {
         if !marker.committing.iter().any(|t| t == table.name) {
             return Ok(false);
         }
@@ -249,7 +249,7 @@ impl Lake {
         Ok(history.iter().any(|entry| entry.run.as_deref() == Some(marker.run.as_str())))
     }
 
-    async fn remove_files(&self, rel: &str, removed: &mut Swept) -> anyhow::Result<()> {
+    async fn remove_files(&self, rel: &str, removed: &mut Swept) -> crate::Result<()> {
         let files = self.list_with_meta(rel).await?;
         if files.is_empty() {
             // A local folder created before the run's first file.

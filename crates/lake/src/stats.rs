@@ -8,7 +8,6 @@
 
 use std::cmp::Ordering;
 
-use anyhow::Context;
 use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::parquet::file::statistics::Statistics;
@@ -27,8 +26,9 @@ enum Bound {
 
 /// The stats JSON of one file and its row count. `schema` gives the logical
 /// type of each column (by name); columns it does not name get no bounds.
-pub fn file_stats(footer: &ParquetMetaData, schema: &Schema) -> anyhow::Result<(String, u64)> {
-    let rows = u64::try_from(footer.file_metadata().num_rows()).context("negative row count")?;
+pub fn file_stats(footer: &ParquetMetaData, schema: &Schema) -> crate::Result<(String, u64)> {
+    let rows = u64::try_from(footer.file_metadata().num_rows())
+        .map_err(|e| crate::LakeError::damaged("a Parquet footer with a negative row count", e))?;
     let (mut mins, mut maxs, mut nulls) = (Map::new(), Map::new(), Map::new());
     let columns = footer.file_metadata().schema_descr().num_columns();
     for c in 0..columns {

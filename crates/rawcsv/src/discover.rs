@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use funnelpulse_core::BAD_INPUT;
 
+use crate::error::RawError;
 use crate::parse::ColumnOrder;
 
 /// How a raw file's bytes are compressed, known from its name.
@@ -136,7 +137,7 @@ pub struct RawListing {
 /// compression taken from the name), or every `*.csv[.gz|.zst|.bz2|.xz]`
 /// under a folder, sorted by name so that runs are deterministic. Every
 /// other file of the folder is listed in [`RawListing::not_read`].
-pub async fn list_raw_files(store: &dyn ObjectStore, url: &url::Url) -> anyhow::Result<RawListing> {
+pub async fn list_raw_files(store: &dyn ObjectStore, url: &url::Url) -> Result<RawListing, RawError> {
     let base = &url[..url::Position::BeforePath];
     let file = Path::from_url_path(url.path().trim_end_matches('/'))?;
     if let Ok(meta) = store.head(&file).await {
@@ -289,7 +290,7 @@ const HEADER_LIMIT: usize = 64 << 10;
 /// Counts data and blank lines with a byte scan, independently of the parser,
 /// and checks the header first: a bad header fails here, on the client, with
 /// one line, before any job is planned.
-pub async fn count_data_lines(store: Arc<dyn ObjectStore>, file: &RawFile) -> anyhow::Result<LineCounts> {
+pub async fn count_data_lines(store: Arc<dyn ObjectStore>, file: &RawFile) -> Result<LineCounts, RawError> {
     let mut stream = read_content(store, file)?;
     let (mut header, mut header_open) = (Vec::new(), true);
     let mut counts = LineCounts::default();
@@ -329,12 +330,12 @@ pub async fn count_data_lines(store: Arc<dyn ObjectStore>, file: &RawFile) -> an
         finish_line(line_len, last_byte);
     }
     if lines_seen == 0 {
-        anyhow::bail!(
+        return Err(RawError::BadInput(format!(
             "{BAD_INPUT}{}: the file holds no line, not even a header; remove it from the raw folder",
             file.url
-        );
+        )));
     }
     let first_line = header.split(|b| *b == b'\n').next().unwrap_or_default();
-    header_order(file, first_line.strip_suffix(b"\r").unwrap_or(first_line)).map_err(anyhow::Error::msg)?;
+    header_order(file, first_line.strip_suffix(b"\r").unwrap_or(first_line)).map_err(RawError::BadInput)?;
     Ok(counts)
 }

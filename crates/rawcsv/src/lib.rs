@@ -10,11 +10,13 @@
 //! teaches client, scheduler and executor to serialise both.
 
 pub mod discover;
+mod error;
 pub mod exec;
 pub mod parse;
 mod rows;
 pub mod table;
 
 pub use discover::{Compression, NotRead, RawFile, RawListing, count_data_lines, list_raw_files};
+pub use error::RawError;
 pub use exec::RawCsvExec;
 pub use table::{RawEventsTable, ScanMode};

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::Context;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{Expr, cast, col, lit, when};
@@ -16,6 +15,7 @@ use funnelpulse_core::TableSpec;
 use funnelpulse_core::funnel::{category_root, funnel_measures, hour_window_start, price_band};
 use funnelpulse_core::silver::silver_filter;
 use funnelpulse_core::tables::*;
+use funnelpulse_engine::Context;
 use funnelpulse_engine::tables::read_files;
 use funnelpulse_lake::{AsOf, TableFiles};
 use funnelpulse_stage06::query::{Cell, Kind, rows};
@@ -166,12 +166,16 @@ fn text(e: Expr) -> Expr {
 
 impl Dashboard {
     /// The last committed version of `table`, None when it was never built.
-    pub async fn snapshot(&self, table: &TableSpec) -> anyhow::Result<Option<TableFiles>> {
-        self.lake.snapshot(table, &AsOf::Latest).await
+    pub async fn snapshot(&self, table: &TableSpec) -> funnelpulse_engine::Result<Option<TableFiles>> {
+        Ok(self.lake.snapshot(table, &AsOf::Latest).await?)
     }
 
     /// `table` restricted to the dates of `range` (by its date partitions).
-    pub async fn frame(&self, table: &TableSpec, range: Option<Range>) -> anyhow::Result<Option<DataFrame>> {
+    pub async fn frame(
+        &self,
+        table: &TableSpec,
+        range: Option<Range>,
+    ) -> funnelpulse_engine::Result<Option<DataFrame>> {
         let Some(files) = self.snapshot(table).await? else { return Ok(None) };
         let files = match range {
             Some(r) => files.only_partitions(&r.dates()),
@@ -180,7 +184,7 @@ impl Dashboard {
         Ok(Some(read_files(&self.ctx, &files)?))
     }
 
-    async fn required(&self, table: &TableSpec, range: Option<Range>) -> anyhow::Result<DataFrame> {
+    async fn required(&self, table: &TableSpec, range: Option<Range>) -> funnelpulse_engine::Result<DataFrame> {
         self.frame(table, range).await?.with_context(|| {
             format!(
                 "table {} does not exist in {} (run the pipeline's stages 01 and 02 first)",
@@ -191,7 +195,7 @@ impl Dashboard {
     }
 
     /// Brand and category names, re-read only when their tables changed.
-    pub async fn known(&self) -> anyhow::Result<Known> {
+    pub async fn known(&self) -> funnelpulse_engine::Result<Known> {
         let brands = self.snapshot(&GOLD_FUNNEL_DAILY_BRAND).await?;
         let categories = self.snapshot(&GOLD_FUNNEL_DAILY_CATEGORY).await?;
         let versions = (brands.as_ref().and_then(|f| f.version), categories.as_ref().and_then(|f| f.version));
@@ -210,14 +214,14 @@ impl Dashboard {
         Ok(known)
     }
 
-    async fn distinct(&self, df: DataFrame, column: &str) -> anyhow::Result<BTreeSet<String>> {
+    async fn distinct(&self, df: DataFrame, column: &str) -> funnelpulse_engine::Result<BTreeSet<String>> {
         let values = df.filter(col(column).is_not_null())?.aggregate(vec![col(column)], vec![])?;
         Ok(rows(values, vec![(col(column), Kind::Text)]).await?.into_iter().filter_map(|r| r[0].text()).collect())
     }
 
     /// Funnel measures of the events in `range` that pass `f`, per `dim`
     /// (one group for `Dim::Total`), in no particular order.
-    pub async fn grouped(&self, range: Range, f: &Filters, dim: Dim) -> anyhow::Result<Vec<Group>> {
+    pub async fn grouped(&self, range: Range, f: &Filters, dim: Dim) -> funnelpulse_engine::Result<Vec<Group>> {
         let source = Source::choose(f, dim);
         let mut df = self.required(&source.table, Some(range)).await?;
         if source.events {
@@ -268,7 +272,7 @@ impl Dashboard {
     }
 
     /// The measures of everything in `range` that passes `f`.
-    pub async fn totals(&self, range: Range, f: &Filters) -> anyhow::Result<Totals> {
+    pub async fn totals(&self, range: Range, f: &Filters) -> funnelpulse_engine::Result<Totals> {
         Ok(self.grouped(range, f, Dim::Total).await?.pop().map(|g| g.totals).unwrap_or_default())
     }
 }
@@ -335,7 +339,12 @@ fn float(cell: &Cell) -> Option<f64> {
 impl Dashboard {
     /// A detector's anomalies in `range` (of `brands`, when given), ranked:
     /// v2 by p-value, classic by the larger |z|; then hour and brand.
-    pub async fn anomalies(&self, detector: Detector, range: Range, brands: &[String]) -> anyhow::Result<Vec<Anomaly>> {
+    pub async fn anomalies(
+        &self,
+        detector: Detector,
+        range: Range,
+        brands: &[String],
+    ) -> funnelpulse_engine::Result<Vec<Anomaly>> {
         let Some(mut df) = self.frame(&detector.table(), Some(range)).await? else { return Ok(Vec::new()) };
         if !brands.is_empty() {
             df = df.filter(col("brand").in_list(brands.iter().map(|b| lit(b.clone())).collect(), false))?;
@@ -400,7 +409,7 @@ impl Dashboard {
 
     // Semantics: docs/semantics.md#alerts-state
     /// The alert ledger of a detector: the keys sent, and when it was last written.
-    pub async fn ledger(&self, detector: Detector) -> anyhow::Result<(BTreeSet<String>, Option<String>)> {
+    pub async fn ledger(&self, detector: Detector) -> funnelpulse_engine::Result<(BTreeSet<String>, Option<String>)> {
         let path = self.lake.path_of(&format!("alerts/{}.sent.json", detector.table().name));
         match self.lake.store().get(&path).await {
             Ok(found) => {
@@ -453,7 +462,7 @@ fn flag_count(column: &str) -> Expr {
 impl Dashboard {
     /// Data-quality figures of the whole lake, recomputed only when one of
     /// their tables has a new version (they read every event).
-    pub async fn quality(&self) -> anyhow::Result<Quality> {
+    pub async fn quality(&self) -> funnelpulse_engine::Result<Quality> {
         let mut snapshots = Vec::new();
         for table in &QUALITY_TABLES {
             snapshots.push(self.snapshot(table).await?);
@@ -515,7 +524,7 @@ impl Dashboard {
     }
 
     /// The newest windows stage 04 emitted (by window start, then brand).
-    pub async fn newest_stream_windows(&self, n: usize) -> anyhow::Result<Vec<StreamWindow>> {
+    pub async fn newest_stream_windows(&self, n: usize) -> funnelpulse_engine::Result<Vec<StreamWindow>> {
         let Some(df) = self.frame(&GOLD_STREAM_FUNNEL_HOURLY_BRAND, None).await? else { return Ok(Vec::new()) };
         let newest =
             df.sort(vec![col("window_start").sort(false, false), col("brand").sort(true, false)])?.limit(0, Some(n))?;

@@ -29,8 +29,8 @@ impl Failure {
 }
 
 /// An engine or lake error: a 500 naming what failed (its first line only).
-impl From<anyhow::Error> for Failure {
-    fn from(error: anyhow::Error) -> Self {
+impl From<funnelpulse_engine::Error> for Failure {
+    fn from(error: funnelpulse_engine::Error) -> Self {
         log::warn!("dashboard query failed: {error:#}");
         let message = funnelpulse_engine::user_error::one_line(&error);
         Self::status(StatusCode::INTERNAL_SERVER_ERROR, message)

@@ -59,7 +59,7 @@ pub enum Engine {
 
 impl Engine {
     /// In-process DataFusion with `partitions` target partitions.
-    pub fn local(partitions: usize) -> anyhow::Result<Engine> {
+    pub fn local(partitions: usize) -> funnelpulse_engine::Result<Engine> {
         let config = funnelpulse_engine::cluster::session_config().with_target_partitions(partitions);
         Ok(Engine::Local(SessionContext::new_with_state(funnelpulse_engine::cluster::session_state(config)?)))
     }
@@ -150,7 +150,7 @@ pub fn router(dashboard: Arc<Dashboard>) -> Router {
 }
 
 /// Serves until the process is stopped.
-pub async fn serve(dashboard: Arc<Dashboard>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+pub async fn serve(dashboard: Arc<Dashboard>, listener: tokio::net::TcpListener) -> funnelpulse_engine::Result<()> {
     axum::serve(listener, router(dashboard)).await?;
     Ok(())
 }
@@ -158,7 +158,7 @@ pub async fn serve(dashboard: Arc<Dashboard>, listener: tokio::net::TcpListener)
 type Shared = State<Arc<Dashboard>>;
 
 fn json(value: impl serde::Serialize) -> ApiResult {
-    serde_json::to_value(value).map(axum::Json).map_err(|e| Failure::from(anyhow::Error::from(e)).json())
+    serde_json::to_value(value).map(axum::Json).map_err(|e| Failure::from(funnelpulse_engine::Error::from(e)).json())
 }
 
 async fn overview_page(State(d): Shared, RawQuery(q): RawQuery) -> PageResult {

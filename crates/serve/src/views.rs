@@ -227,7 +227,7 @@ pub struct Stream {
 /// Stage 04's status, read by its own code. Its future is not `Send` in
 /// the way axum needs (a higher-ranked closure inside), so it runs on a
 /// blocking thread, driven by the runtime's handle.
-async fn stream_status(d: &Arc<Dashboard>) -> anyhow::Result<funnelpulse_stage04::progress::Status> {
+async fn stream_status(d: &Arc<Dashboard>) -> funnelpulse_engine::Result<funnelpulse_stage04::progress::Status> {
     let d = d.clone();
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {

@@ -6,13 +6,13 @@ mod report;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Context;
 use clap::builder::TypedValueParser as _;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{col, lit, when};
 use funnelpulse_core::event_time::is_future;
 use funnelpulse_core::plans::{self, BadRows};
 use funnelpulse_core::tables::{BRONZE_EVENTS, BRONZE_REJECTS, GOLD_FUNNEL_HOURLY_BRAND, SILVER_EVENTS};
+use funnelpulse_engine::Context;
 use funnelpulse_engine::{ClockArgs, Engine, StageProgress, StagedRun, check, one_row_i64};
 use funnelpulse_lake::Lake;
 use funnelpulse_rawcsv::{RawEventsTable, RawFile, RawListing, ScanMode, count_data_lines, list_raw_files};
@@ -43,7 +43,7 @@ pub async fn run(
     raw: &str,
     bad_rows: BadRows,
     clock: &ClockArgs,
-) -> anyhow::Result<Stage01Report> {
+) -> funnelpulse_engine::Result<Stage01Report> {
     let progress = StageProgress::start("01");
     progress.step("listing raw files");
     let RawListing { files, not_read } = find_raw_files(engine, raw).await?;
@@ -87,7 +87,7 @@ pub async fn run(
         for file in &without_rows {
             progress.line(format!("note: {file}: nothing is read from it"));
         }
-        anyhow::ensure!(
+        funnelpulse_engine::ensure!(
             report.data_lines > 0,
             "no data rows in {raw}: {}; give --raw the files holding the events",
             without_rows.join(", ")
@@ -103,7 +103,7 @@ pub async fn run(
     Ok(report)
 }
 
-async fn find_raw_files(engine: &Engine, raw: &str) -> anyhow::Result<RawListing> {
+async fn find_raw_files(engine: &Engine, raw: &str) -> funnelpulse_engine::Result<RawListing> {
     let url = funnelpulse_lake::to_url(raw)?;
     let store = engine.ctx.runtime_env().object_store_registry.get_store(&url)?;
     let listing = list_raw_files(store.as_ref(), &url).await.with_context(|| format!("listing raw files in {raw}"))?;
@@ -112,7 +112,7 @@ async fn find_raw_files(engine: &Engine, raw: &str) -> anyhow::Result<RawListing
             0 => "it is empty or does not exist".to_string(),
             n => format!("{n} other files, e.g. {} ({})", listing.not_read[0].path, listing.not_read[0].reason),
         };
-        anyhow::bail!("no raw CSV files ({}) in {raw}: {seen}", funnelpulse_rawcsv::discover::READ_ENDINGS);
+        funnelpulse_engine::bail!("no raw CSV files ({}) in {raw}: {seen}", funnelpulse_rawcsv::discover::READ_ENDINGS);
     }
     Ok(listing)
 }
@@ -125,7 +125,7 @@ async fn build_tables(
     bad_rows: BadRows,
     report: &mut Stage01Report,
     progress: &StageProgress,
-) -> anyhow::Result<()> {
+) -> funnelpulse_engine::Result<()> {
     let ctx = &engine.ctx;
 
     progress.step("finding rows with problems → bronze_rejects, then parsing raw CSV → bronze_events");
@@ -247,7 +247,9 @@ fn or_all(
 }
 
 /// The error for `--bad-rows fail`: the first problem by file and line.
-async fn first_problem(rejects: datafusion::prelude::DataFrame) -> anyhow::Result<anyhow::Error> {
+async fn first_problem(
+    rejects: datafusion::prelude::DataFrame,
+) -> funnelpulse_engine::Result<funnelpulse_engine::Error> {
     use datafusion::arrow::array::AsArray;
     use datafusion::arrow::datatypes::Int64Type;
     let first = rejects
@@ -259,7 +261,7 @@ async fn first_problem(rejects: datafusion::prelude::DataFrame) -> anyhow::Resul
     let text =
         |name: &str| batch.column_by_name(name).map(|c| c.as_string::<i32>().value(0).to_string()).unwrap_or_default();
     let line = batch.column_by_name("source_line").map(|c| c.as_primitive::<Int64Type>().value(0)).unwrap_or(0);
-    Ok(anyhow::anyhow!(
+    Ok(funnelpulse_engine::plan_error!(
         "bad row in {} line {line}: {} (--bad-rows fail); no table was replaced",
         text("source_file"),
         text("reason")
@@ -286,9 +288,12 @@ impl funnelpulse_engine::Stage for Stage01 {
     type Args = Stage01Inputs;
     type Report = Stage01Report;
 
-    async fn run(engine: &Engine, lake: &Lake, args: &Stage01Inputs) -> anyhow::Result<Stage01Report> {
-        let raw =
-            args.stage.raw.as_deref().ok_or_else(|| anyhow::anyhow!("--raw is required (folder of Kaggle CSVs)"))?;
+    async fn run(engine: &Engine, lake: &Lake, args: &Stage01Inputs) -> funnelpulse_engine::Result<Stage01Report> {
+        let raw = args
+            .stage
+            .raw
+            .as_deref()
+            .ok_or_else(|| funnelpulse_engine::plan_error!("--raw is required (folder of Kaggle CSVs)"))?;
         run(engine, lake, raw, args.stage.bad_rows, &args.clock).await
     }
 }

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::Context;
 use datafusion::functions_aggregate::expr_fn::{count, sum};
 use datafusion::logical_expr::{col, lit, when};
 use funnelpulse_core::TableSpec;
@@ -12,6 +11,7 @@ use funnelpulse_core::plans;
 use funnelpulse_core::tables::{
     GOLD_FUNNEL_DAILY_BRAND, GOLD_FUNNEL_DAILY_CATEGORY, GOLD_FUNNEL_HOURLY_PRICE_BAND, SILVER_EVENTS,
 };
+use funnelpulse_engine::Context;
 use funnelpulse_engine::tables::read_files;
 use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
 use funnelpulse_lake::{Lake, TableFiles};
@@ -48,7 +48,7 @@ const TABLES: [(TableSpec, Plan); 3] = [
 ];
 
 /// Runs stage 02 on the latest silver_events and commits its three tables, or leaves the lake as it was.
-pub async fn run(engine: &Engine, lake: &Lake) -> anyhow::Result<Stage02Report> {
+pub async fn run(engine: &Engine, lake: &Lake) -> funnelpulse_engine::Result<Stage02Report> {
     let progress = StageProgress::start("02");
     let staged = StagedRun::begin(lake).await?;
     let mut report = Stage02Report::default();
@@ -64,7 +64,7 @@ async fn build_tables(
     staged: &StagedRun,
     report: &mut Stage02Report,
     progress: &StageProgress,
-) -> anyhow::Result<()> {
+) -> funnelpulse_engine::Result<()> {
     let ctx = &engine.ctx;
     let silver_files = staged
         .read_committed(SILVER_EVENTS)
@@ -106,7 +106,7 @@ async fn build_table(
     table: TableSpec,
     plan: Plan,
     progress: &StageProgress,
-) -> anyhow::Result<(&'static str, u64, Duration)> {
+) -> funnelpulse_engine::Result<(&'static str, u64, Duration)> {
     let ctx = &engine.ctx;
     let mut slices = Vec::new();
     for days in silver.days {
@@ -137,7 +137,11 @@ impl funnelpulse_engine::Stage for Stage02 {
     type Args = funnelpulse_engine::NoArgs;
     type Report = Stage02Report;
 
-    async fn run(engine: &Engine, lake: &Lake, _: &funnelpulse_engine::NoArgs) -> anyhow::Result<Stage02Report> {
+    async fn run(
+        engine: &Engine,
+        lake: &Lake,
+        _: &funnelpulse_engine::NoArgs,
+    ) -> funnelpulse_engine::Result<Stage02Report> {
         run(engine, lake).await
     }
 }

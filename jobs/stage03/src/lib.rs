@@ -21,7 +21,6 @@ pub mod cuts;
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::Context;
 use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
@@ -31,6 +30,7 @@ use datafusion::logical_expr::{Expr, cast, col, lit};
 use datafusion::prelude::{DataFrame, date_trunc};
 use datafusion::scalar::ScalarValue;
 use funnelpulse_core::tables::BRONZE_EVENTS;
+use funnelpulse_engine::Context;
 use funnelpulse_engine::tables::read_files;
 use funnelpulse_engine::{Engine, StageProgress, check, one_row_i64};
 use funnelpulse_lake::{AsOf, Generation, Lake, TableFiles, new_run_id};
@@ -125,11 +125,14 @@ impl fmt::Display for Stage03Report {
 const CONCURRENT_FILES: usize = 4;
 
 /// Runs stage 03: replaces the stream input with the bronze rows of the chosen range, all or nothing.
-pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Result<Stage03Report> {
+pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> funnelpulse_engine::Result<Stage03Report> {
     if let (Some(from), Some(to)) = (args.stream_from, args.stream_to) {
-        anyhow::ensure!(from <= to, "--stream-from {from} is after --stream-to {to}: give an earlier --stream-from");
+        funnelpulse_engine::ensure!(
+            from <= to,
+            "--stream-from {from} is after --stream-to {to}: give an earlier --stream-from"
+        );
     }
-    anyhow::ensure!(args.stream_files >= 1, "--stream-files must be at least 1");
+    funnelpulse_engine::ensure!(args.stream_files >= 1, "--stream-files must be at least 1");
     let progress = StageProgress::start("03");
     funnelpulse_engine::staged::prepare_lake(lake).await?;
     let run_id = new_run_id();
@@ -149,7 +152,7 @@ async fn replace_stream_input(
     args: &Stage03Args,
     run_id: &str,
     progress: &StageProgress,
-) -> anyhow::Result<Stage03Report> {
+) -> funnelpulse_engine::Result<Stage03Report> {
     let bronze = lake
         .snapshot(&BRONZE_EVENTS, &AsOf::Latest)
         .await?
@@ -175,7 +178,7 @@ async fn replace_stream_input(
         // The marker moves first: see `funnelpulse_lake::Generation`.
         let generation = Generation::new(run_id, files.len(), report.rows);
         let marker = lake.stage_generation(run_id, STREAM_INPUT, &generation).await?;
-        anyhow::Ok(std::iter::once(marker).chain(files).collect::<Vec<_>>())
+        Ok::<_, funnelpulse_engine::Error>(std::iter::once(marker).chain(files).collect::<Vec<_>>())
     };
     let moves = match outcome.await {
         Ok(moves) => moves,
@@ -205,7 +208,7 @@ async fn write_files(
     files: usize,
     report: &mut Stage03Report,
     progress: &StageProgress,
-) -> anyhow::Result<Vec<(String, String)>> {
+) -> funnelpulse_engine::Result<Vec<(String, String)>> {
     if days.is_empty() {
         return Ok(Vec::new());
     }
@@ -232,7 +235,7 @@ async fn write_files(
                 .write_parquet(&dir, options, None)
                 .await
                 .with_context(|| format!("writing stream file {k}"))?;
-            anyhow::Ok(())
+            Ok::<_, funnelpulse_engine::Error>(())
         }
     });
     futures::stream::iter(writes).buffer_unordered(CONCURRENT_FILES).try_collect::<Vec<_>>().await?;
@@ -272,7 +275,7 @@ fn in_interval(df: DataFrame, start: i64, end: i64) -> datafusion::error::Result
 
 /// Event time, then the row's other fields: a total, deterministic order.
 /// (minute start in µs, rows), in time order.
-async fn rows_per_minute(bronze: DataFrame) -> anyhow::Result<Vec<(i64, i64)>> {
+async fn rows_per_minute(bronze: DataFrame) -> funnelpulse_engine::Result<Vec<(i64, i64)>> {
     let minute = cast(date_trunc(lit("minute"), col("event_time")), DataType::Int64);
     let batches = bronze
         .filter(col("event_time").is_not_null())?
@@ -301,7 +304,7 @@ impl funnelpulse_engine::Stage for Stage03 {
     type Args = Stage03Args;
     type Report = Stage03Report;
 
-    async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> anyhow::Result<Stage03Report> {
+    async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> funnelpulse_engine::Result<Stage03Report> {
         run(engine, lake, args).await
     }
 }

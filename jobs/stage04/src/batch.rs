@@ -24,7 +24,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use datafusion::functions_aggregate::expr_fn::count;
 use datafusion::logical_expr::lit;
 use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext};
@@ -36,6 +35,7 @@ use funnelpulse_core::stream::{
 use funnelpulse_core::tables::{
     FUTURE_EVENTS, GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS, STREAM_PARTIALS, STREAM_STATE,
 };
+use funnelpulse_engine::Context;
 use funnelpulse_engine::tables::write_partitioned;
 use funnelpulse_engine::{Engine, check, first_row_i64};
 use funnelpulse_lake::Lake;
@@ -97,7 +97,11 @@ struct Counts {
     future_rows: i64,
 }
 
-async fn summarise_partials(local: &SessionContext, url: &str, watermark: Option<i64>) -> anyhow::Result<Counts> {
+async fn summarise_partials(
+    local: &SessionContext,
+    url: &str,
+    watermark: Option<i64>,
+) -> funnelpulse_engine::Result<Counts> {
     let schema = partials_file_schema();
     let partials = local.read_parquet(url, ParquetReadOptions::default().schema(&schema)).await?;
     let v = first_row_i64(partials_summary(partials, watermark)?).await?;
@@ -122,7 +126,7 @@ pub async fn execute(
     offsets: &Offsets,
     before: Before,
     plan: Duration,
-) -> anyhow::Result<Commit> {
+) -> funnelpulse_engine::Result<Commit> {
     let started = Instant::now();
     let id = offsets.batch_id;
     let run = sink::staging_run(cx.metadata, id);
@@ -211,7 +215,7 @@ fn partials_url(cx: &BatchContext<'_>, id: u64) -> String {
 }
 
 /// The batch's events on the cluster; none on a flush or an empty batch.
-async fn read_input(cx: &BatchContext<'_>, offsets: &Offsets) -> anyhow::Result<Option<DataFrame>> {
+async fn read_input(cx: &BatchContext<'_>, offsets: &Offsets) -> funnelpulse_engine::Result<Option<DataFrame>> {
     let urls = input_urls(cx, offsets);
     if urls.is_empty() {
         return Ok(None);
@@ -221,7 +225,11 @@ async fn read_input(cx: &BatchContext<'_>, offsets: &Offsets) -> anyhow::Result<
 
 /// The aggregate job: writes the batch's partials and reads back what they
 /// say, checking that they hold every row of the files.
-async fn aggregate(cx: &BatchContext<'_>, offsets: &Offsets, input: Option<&DataFrame>) -> anyhow::Result<Counts> {
+async fn aggregate(
+    cx: &BatchContext<'_>,
+    offsets: &Offsets,
+    input: Option<&DataFrame>,
+) -> funnelpulse_engine::Result<Counts> {
     let Some(input) = input else {
         return Ok(Counts::default());
     };
@@ -258,7 +266,7 @@ fn next_watermark(cx: &BatchContext<'_>, offsets: &Offsets, old_state: &WindowTo
 /// Writes the open windows (the new state) and the closed ones (staged
 /// output) as two Ballista jobs running at once; true when a new state was
 /// written.
-async fn write_windows(cx: &BatchContext<'_>, step: &Step, run: &str, id: u64) -> anyhow::Result<bool> {
+async fn write_windows(cx: &BatchContext<'_>, step: &Step, run: &str, id: u64) -> funnelpulse_engine::Result<bool> {
     let Some(Advance { open, closed }) = cx.state.advance(&cx.engine.ctx, step).await? else {
         return Ok(false);
     };
@@ -268,11 +276,11 @@ async fn write_windows(cx: &BatchContext<'_>, step: &Step, run: &str, id: u64) -
         if let Some(open) = open {
             write_partitioned(open, &STREAM_STATE, &state_url).await.context("state job")?;
         }
-        anyhow::Ok(())
+        Ok::<_, funnelpulse_engine::Error>(())
     };
     let output = async {
         write_partitioned(closed, &GOLD_STREAM_FUNNEL_HOURLY_BRAND, &output_url).await.context("output job")?;
-        anyhow::Ok(())
+        Ok::<_, funnelpulse_engine::Error>(())
     };
     futures::try_join!(state, output)?;
     Ok(!step.flush)
@@ -286,7 +294,7 @@ async fn write_set_aside(
     run: &str,
     counts: &Counts,
     input: Option<DataFrame>,
-) -> anyhow::Result<()> {
+) -> funnelpulse_engine::Result<()> {
     let id = offsets.batch_id;
     let cutoff = offsets.future_cutoff;
     if counts.late_rows > 0 {
@@ -318,7 +326,7 @@ async fn check_outputs(
     counts: &Counts,
     old_state: &WindowTotals,
     new_state: &WindowTotals,
-) -> anyhow::Result<WindowTotals> {
+) -> funnelpulse_engine::Result<WindowTotals> {
     let id = offsets.batch_id;
     let closed = match read_folder(cx.local, cx.lake, &Lake::run_rel(run, &GOLD_STREAM_FUNNEL_HOURLY_BRAND)).await? {
         Some(windows) => window_totals(windows).await?,
@@ -341,7 +349,7 @@ async fn check_outputs(
 }
 
 /// Rows the batch staged for `table`, read in this process.
-async fn staged_rows(cx: &BatchContext<'_>, run: &str, table: &TableSpec) -> anyhow::Result<i64> {
+async fn staged_rows(cx: &BatchContext<'_>, run: &str, table: &TableSpec) -> funnelpulse_engine::Result<i64> {
     let Some(rows) = read_folder(cx.local, cx.lake, &Lake::run_rel(run, table)).await? else {
         return Ok(0);
     };
@@ -380,7 +388,7 @@ fn reconcile(
     late_written: i64,
     id: u64,
     removes_events: bool,
-) -> anyhow::Result<()> {
+) -> funnelpulse_engine::Result<()> {
     let pairs = [
         ("views", new_state.views + closed.views, old_state.views + counts.views),
         ("carts", new_state.carts + closed.carts, old_state.carts + counts.carts),

@@ -37,7 +37,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use anyhow::Context;
+use funnelpulse_engine::Context;
 use funnelpulse_lake::{DataFile, Lake};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{ObjectStoreExt, PutPayload};
@@ -360,7 +360,7 @@ impl Checkpoint {
         self.folder.url().to_string()
     }
 
-    async fn read_json<T: DeserializeOwned>(&self, rel: &str) -> anyhow::Result<Option<T>> {
+    async fn read_json<T: DeserializeOwned>(&self, rel: &str) -> funnelpulse_engine::Result<Option<T>> {
         let Some(bytes) = self.folder.read_if_present(rel).await? else { return Ok(None) };
         let value = serde_json::from_slice(&bytes)
             .with_context(|| format!("checkpoint file {} is damaged", self.folder.url_of(rel)))?;
@@ -368,7 +368,7 @@ impl Checkpoint {
     }
 
     /// One put: readers see the old or the new file, never part of one.
-    async fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> anyhow::Result<()> {
+    async fn write_json<T: Serialize>(&self, rel: &str, value: &T) -> funnelpulse_engine::Result<()> {
         let bytes = serde_json::to_vec_pretty(value)?;
         self.folder
             .store()
@@ -379,37 +379,37 @@ impl Checkpoint {
     }
 
     /// Reads `metadata.json`; none for a checkpoint not started yet.
-    pub async fn metadata(&self) -> anyhow::Result<Option<Metadata>> {
+    pub async fn metadata(&self) -> funnelpulse_engine::Result<Option<Metadata>> {
         self.read_json("metadata.json").await
     }
 
     /// Writes `metadata.json` (one put).
-    pub async fn write_metadata(&self, metadata: &Metadata) -> anyhow::Result<()> {
+    pub async fn write_metadata(&self, metadata: &Metadata) -> funnelpulse_engine::Result<()> {
         self.write_json("metadata.json", metadata).await
     }
 
-    async fn ids(&self, folder: &str) -> anyhow::Result<Vec<u64>> {
+    async fn ids(&self, folder: &str) -> funnelpulse_engine::Result<Vec<u64>> {
         let mut ids: Vec<u64> = self.folder.list_rel(folder).await?.iter().filter_map(|r| id_of(r)).collect();
         ids.sort();
         Ok(ids)
     }
 
     /// Logs a batch's offsets (`offsets/<id>.json`), before the batch runs.
-    pub async fn write_offsets(&self, offsets: &Offsets) -> anyhow::Result<()> {
+    pub async fn write_offsets(&self, offsets: &Offsets) -> funnelpulse_engine::Result<()> {
         self.write_json(&format!("offsets/{}.json", id_name(offsets.batch_id)), offsets).await
     }
 
     /// Writes the commit record (`commits/<id>.json`): the batch's commit point.
-    pub async fn write_commit(&self, commit: &Commit) -> anyhow::Result<()> {
+    pub async fn write_commit(&self, commit: &Commit) -> funnelpulse_engine::Result<()> {
         self.write_json(&format!("commits/{}.json", id_name(commit.batch_id)), commit).await
     }
 
     /// Reads batch `id`'s commit record, none if absent; fails for a checkpoint written before the tables
     /// were Delta tables.
-    pub async fn commit_of(&self, id: u64) -> anyhow::Result<Option<Commit>> {
+    pub async fn commit_of(&self, id: u64) -> funnelpulse_engine::Result<Option<Commit>> {
         let commit: Option<Commit> = self.read_json(&format!("commits/{}.json", id_name(id))).await?;
         if commit.as_ref().is_some_and(|c| !c.moves.is_empty()) {
-            anyhow::bail!(
+            funnelpulse_engine::bail!(
                 "checkpoint {} was written by an older FunnelPulse (before the tables were Delta tables) and cannot \
                  be resumed: start the stream over with --reset-stream",
                 self.url()
@@ -419,7 +419,7 @@ impl Checkpoint {
     }
 
     /// The newest commit record; none before the first commit.
-    pub async fn last_commit(&self) -> anyhow::Result<Option<Commit>> {
+    pub async fn last_commit(&self) -> funnelpulse_engine::Result<Option<Commit>> {
         match self.ids("commits/").await?.last() {
             Some(&id) => self.commit_of(id).await,
             None => Ok(None),
@@ -428,7 +428,7 @@ impl Checkpoint {
 
     /// Reads the log: the last commit, every file seen, and a pending batch.
     /// Reads the latest fold and the offsets after it only: a bounded number.
-    pub async fn position(&self) -> anyhow::Result<(Position, Option<Commit>)> {
+    pub async fn position(&self) -> funnelpulse_engine::Result<(Position, Option<Commit>)> {
         let last = self.last_commit().await?;
         let mut position = Position::default();
         if let Some(c) = &last {
@@ -453,7 +453,7 @@ impl Checkpoint {
         let reads = ids.iter().map(|&id| async move {
             let rel = format!("offsets/{}.json", id_name(id));
             let offsets: Offsets = self.read_json(&rel).await?.context("offsets vanished")?;
-            anyhow::Ok((id, offsets))
+            Ok::<_, funnelpulse_engine::Error>((id, offsets))
         });
         let logged: Vec<(u64, Offsets)> = futures::stream::iter(reads).buffered(16).try_collect().await?;
         for (id, offsets) in logged {
@@ -461,7 +461,7 @@ impl Checkpoint {
             if id == position.next_batch {
                 position.pending = Some(offsets);
             } else {
-                anyhow::ensure!(
+                funnelpulse_engine::ensure!(
                     id < position.next_batch,
                     "checkpoint {}: offsets of batch {id} without a commit of batch {} — the log is damaged",
                     self.url(),
@@ -474,7 +474,7 @@ impl Checkpoint {
 
     /// Totals of a checkpoint written before commits carried them: its
     /// progress log was never rotated, so it holds every batch.
-    async fn legacy_totals(&self, last: &Commit) -> anyhow::Result<Totals> {
+    async fn legacy_totals(&self, last: &Commit) -> funnelpulse_engine::Result<Totals> {
         let mut lines = self.all_progress().await?;
         if !lines.iter().any(|p| p.batch_id == last.batch_id) {
             lines.push(last.progress.clone());
@@ -487,7 +487,7 @@ impl Checkpoint {
     /// After batch `committed` (the last commit; nothing is pending): every
     /// [`LOG_STEP`] batches, folds the offsets, then deletes the offsets,
     /// commits and progress segments of batches older than the last `retain`.
-    pub async fn prune_log(&self, position: &Position, committed: u64) -> anyhow::Result<()> {
+    pub async fn prune_log(&self, position: &Position, committed: u64) -> funnelpulse_engine::Result<()> {
         let keep_from = (committed + 1).saturating_sub(self.retain);
         let offsets = self.folder.list_rel("offsets/").await?;
         let old = |rel: &String| id_of(rel).is_some_and(|id| id < keep_from);
@@ -510,8 +510,8 @@ impl Checkpoint {
         Ok(())
     }
 
-    async fn delete(&self, rel: &str) -> anyhow::Result<()> {
-        self.folder.delete_if_present(rel).await
+    async fn delete(&self, rel: &str) -> funnelpulse_engine::Result<()> {
+        Ok(self.folder.delete_if_present(rel).await?)
     }
 
     /// Folder (relative to the checkpoint) of a batch's open windows.
@@ -540,7 +540,7 @@ impl Checkpoint {
     }
 
     /// Deletes the staged input of batches up to `last` (committed: never read again).
-    pub async fn prune_inputs(&self, last: u64) -> anyhow::Result<()> {
+    pub async fn prune_inputs(&self, last: u64) -> funnelpulse_engine::Result<()> {
         for rel in self.folder.list_rel("input/").await? {
             let id = rel.trim_start_matches("input/").split('.').next().and_then(|n| n.parse::<u64>().ok());
             if id.is_some_and(|id| id <= last) {
@@ -552,7 +552,7 @@ impl Checkpoint {
 
     /// Deletes every `batches/<id>/` except `keep` (partial outputs of a
     /// failed attempt, states no longer needed).
-    pub async fn prune_batches(&self, keep: Option<u64>) -> anyhow::Result<()> {
+    pub async fn prune_batches(&self, keep: Option<u64>) -> funnelpulse_engine::Result<()> {
         let keep = keep.map(|k| format!("batches/{}/", id_name(k)));
         for rel in self.folder.list_rel("batches/").await? {
             if keep.as_ref().is_some_and(|k| rel.starts_with(k.as_str())) {
@@ -568,7 +568,7 @@ impl Checkpoint {
     /// Appends a batch's progress to its segment (unless it is there: a
     /// restart after a commit re-appends the commit's progress). Rewrites
     /// that segment only: at most [`LOG_STEP`] lines.
-    pub async fn append_progress(&self, progress: &BatchProgress) -> anyhow::Result<()> {
+    pub async fn append_progress(&self, progress: &BatchProgress) -> funnelpulse_engine::Result<()> {
         let rel = segment_rel(progress.batch_id);
         let mut lines = self.progress_file(&rel).await?;
         if lines.iter().any(|p| p.batch_id == progress.batch_id) {
@@ -588,7 +588,7 @@ impl Checkpoint {
         Ok(())
     }
 
-    async fn progress_file(&self, rel: &str) -> anyhow::Result<Vec<BatchProgress>> {
+    async fn progress_file(&self, rel: &str) -> funnelpulse_engine::Result<Vec<BatchProgress>> {
         let Some(bytes) = self.folder.read_if_present(rel).await? else { return Ok(Vec::new()) };
         let text = String::from_utf8_lossy(&bytes);
         text.lines()
@@ -598,7 +598,7 @@ impl Checkpoint {
     }
 
     /// The progress of the last `n` committed batches at most (newest segments only).
-    pub async fn recent_progress(&self, n: usize) -> anyhow::Result<Vec<BatchProgress>> {
+    pub async fn recent_progress(&self, n: usize) -> funnelpulse_engine::Result<Vec<BatchProgress>> {
         let segments = self.folder.list_rel("progress/").await?;
         let mut lines: Vec<BatchProgress> = Vec::new();
         for rel in segments.iter().rev() {
@@ -620,13 +620,13 @@ impl Checkpoint {
     }
 
     /// Every line kept: the segments and a checkpoint's older progress file.
-    pub async fn all_progress(&self) -> anyhow::Result<Vec<BatchProgress>> {
+    pub async fn all_progress(&self) -> funnelpulse_engine::Result<Vec<BatchProgress>> {
         self.recent_progress(usize::MAX).await
     }
 
     /// Deletes everything in the checkpoint (`--reset`).
     /// Deletes the checkpoint, but not its lease (held by the stream that clears it).
-    pub async fn clear(&self) -> anyhow::Result<()> {
+    pub async fn clear(&self) -> funnelpulse_engine::Result<()> {
         for rel in self.folder.list_rel("").await?.into_iter().filter(|rel| !rel.starts_with("lease/")) {
             self.delete(&rel).await?;
         }

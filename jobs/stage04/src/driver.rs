@@ -5,11 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
 use datafusion::execution::object_store::ObjectStoreRegistry;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use funnelpulse_core::tables::GOLD_STREAM_FUNNEL_HOURLY_BRAND;
 use funnelpulse_engine::{ClockArgs, Engine, StageProgress, shutdown};
+use funnelpulse_engine::{Context, bail};
 use funnelpulse_lake::{AsOf, Lake};
 
 use crate::args::{CHECKPOINT, STREAM_INPUT, SourceKind, Stage04Args};
@@ -37,13 +37,17 @@ pub(crate) fn open_checkpoint(
     lake: &Lake,
     args: &Stage04Args,
     stores: &dyn ObjectStoreRegistry,
-) -> anyhow::Result<Checkpoint> {
+) -> funnelpulse_engine::Result<Checkpoint> {
     let url = args.checkpoint.clone().unwrap_or_else(|| lake.url_of(CHECKPOINT));
     let folder = Lake::open(&url, stores).with_context(|| format!("checkpoint {url}"))?;
     Ok(Checkpoint::new(folder).retaining(args.min_batches_to_retain))
 }
 
-fn open_places(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Places> {
+fn open_places(
+    lake: &Lake,
+    args: &Stage04Args,
+    stores: &dyn ObjectStoreRegistry,
+) -> funnelpulse_engine::Result<Places> {
     let checkpoint = open_checkpoint(lake, args, stores)?;
     match args.source {
         SourceKind::Files => {
@@ -58,7 +62,7 @@ fn open_places(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry
             })
         }
         SourceKind::Kafka => {
-            anyhow::ensure!(
+            funnelpulse_engine::ensure!(
                 args.stream_source.is_none(),
                 "--stream-source is a folder for --source files; with --source kafka give --topic"
             );
@@ -74,7 +78,7 @@ fn open_places(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry
 }
 
 /// Plain DataFusion with our object stores, for the client's small reads.
-fn local_context() -> anyhow::Result<SessionContext> {
+fn local_context() -> funnelpulse_engine::Result<SessionContext> {
     let config = SessionConfig::new();
     let runtime = funnelpulse_engine::cluster::runtime_env(&config)?;
     Ok(SessionContext::new_with_config_rt(config, runtime))
@@ -82,9 +86,12 @@ fn local_context() -> anyhow::Result<SessionContext> {
 
 /// Runs the stream under the checkpoint's lease: completes or re-runs an unfinished batch, then runs batches
 /// until a bounded run has taken its input or a signal stops it, then flushes if asked.
-pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Result<Stage04Report> {
-    anyhow::ensure!(args.max_files_per_trigger >= 1, "--max-files-per-trigger must be at least 1");
-    anyhow::ensure!(args.kafka.max_records_per_trigger >= 1, "--max-records-per-trigger must be at least 1");
+pub async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> funnelpulse_engine::Result<Stage04Report> {
+    funnelpulse_engine::ensure!(args.max_files_per_trigger >= 1, "--max-files-per-trigger must be at least 1");
+    funnelpulse_engine::ensure!(
+        args.kafka.max_records_per_trigger >= 1,
+        "--max-records-per-trigger must be at least 1"
+    );
     let progress = StageProgress::start("04");
     funnelpulse_engine::staged::prepare_lake(lake).await?;
     let stores = engine.ctx.runtime_env().object_store_registry.clone();
@@ -110,7 +117,7 @@ async fn run_holding(
     mut stream: StreamSource,
     source_name: String,
     progress: StageProgress,
-) -> anyhow::Result<Stage04Report> {
+) -> funnelpulse_engine::Result<Stage04Report> {
     if args.reset_stream {
         reset(lake, &checkpoint).await?;
         progress.line("reset: checkpoint and stream output tables deleted");
@@ -191,7 +198,7 @@ async fn run_logged(
     mut offsets: Offsets,
     position: &mut Position,
     plan: Duration,
-) -> anyhow::Result<BatchProgress> {
+) -> funnelpulse_engine::Result<BatchProgress> {
     let before = Before { watermark: position.watermark, state_batch: position.state_batch, totals: position.totals };
     let commit = match execute(cx, &offsets, before, plan).await {
         Ok(commit) => commit,
@@ -232,7 +239,7 @@ async fn resume(
     stream: &mut StreamSource,
     progress: &StageProgress,
     report: &mut Stage04Report,
-) -> anyhow::Result<Position> {
+) -> funnelpulse_engine::Result<Position> {
     let (mut position, last) = cx.checkpoint.position().await?;
     if let Some(commit) = &last {
         sink::finish_commit(cx.lake, cx.checkpoint, cx.metadata, commit).await?;
@@ -258,7 +265,7 @@ async fn bind_checkpoint(
     args: &Stage04Args,
     state: &dyn StateStore,
     local: &SessionContext,
-) -> anyhow::Result<Metadata> {
+) -> funnelpulse_engine::Result<Metadata> {
     let dead_letters = matches!(stream, StreamSource::Kafka(_));
     let mut wanted = Metadata::new(
         source_name,
@@ -290,7 +297,7 @@ async fn bind_checkpoint(
     }
     for table in sink::output_tables(dead_letters) {
         let files = lake.snapshot(&table, &AsOf::Latest).await?.map(|s| s.files.len()).unwrap_or(0);
-        anyhow::ensure!(
+        funnelpulse_engine::ensure!(
             files == 0,
             "{} already holds rows written with another checkpoint; --reset-stream empties it and starts over",
             table.name
@@ -311,7 +318,7 @@ async fn bind_checkpoint(
 }
 
 /// `--reset-stream`: the checkpoint goes, and the output tables are emptied.
-async fn reset(lake: &Lake, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+async fn reset(lake: &Lake, checkpoint: &Checkpoint) -> funnelpulse_engine::Result<()> {
     checkpoint.clear().await?;
     sink::empty_tables(lake).await
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
+use funnelpulse_engine::Context;
 use funnelpulse_lake::Lake;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
@@ -70,14 +70,14 @@ pub struct Lease {
 
 impl Lease {
     /// Takes the checkpoint in `folder`, or fails with who holds it.
-    pub async fn acquire(folder: &Lake, ttl: Duration) -> anyhow::Result<Self> {
+    pub async fn acquire(folder: &Lake, ttl: Duration) -> funnelpulse_engine::Result<Self> {
         let now = chrono::Utc::now();
         let current = latest(folder).await?;
         if let Some((epoch, holder)) = &current
             && !holder.expired(now)
         {
             let left = (holder.renewed + chrono::Duration::milliseconds(holder.ttl_ms as i64) - now).num_seconds();
-            anyhow::bail!(
+            funnelpulse_engine::bail!(
                 "checkpoint {} is in use by another stream (host {}, pid {}, since {}, lease {epoch}); stop it \
                  first, or wait {}s for its lease to expire if it was killed",
                 folder.url(),
@@ -101,7 +101,10 @@ impl Lease {
         match folder.store().put_opts(&folder.path_of(&epoch_rel(epoch)), payload(&holder)?, create).await {
             Ok(_) => {}
             Err(object_store::Error::AlreadyExists { .. }) => {
-                anyhow::bail!("checkpoint {} was just taken by another stream (lease {epoch})", folder.url())
+                funnelpulse_engine::bail!(
+                    "checkpoint {} was just taken by another stream (lease {epoch})",
+                    folder.url()
+                )
             }
             Err(e) => return Err(e).with_context(|| format!("taking the lease of checkpoint {}", folder.url())),
         }
@@ -118,9 +121,9 @@ impl Lease {
 
     /// Fails when another stream has taken the checkpoint since (call before
     /// committing anything).
-    pub async fn check(&self) -> anyhow::Result<()> {
+    pub async fn check(&self) -> funnelpulse_engine::Result<()> {
         let newest = latest(&self.folder).await?.map(|(e, _)| e);
-        anyhow::ensure!(
+        funnelpulse_engine::ensure!(
             !self.lost.load(Ordering::SeqCst) && newest == Some(self.epoch),
             "this stream lost its lease on checkpoint {} to another stream (lease {}); it stops without committing",
             self.folder.url(),
@@ -147,12 +150,12 @@ impl Drop for Lease {
     }
 }
 
-fn payload(holder: &Holder) -> anyhow::Result<PutPayload> {
+fn payload(holder: &Holder) -> funnelpulse_engine::Result<PutPayload> {
     Ok(PutPayload::from(serde_json::to_vec_pretty(holder)?))
 }
 
 /// The newest lease file and its holder.
-async fn latest(folder: &Lake) -> anyhow::Result<Option<(u64, Holder)>> {
+async fn latest(folder: &Lake) -> funnelpulse_engine::Result<Option<(u64, Holder)>> {
     let epochs = folder.list_rel(FOLDER).await?;
     let newest = epochs
         .iter()

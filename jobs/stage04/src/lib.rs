@@ -45,7 +45,7 @@ impl funnelpulse_engine::Stage for Stage04 {
     type Args = Stage04Args;
     type Report = Stage04Report;
 
-    async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> anyhow::Result<Stage04Report> {
+    async fn run(engine: &Engine, lake: &Lake, args: &Stage04Args) -> funnelpulse_engine::Result<Stage04Report> {
         run(engine, lake, args).await
     }
 }

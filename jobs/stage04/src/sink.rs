@@ -6,13 +6,13 @@
 //! the batch id as the stream's `txn` version, so an append done twice (a
 //! restart between the record and the appends) lands once.
 
-use anyhow::Context;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{DataFrame, SessionContext};
 use funnelpulse_core::TableSpec;
 use funnelpulse_core::stream::{closed_rows, future_rows, late_rows, merge, partials_file_schema};
 use funnelpulse_core::tables::{FUTURE_EVENTS, GOLD_STREAM_FUNNEL_HOURLY_BRAND, LATE_EVENTS, STREAM_DEAD_LETTERS};
+use funnelpulse_engine::Context;
 use funnelpulse_lake::{DataFile, Lake};
 
 use crate::checkpoint::{Checkpoint, Commit, Metadata};
@@ -34,7 +34,7 @@ pub fn staging_run(metadata: &Metadata, batch_id: u64) -> String {
 }
 
 /// Removes what an earlier attempt of the batch staged.
-pub async fn discard_staged(lake: &Lake, run: &str) -> anyhow::Result<()> {
+pub async fn discard_staged(lake: &Lake, run: &str) -> funnelpulse_engine::Result<()> {
     for table in OUTPUT_TABLES {
         lake.discard_run_files(run, &table).await?;
     }
@@ -42,7 +42,7 @@ pub async fn discard_staged(lake: &Lake, run: &str) -> anyhow::Result<()> {
 }
 
 /// The files the batch staged, per table, for its commit record.
-pub async fn staged_outputs(lake: &Lake, run: &str) -> anyhow::Result<Vec<(String, Vec<DataFile>)>> {
+pub async fn staged_outputs(lake: &Lake, run: &str) -> funnelpulse_engine::Result<Vec<(String, Vec<DataFile>)>> {
     let mut outputs = Vec::new();
     for table in OUTPUT_TABLES {
         let files = lake.run_data_files(run, &table).await?;
@@ -62,7 +62,7 @@ pub async fn finish_commit(
     checkpoint: &Checkpoint,
     metadata: &Metadata,
     commit: &Commit,
-) -> anyhow::Result<()> {
+) -> funnelpulse_engine::Result<()> {
     for (name, files) in &commit.outputs {
         let table =
             OUTPUT_TABLES.into_iter().find(|t| t.name == name).with_context(|| format!("unknown table {name}"))?;
@@ -78,7 +78,11 @@ pub async fn finish_commit(
 }
 
 /// A new stream's tables exist (empty) before the first window closes.
-pub async fn create_empty_tables(lake: &Lake, local: &SessionContext, dead_letters: bool) -> anyhow::Result<()> {
+pub async fn create_empty_tables(
+    lake: &Lake,
+    local: &SessionContext,
+    dead_letters: bool,
+) -> funnelpulse_engine::Result<()> {
     for (table, schema) in output_table_schemas(local, dead_letters)? {
         lake.ensure_table(&table, schema).await?;
     }
@@ -87,7 +91,7 @@ pub async fn create_empty_tables(lake: &Lake, local: &SessionContext, dead_lette
 
 /// `--reset-stream`: the output tables are emptied (a new version without
 /// rows; the earlier ones stay readable by version until `funnelpulse lake vacuum`).
-pub async fn empty_tables(lake: &Lake) -> anyhow::Result<()> {
+pub async fn empty_tables(lake: &Lake) -> funnelpulse_engine::Result<()> {
     let run = funnelpulse_lake::new_run_id();
     for table in OUTPUT_TABLES {
         lake.truncate(&table, &format!("reset-{run}")).await?;
@@ -98,7 +102,10 @@ pub async fn empty_tables(lake: &Lake) -> anyhow::Result<()> {
 /// Columns of the output tables (the partition column last, a date), for
 /// the empty tables a new stream starts with; `dead_letters`: with the
 /// dead-letter table (sources that turn records away).
-pub fn output_table_schemas(local: &SessionContext, dead_letters: bool) -> anyhow::Result<Vec<(TableSpec, SchemaRef)>> {
+pub fn output_table_schemas(
+    local: &SessionContext,
+    dead_letters: bool,
+) -> funnelpulse_engine::Result<Vec<(TableSpec, SchemaRef)>> {
     let no_windows = local.read_batch(RecordBatch::new_empty(partials_file_schema()))?;
     let closed = closed_rows(merge(no_windows, None)?, None)?;
     let late = late_rows(local.read_batch(RecordBatch::new_empty(input_schema()))?, None, 0)?;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use datafusion::execution::object_store::ObjectStoreRegistry;
+use funnelpulse_engine::Context;
 use funnelpulse_lake::Lake;
 
 use crate::args::Stage04Args;
@@ -22,7 +22,11 @@ fn committed_quarantine(position: &Position) -> Vec<Quarantined> {
 
 /// `funnelpulse stream status`: what the checkpoint says, and what waits in
 /// the source (for a Kafka stream, when the brokers are given).
-pub async fn status(lake: &Lake, args: &Stage04Args, stores: &dyn ObjectStoreRegistry) -> anyhow::Result<Status> {
+pub async fn status(
+    lake: &Lake,
+    args: &Stage04Args,
+    stores: &dyn ObjectStoreRegistry,
+) -> funnelpulse_engine::Result<Status> {
     let checkpoint = open_checkpoint(lake, args, stores)?;
     let metadata = checkpoint
         .metadata()

@@ -17,7 +17,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow, bail};
 use backon::{ExponentialBuilder, Retryable};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
@@ -27,6 +26,7 @@ use funnelpulse_core::redact::{redact_url, register_secret_url, scrub};
 use funnelpulse_core::tables::{GOLD_ANOMALIES_HOURLY_BRAND, GOLD_ANOMALIES_HOURLY_BRAND_V2};
 use funnelpulse_engine::Engine;
 use funnelpulse_engine::tables::read_table;
+use funnelpulse_engine::{Context, bail};
 use funnelpulse_lake::Lake;
 use object_store::ObjectStoreExt;
 use serde::Serialize;
@@ -154,7 +154,11 @@ impl std::fmt::Display for AlertReport {
 const PER_MESSAGE: usize = 25;
 
 /// Posts the anomalies of the chosen detector that were never delivered.
-pub async fn send_new_alerts(engine: &Engine, lake: &Lake, args: &AlertArgs) -> anyhow::Result<AlertReport> {
+pub async fn send_new_alerts(
+    engine: &Engine,
+    lake: &Lake,
+    args: &AlertArgs,
+) -> funnelpulse_engine::Result<AlertReport> {
     let Some(webhook) = &args.webhook else { bail!("no webhook configured (--alert-webhook URL)") };
     register_secret_url(webhook);
     let url = webhook_url(webhook)?;
@@ -195,11 +199,11 @@ pub async fn send_new_alerts(engine: &Engine, lake: &Lake, args: &AlertArgs) -> 
 const TIMEOUT_SECS: u64 = 15;
 
 /// The webhook as a URL: http(s), with a host. Errors show it redacted.
-fn webhook_url(webhook: &str) -> anyhow::Result<reqwest::Url> {
+fn webhook_url(webhook: &str) -> funnelpulse_engine::Result<reqwest::Url> {
     let fix = "give the whole https://… address (--webhook, --alert-webhook or FUNNELPULSE_ALERT_WEBHOOK)";
     let shown = redact_url(webhook);
-    let url =
-        reqwest::Url::parse(webhook).map_err(|e| anyhow!("the alert webhook {shown} is not a URL ({e}): {fix}"))?;
+    let url = reqwest::Url::parse(webhook)
+        .map_err(|e| funnelpulse_engine::plan_error!("the alert webhook {shown} is not a URL ({e}): {fix}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         bail!("the alert webhook {shown} is not an http(s) URL: {fix}");
     }
@@ -224,7 +228,7 @@ async fn post_with_retries(
     url: &reqwest::Url,
     body: &serde_json::Value,
     retries: usize,
-) -> anyhow::Result<()> {
+) -> funnelpulse_engine::Result<()> {
     let endpoint = redact_url(url.as_str());
     let attempts = std::sync::atomic::AtomicUsize::new(0);
     let attempt = || async {
@@ -252,8 +256,10 @@ async fn post_with_retries(
         .await;
     match outcome {
         Ok(()) => Ok(()),
-        Err(Delivery::Refused(e)) => Err(anyhow!("alert webhook {endpoint} refused the message: {e}: check the URL")),
-        Err(Delivery::Retry(e)) => Err(anyhow!(
+        Err(Delivery::Refused(e)) => {
+            Err(funnelpulse_engine::plan_error!("alert webhook {endpoint} refused the message: {e}: check the URL"))
+        }
+        Err(Delivery::Retry(e)) => Err(funnelpulse_engine::plan_error!(
             "alert webhook {endpoint} failed after {} attempt(s): {e}; the anomalies not delivered are sent by the next run",
             attempts.into_inner()
         )),
@@ -303,12 +309,12 @@ impl Ledger {
         format!("alerts/{}.sent.json", table.name)
     }
 
-    async fn load(lake: &Lake, rel: &str) -> anyhow::Result<BTreeSet<String>> {
+    async fn load(lake: &Lake, rel: &str) -> funnelpulse_engine::Result<BTreeSet<String>> {
         let Some(bytes) = lake.read_if_present(rel).await? else { return Ok(BTreeSet::new()) };
         serde_json::from_slice(&bytes).with_context(|| format!("{} is not an alert ledger", lake.url_of(rel)))
     }
 
-    async fn save(lake: &Lake, rel: &str, sent: &BTreeSet<String>) -> anyhow::Result<()> {
+    async fn save(lake: &Lake, rel: &str, sent: &BTreeSet<String>) -> funnelpulse_engine::Result<()> {
         let bytes = serde_json::to_vec_pretty(sent)?;
         lake.store()
             .put(&lake.path_of(rel), bytes.into())
@@ -318,7 +324,7 @@ impl Ledger {
     }
 }
 
-async fn read_alerts(engine: &Engine, lake: &Lake, detector: Detector) -> anyhow::Result<Vec<Alert>> {
+async fn read_alerts(engine: &Engine, lake: &Lake, detector: Detector) -> funnelpulse_engine::Result<Vec<Alert>> {
     let table = detector.table();
     let (baseline, score) = detector.evidence_columns();
     let columns: Vec<Expr> = vec![

@@ -10,13 +10,13 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use anyhow::Context;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::logical_expr::{cast, col};
 use funnelpulse_core::TableSpec;
 use funnelpulse_core::tables::{GOLD_ANOMALIES_HOURLY_BRAND, GOLD_ANOMALIES_HOURLY_BRAND_V2, GOLD_FUNNEL_HOURLY_BRAND};
+use funnelpulse_engine::Context;
 use funnelpulse_engine::Engine;
 use funnelpulse_engine::tables::read_files;
 use funnelpulse_generator::Truth;
@@ -121,7 +121,12 @@ impl fmt::Display for Evaluation {
 }
 
 /// Scores every detector's committed table against `truth`.
-pub async fn evaluate(engine: &Engine, lake: &Lake, truth: &Truth, as_of: &AsOf) -> anyhow::Result<Evaluation> {
+pub async fn evaluate(
+    engine: &Engine,
+    lake: &Lake,
+    truth: &Truth,
+    as_of: &AsOf,
+) -> funnelpulse_engine::Result<Evaluation> {
     check_truth_fits(engine, lake, truth, as_of).await?;
     let planted: HashSet<Flag> = truth.anomalies.iter().map(|a| (a.brand.clone(), a.window_start, a.kind)).collect();
     let mut detectors = Vec::new();
@@ -137,16 +142,16 @@ pub async fn evaluate(engine: &Engine, lake: &Lake, truth: &Truth, as_of: &AsOf)
 /// Refuses a truth.json of other data: its days must overlap the lake's,
 /// and every brand it plants an anomaly in within the lake's days must be in
 /// the lake (a truth of other data would be scored as all misses).
-async fn check_truth_fits(engine: &Engine, lake: &Lake, truth: &Truth, as_of: &AsOf) -> anyhow::Result<()> {
+async fn check_truth_fits(engine: &Engine, lake: &Lake, truth: &Truth, as_of: &AsOf) -> funnelpulse_engine::Result<()> {
     let table = GOLD_FUNNEL_HOURLY_BRAND;
     let files = lake.snapshot(&table, as_of).await?;
     let files = files.with_context(|| format!("no {} in {} (run stage 01 first)", table.name, lake.url()))?;
     let days: Vec<NaiveDate> = files.partitions().iter().filter_map(|d| d.parse().ok()).collect();
     let (Some(first), Some(last)) = (days.first(), days.last()) else {
-        anyhow::bail!("{} in {} has no rows: run stage 01 on data first", table.name, lake.url())
+        funnelpulse_engine::bail!("{} in {} has no rows: run stage 01 on data first", table.name, lake.url())
     };
     let truth_last = truth.start + chrono::Days::new(u64::from(truth.days.max(1)) - 1);
-    anyhow::ensure!(
+    funnelpulse_engine::ensure!(
         truth.start <= *last && truth_last >= *first,
         "the truth file is of other data: it covers {} … {truth_last}, the lake's {} holds {first} … {last}; give the \
          truth.json generated with this lake's raw data (--truth)",
@@ -160,7 +165,7 @@ async fn check_truth_fits(engine: &Engine, lake: &Lake, truth: &Truth, as_of: &A
     }
     let brands = lake_brands(engine, &files).await?;
     let missing: Vec<&str> = in_range.iter().copied().filter(|b| !brands.contains(*b)).collect();
-    anyhow::ensure!(
+    funnelpulse_engine::ensure!(
         missing.is_empty(),
         "the truth file is of other data: {} of its {} planted anomalies are in brands the lake has no events of \
          (e.g. {:?}); give the truth.json generated with this lake's raw data (--truth)",
@@ -171,7 +176,7 @@ async fn check_truth_fits(engine: &Engine, lake: &Lake, truth: &Truth, as_of: &A
     Ok(())
 }
 
-async fn lake_brands(engine: &Engine, files: &TableFiles) -> anyhow::Result<HashSet<String>> {
+async fn lake_brands(engine: &Engine, files: &TableFiles) -> funnelpulse_engine::Result<HashSet<String>> {
     let batches =
         read_files(&engine.ctx, files)?.select(vec![cast(col("brand"), DataType::Utf8)])?.distinct()?.collect().await?;
     let mut brands = HashSet::new();
@@ -183,7 +188,7 @@ async fn lake_brands(engine: &Engine, files: &TableFiles) -> anyhow::Result<Hash
 }
 
 /// Reads a `truth.json` written by the generator.
-pub fn read_truth(path: &std::path::Path) -> anyhow::Result<Truth> {
+pub fn read_truth(path: &std::path::Path) -> funnelpulse_engine::Result<Truth> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_slice(&text)
         .with_context(|| format!("{} is not a truth.json written by the generator", path.display()))
@@ -207,7 +212,12 @@ fn score(name: &str, table: &str, planted: &HashSet<Flag>, flagged: &HashSet<Fla
 }
 
 /// (brand, window_start, type) of every row of an anomalies table.
-async fn read_flags(engine: &Engine, lake: &Lake, table: &TableSpec, as_of: &AsOf) -> anyhow::Result<HashSet<Flag>> {
+async fn read_flags(
+    engine: &Engine,
+    lake: &Lake,
+    table: &TableSpec,
+    as_of: &AsOf,
+) -> funnelpulse_engine::Result<HashSet<Flag>> {
     let files = lake.snapshot(table, as_of).await?;
     let files = files.with_context(|| format!("table {} does not exist in {}", table.name, lake.url()))?;
     let df = read_files(&engine.ctx, &files)?;
@@ -225,7 +235,7 @@ async fn read_flags(engine: &Engine, lake: &Lake, table: &TableSpec, as_of: &AsO
             let kind = match kinds.value(row) {
                 "drop" => AnomalyKind::Drop,
                 "spike" => AnomalyKind::Spike,
-                other => anyhow::bail!("{}: unknown anomaly_type {other:?}", table.name),
+                other => funnelpulse_engine::bail!("{}: unknown anomaly_type {other:?}", table.name),
             };
             if brands.is_valid(row) {
                 flags.insert((brands.value(row).to_string(), start.naive_utc(), kind));

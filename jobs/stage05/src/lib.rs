@@ -11,12 +11,12 @@ pub mod evaluate;
 use std::fmt;
 use std::time::Duration;
 
-use anyhow::Context;
 use datafusion::functions_aggregate::expr_fn::{count, max, min};
 use datafusion::logical_expr::{Expr, col, lit, when};
 use funnelpulse_core::anomaly::classic::{ClassicThresholds, classic_anomalies};
 use funnelpulse_core::anomaly::rate_test::{RateTestOptions, rate_test_anomalies};
 use funnelpulse_core::tables::{GOLD_ANOMALIES_HOURLY_BRAND, GOLD_ANOMALIES_HOURLY_BRAND_V2, GOLD_FUNNEL_HOURLY_BRAND};
+use funnelpulse_engine::Context;
 use funnelpulse_engine::tables::read_files;
 use funnelpulse_engine::{Engine, StageProgress, StagedRun, check, one_row_i64};
 use funnelpulse_lake::{AsOf, Lake};
@@ -86,8 +86,8 @@ impl Default for Stage05Args {
 
 impl Stage05Args {
     /// The classic detector's thresholds; an error when `--z-threshold` is not positive.
-    pub fn classic(&self) -> anyhow::Result<ClassicThresholds> {
-        anyhow::ensure!(self.z_threshold > 0.0, "--z-threshold must be positive, not {}", self.z_threshold);
+    pub fn classic(&self) -> funnelpulse_engine::Result<ClassicThresholds> {
+        funnelpulse_engine::ensure!(self.z_threshold > 0.0, "--z-threshold must be positive, not {}", self.z_threshold);
         Ok(ClassicThresholds {
             baseline_min_views: self.baseline_min_views,
             anomaly_min_views: self.anomaly_min_views,
@@ -96,14 +96,14 @@ impl Stage05Args {
     }
 
     /// The rate test's options; an error when `--v2-fdr` is not in (0, 1) or another option is negative.
-    pub fn rate_test(&self) -> anyhow::Result<RateTestOptions> {
-        anyhow::ensure!(
+    pub fn rate_test(&self) -> funnelpulse_engine::Result<RateTestOptions> {
+        funnelpulse_engine::ensure!(
             self.v2_fdr > 0.0 && self.v2_fdr < 1.0,
             "--v2-fdr must be between 0 and 1, not {}",
             self.v2_fdr
         );
-        anyhow::ensure!(self.v2_prior_views >= 0.0, "--v2-prior-views must not be negative");
-        anyhow::ensure!(self.v2_min_change >= 0.0, "--v2-min-change must not be negative");
+        funnelpulse_engine::ensure!(self.v2_prior_views >= 0.0, "--v2-prior-views must not be negative");
+        funnelpulse_engine::ensure!(self.v2_min_change >= 0.0, "--v2-min-change must not be negative");
         Ok(RateTestOptions {
             min_views: self.v2_min_views,
             prior_views: self.v2_prior_views,
@@ -140,7 +140,12 @@ impl fmt::Display for Stage05Report {
 }
 
 /// Runs stage 05 on `gold_funnel_hourly_brand` as of `as_of` (the latest version by default).
-pub async fn run(engine: &Engine, lake: &Lake, args: &Stage05Args, as_of: &AsOf) -> anyhow::Result<Stage05Report> {
+pub async fn run(
+    engine: &Engine,
+    lake: &Lake,
+    args: &Stage05Args,
+    as_of: &AsOf,
+) -> funnelpulse_engine::Result<Stage05Report> {
     let (classic, rate_test) = (args.classic()?, args.rate_test()?);
     let progress = StageProgress::start("05");
     let staged = StagedRun::begin(lake).await?;
@@ -172,7 +177,7 @@ async fn build_tables(
     input: Input<'_>,
     report: &mut Stage05Report,
     progress: &StageProgress,
-) -> anyhow::Result<()> {
+) -> funnelpulse_engine::Result<()> {
     let ctx = &engine.ctx;
     let Input { as_of, classic, rate_test } = input;
     let gold = staged
@@ -214,7 +219,7 @@ async fn build_tables(
 }
 
 /// Drops, spikes and one more aggregate of an anomalies table.
-async fn type_counts(table: datafusion::prelude::DataFrame, extra: Expr) -> anyhow::Result<[i64; 3]> {
+async fn type_counts(table: datafusion::prelude::DataFrame, extra: Expr) -> funnelpulse_engine::Result<[i64; 3]> {
     let of_type = |kind: &str| count(when(col("anomaly_type").eq(lit(kind.to_string())), lit(1)).end().unwrap());
     let values = one_row_i64(table, vec![of_type("drop"), of_type("spike"), extra]).await?;
     Ok([values[0], values[1], values[2]])
@@ -240,7 +245,7 @@ impl funnelpulse_engine::Stage for Stage05 {
     type Args = Stage05Inputs;
     type Report = Stage05Report;
 
-    async fn run(engine: &Engine, lake: &Lake, args: &Stage05Inputs) -> anyhow::Result<Stage05Report> {
+    async fn run(engine: &Engine, lake: &Lake, args: &Stage05Inputs) -> funnelpulse_engine::Result<Stage05Report> {
         run(engine, lake, &args.stage, &args.as_of.or_latest()).await
     }
 }

@@ -18,15 +18,15 @@ pub const TEAL: RGBColor = RGBColor(13, 148, 136);
 pub const VIOLET: RGBColor = RGBColor(124, 58, 237);
 pub const PRIMARY: RGBColor = BLUE;
 
-fn draw_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("drawing a chart: {e:?}")
+fn draw_error<E: std::fmt::Debug>(e: E) -> funnelpulse_engine::Error {
+    funnelpulse_engine::plan_error!("drawing a chart: {e:?}")
 }
 
 /// Runs `draw` on a white SVG canvas of `height` pixels and returns the SVG.
 fn svg(
     height: u32,
-    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> anyhow::Result<()>,
-) -> anyhow::Result<String> {
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> funnelpulse_engine::Result<()>,
+) -> funnelpulse_engine::Result<String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, (WIDTH, height)).into_drawing_area();
@@ -49,7 +49,7 @@ pub fn horizontal_bars(
     axis: &str,
     color: RGBColor,
     label: impl Fn(f64) -> String,
-) -> anyhow::Result<String> {
+) -> funnelpulse_engine::Result<String> {
     let n = rows.len().max(1) as i32;
     let height = 90 + 34 * n as u32;
     // Room right of the longest bar for its label.
@@ -104,7 +104,7 @@ pub fn horizontal_bars(
 /// Daily conversion rate (purchases / views, %) with the days that had
 /// anomalies marked: red circles for drops, green triangles for spikes, sized
 /// by how many brand-hours were flagged that day (v2 detector).
-pub fn conversion_over_time(days: &[DayPoint]) -> anyhow::Result<String> {
+pub fn conversion_over_time(days: &[DayPoint]) -> funnelpulse_engine::Result<String> {
     let points: Vec<(f64, f64)> =
         days.iter().enumerate().filter_map(|(i, d)| d.conversion_rate.map(|r| (i as f64, 100.0 * r))).collect();
     // A y range around the data (a flat line at 14% on a 0–18% axis hides the dips),

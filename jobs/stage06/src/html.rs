@@ -32,7 +32,7 @@ th { color: #475569; font-weight: 600; }
 const SCRIPT: &str =
     "document.documentElement.dataset.charts = String(document.querySelectorAll('figure svg').length);";
 
-pub fn render(s: &Summary) -> anyhow::Result<String> {
+pub fn render(s: &Summary) -> funnelpulse_engine::Result<String> {
     let charts = Charts::draw(s)?;
     let page = html! {
         (DOCTYPE)
@@ -110,7 +110,7 @@ struct Charts {
 }
 
 impl Charts {
-    fn draw(s: &Summary) -> anyhow::Result<Self> {
+    fn draw(s: &Summary) -> funnelpulse_engine::Result<Self> {
         let f = &s.funnel;
         let funnel_rows = vec![
             ("views".to_string(), f.views as f64),

@@ -35,7 +35,11 @@ impl std::fmt::Display for Stage06Report {
 }
 
 /// The report of the tables as of `as_of` (the latest versions by default).
-pub async fn run(engine: &Engine, lake: &Lake, as_of: &funnelpulse_lake::AsOf) -> anyhow::Result<Stage06Report> {
+pub async fn run(
+    engine: &Engine,
+    lake: &Lake,
+    as_of: &funnelpulse_lake::AsOf,
+) -> funnelpulse_engine::Result<Stage06Report> {
     let progress = StageProgress::start("06");
     progress.step("gathering figures");
     let summary = summary::gather(engine, lake, as_of).await?;
@@ -56,7 +60,11 @@ impl funnelpulse_engine::Stage for Stage06 {
     type Args = funnelpulse_engine::AsOfArgs;
     type Report = Stage06Report;
 
-    async fn run(engine: &Engine, lake: &Lake, args: &funnelpulse_engine::AsOfArgs) -> anyhow::Result<Stage06Report> {
+    async fn run(
+        engine: &Engine,
+        lake: &Lake,
+        args: &funnelpulse_engine::AsOfArgs,
+    ) -> funnelpulse_engine::Result<Stage06Report> {
         run(engine, lake, &args.for_several_tables("the report")?).await
     }
 }

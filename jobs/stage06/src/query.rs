@@ -1,10 +1,10 @@
 //! Small result sets of report queries, read into plain values.
 
-use anyhow::Context;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::DataFrame;
+use funnelpulse_engine::Context;
 
 /// One cell of a report query.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,8 +60,52 @@ pub enum Kind {
     Text,
 }
 
+/// Report queries, planned first and then run at once. Each is a small job
+/// whose time is mostly Ballista's round trip, so running them together
+/// costs a few round trips instead of one each.
+#[derive(Default)]
+pub struct Queries {
+    planned: Vec<(DataFrame, Vec<(Expr, Kind)>)>,
+}
+
+/// A planned query: its place among the answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Query(usize);
+
+/// Jobs in flight at once: enough to hide the round trips, few enough not
+/// to flood a shared scheduler.
+const AT_ONCE: usize = 8;
+
+impl Queries {
+    /// Plans `df` with `columns` (expression, kind) selected, to run with the others.
+    pub fn add(&mut self, df: DataFrame, columns: Vec<(Expr, Kind)>) -> Query {
+        self.planned.push((df, columns));
+        Query(self.planned.len() - 1)
+    }
+
+    /// Runs every planned query, [`AT_ONCE`] at a time.
+    pub async fn run(self) -> funnelpulse_engine::Result<Answers> {
+        use futures::{StreamExt, TryStreamExt};
+        let answers = futures::stream::iter(self.planned.into_iter().map(|(df, columns)| rows(df, columns)))
+            .buffered(AT_ONCE)
+            .try_collect()
+            .await?;
+        Ok(Answers(answers))
+    }
+}
+
+/// The rows of every planned query.
+pub struct Answers(Vec<Vec<Vec<Cell>>>);
+
+impl Answers {
+    /// The rows of `query` (each query's answer is taken once).
+    pub fn take(&mut self, query: Query) -> Vec<Vec<Cell>> {
+        std::mem::take(&mut self.0[query.0])
+    }
+}
+
 /// Runs `df` with `columns` (expression, kind) selected and returns its rows.
-pub async fn rows(df: DataFrame, columns: Vec<(Expr, Kind)>) -> anyhow::Result<Vec<Vec<Cell>>> {
+pub async fn rows(df: DataFrame, columns: Vec<(Expr, Kind)>) -> funnelpulse_engine::Result<Vec<Vec<Cell>>> {
     let kinds: Vec<Kind> = columns.iter().map(|c| c.1).collect();
     let selected: Vec<Expr> = columns
         .into_iter()
@@ -93,7 +137,7 @@ pub async fn rows(df: DataFrame, columns: Vec<(Expr, Kind)>) -> anyhow::Result<V
                         Kind::Text => Cell::Text(column.as_string_opt::<i32>().context("text")?.value(row).to_string()),
                     })
                 })
-                .collect::<anyhow::Result<Vec<Cell>>>()?;
+                .collect::<funnelpulse_engine::Result<Vec<Cell>>>()?;
             out.push(cells);
         }
     }

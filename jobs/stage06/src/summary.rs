@@ -15,7 +15,7 @@ use funnelpulse_engine::tables::read_files;
 use funnelpulse_lake::{AsOf, Lake};
 use serde::Serialize;
 
-use crate::query::{Cell, Kind, rows};
+use crate::query::{Answers, Cell, Kind, Queries, Query};
 
 // Semantics: docs/semantics.md#report-stage-06
 /// Every table a full pipeline run makes, in pipeline order.
@@ -196,109 +196,90 @@ fn u(cell: &Cell) -> u64 {
     cell.int().max(0) as u64
 }
 
-/// Reads the lake's tables; a table that was never built is None.
-struct Tables<'a> {
-    engine: &'a Engine,
-    lake: &'a Lake,
-    as_of: &'a AsOf,
-}
+/// Fills in a section of the summary from the answers to the queries it planned.
+type Apply = Box<dyn FnOnce(&mut Summary, &mut Answers) + Send>;
 
-impl Tables<'_> {
-    async fn read(&self, table: &TableSpec) -> anyhow::Result<Option<DataFrame>> {
-        match self.lake.snapshot(table, self.as_of).await? {
-            Some(files) => Ok(Some(read_files(&self.engine.ctx, &files)?)),
-            None => Ok(None),
+/// Gathers the summary; absent tables leave their parts empty. Every table's
+/// snapshot is read and every query planned first; the queries then run at
+/// once ([`Queries::run`]) and each section fills itself in, in order.
+pub async fn gather(engine: &Engine, lake: &Lake, as_of: &AsOf) -> funnelpulse_engine::Result<Summary> {
+    let snapshots = REPORTED_TABLES.iter().map(|table| lake.snapshot(table, as_of));
+    let frames: Vec<Option<DataFrame>> = futures::future::try_join_all(snapshots)
+        .await?
+        .into_iter()
+        .map(|files| files.map(|files| read_files(&engine.ctx, &files)).transpose())
+        .collect::<funnelpulse_engine::Result<_>>()?;
+    funnelpulse_engine::ensure!(
+        frames.iter().any(Option::is_some),
+        "no tables in {} to report on (run stage 01 first)",
+        lake.url()
+    );
+    let frame = |table: &TableSpec| {
+        let i = REPORTED_TABLES.iter().position(|t| t.name == table.name).expect("a reported table");
+        frames[i].clone()
+    };
+    let mut queries = Queries::default();
+    let mut sections: Vec<Apply> = vec![table_counts(&mut queries, &frames)?];
+    let planned: [(TableSpec, SectionPlan); 9] = [
+        (GOLD_FUNNEL_HOURLY_BRAND, window_range),
+        (SILVER_EVENTS, events_and_quality),
+        (BRONZE_EVENTS, bronze_quality),
+        (BRONZE_REJECTS, rejects_by_reason),
+        (GOLD_FUNNEL_DAILY_BRAND, brands_and_days),
+        (GOLD_FUNNEL_DAILY_CATEGORY, categories),
+        (GOLD_FUNNEL_HOURLY_PRICE_BAND, price_bands),
+        (GOLD_ANOMALIES_HOURLY_BRAND, classic_anomalies),
+        (GOLD_ANOMALIES_HOURLY_BRAND_V2, v2_anomalies),
+    ];
+    for (table, plan) in planned {
+        if let Some(df) = frame(&table) {
+            sections.push(plan(&mut queries, df)?);
         }
     }
-}
-
-/// Gathers the summary; absent tables leave their parts empty.
-pub async fn gather(engine: &Engine, lake: &Lake, as_of: &AsOf) -> anyhow::Result<Summary> {
-    let tables = Tables { engine, lake, as_of };
+    let mut answers = queries.run().await?;
     let mut s = Summary {
         generated_at: chrono::Utc::now().format("%Y-%m-%d %H:%M:%S UTC").to_string(),
         lake: lake.url().to_string(),
         ..Default::default()
     };
-    for table in REPORTED_TABLES {
-        let count = match tables.read(&table).await? {
-            Some(df) => {
-                let columns = df.schema().fields().len();
-                let n = df.count().await? as u64;
-                TableCount { table: table.name.into(), rows: Some(n), columns: Some(columns) }
-            }
-            None => TableCount { table: table.name.into(), rows: None, columns: None },
-        };
-        s.tables.push(count);
-    }
-    anyhow::ensure!(
-        s.tables.iter().any(|t| t.rows.is_some()),
-        "no tables in {} to report on (run stage 01 first)",
-        lake.url()
-    );
-    if let Some(gold) = tables.read(&GOLD_FUNNEL_HOURLY_BRAND).await? {
-        window_range(&mut s, gold).await?;
-    }
-    if let Some(silver) = tables.read(&SILVER_EVENTS).await? {
-        events_and_quality(&mut s, silver).await?;
-    }
-    if let Some(bronze) = tables.read(&BRONZE_EVENTS).await? {
-        bronze_quality(&mut s, bronze).await?;
-    }
-    if let Some(rejects) = tables.read(&BRONZE_REJECTS).await? {
-        let by_reason = rows(
-            rejects
-                .aggregate(vec![col("reason")], vec![count(lit(1)).alias("n")])?
-                .sort(vec![col("n").sort(false, false), col("reason").sort(true, false)])?,
-            vec![(col("reason"), Kind::Text), (col("n"), Kind::Int)],
-        )
-        .await?;
-        s.quality.rejects_by_reason = by_reason.iter().map(|r| (r[0].text().unwrap_or_default(), u(&r[1]))).collect();
-        s.quality.rejected_rows = s.quality.rejects_by_reason.iter().map(|r| r.1).sum();
-    }
-    if let Some(daily_brand) = tables.read(&GOLD_FUNNEL_DAILY_BRAND).await? {
-        let named = daily_brand.clone().filter(col("brand").is_not_null())?;
-        s.top_brands = group_totals(named, col("brand"), Some(10)).await?;
-        s.daily = group_totals(
-            daily_brand,
-            datafusion::logical_expr::cast(col("date"), datafusion::arrow::datatypes::DataType::Utf8),
-            None,
-        )
-        .await?
-        .into_iter()
-        .map(|g| DayPoint {
-            date: g.name.unwrap_or_default(),
-            views: g.views,
-            purchases: g.purchases,
-            conversion_rate: g.conversion_rate,
-            classic_drops: 0,
-            classic_spikes: 0,
-            v2_drops: 0,
-            v2_spikes: 0,
-        })
-        .collect();
-        s.daily.sort_by(|a, b| a.date.cmp(&b.date));
-    }
-    if let Some(categories) = tables.read(&GOLD_FUNNEL_DAILY_CATEGORY).await? {
-        s.categories = group_totals(categories, col("category_root"), None).await?;
-    }
-    if let Some(bands) = tables.read(&GOLD_FUNNEL_HOURLY_PRICE_BAND).await? {
-        let mut by_band = group_totals(bands, col("price_band"), None).await?;
-        by_band.sort_by_key(|g| PRICE_BANDS.iter().position(|b| Some(*b) == g.name.as_deref()));
-        s.price_bands = by_band;
-    }
-    if let Some(classic) = tables.read(&GOLD_ANOMALIES_HOURLY_BRAND).await? {
-        classic_anomalies(&mut s, classic).await?;
-    }
-    if let Some(v2) = tables.read(&GOLD_ANOMALIES_HOURLY_BRAND_V2).await? {
-        v2_anomalies(&mut s, v2).await?;
+    for section in sections {
+        section(&mut s, &mut answers);
     }
     Ok(s)
 }
 
-async fn window_range(s: &mut Summary, gold: DataFrame) -> anyhow::Result<()> {
+/// Plans a section's queries on its table and returns how it fills itself in.
+type SectionPlan = fn(&mut Queries, DataFrame) -> funnelpulse_engine::Result<Apply>;
+
+fn table_counts(q: &mut Queries, frames: &[Option<DataFrame>]) -> funnelpulse_engine::Result<Apply> {
+    let mut counted = Vec::new();
+    for (table, frame) in REPORTED_TABLES.iter().zip(frames) {
+        let query = match frame {
+            Some(df) => {
+                let columns = df.schema().fields().len();
+                let n = df.clone().aggregate(vec![], vec![count(lit(1)).alias("n")])?;
+                Some((q.add(n, vec![(col("n"), Kind::Int)]), columns))
+            }
+            None => None,
+        };
+        counted.push((table.name, query));
+    }
+    Ok(Box::new(move |s, a| {
+        for (table, query) in counted {
+            s.tables.push(match query {
+                Some((query, columns)) => {
+                    let rows = a.take(query).first().map_or(0, |r| u(&r[0]));
+                    TableCount { table: table.into(), rows: Some(rows), columns: Some(columns) }
+                }
+                None => TableCount { table: table.into(), rows: None, columns: None },
+            });
+        }
+    }))
+}
+
+fn window_range(q: &mut Queries, gold: DataFrame) -> funnelpulse_engine::Result<Apply> {
     let text = |e: Expr| datafusion::logical_expr::cast(e, datafusion::arrow::datatypes::DataType::Utf8);
-    let range = rows(
+    let range = q.add(
         gold.aggregate(
             vec![],
             vec![
@@ -308,41 +289,29 @@ async fn window_range(s: &mut Summary, gold: DataFrame) -> anyhow::Result<()> {
             ],
         )?,
         vec![(text(col("first")), Kind::Text), (text(col("last")), Kind::Text), (col("windows"), Kind::Int)],
-    )
-    .await?;
-    if let Some(r) = range.first() {
-        s.first_window = r[0].text();
-        s.last_window = r[1].text();
-        s.hourly_windows = u(&r[2]);
-    }
-    Ok(())
+    );
+    Ok(Box::new(move |s, a| {
+        if let Some(r) = a.take(range).first() {
+            s.first_window = r[0].text();
+            s.last_window = r[1].text();
+            s.hourly_windows = u(&r[2]);
+        }
+    }))
 }
 
 fn flag_count(column: &str) -> Expr {
     count(when(col(column), lit(1)).end().unwrap())
 }
 
-async fn events_and_quality(s: &mut Summary, silver: DataFrame) -> anyhow::Result<()> {
-    let by_type = rows(
+fn events_and_quality(q: &mut Queries, silver: DataFrame) -> funnelpulse_engine::Result<Apply> {
+    let by_type = q.add(
         silver
             .clone()
             .aggregate(vec![col("event_type")], vec![count(lit(1)).alias("n")])?
             .sort(vec![col("n").sort(false, false), col("event_type").sort(true, false)])?,
         vec![(col("event_type"), Kind::Text), (col("n"), Kind::Int)],
-    )
-    .await?;
-    s.events_by_type = by_type.iter().map(|r| (r[0].text().unwrap_or_default(), u(&r[1]))).collect();
-    let of = |kind: &str| s.events_by_type.iter().find(|e| e.0 == kind).map_or(0, |e| e.1);
-    let (views, carts, purchases) = (of("view"), of("cart"), of("purchase"));
-    s.funnel = Funnel {
-        views,
-        carts,
-        purchases,
-        view_to_cart_pct: pct(carts, views),
-        cart_to_purchase_pct: pct(purchases, carts),
-        view_to_purchase_pct: pct(purchases, views),
-    };
-    let flags = rows(
+    );
+    let flags = q.add(
         silver.aggregate(
             vec![],
             vec![
@@ -353,34 +322,99 @@ async fn events_and_quality(s: &mut Summary, silver: DataFrame) -> anyhow::Resul
             ],
         )?,
         vec![(col("n"), Kind::Int), (col("b"), Kind::Int), (col("c"), Kind::Int), (col("s"), Kind::Int)],
-    )
-    .await?;
-    if let Some(r) = flags.first() {
-        s.quality.silver_rows = u(&r[0]);
-        s.quality.missing_brand = u(&r[1]);
-        s.quality.missing_category = u(&r[2]);
-        s.quality.missing_session = u(&r[3]);
-    }
-    Ok(())
+    );
+    Ok(Box::new(move |s, a| {
+        s.events_by_type = a.take(by_type).iter().map(|r| (r[0].text().unwrap_or_default(), u(&r[1]))).collect();
+        let of = |kind: &str| s.events_by_type.iter().find(|e| e.0 == kind).map_or(0, |e| e.1);
+        let (views, carts, purchases) = (of("view"), of("cart"), of("purchase"));
+        s.funnel = Funnel {
+            views,
+            carts,
+            purchases,
+            view_to_cart_pct: pct(carts, views),
+            cart_to_purchase_pct: pct(purchases, carts),
+            view_to_purchase_pct: pct(purchases, views),
+        };
+        if let Some(r) = a.take(flags).first() {
+            s.quality.silver_rows = u(&r[0]);
+            s.quality.missing_brand = u(&r[1]);
+            s.quality.missing_category = u(&r[2]);
+            s.quality.missing_session = u(&r[3]);
+        }
+    }))
 }
 
-async fn bronze_quality(s: &mut Summary, bronze: DataFrame) -> anyhow::Result<()> {
-    let counts = rows(
+/// Bronze's rows and those silver's filter keeps (after silver's section: it
+/// needs silver's row count for the duplicates removed).
+fn bronze_quality(q: &mut Queries, bronze: DataFrame) -> funnelpulse_engine::Result<Apply> {
+    let counts = q.add(
         bronze.aggregate(
             vec![],
             vec![count(lit(1)).alias("n"), count(when(silver_filter(), lit(1)).end()?).alias("eligible")],
         )?,
         vec![(col("n"), Kind::Int), (col("eligible"), Kind::Int)],
-    )
-    .await?;
-    if let Some(r) = counts.first() {
-        let q = &mut s.quality;
-        q.bronze_rows = u(&r[0]);
-        q.silver_eligible_rows = u(&r[1]);
-        q.filtered_out_rows = q.bronze_rows - q.silver_eligible_rows;
-        q.duplicates_removed = q.silver_eligible_rows.saturating_sub(q.silver_rows);
-    }
-    Ok(())
+    );
+    Ok(Box::new(move |s, a| {
+        if let Some(r) = a.take(counts).first() {
+            let q = &mut s.quality;
+            q.bronze_rows = u(&r[0]);
+            q.silver_eligible_rows = u(&r[1]);
+            q.filtered_out_rows = q.bronze_rows - q.silver_eligible_rows;
+            q.duplicates_removed = q.silver_eligible_rows.saturating_sub(q.silver_rows);
+        }
+    }))
+}
+
+fn rejects_by_reason(q: &mut Queries, rejects: DataFrame) -> funnelpulse_engine::Result<Apply> {
+    let by_reason = q.add(
+        rejects
+            .aggregate(vec![col("reason")], vec![count(lit(1)).alias("n")])?
+            .sort(vec![col("n").sort(false, false), col("reason").sort(true, false)])?,
+        vec![(col("reason"), Kind::Text), (col("n"), Kind::Int)],
+    );
+    Ok(Box::new(move |s, a| {
+        s.quality.rejects_by_reason =
+            a.take(by_reason).iter().map(|r| (r[0].text().unwrap_or_default(), u(&r[1]))).collect();
+        s.quality.rejected_rows = s.quality.rejects_by_reason.iter().map(|r| r.1).sum();
+    }))
+}
+
+fn brands_and_days(q: &mut Queries, daily_brand: DataFrame) -> funnelpulse_engine::Result<Apply> {
+    let named = daily_brand.clone().filter(col("brand").is_not_null())?;
+    let top_brands = group_totals(q, named, col("brand"), Some(10))?;
+    let date = datafusion::logical_expr::cast(col("date"), datafusion::arrow::datatypes::DataType::Utf8);
+    let daily = group_totals(q, daily_brand, date, None)?;
+    Ok(Box::new(move |s, a| {
+        s.top_brands = group_rows(a.take(top_brands));
+        s.daily = group_rows(a.take(daily))
+            .into_iter()
+            .map(|g| DayPoint {
+                date: g.name.unwrap_or_default(),
+                views: g.views,
+                purchases: g.purchases,
+                conversion_rate: g.conversion_rate,
+                classic_drops: 0,
+                classic_spikes: 0,
+                v2_drops: 0,
+                v2_spikes: 0,
+            })
+            .collect();
+        s.daily.sort_by(|a, b| a.date.cmp(&b.date));
+    }))
+}
+
+fn categories(q: &mut Queries, categories: DataFrame) -> funnelpulse_engine::Result<Apply> {
+    let totals = group_totals(q, categories, col("category_root"), None)?;
+    Ok(Box::new(move |s, a| s.categories = group_rows(a.take(totals))))
+}
+
+fn price_bands(q: &mut Queries, bands: DataFrame) -> funnelpulse_engine::Result<Apply> {
+    let totals = group_totals(q, bands, col("price_band"), None)?;
+    Ok(Box::new(move |s, a| {
+        let mut by_band = group_rows(a.take(totals));
+        by_band.sort_by_key(|g| PRICE_BANDS.iter().position(|b| Some(*b) == g.name.as_deref()));
+        s.price_bands = by_band;
+    }))
 }
 
 /// A sum of doubles made in decimal: exact, so the same on every engine
@@ -393,9 +427,14 @@ fn exact_sum(x: Expr) -> Expr {
     )
 }
 
-/// Views, purchases, revenue per `key` (a gold table's dimension), by revenue
-/// (then name), at most `limit` groups.
-async fn group_totals(gold: DataFrame, key: Expr, limit: Option<usize>) -> anyhow::Result<Vec<GroupTotals>> {
+/// Plans views, purchases, revenue per `key` (a gold table's dimension), by
+/// revenue (then name), at most `limit` groups; read with [`group_rows`].
+fn group_totals(
+    q: &mut Queries,
+    gold: DataFrame,
+    key: Expr,
+    limit: Option<usize>,
+) -> funnelpulse_engine::Result<Query> {
     let grouped = gold
         .aggregate(
             vec![key.alias("name")],
@@ -403,12 +442,14 @@ async fn group_totals(gold: DataFrame, key: Expr, limit: Option<usize>) -> anyho
         )?
         .sort(vec![col("r").sort(false, false), col("name").sort(true, false)])?
         .limit(0, limit)?;
-    let table = rows(
+    Ok(q.add(
         grouped,
         vec![(col("name"), Kind::Text), (col("v"), Kind::Int), (col("p"), Kind::Int), (col("r"), Kind::Float)],
-    )
-    .await?;
-    Ok(table
+    ))
+}
+
+fn group_rows(table: Vec<Vec<Cell>>) -> Vec<GroupTotals> {
+    table
         .iter()
         .map(|r| GroupTotals {
             name: r[0].text(),
@@ -417,19 +458,22 @@ async fn group_totals(gold: DataFrame, key: Expr, limit: Option<usize>) -> anyho
             revenue: r[3].float(),
             conversion_rate: rate(u(&r[2]), u(&r[1])),
         })
-        .collect())
+        .collect()
 }
 
-async fn by_type(anomalies: DataFrame) -> anyhow::Result<Vec<(String, u64)>> {
+fn by_type(q: &mut Queries, anomalies: DataFrame) -> funnelpulse_engine::Result<Query> {
     let counted = anomalies
         .aggregate(vec![col("anomaly_type")], vec![count(lit(1)).alias("n")])?
         .sort(vec![col("anomaly_type").sort(true, false)])?;
-    let table = rows(counted, vec![(col("anomaly_type"), Kind::Text), (col("n"), Kind::Int)]).await?;
-    Ok(table.iter().map(|r| (r[0].text().unwrap_or_default(), u(&r[1]))).collect())
+    Ok(q.add(counted, vec![(col("anomaly_type"), Kind::Text), (col("n"), Kind::Int)]))
 }
 
-/// Anomalies per day and type, added to the daily series.
-async fn mark_days(s: &mut Summary, anomalies: DataFrame, classic: bool) -> anyhow::Result<()> {
+fn type_counts(table: Vec<Vec<Cell>>) -> Vec<(String, u64)> {
+    table.iter().map(|r| (r[0].text().unwrap_or_default(), u(&r[1]))).collect()
+}
+
+/// Plans anomalies per day and type, for [`mark_days`].
+fn per_day(q: &mut Queries, anomalies: DataFrame) -> funnelpulse_engine::Result<Query> {
     let per_day = anomalies.aggregate(
         vec![
             datafusion::logical_expr::cast(col("window_date"), datafusion::arrow::datatypes::DataType::Utf8).alias("d"),
@@ -437,9 +481,12 @@ async fn mark_days(s: &mut Summary, anomalies: DataFrame, classic: bool) -> anyh
         ],
         vec![count(lit(1)).alias("n")],
     )?;
-    for r in
-        rows(per_day, vec![(col("d"), Kind::Text), (col("anomaly_type"), Kind::Text), (col("n"), Kind::Int)]).await?
-    {
+    Ok(q.add(per_day, vec![(col("d"), Kind::Text), (col("anomaly_type"), Kind::Text), (col("n"), Kind::Int)]))
+}
+
+/// Adds anomalies per day and type to the daily series (filled in before).
+fn mark_days(s: &mut Summary, per_day: Vec<Vec<Cell>>, classic: bool) {
+    for r in per_day {
         let (Some(date), Some(kind)) = (r[0].text(), r[1].text()) else { continue };
         if let Some(day) = s.daily.iter_mut().find(|d| d.date == date) {
             let slot = match (classic, kind.as_str()) {
@@ -451,7 +498,6 @@ async fn mark_days(s: &mut Summary, anomalies: DataFrame, classic: bool) -> anyh
             *slot += u(&r[2]);
         }
     }
-    Ok(())
 }
 
 fn anomaly_rows(table: Vec<Vec<Cell>>) -> Vec<AnomalyRow> {
@@ -484,18 +530,14 @@ fn anomaly_columns(baseline: &str, score: &str) -> Vec<(Expr, Kind)> {
     ]
 }
 
-async fn classic_anomalies(s: &mut Summary, classic: DataFrame) -> anyhow::Result<()> {
-    s.anomalies_by_type = by_type(classic.clone()).await?;
+fn classic_anomalies(q: &mut Queries, classic: DataFrame) -> funnelpulse_engine::Result<Apply> {
+    let types = by_type(q, classic.clone())?;
     let per_brand = classic
         .clone()
         .aggregate(vec![col("brand")], vec![count(lit(1)).alias("n")])?
         .sort(vec![col("n").sort(false, false), col("brand").sort(true, false)])?
         .limit(0, Some(10))?;
-    s.top_anomaly_brands = rows(per_brand, vec![(col("brand"), Kind::Text), (col("n"), Kind::Int)])
-        .await?
-        .iter()
-        .map(|r| (r[0].text().unwrap_or_default(), u(&r[1])))
-        .collect();
+    let per_brand = q.add(per_brand, vec![(col("brand"), Kind::Text), (col("n"), Kind::Int)]);
     let drops = classic
         .clone()
         .filter(col("anomaly_type").eq(lit("drop")))?
@@ -505,12 +547,18 @@ async fn classic_anomalies(s: &mut Summary, classic: DataFrame) -> anyhow::Resul
             col("brand").sort(true, false),
         ])?
         .limit(0, Some(10))?;
-    s.worst_drops = anomaly_rows(rows(drops, anomaly_columns("conv_mean_brand", "z_brand")).await?);
-    mark_days(s, classic, true).await
+    let drops = q.add(drops, anomaly_columns("conv_mean_brand", "z_brand"));
+    let days = per_day(q, classic)?;
+    Ok(Box::new(move |s, a| {
+        s.anomalies_by_type = type_counts(a.take(types));
+        s.top_anomaly_brands = type_counts(a.take(per_brand));
+        s.worst_drops = anomaly_rows(a.take(drops));
+        mark_days(s, a.take(days), true);
+    }))
 }
 
-async fn v2_anomalies(s: &mut Summary, v2: DataFrame) -> anyhow::Result<()> {
-    s.v2_anomalies_by_type = by_type(v2.clone()).await?;
+fn v2_anomalies(q: &mut Queries, v2: DataFrame) -> funnelpulse_engine::Result<Apply> {
+    let types = by_type(q, v2.clone())?;
     let strongest = v2
         .clone()
         .sort(vec![
@@ -519,6 +567,11 @@ async fn v2_anomalies(s: &mut Summary, v2: DataFrame) -> anyhow::Result<()> {
             col("brand").sort(true, false),
         ])?
         .limit(0, Some(10))?;
-    s.strongest_v2 = anomaly_rows(rows(strongest, anomaly_columns("expected_purchases", "score")).await?);
-    mark_days(s, v2, false).await
+    let strongest = q.add(strongest, anomaly_columns("expected_purchases", "score"));
+    let days = per_day(q, v2)?;
+    Ok(Box::new(move |s, a| {
+        s.v2_anomalies_by_type = type_counts(a.take(types));
+        s.strongest_v2 = anomaly_rows(a.take(strongest));
+        mark_days(s, a.take(days), false);
+    }))
 }

@@ -47,7 +47,7 @@ fn is_data_file(rel: &str) -> bool {
 
 /// The data files of `source` not in `seen`, split into settled (unmodified for `settle`) and settling,
 /// and the count of seen files now gone.
-pub async fn list_new(source: &Lake, seen: &HashSet<String>, settle: Duration) -> anyhow::Result<Listing> {
+pub async fn list_new(source: &Lake, seen: &HashSet<String>, settle: Duration) -> funnelpulse_engine::Result<Listing> {
     let now = chrono::Utc::now();
     let settle = chrono::Duration::from_std(settle)?;
     let files: Vec<FileMeta> = source.list_with_meta("").await?.into_iter().filter(|f| is_data_file(&f.rel)).collect();
@@ -85,7 +85,12 @@ impl FileSource {
     /// adopts the current one if every file it took is still there, the same
     /// size (the folder was not rebuilt since), and is refused otherwise.
     /// Returns true when `metadata` changed and must be written.
-    pub async fn bind(&mut self, checkpoint: &Checkpoint, metadata: &mut Metadata, new: bool) -> anyhow::Result<bool> {
+    pub async fn bind(
+        &mut self,
+        checkpoint: &Checkpoint,
+        metadata: &mut Metadata,
+        new: bool,
+    ) -> funnelpulse_engine::Result<bool> {
         let current = self.folder.generation("").await?;
         let current_id = current.as_ref().map(|g| g.id.clone());
         let mut changed = false;
@@ -98,7 +103,7 @@ impl FileSource {
             let (position, _) = checkpoint.position().await?;
             let altered = self.altered(&position.taken).await?;
             if altered > 0 {
-                anyhow::bail!(
+                funnelpulse_engine::bail!(
                     "stream source {} was rebuilt by stage 03 at {} (generation {}): {altered} files checkpoint {} \
                      has read are gone or changed, and the old and new files must not be mixed; run stage 04 with \
                      --reset-stream to start over on the new files",
@@ -118,7 +123,7 @@ impl FileSource {
     }
 
     /// Files of `taken` that are gone from the folder or have another size.
-    async fn altered(&self, taken: &[LoggedFile]) -> anyhow::Result<usize> {
+    async fn altered(&self, taken: &[LoggedFile]) -> funnelpulse_engine::Result<usize> {
         let present: std::collections::HashMap<String, u64> =
             self.folder.list_with_meta("").await?.into_iter().map(|f| (f.rel, f.size)).collect();
         let taken: std::collections::BTreeMap<&str, u64> = taken.iter().map(|f| (f.path.as_str(), f.size)).collect();
@@ -129,19 +134,19 @@ impl FileSource {
     /// reads. Called after a listing: the marker changes before any file of
     /// a rebuild appears, so a listing followed by an unchanged marker holds
     /// files of the stream's generation only.
-    pub async fn check_generation(&self, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    pub async fn check_generation(&self, checkpoint: &Checkpoint) -> funnelpulse_engine::Result<()> {
         let current = self.folder.generation("").await?;
         self.changed(checkpoint, current.as_ref()).map_or(Ok(()), Err)
     }
 
     /// After a failed batch: the error to report instead when the folder was
     /// rebuilt meanwhile (a marker that cannot be read says nothing).
-    pub async fn rebuilt_error(&self, checkpoint: &Checkpoint) -> Option<anyhow::Error> {
+    pub async fn rebuilt_error(&self, checkpoint: &Checkpoint) -> Option<funnelpulse_engine::Error> {
         let current = self.folder.generation("").await.ok()?;
         self.changed(checkpoint, current.as_ref())
     }
 
-    fn changed(&self, checkpoint: &Checkpoint, current: Option<&Generation>) -> Option<anyhow::Error> {
+    fn changed(&self, checkpoint: &Checkpoint, current: Option<&Generation>) -> Option<funnelpulse_engine::Error> {
         (current.map(|g| &g.id) != self.generation.as_ref())
             .then(|| rebuilt(&self.folder, checkpoint, self.generation.as_deref(), current))
     }
@@ -149,7 +154,7 @@ impl FileSource {
     /// Before the first batch: with `bounded` (`--available-now`) only the
     /// files present now will be taken; files modified just now get the
     /// settle time once. Returns a note for the user.
-    pub async fn start(&mut self, position: &Position, bounded: bool) -> anyhow::Result<Option<String>> {
+    pub async fn start(&mut self, position: &Position, bounded: bool) -> funnelpulse_engine::Result<Option<String>> {
         let mut note = None;
         if bounded {
             let mut listing = list_new(&self.folder, &position.seen, self.settle).await?;
@@ -167,7 +172,7 @@ impl FileSource {
     }
 
     /// The next batch's files (checked, the damaged ones quarantined), or why there is none.
-    pub async fn next(&mut self, position: &Position, checkpoint: &Checkpoint) -> anyhow::Result<Next> {
+    pub async fn next(&mut self, position: &Position, checkpoint: &Checkpoint) -> funnelpulse_engine::Result<Next> {
         let listing = list_new(&self.folder, &position.seen, self.settle).await?;
         self.check_generation(checkpoint).await?;
         let mut warning = None;
@@ -196,7 +201,7 @@ impl FileSource {
             let checked = match check_file(&self.folder, &file).await {
                 Ok(checked) => checked,
                 // Gone since the listing: not taken, nothing to record.
-                Err(e) if matches!(e.downcast_ref(), Some(object_store::Error::NotFound { .. })) => continue,
+                Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e.context(format!("reading the footer of {}", self.folder.url_of(&file.rel)))),
             };
             match checked {
@@ -208,20 +213,25 @@ impl FileSource {
     }
 
     /// Files waiting in the folder (ready or settling), for `stream status`.
-    pub async fn waiting(&self, position: &Position) -> anyhow::Result<String> {
+    pub async fn waiting(&self, position: &Position) -> funnelpulse_engine::Result<String> {
         let listing = list_new(&self.folder, &position.seen, Duration::ZERO).await?;
         Ok(format!("{} new files waiting in the source", listing.ready.len() + listing.settling))
     }
 }
 
 /// The one-line error for a source whose generation is not the checkpoint's.
-fn rebuilt(folder: &Lake, checkpoint: &Checkpoint, read: Option<&str>, current: Option<&Generation>) -> anyhow::Error {
+fn rebuilt(
+    folder: &Lake,
+    checkpoint: &Checkpoint,
+    read: Option<&str>,
+    current: Option<&Generation>,
+) -> funnelpulse_engine::Error {
     let now = match current {
         Some(g) => format!("was rebuilt by stage 03 at {} (generation {})", g.written, g.id),
         None => "lost its generation marker (_generation.json)".to_string(),
     };
     let read = read.map_or("files without a generation".to_string(), |id| format!("generation {id}"));
-    anyhow::anyhow!(
+    funnelpulse_engine::plan_error!(
         "stream source {} {now}, but checkpoint {} has read {read}: the two must not be mixed (the same events would \
          count twice); run stage 04 with --reset-stream to start over on the new files",
         folder.url(),
@@ -254,7 +264,7 @@ fn acceptable(found: &DataType, wanted: &Field) -> bool {
 /// reads: the footer's length, then the footer). The outer error is a
 /// failure to read (the stream stops, the file is tried again later), the
 /// inner one a file that is not usable Parquet (it is quarantined).
-async fn footer_schema(source: &Lake, file: &FileMeta) -> anyhow::Result<Result<(Schema, u64), String>> {
+async fn footer_schema(source: &Lake, file: &FileMeta) -> funnelpulse_engine::Result<Result<(Schema, u64), String>> {
     let metadata = match source.try_parquet_footer(&file.rel, file.size).await? {
         Ok(metadata) => metadata,
         Err(e) => return Ok(Err(format!("not a readable Parquet file ({e})"))),
@@ -268,7 +278,7 @@ async fn footer_schema(source: &Lake, file: &FileMeta) -> anyhow::Result<Result<
 // Semantics: docs/semantics.md#quarantined-files
 /// Reads a file's footer and checks its columns; returns its row count, or
 /// (inner `Err`) the reason to quarantine it.
-pub async fn check_file(source: &Lake, file: &FileMeta) -> anyhow::Result<Result<u64, String>> {
+pub async fn check_file(source: &Lake, file: &FileMeta) -> funnelpulse_engine::Result<Result<u64, String>> {
     let (schema, rows) = match footer_schema(source, file).await? {
         Ok(found) => found,
         Err(reason) => return Ok(Err(reason)),

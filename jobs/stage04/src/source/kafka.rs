@@ -14,9 +14,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Context;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
+use funnelpulse_engine::Context;
 use funnelpulse_kafka::KafkaArgs;
 use funnelpulse_kafka::decode::{dead_letters_batch, decode, events_batch};
 use funnelpulse_kafka::source::{PartitionRange, StartingOffsets, TopicReader, plan_ranges, starting_positions};
@@ -112,7 +112,7 @@ pub struct KafkaSource {
 impl KafkaSource {
     /// A source for `args.topic` (needs `--bootstrap-servers`) staging in `checkpoint`; consumer group
     /// `--kafka-group`, else `funnelpulse-stream`.
-    pub fn new(args: &KafkaSourceArgs, checkpoint: &Checkpoint) -> anyhow::Result<Self> {
+    pub fn new(args: &KafkaSourceArgs, checkpoint: &Checkpoint) -> funnelpulse_engine::Result<Self> {
         let servers = args
             .bootstrap_servers
             .clone()
@@ -130,7 +130,7 @@ impl KafkaSource {
     }
 
     /// Positions a new stream starts from (`--starting-offsets`), recorded in its metadata.
-    pub async fn starting_positions(&self) -> anyhow::Result<BTreeMap<i32, i64>> {
+    pub async fn starting_positions(&self) -> funnelpulse_engine::Result<BTreeMap<i32, i64>> {
         Ok(starting_positions(&self.reader.watermarks().await?, self.args.starting_offsets))
     }
 
@@ -140,12 +140,17 @@ impl KafkaSource {
     }
 
     /// Where each partition stands (see [`resume_at`]).
-    fn positions(&self, position: &Position, marks: &BTreeMap<i32, (i64, i64)>) -> anyhow::Result<BTreeMap<i32, i64>> {
+    fn positions(
+        &self,
+        position: &Position,
+        marks: &BTreeMap<i32, (i64, i64)>,
+    ) -> funnelpulse_engine::Result<BTreeMap<i32, i64>> {
         let mut positions = BTreeMap::new();
         for (&p, &(low, high)) in marks {
             let logged = position.kafka_next.get(&p).or(self.start.get(&p)).copied();
-            let at = resume_at(logged, low, high)
-                .map_err(|why| anyhow::anyhow!("partition {p} of topic {:?}: {why}", self.args.topic))?;
+            let at = resume_at(logged, low, high).map_err(|why| {
+                funnelpulse_engine::plan_error!("partition {p} of topic {:?}: {why}", self.args.topic)
+            })?;
             positions.insert(p, at);
         }
         Ok(positions)
@@ -153,7 +158,7 @@ impl KafkaSource {
 
     /// Before the first batch: with `bounded` (`--available-now`) only the records present now will be taken.
     /// Returns a note with the records waiting.
-    pub async fn start(&mut self, position: &Position, bounded: bool) -> anyhow::Result<Option<String>> {
+    pub async fn start(&mut self, position: &Position, bounded: bool) -> funnelpulse_engine::Result<Option<String>> {
         let marks = self.reader.watermarks().await?;
         let positions = self.positions(position, &marks)?;
         let waiting: i64 = marks.iter().map(|(p, &(_, high))| (high - positions[p]).max(0)).sum();
@@ -165,7 +170,7 @@ impl KafkaSource {
 
     /// The next batch: offset ranges of at most `--max-records-per-trigger` records, read and staged; or
     /// idle, or done for a bounded run.
-    pub async fn next(&mut self, position: &Position) -> anyhow::Result<Next> {
+    pub async fn next(&mut self, position: &Position) -> funnelpulse_engine::Result<Next> {
         let marks = self.reader.watermarks().await?;
         let positions = self.positions(position, &marks)?;
         let ends = match &self.snapshot {
@@ -189,7 +194,7 @@ impl KafkaSource {
         batch_id: u64,
         watermark: Option<i64>,
         ranges: Vec<PartitionRange>,
-    ) -> anyhow::Result<Offsets> {
+    ) -> funnelpulse_engine::Result<Offsets> {
         let records = self.reader.read(&ranges).await?;
         crate::batch::pause("after-read", batch_id);
         let count = records.len() as u64;
@@ -200,7 +205,7 @@ impl KafkaSource {
             let dead = (!decoded.dead_letters.is_empty())
                 .then(|| dead_letters_batch(&topic, batch_id, &decoded.dead_letters))
                 .transpose()?;
-            anyhow::Ok((events, dead))
+            Ok::<_, funnelpulse_engine::Error>((events, dead))
         })
         .await??;
         let mut offsets = Offsets::new(batch_id, watermark);
@@ -214,7 +219,7 @@ impl KafkaSource {
         Ok(offsets)
     }
 
-    async fn put_parquet(&self, rel: &str, batch: &RecordBatch) -> anyhow::Result<LoggedFile> {
+    async fn put_parquet(&self, rel: &str, batch: &RecordBatch) -> funnelpulse_engine::Result<LoggedFile> {
         let mut bytes = Vec::new();
         let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None)?;
         writer.write(batch)?;
@@ -230,7 +235,7 @@ impl KafkaSource {
 
     /// A logged batch whose staged files are gone is staged again from the
     /// same ranges; the topic must still give the same rows.
-    pub async fn restage_if_missing(&self, offsets: &Offsets) -> anyhow::Result<()> {
+    pub async fn restage_if_missing(&self, offsets: &Offsets) -> funnelpulse_engine::Result<()> {
         let Some(kafka) = &offsets.kafka else { return Ok(()) };
         let logged: Vec<&LoggedFile> = offsets.files.iter().chain(&offsets.dead_letters).collect();
         let mut missing = false;
@@ -247,7 +252,7 @@ impl KafkaSource {
         log::warn!("batch {}: staged records missing, reading the logged offsets again", offsets.batch_id);
         let again = self.stage(offsets.batch_id, offsets.watermark, kafka.ranges.clone()).await?;
         let rows = |o: &Offsets| (o.files.iter().map(|f| f.rows).sum::<u64>(), o.dead_letters.as_ref().map(|f| f.rows));
-        anyhow::ensure!(
+        funnelpulse_engine::ensure!(
             rows(&again) == rows(offsets),
             "batch {}: the topic no longer gives the records it logged (events, dead letters: {:?} then, {:?} now)",
             offsets.batch_id,
@@ -271,7 +276,7 @@ impl KafkaSource {
     }
 
     /// Records waiting in the topic after the logged batches (the lag), for `stream status`.
-    pub async fn waiting(&self, position: &Position) -> anyhow::Result<String> {
+    pub async fn waiting(&self, position: &Position) -> funnelpulse_engine::Result<String> {
         let marks = self.reader.watermarks().await?;
         let positions = self.positions(position, &marks)?;
         let waiting: i64 = marks.iter().map(|(p, &(_, high))| (high - positions[p]).max(0)).sum();

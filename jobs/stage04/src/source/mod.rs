@@ -44,7 +44,7 @@ pub enum StreamSource {
 
 impl StreamSource {
     /// Before the first batch (see the sources' `start`).
-    pub async fn start(&mut self, position: &Position, bounded: bool) -> anyhow::Result<Option<String>> {
+    pub async fn start(&mut self, position: &Position, bounded: bool) -> funnelpulse_engine::Result<Option<String>> {
         match self {
             Self::Files(s) => s.start(position, bounded).await,
             Self::Kafka(s) => s.start(position, bounded).await,
@@ -52,7 +52,7 @@ impl StreamSource {
     }
 
     /// What the next batch consumes, or why there is none.
-    pub async fn next(&mut self, position: &Position, checkpoint: &Checkpoint) -> anyhow::Result<Next> {
+    pub async fn next(&mut self, position: &Position, checkpoint: &Checkpoint) -> funnelpulse_engine::Result<Next> {
         match self {
             Self::Files(s) => s.next(position, checkpoint).await,
             Self::Kafka(s) => s.next(position).await,
@@ -61,7 +61,7 @@ impl StreamSource {
 
     /// After a failed batch: the error to report when the source was rebuilt
     /// meanwhile (its files vanished because of that), none otherwise.
-    pub async fn rebuilt(&self, checkpoint: &Checkpoint) -> Option<anyhow::Error> {
+    pub async fn rebuilt(&self, checkpoint: &Checkpoint) -> Option<funnelpulse_engine::Error> {
         match self {
             Self::Files(s) => s.rebuilt_error(checkpoint).await,
             Self::Kafka(_) => None,
@@ -69,7 +69,7 @@ impl StreamSource {
     }
 
     /// A logged batch about to be re-run: its input must be in place.
-    pub async fn prepare_rerun(&self, offsets: &Offsets) -> anyhow::Result<()> {
+    pub async fn prepare_rerun(&self, offsets: &Offsets) -> funnelpulse_engine::Result<()> {
         match self {
             Self::Files(_) => Ok(()),
             Self::Kafka(s) => s.restage_if_missing(offsets).await,
@@ -84,7 +84,7 @@ impl StreamSource {
     }
 
     /// What waits in the source, for `stream status`.
-    pub async fn waiting(&self, position: &Position) -> anyhow::Result<String> {
+    pub async fn waiting(&self, position: &Position) -> funnelpulse_engine::Result<String> {
         match self {
             Self::Files(s) => s.waiting(position).await,
             Self::Kafka(s) => s.waiting(position).await,
