@@ -127,14 +127,14 @@ def produce_at_rate(address, topic, rate, seconds, sent):
     return i
 
 
-def latency(binary, address, lake, rate, seconds):
+def latency(binary, address, lake, rate, seconds, trigger="1s"):
     topic = "live"
     from confluent_kafka.admin import AdminClient, NewTopic
     admin = AdminClient({"bootstrap.servers": address})
     admin.create_topics([NewTopic(topic, 3, 1)])[topic].result()
     stream = subprocess.Popen(
         [binary, "run", "04", "--lake", str(lake), "--source", "kafka", "--bootstrap-servers", address,
-         "--topic", topic, "--trigger-interval", "1s", "--min-batches-to-retain", "1000000"],
+         "--topic", topic, "--trigger-interval", trigger, "--min-batches-to-retain", "1000000"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(3)  # the stream is up and polling
     sent = []
