@@ -36,11 +36,18 @@ pub fn release_free_memory() {
     }
 }
 
+/// Stack of each runtime thread. DataFusion plans and optimises recursively
+/// (deep expression trees: stage 05's v2 detector); tokio's default of 2 MiB
+/// overflows there when the planner is not optimised (the `quick` profile).
+/// Untouched stack pages cost no memory.
+const THREAD_STACK: usize = 8 << 20;
+
 /// The multi-threaded tokio runtime of our binaries, built after
 /// [`limit_malloc_arenas`] (what `#[tokio::main]` would build, too late for it).
 pub fn main_runtime() -> tokio::runtime::Runtime {
     limit_malloc_arenas();
     tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(THREAD_STACK)
         .enable_all()
         .build()
         .expect("the tokio runtime starts (threads and I/O driver)")
