@@ -143,7 +143,8 @@ def kafka(binary, lake, tansu):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default=str(ROOT / "data" / "bench"))
-    parser.add_argument("--sizes", default="1,2,4", help="multiples of the default size for the memory figures")
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="the 1x size (the default data's rows)")
+    parser.add_argument("--sizes", default="1,2,4", help="multiples of the 1x size for the memory figures")
     parser.add_argument("--tansu", default=str(Path.home() / ".cache/tansu/bin/tansu"))
     parser.add_argument("--binary", default=os.environ.get("FUNNELPULSE_BIN",
                         str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "funnelpulse")))
@@ -160,13 +161,13 @@ def main():
     lake = None
     growth = []
     for multiple in [int(m) for m in args.sizes.split(",")]:
-        rows = DEFAULT_ROWS * multiple
+        rows = args.rows * multiple
         size_lake, ours, duck = batch(binary, work, rows)
         growth.append((multiple, ours["wall"]))
         if multiple == 1:
             lake = size_lake
             ratio = ours["wall"] / duck["wall"]
-            figures.add("stages 01+02, 1x (8.74M rows, wall)", f"{ours['wall']:.1f} s",
+            figures.add(f"stages 01+02, 1x ({rows / 1e6:.2f}M rows, wall)", f"{ours['wall']:.1f} s",
                         f"DuckDB {duck['wall']:.1f} s: ratio {ratio:.2f}x", "<= 0.8x", ratio <= 0.8)
             figures.add("stages 01+02, 1x (CPU)", f"{ours['cpu']:.1f} s", f"DuckDB {duck['cpu']:.1f} s")
             for stage in ["01", "02"]:

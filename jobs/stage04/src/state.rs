@@ -21,7 +21,7 @@ use funnelpulse_core::stream::{
     closed_rows, closed_rows_from_events, dedup_open_rows, merge, partials_file_schema, still_open, still_open_rows,
 };
 use funnelpulse_core::tables::STREAM_PARTIALS;
-use funnelpulse_engine::first_row_i64;
+use funnelpulse_engine::{Result, first_row_i64};
 use funnelpulse_lake::Lake;
 
 use crate::source::input_schema;
@@ -79,16 +79,11 @@ pub trait StateStore: Send + Sync {
     fn removes_events(&self) -> bool;
 
     /// Totals of the state folder `rel` of `folder`, read in this process.
-    async fn totals(
-        &self,
-        local: &SessionContext,
-        folder: &Lake,
-        rel: &str,
-    ) -> funnelpulse_engine::Result<WindowTotals>;
+    async fn totals(&self, local: &SessionContext, folder: &Lake, rel: &str) -> Result<WindowTotals>;
 
     /// The next state and the closed windows, as plans for the cluster;
     /// none when the batch leaves the state as it is.
-    async fn advance(&self, ctx: &SessionContext, step: &Step) -> funnelpulse_engine::Result<Option<Advance>>;
+    async fn advance(&self, ctx: &SessionContext, step: &Step) -> Result<Option<Advance>>;
 }
 
 /// The store `--dedup-within-watermark` asks for.
@@ -111,19 +106,14 @@ impl StateStore for SummedWindows {
         false
     }
 
-    async fn totals(
-        &self,
-        local: &SessionContext,
-        folder: &Lake,
-        rel: &str,
-    ) -> funnelpulse_engine::Result<WindowTotals> {
+    async fn totals(&self, local: &SessionContext, folder: &Lake, rel: &str) -> Result<WindowTotals> {
         match read_folder(local, folder, rel).await? {
             Some(windows) => window_totals(windows).await,
             None => Ok(WindowTotals::default()),
         }
     }
 
-    async fn advance(&self, ctx: &SessionContext, step: &Step) -> funnelpulse_engine::Result<Option<Advance>> {
+    async fn advance(&self, ctx: &SessionContext, step: &Step) -> Result<Option<Advance>> {
         // Previous open windows and the batch's partials, read as one table.
         let urls: Vec<String> = step.old_state_url.iter().chain(&step.partials_url).cloned().collect();
         if urls.is_empty() || (step.input_urls.is_empty() && !step.flush) {
@@ -150,12 +140,7 @@ impl StateStore for DedupEvents {
         true
     }
 
-    async fn totals(
-        &self,
-        local: &SessionContext,
-        folder: &Lake,
-        rel: &str,
-    ) -> funnelpulse_engine::Result<WindowTotals> {
+    async fn totals(&self, local: &SessionContext, folder: &Lake, rel: &str) -> Result<WindowTotals> {
         let Some(events) = read_folder(local, folder, rel).await? else {
             return Ok(WindowTotals::default());
         };
@@ -164,7 +149,7 @@ impl StateStore for DedupEvents {
         window_totals(events.aggregate(vec![window, brand], funnelpulse_core::funnel::funnel_counts())?).await
     }
 
-    async fn advance(&self, ctx: &SessionContext, step: &Step) -> funnelpulse_engine::Result<Option<Advance>> {
+    async fn advance(&self, ctx: &SessionContext, step: &Step) -> Result<Option<Advance>> {
         // The batch's files and the previous state's events, read as one table.
         let urls: Vec<String> = step.input_urls.iter().chain(&step.old_state_url).cloned().collect();
         // New events, or a flush of the events kept.
@@ -186,7 +171,7 @@ fn closing(step: &Step) -> Option<i64> {
 }
 
 /// A batch's events (its files, or a de-duplicating state), as the raw columns.
-pub async fn read_events(ctx: &SessionContext, urls: Vec<String>) -> funnelpulse_engine::Result<DataFrame> {
+pub async fn read_events(ctx: &SessionContext, urls: Vec<String>) -> Result<DataFrame> {
     let schema = input_schema();
     let df = ctx.read_parquet(urls, ParquetReadOptions::default().schema(&schema)).await?;
     Ok(df.select_columns(&funnelpulse_core::schema::RAW_COLUMNS)?)
@@ -194,7 +179,7 @@ pub async fn read_events(ctx: &SessionContext, urls: Vec<String>) -> funnelpulse
 
 /// Previous open windows and a batch's partials, read as one table (a
 /// UNION of the two hangs Ballista 55: a task's metrics do not match its stage).
-async fn read_windows(ctx: &SessionContext, urls: Vec<String>) -> funnelpulse_engine::Result<DataFrame> {
+async fn read_windows(ctx: &SessionContext, urls: Vec<String>) -> Result<DataFrame> {
     let schema = partials_file_schema();
     let options = ParquetReadOptions::default()
         .schema(&schema)
@@ -203,11 +188,7 @@ async fn read_windows(ctx: &SessionContext, urls: Vec<String>) -> funnelpulse_en
 }
 
 /// The Parquet files under `rel` of `folder` as one table; none when there are none.
-pub async fn read_folder(
-    local: &SessionContext,
-    folder: &Lake,
-    rel: &str,
-) -> funnelpulse_engine::Result<Option<DataFrame>> {
+pub async fn read_folder(local: &SessionContext, folder: &Lake, rel: &str) -> Result<Option<DataFrame>> {
     if !has_parquet(folder, rel).await? {
         return Ok(None);
     }
@@ -215,12 +196,12 @@ pub async fn read_folder(
 }
 
 /// Whether `rel` of `folder` holds a Parquet file.
-pub async fn has_parquet(folder: &Lake, rel: &str) -> funnelpulse_engine::Result<bool> {
+pub async fn has_parquet(folder: &Lake, rel: &str) -> Result<bool> {
     Ok(folder.list_rel(rel).await?.iter().any(|f| f.ends_with(".parquet")))
 }
 
 /// Totals of window rows (`window_start`, `views`, `carts`, `purchases`).
-pub async fn window_totals(windows: DataFrame) -> funnelpulse_engine::Result<WindowTotals> {
+pub async fn window_totals(windows: DataFrame) -> Result<WindowTotals> {
     let v = first_row_i64(windows.aggregate(
         vec![],
         vec![
