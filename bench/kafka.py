@@ -108,9 +108,9 @@ def produce_at_rate(address, topic, rate, seconds, sent):
     start = time.time()
     i = 0
     while time.time() - start < seconds:
-        due = start + i / rate
-        if due > time.time():
-            time.sleep(due - time.time())
+        wait = start + i / rate - time.time()
+        if wait > 0:
+            time.sleep(wait)
         now = time.time()
         value = json.dumps({
             "event_time": datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
