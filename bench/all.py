@@ -13,7 +13,7 @@ consumer) and its target, then a table of all of them.
    consumer on the same broker, and produce -> commit p50 with a 250 ms trigger.
 
     cargo build --release --locked -p funnelpulse -p funnelpulse-scheduler -p funnelpulse-executor \\
-        -p funnelpulse-engine --examples
+        -p funnelpulse-engine --bins --examples
     pip install duckdb confluent-kafka && python3 bench/all.py
 
 Ratios are of one run (this machine moves 20-40 % between runs); the figures go to
@@ -173,6 +173,10 @@ def main():
             for stage in ["01", "02"]:
                 secs, cpu, rss, _ = ours[stage]
                 figures.add(f"stage {stage}, 1x", f"{secs:.1f} s wall, {cpu:.1f} s CPU, {rss / GB:.2f} GB")
+            # Where stage 01's time goes: its report's per-table and per-check times.
+            for what in ["time per table", "time per count and check"]:
+                found = re.search(rf"{what}:(.*)", ours["01"][3])
+                figures.add(f"stage 01, 1x, {what}", found.group(1).strip() if found else "not reported")
             figures.add("bytes read / written, 1x", f"{ours['csv'] / GB:.2f} GB CSV / {ours['lake_bytes'] / GB:.2f} GB"
                         " Parquet")
         else:

@@ -26,13 +26,13 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::functions_aggregate::expr_fn::count;
-use datafusion::logical_expr::{Expr, cast, col, lit};
+use datafusion::logical_expr::{Case, Expr, cast, col, lit};
 use datafusion::prelude::{DataFrame, date_trunc};
 use datafusion::scalar::ScalarValue;
 use funnelpulse_core::tables::BRONZE_EVENTS;
 use funnelpulse_engine::Context;
-use funnelpulse_engine::tables::read_files;
-use funnelpulse_engine::{Engine, StageProgress, check, one_row_i64};
+use funnelpulse_engine::tables::{as_one_task, read_files};
+use funnelpulse_engine::{Engine, StageProgress, check};
 use funnelpulse_lake::{AsOf, Generation, Lake, TableFiles, new_run_id};
 use futures::{StreamExt, TryStreamExt};
 
@@ -121,8 +121,13 @@ impl fmt::Display for Stage03Report {
     }
 }
 
-/// Files written at once: each is its own Ballista job.
-const CONCURRENT_FILES: usize = 4;
+/// Write jobs submitted at once (the cluster runs as many as it has task slots).
+const CONCURRENT_JOBS: usize = 4;
+
+/// Rows one write job sorts at most (about 100 MB of bronze rows in memory).
+/// Fewer, bigger jobs cost fewer round trips and read each day once; more
+/// data makes more jobs, not bigger ones.
+const ROWS_PER_WRITE_JOB: u64 = 700_000;
 
 /// Runs stage 03: replaces the stream input with the bronze rows of the chosen range, all or nothing.
 pub async fn run(engine: &Engine, lake: &Lake, args: &Stage03Args) -> funnelpulse_engine::Result<Stage03Report> {
@@ -219,32 +224,35 @@ async fn write_files(
     let intervals = cuts::equal_row_intervals(&minutes, files);
 
     progress.step(format!("writing {} files", intervals.len()));
-    // Each file is written as the hive partition `part=<k>` of one staged folder:
-    // Ballista 55 writes nothing for an unpartitioned folder output.
+    // Each file is the hive partition `part=<k>` of one staged folder: Ballista 55
+    // writes nothing for an unpartitioned folder output, and one job writes the
+    // files of several consecutive intervals at once.
     let staged_root = format!("_staging/{run_id}/stream_input/");
     let staging = |k: usize| format!("{staged_root}part={k:05}/");
-    let writes = intervals.iter().enumerate().map(|(k, &(start, end))| {
+    let expected = minutes.iter().map(|m| m.1).sum::<i64>();
+    let jobs = write_jobs(&intervals, expected, engine.aggregate_slice_count());
+    let writes = jobs.into_iter().map(|first_files| {
         let dir = lake.url_of(&staged_root);
+        let intervals = &intervals;
         async move {
-            let slice_days = cuts::days_of(start, end);
-            let rows = read_files(ctx, &bronze_files.only_partitions(&slice_days))?;
-            let slice = in_interval(rows, start, end)?.sort(funnelpulse_core::plans::replay_order())?;
+            let job = &intervals[first_files.clone()];
+            let (start, end) = (job[0].0, job[job.len() - 1].1);
+            let rows = read_files(ctx, &bronze_files.only_partitions(&cuts::days_of(start, end)))?;
+            let slice = in_interval(rows, start, end)?
+                .with_column("part", part_of(job, first_files.start))?
+                .sort(funnelpulse_core::plans::replay_order())?;
             let options = DataFrameWriteOptions::new().with_partition_by(vec!["part".to_string()]);
-            slice
-                .with_column("part", lit(format!("{k:05}")))?
+            as_one_task(slice)
                 .write_parquet(&dir, options, None)
                 .await
-                .with_context(|| format!("writing stream file {k}"))?;
+                .with_context(|| format!("writing stream files {first_files:?}"))?;
             Ok::<_, funnelpulse_engine::Error>(())
         }
     });
-    futures::stream::iter(writes).buffer_unordered(CONCURRENT_FILES).try_collect::<Vec<_>>().await?;
+    futures::stream::iter(writes).buffer_unordered(CONCURRENT_JOBS).try_collect::<Vec<_>>().await?;
 
-    // Every bronze row of the range is in exactly one file.
-    let staged_rows =
-        ctx.read_parquet(&lake.url_of(&format!("_staging/{run_id}/stream_input/")), Default::default()).await?;
-    let written = one_row_i64(staged_rows, vec![count(lit(1))]).await?[0];
-    let expected = minutes.iter().map(|m| m.1).sum::<i64>();
+    // Every bronze row of the range is in exactly one file (counted from the files' footers).
+    let written = lake.parquet_rows_under(&staged_root).await? as i64;
     check("stream input rows = bronze rows of the range", written == expected, || format!("{written} vs {expected}"))?;
     report.rows = written as u64;
 
@@ -265,6 +273,28 @@ async fn write_files(
     Ok(moves)
 }
 
+/// The intervals' indexes grouped into consecutive runs, one per write job:
+/// at least `slots` jobs (every task slot busy), more when the rows need them.
+fn write_jobs(intervals: &[(i64, i64)], rows: i64, slots: usize) -> Vec<std::ops::Range<usize>> {
+    let jobs = ((rows.max(0) as u64).div_ceil(ROWS_PER_WRITE_JOB) as usize).max(slots).clamp(1, intervals.len().max(1));
+    let per_job = intervals.len().div_ceil(jobs).max(1);
+    (0..intervals.len()).step_by(per_job).map(|first| first..(first + per_job).min(intervals.len())).collect()
+}
+
+/// The file number (`part`, zero-padded) of a row of a job whose intervals
+/// start with file `first`: the interval its event time falls in (the rows
+/// are already limited to the job's intervals).
+fn part_of(job: &[(i64, i64)], first: usize) -> Expr {
+    let name = |k: usize| Box::new(lit(format!("{:05}", first + k)));
+    let last = job.len() - 1;
+    if last == 0 {
+        return *name(0);
+    }
+    let branches =
+        job[..last].iter().enumerate().map(|(k, &(_, end))| (Box::new(col("event_time").lt(micros(end))), name(k)));
+    Expr::Case(Case::new(None, branches.collect(), Some(name(last))))
+}
+
 fn micros(v: i64) -> Expr {
     lit(ScalarValue::TimestampMicrosecond(Some(v), None))
 }
@@ -277,7 +307,8 @@ fn in_interval(df: DataFrame, start: i64, end: i64) -> datafusion::error::Result
 /// (minute start in µs, rows), in time order.
 async fn rows_per_minute(bronze: DataFrame) -> funnelpulse_engine::Result<Vec<(i64, i64)>> {
     let minute = cast(date_trunc(lit("minute"), col("event_time")), DataType::Int64);
-    let batches = bronze
+    // One task: a scan of one column and a small aggregate, not worth a shuffle.
+    let batches = as_one_task(bronze)
         .filter(col("event_time").is_not_null())?
         .aggregate(vec![minute.alias("minute")], vec![count(lit(1)).alias("rows")])?
         .sort(vec![col("minute").sort(true, false)])?
@@ -338,6 +369,18 @@ mod tests {
         let why = nothing_written(Some((day("2019-10-15"), day("2019-10-31"))), &data);
         assert!(why.contains("2019-10-15 to 2019-10-31") && why.contains("holds 2024-03-01 … 2024-03-30"), "{why}");
         assert!(nothing_written(None, &[]).contains("no dated rows"));
+    }
+
+    #[test]
+    fn write_jobs_cover_every_file_once_in_order() {
+        let intervals: Vec<(i64, i64)> = (0..50).map(|i| (i, i + 1)).collect();
+        let jobs = write_jobs(&intervals, 2_400_000, 2);
+        assert_eq!(jobs.len(), 4, "{jobs:?}");
+        assert_eq!(jobs.iter().flat_map(|j| j.clone()).collect::<Vec<_>>(), (0..50).collect::<Vec<_>>());
+        // More rows make more jobs; never more jobs than files, never none.
+        assert_eq!(write_jobs(&intervals, 70_000_000, 2).len(), 50);
+        assert_eq!(write_jobs(&intervals[..1], 10, 16), vec![0..1]);
+        assert_eq!(write_jobs(&intervals[..3], 10, 2).len(), 2);
     }
 
     const NULL_DAY: &str = "__HIVE_DEFAULT_PARTITION__";
