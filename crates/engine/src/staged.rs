@@ -83,6 +83,9 @@ impl StagedRun {
     /// can leave a partial file beside its retry's.
     async fn write_jobs(&self, jobs: Vec<DataFrame>, table: TableSpec) -> crate::Result<std::time::Duration> {
         let written = self.write_and_check(jobs, table).await;
+        // The write's buffers are free now but still resident in malloc's
+        // arenas: handed back, the next table's peak is its own, not added to them.
+        crate::memory::release_free_memory();
         if written.is_err() {
             // Not in `written` yet, so `abandon` would not find them.
             if let Err(e) = self.lake.discard_run_files(&self.run_id, &table).await {

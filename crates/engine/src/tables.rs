@@ -46,8 +46,8 @@ pub async fn write_partitioned(df: DataFrame, table: &TableSpec, url: &str) -> c
         fields.push(Field::new(pcol, table.partition_type(), true));
         std::sync::Arc::new(Schema::new(fields))
     };
-    let result =
-        df.write_parquet(url, DataFrameWriteOptions::new().with_partition_by(vec![pcol.to_string()]), None).await?;
+    let options = DataFrameWriteOptions::new().with_partition_by(vec![pcol.to_string()]);
+    let result = df.write_parquet(url, options, Some(crate::cluster::parquet_writer_options())).await?;
     Ok(Written { table_schema, rows: rows_written(&result)? })
 }
 

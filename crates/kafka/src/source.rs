@@ -127,14 +127,41 @@ pub struct TopicReader {
     auth: KafkaAuth,
     /// Give up on an unreachable broker after this long.
     patience: Duration,
+    /// What the last read left assigned and fetched ahead, for the next.
+    carried: Arc<std::sync::Mutex<Carried>>,
 }
+
+/// What a read leaves for the next one: the partitions stay assigned, and
+/// the records the consumer had already fetched past the ranges are kept.
+/// A stream reads consecutive ranges, so the next batch starts where this one
+/// ended: re-assigning would drop the consumer's prefetched records and make
+/// the broker serve them twice (catch-up ran at 75 % of a plain consumer's rate).
+#[derive(Debug, Default)]
+struct Carried {
+    /// Per partition, the offset the next range must start at (the last range's
+    /// end) for the assignment to be kept. Empty after a failed read.
+    next: BTreeMap<i32, i64>,
+    /// Records at or past that offset, in offset order per partition.
+    ahead: BTreeMap<i32, Vec<RawRecord>>,
+}
+
+/// Records kept ahead per partition at most; past it the partition is
+/// re-assigned at its next range instead (the broker serves them again).
+const AHEAD_LIMIT: usize = 200_000;
 
 impl TopicReader {
     /// A reader of `kafka.topic`; `group` names the consumer group offsets are
     /// committed to (monitoring only).
     pub fn new(kafka: &KafkaArgs, group: &str, patience: Duration) -> crate::Result<Self> {
         let auth = kafka.client.auth();
-        let consumer: BaseConsumer<KafkaAuth> = client_config(kafka)
+        let mut config = client_config(kafka);
+        if config.get("fetch.wait.max.ms").is_none() {
+            // The consumer stays assigned between batches, so a caught-up stream's
+            // fetch waits in the broker for new records; a broker that answers only
+            // when that wait ends (tansu) added its 500 ms default to every live batch.
+            config.set("fetch.wait.max.ms", "100");
+        }
+        let consumer: BaseConsumer<KafkaAuth> = config
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -143,7 +170,7 @@ impl TopicReader {
             .create_with_context(auth.clone())
             .context("creating the Kafka consumer")?;
         auth.prime(consumer.client())?;
-        Ok(Self { consumer: Arc::new(consumer), kafka: kafka.clone(), auth, patience })
+        Ok(Self { consumer: Arc::new(consumer), kafka: kafka.clone(), auth, patience, carried: Default::default() })
     }
 
     /// The topic this reader reads.
@@ -166,12 +193,16 @@ impl TopicReader {
         let attempt = || {
             let (consumer, topic, call) = (self.consumer.clone(), self.kafka.topic.clone(), call.clone());
             let (auth, servers) = (self.auth.clone(), self.kafka.bootstrap_servers.clone());
+            let carried = self.carried.clone();
             async move {
                 tokio::task::spawn_blocking(move || {
                     auth.prime_if_due(consumer.client())?;
                     call(&consumer, &topic).map_err(|error| {
-                        // A refused sign-in arrives as an error event: polled here (nothing
-                        // is assigned between reads), it ends the retries with its reason.
+                        // A refused sign-in arrives as an error event: polled here, it ends
+                        // the retries with its reason. The poll may take a record of the
+                        // partitions left assigned: they are re-assigned at the next read.
+                        *carried.lock().expect("carried records") = Carried::default();
+                        let _ = consumer.unassign();
                         let _ = consumer.poll(crate::auth::EVENTS_WAIT);
                         match auth.refusal(&servers) {
                             Some(refusal) => KafkaError::Refused(refusal),
@@ -238,10 +269,16 @@ impl TopicReader {
             return Ok(Vec::new());
         }
         let (consumer, topic, patience) = (self.consumer.clone(), self.kafka.topic.clone(), self.patience);
-        let servers = self.kafka.bootstrap_servers.clone();
-        tokio::task::spawn_blocking(move || read_ranges(&consumer, &topic, &ranges, patience))
-            .await?
-            .with_context(|| format!("reading from {servers}"))
+        let (servers, carried) = (self.kafka.bootstrap_servers.clone(), self.carried.clone());
+        tokio::task::spawn_blocking(move || {
+            // Taken out: a read that fails leaves nothing, and the next one re-assigns.
+            let mut kept = std::mem::take(&mut *carried.lock().expect("carried records"));
+            let records = read_ranges(&consumer, &topic, &ranges, patience, &mut kept)?;
+            *carried.lock().expect("carried records") = kept;
+            Ok::<_, KafkaError>(records)
+        })
+        .await?
+        .with_context(|| format!("reading from {servers}"))
     }
 
     /// Records the positions in the consumer group (so that Kafka tools show
@@ -264,16 +301,54 @@ fn read_ranges(
     topic: &str,
     ranges: &[PartitionRange],
     patience: Duration,
+    carried: &mut Carried,
 ) -> crate::Result<Vec<RawRecord>> {
-    let mut assignment = TopicPartitionList::new();
-    for r in ranges {
-        assignment.add_partition_offset(topic, r.partition, Offset::Offset(r.start))?;
+    let starts: BTreeMap<i32, i64> = ranges.iter().map(|r| (r.partition, r.start)).collect();
+    let mut ahead = std::mem::take(&mut carried.ahead);
+    if std::mem::take(&mut carried.next) != starts {
+        ahead.clear();
+        let mut assignment = TopicPartitionList::new();
+        for r in ranges {
+            assignment.add_partition_offset(topic, r.partition, Offset::Offset(r.start))?;
+        }
+        consumer.assign(&assignment).context("assigning the partitions")?;
     }
-    consumer.assign(&assignment).context("assigning the partitions")?;
     let end_of: BTreeMap<i32, i64> = ranges.iter().map(|r| (r.partition, r.end)).collect();
     let mut open: HashSet<i32> = end_of.keys().copied().collect();
     let capacity: i64 = ranges.iter().map(|r| r.end - r.start).sum();
     let mut records = Vec::with_capacity(capacity.max(0) as usize);
+    // The offset after the last record taken or kept, per partition: a record
+    // at or before it again (a re-delivery) is never counted twice.
+    let mut seen: BTreeMap<i32, i64> = starts.iter().map(|(&p, &start)| (p, start - 1)).collect();
+    let mut past_limit: HashSet<i32> = HashSet::new();
+    let mut kept: BTreeMap<i32, Vec<RawRecord>> = BTreeMap::new();
+    let mut take = |record: RawRecord, open: &mut HashSet<i32>| {
+        let p = record.partition;
+        let (Some(&end), Some(last)) = (end_of.get(&p), seen.get_mut(&p)) else { return false };
+        if record.offset <= *last {
+            return false;
+        }
+        *last = record.offset;
+        if record.offset < end {
+            if record.offset + 1 >= end {
+                open.remove(&p);
+            }
+            records.push(record);
+        } else {
+            // Past the range: the next batch's, kept unless too many are.
+            open.remove(&p);
+            let queue = kept.entry(p).or_default();
+            if queue.len() < AHEAD_LIMIT {
+                queue.push(record);
+            } else {
+                past_limit.insert(p);
+            }
+        }
+        true
+    };
+    for record in ahead.into_values().flatten() {
+        take(record, &mut open);
+    }
     let mut last_progress = Instant::now();
     let mut last_error: Option<RdKafkaError> = None;
     while !open.is_empty() {
@@ -307,28 +382,26 @@ fn read_ranges(
             }
             Some(Err(e)) => last_error = Some(e),
             Some(Ok(message)) => {
-                let (p, offset) = (message.partition(), message.offset());
-                let Some(&end) = end_of.get(&p) else { continue };
-                if !open.contains(&p) || offset >= end {
-                    // Past the range: the next batch reads it.
-                    open.remove(&p);
-                    continue;
-                }
-                records.push(RawRecord {
-                    partition: p,
-                    offset,
+                let record = RawRecord {
+                    partition: message.partition(),
+                    offset: message.offset(),
                     timestamp_ms: message.timestamp().to_millis(),
                     key: message.key().map(<[u8]>::to_vec),
                     value: message.payload().map(<[u8]>::to_vec),
-                });
-                last_progress = Instant::now();
-                if offset + 1 >= end {
-                    open.remove(&p);
+                };
+                if take(record, &mut open) {
+                    last_progress = Instant::now();
                 }
             }
         }
     }
-    consumer.unassign().context("releasing the partitions")?;
+    drop(take);
+    // The assignment stays for the next range, which starts at this one's end;
+    // a partition past the limit is re-assigned then (its kept records are dropped).
+    if past_limit.is_empty() {
+        carried.next = end_of;
+        carried.ahead = kept;
+    }
     records.sort_by_key(|r| (r.partition, r.offset));
     Ok(records)
 }
