@@ -395,7 +395,6 @@ fn read_ranges(
             }
         }
     }
-    drop(take);
     // The assignment stays for the next range, which starts at this one's end;
     // a partition past the limit is re-assigned then (its kept records are dropped).
     if past_limit.is_empty() {
